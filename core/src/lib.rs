@@ -1,0 +1,4 @@
+//! Headroom's domain: plain data and plain functions, no I/O, no async, no database.
+//! Forecasting, allocation policy, pricing and rating land here as they are built.
+
+pub mod retention;

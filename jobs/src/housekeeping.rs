@@ -1,0 +1,38 @@
+//! The periodic housekeeping job: prunes finished background jobs past their
+//! retention and records each run, once per schedule slot.
+
+use std::time::Duration;
+
+use apalis::prelude::{BoxDynError, Data};
+use apalis_cron::Tick;
+use chrono::{DateTime, Utc};
+use headroom_core::retention::prune_cutoff;
+use headroom_store::{Db, housekeeping::RunRecord};
+
+/// What every housekeeping run needs; handed to the worker as shared data.
+#[derive(Debug, Clone)]
+pub struct Housekeeping {
+    pub db: Db,
+    pub job_retention: Duration,
+}
+
+pub async fn run(tick: Tick, ctx: Data<Housekeeping>) -> Result<(), BoxDynError> {
+    let started_at = Utc::now();
+    let tick_at = i64::try_from(tick.get_timestamp())?;
+    let cutoff = DateTime::<Utc>::from_timestamp(prune_cutoff(tick_at, ctx.job_retention), 0)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let pruned = ctx.db.prune_finished_jobs(cutoff).await?;
+    let recorded = ctx
+        .db
+        .record_housekeeping_run(RunRecord {
+            tick_at,
+            started_at,
+            finished_at: Utc::now(),
+            pruned_jobs: i64::try_from(pruned).unwrap_or(i64::MAX),
+        })
+        .await?;
+    metrics::counter!("headroom_housekeeping_runs_total").increment(1);
+    metrics::counter!("headroom_jobs_pruned_total").increment(pruned);
+    tracing::info!(tick_at, pruned, recorded, "housekeeping run finished");
+    Ok(())
+}

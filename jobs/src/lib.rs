@@ -1,0 +1,10 @@
+//! Headroom's background work: apalis workers whose queues live in the application
+//! database, and the ONNX runtime used by forecasting.
+
+pub mod housekeeping;
+pub mod inference;
+mod queue;
+mod worker;
+
+pub use queue::setup_queue;
+pub use worker::{WorkerError, WorkerSettings, run_workers};

@@ -1,0 +1,81 @@
+use std::future::Future;
+use std::time::Duration;
+
+use apalis::layers::retry::RetryPolicy;
+use apalis::prelude::*;
+use apalis_cron::CronScheduler;
+use apalis_postgres::PostgresStorage;
+use apalis_sqlite::SqliteStorage;
+use headroom_store::{Backend, Db};
+use thiserror::Error;
+
+use crate::housekeeping::{self, Housekeeping};
+
+#[derive(Debug, Error)]
+pub enum WorkerError {
+    #[error("job queue setup failed: {0}")]
+    Queue(String),
+    #[error("worker stopped with an error: {0}")]
+    Monitor(String),
+}
+
+/// Settings for the background workers, validated by the server's config.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub housekeeping_schedule: cron::Schedule,
+    pub job_retention: Duration,
+    /// How long in-flight jobs may run after shutdown is requested.
+    pub shutdown_timeout: Duration,
+}
+
+const HOUSEKEEPING_QUEUE: &str = "housekeeping";
+
+/// Runs every worker until `shutdown` resolves, then lets in-flight jobs finish
+/// (up to `shutdown_timeout`). Scheduled ticks are written to the job queue in the
+/// application database first, so a tick survives a restart and is retried on error.
+pub async fn run_workers(
+    db: Db,
+    settings: WorkerSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WorkerError> {
+    crate::setup_queue(&db).await?;
+    let ctx = Housekeeping {
+        db: db.clone(),
+        job_retention: settings.job_retention,
+    };
+    let schedule = settings.housekeeping_schedule.clone();
+    let monitor = Monitor::new().shutdown_timeout(settings.shutdown_timeout);
+    let monitor = match db.backend() {
+        Backend::Sqlite => {
+            let pool = db.sqlite_pool().expect("sqlite pool").clone();
+            monitor.register(move |_restarts| {
+                let storage = SqliteStorage::new(&pool)
+                    .with_config(apalis_sqlite::Config::default().queue(HOUSEKEEPING_QUEUE));
+                WorkerBuilder::new("housekeeping")
+                    .backend(CronScheduler::new(schedule.clone()).pipe_to(storage))
+                    .retry(RetryPolicy::retries(3))
+                    .data(ctx.clone())
+                    .build(housekeeping::run)
+            })
+        }
+        Backend::Postgres => {
+            let pool = db.postgres_pool().expect("postgres pool").clone();
+            monitor.register(move |_restarts| {
+                let storage = PostgresStorage::new(&pool)
+                    .with_config(apalis_postgres::Config::default().queue(HOUSEKEEPING_QUEUE));
+                WorkerBuilder::new("housekeeping")
+                    .backend(CronScheduler::new(schedule.clone()).pipe_to(storage))
+                    .retry(RetryPolicy::retries(3))
+                    .data(ctx.clone())
+                    .build(housekeeping::run)
+            })
+        }
+    };
+    monitor
+        .run_with_signal(async move {
+            shutdown.await;
+            Ok(())
+        })
+        .await
+        .map_err(|e| WorkerError::Monitor(e.to_string()))
+}

@@ -1,0 +1,142 @@
+//! Command line: `headroom [serve|migrate|worker|healthcheck]`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::startup::{Application, connect_and_migrate, shutdown_signal, worker_settings};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "headroom",
+    version,
+    about = "Predictive capacity and billing. Settings come from HEADROOM_* environment variables."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web app and API (and run the background workers unless --no-worker).
+    Serve {
+        /// Leave background jobs to separate `headroom worker` processes.
+        #[arg(long)]
+        no_worker: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Run the background workers only.
+    Worker,
+    /// Exit 0 if the server at HEADROOM_ADDR answers /healthz (for container health checks).
+    Healthcheck,
+}
+
+/// Exit codes: 0 done, 1 failed while running, 2 could not start (bad config,
+/// unreachable database, address in use).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => return fail_to_start(&e),
+    };
+    crate::telemetry::init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("headroom: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli.command.unwrap_or(Command::Serve { no_worker: false }), config))
+}
+
+async fn run(command: Command, config: Config) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        }
+    });
+    match command {
+        Command::Serve { no_worker } => {
+            let app = match Application::build(config, !no_worker).await {
+                Ok(app) => app,
+                Err(e) => return fail_to_start(&e),
+            };
+            finish(app.run(shutdown).await)
+        }
+        Command::Migrate => match connect_and_migrate(&config).await {
+            Ok(db) => {
+                tracing::info!(backend = db.backend().as_str(), "database is up to date");
+                finish(db.close().await.map_err(Into::into))
+            }
+            Err(e) => fail_to_start(&e),
+        },
+        Command::Worker => {
+            let db = match connect_and_migrate(&config).await {
+                Ok(db) => db,
+                Err(e) => return fail_to_start(&e),
+            };
+            tracing::info!(backend = db.backend().as_str(), "headroom worker running");
+            let settings = worker_settings(&config);
+            let result = headroom_jobs::run_workers(db.clone(), settings, shutdown.cancelled_owned())
+                .await
+                .map_err(anyhow::Error::from);
+            finish(result.and(db.close().await.map_err(Into::into)))
+        }
+        Command::Healthcheck => match probe(&config).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("headroom: unhealthy: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn fail_to_start(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("headroom: error: {e}");
+    ExitCode::from(2)
+}
+
+fn finish(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("headroom: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A minimal HTTP/1.0 GET of /healthz: the runtime image has no curl.
+async fn probe(config: &Config) -> anyhow::Result<()> {
+    let mut addr = config.addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await?;
+        anyhow::Ok(head)
+    };
+    let head = tokio::time::timeout(Duration::from_secs(5), exchange).await??;
+    anyhow::ensure!(
+        head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200"),
+        "/healthz answered {:?}",
+        String::from_utf8_lossy(&head)
+    );
+    Ok(())
+}

@@ -1,0 +1,316 @@
+//! All configuration, in one place: `HEADROOM_*` environment variables over an
+//! optional TOML file (`HEADROOM_CONFIG`), validated before anything starts.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// A setting that could not be used; the message names the setting.
+#[derive(Debug, Error)]
+#[error("{setting}: {message}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(setting: &str, message: impl Into<String>) -> Self {
+        Self {
+            setting: setting.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the HTTP server listens.
+    pub addr: SocketAddr,
+    /// Where Headroom keeps its files (the SQLite database by default).
+    pub data_dir: PathBuf,
+    /// `sqlite://...` (default: a file in `data_dir`) or `postgres://...`.
+    pub database_url: String,
+    /// The built web assets (`pkg/headroom.js`, `.wasm`, `.css`).
+    pub site_dir: PathBuf,
+    /// ONNX models shipped with the release.
+    pub models_dir: PathBuf,
+    /// `tracing` filter directives, e.g. `info,headroom=debug`.
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    /// Cron expression with seconds (`sec min hour day month weekday`).
+    pub housekeeping_schedule: cron::Schedule,
+    /// Finished background jobs older than this are pruned.
+    pub job_retention: Duration,
+    /// How long in-flight requests and jobs get to finish after SIGTERM.
+    pub shutdown_timeout: Duration,
+}
+
+/// Every key the file and the environment accept (env: `HEADROOM_` + upper case).
+const KEYS: &[&str] = &[
+    "addr",
+    "data_dir",
+    "database_url",
+    "site_dir",
+    "models_dir",
+    "log",
+    "log_format",
+    "housekeeping_schedule",
+    "job_retention_hours",
+    "shutdown_timeout_secs",
+];
+
+impl Config {
+    /// Reads the process environment (and the file it may name).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Builds the config from `HEADROOM_*` variables; testable without touching
+    /// the process environment.
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let env: BTreeMap<String, String> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("HEADROOM_"))
+            .collect();
+        let mut raw = match env.get("HEADROOM_CONFIG") {
+            Some(path) => read_file(Path::new(path))?,
+            None => BTreeMap::new(),
+        };
+        for key in KEYS {
+            if let Some(v) = env.get(&env_name(key)) {
+                raw.insert((*key).to_owned(), Source::Env(v.clone()));
+            }
+        }
+        Self::from_raw(&raw)
+    }
+
+    fn from_raw(raw: &BTreeMap<String, Source>) -> Result<Self, ConfigError> {
+        let get = |key: &str| raw.get(key).map(|s| (s.name(key), s.value()));
+
+        let addr = match get("addr") {
+            Some((name, v)) => SocketAddr::from_str(v.trim()).map_err(|_| {
+                ConfigError::new(
+                    &name,
+                    format!("{v:?} is not a listen address (expected host:port, e.g. 127.0.0.1:3000)"),
+                )
+            })?,
+            None => SocketAddr::from(([127, 0, 0, 1], 3000)),
+        };
+        let data_dir = match get("data_dir") {
+            Some((name, v)) if v.trim().is_empty() => {
+                return Err(ConfigError::new(&name, "must not be empty"));
+            }
+            Some((_, v)) => PathBuf::from(v),
+            None => PathBuf::from(".data"),
+        };
+        let database_url = match get("database_url") {
+            Some((name, v)) => {
+                headroom_store::Backend::from_url(v)
+                    .map_err(|e| ConfigError::new(&name, e.to_string()))?;
+                v.to_owned()
+            }
+            None => sqlite_url(&data_dir.join("headroom.db")),
+        };
+        let site_dir = get("site_dir").map_or_else(|| PathBuf::from("target/site"), |(_, v)| v.into());
+        let models_dir = get("models_dir").map_or_else(|| PathBuf::from("models"), |(_, v)| v.into());
+        let log_filter = get("log").map_or_else(|| "info".to_owned(), |(_, v)| v.to_owned());
+        tracing_subscriber::EnvFilter::try_new(&log_filter)
+            .map_err(|e| ConfigError::new(&name_of(raw, "log"), format!("invalid log filter: {e}")))?;
+        let log_format = match get("log_format") {
+            None => LogFormat::Text,
+            Some((_, "text")) => LogFormat::Text,
+            Some((_, "json")) => LogFormat::Json,
+            Some((name, v)) => {
+                return Err(ConfigError::new(&name, format!("{v:?} is not one of: text, json")));
+            }
+        };
+        let housekeeping_schedule = match get("housekeeping_schedule") {
+            Some((name, v)) => cron::Schedule::from_str(v).map_err(|e| {
+                ConfigError::new(
+                    &name,
+                    format!("{v:?} is not a cron expression with seconds (e.g. \"0 */10 * * * *\"): {e}"),
+                )
+            })?,
+            None => cron::Schedule::from_str("0 */10 * * * *").expect("default schedule parses"),
+        };
+        let job_retention = Duration::from_secs(3600 * positive(raw, "job_retention_hours", 168)?);
+        let shutdown_timeout = Duration::from_secs(positive(raw, "shutdown_timeout_secs", 30)?);
+
+        Ok(Self {
+            addr,
+            data_dir,
+            database_url,
+            site_dir,
+            models_dir,
+            log_filter,
+            log_format,
+            housekeeping_schedule,
+            job_retention,
+            shutdown_timeout,
+        })
+    }
+
+    /// Creates the data directory if the database lives there (SQLite default).
+    pub fn prepare_data_dir(&self) -> Result<(), ConfigError> {
+        std::fs::create_dir_all(&self.data_dir).map_err(|e| {
+            ConfigError::new(
+                &env_name("data_dir"),
+                format!("cannot create {}: {e}", self.data_dir.display()),
+            )
+        })
+    }
+}
+
+/// Where a raw value came from, so errors name the setting the user actually wrote.
+#[derive(Debug, Clone)]
+enum Source {
+    Env(String),
+    File(String),
+}
+
+impl Source {
+    fn value(&self) -> &str {
+        match self {
+            Self::Env(v) | Self::File(v) => v,
+        }
+    }
+
+    fn name(&self, key: &str) -> String {
+        match self {
+            Self::Env(_) => env_name(key),
+            Self::File(_) => format!("{key} (in HEADROOM_CONFIG file)"),
+        }
+    }
+}
+
+fn env_name(key: &str) -> String {
+    format!("HEADROOM_{}", key.to_uppercase())
+}
+
+fn name_of(raw: &BTreeMap<String, Source>, key: &str) -> String {
+    raw.get(key).map_or_else(|| env_name(key), |s| s.name(key))
+}
+
+fn positive(raw: &BTreeMap<String, Source>, key: &str, default: u64) -> Result<u64, ConfigError> {
+    match raw.get(key) {
+        None => Ok(default),
+        Some(s) => match s.value().trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(ConfigError::new(
+                &s.name(key),
+                format!("{:?} is not a positive whole number", s.value()),
+            )),
+        },
+    }
+}
+
+fn read_file(path: &Path) -> Result<BTreeMap<String, Source>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new("HEADROOM_CONFIG", format!("cannot read {}: {e}", path.display()))
+    })?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        ConfigError::new(
+            "HEADROOM_CONFIG",
+            format!("{} is not valid TOML: {}", path.display(), e.message()),
+        )
+    })?;
+    let mut raw = BTreeMap::new();
+    for (key, value) in table {
+        if !KEYS.contains(&key.as_str()) {
+            return Err(ConfigError::new(
+                "HEADROOM_CONFIG",
+                format!("unknown key {key:?} in {} (known: {})", path.display(), KEYS.join(", ")),
+            ));
+        }
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            other => {
+                return Err(ConfigError::new(
+                    &format!("{key} (in HEADROOM_CONFIG file)"),
+                    format!("expected a string or a number, found {}", other.type_str()),
+                ));
+            }
+        };
+        raw.insert(key, Source::File(value));
+    }
+    Ok(raw)
+}
+
+fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_local_and_embedded() {
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.database_url, "sqlite://.data/headroom.db");
+        assert_eq!(c.job_retention, Duration::from_secs(168 * 3600));
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn database_defaults_into_the_data_dir() {
+        let c = Config::from_vars(vars(&[("HEADROOM_DATA_DIR", "/var/lib/hr")])).unwrap();
+        assert_eq!(c.database_url, "sqlite:///var/lib/hr/headroom.db");
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let cases = [
+            ("HEADROOM_ADDR", "localhost"),
+            ("HEADROOM_DATABASE_URL", "mysql://x"),
+            ("HEADROOM_LOG_FORMAT", "xml"),
+            ("HEADROOM_HOUSEKEEPING_SCHEDULE", "every day"),
+            ("HEADROOM_JOB_RETENTION_HOURS", "0"),
+            ("HEADROOM_SHUTDOWN_TIMEOUT_SECS", "-1"),
+            ("HEADROOM_DATA_DIR", " "),
+        ];
+        for (key, value) in cases {
+            let err = Config::from_vars(vars(&[(key, value)])).unwrap_err();
+            assert_eq!(err.setting, key, "{key}={value}");
+            assert!(!err.to_string().contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn file_values_are_overridden_by_env_and_unknown_keys_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("headroom.toml");
+        std::fs::write(&file, "addr = \"127.0.0.1:4000\"\nshutdown_timeout_secs = 5\n").unwrap();
+        let path = file.to_str().unwrap();
+        let c = Config::from_vars(vars(&[("HEADROOM_CONFIG", path)])).unwrap();
+        assert_eq!(c.addr.port(), 4000);
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(5));
+        let c = Config::from_vars(vars(&[("HEADROOM_CONFIG", path), ("HEADROOM_ADDR", "127.0.0.1:5000")]))
+            .unwrap();
+        assert_eq!(c.addr.port(), 5000);
+
+        std::fs::write(&file, "adress = \"x\"\n").unwrap();
+        let err = Config::from_vars(vars(&[("HEADROOM_CONFIG", path)])).unwrap_err();
+        assert!(err.message.contains("unknown key \"adress\""), "{err}");
+
+        std::fs::write(&file, "addr = \"nope\"\n").unwrap();
+        let err = Config::from_vars(vars(&[("HEADROOM_CONFIG", path)])).unwrap_err();
+        assert_eq!(err.setting, "addr (in HEADROOM_CONFIG file)");
+    }
+}

@@ -1,0 +1,177 @@
+//! Builds the application from a validated config and runs it until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use headroom_jobs::{WorkerSettings, run_workers, setup_queue};
+use headroom_store::{Db, redact};
+use leptos::prelude::LeptosOptions;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::telemetry;
+
+/// Why the app could not start; each names the setting to look at.
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("HEADROOM_DATABASE_URL: cannot use database {url}: {source}")]
+    Database {
+        url: String,
+        #[source]
+        source: headroom_store::StoreError,
+    },
+    #[error("HEADROOM_DATABASE_URL: cannot set up the job queue in {url}: {source}")]
+    Queue {
+        url: String,
+        #[source]
+        source: headroom_jobs::WorkerError,
+    },
+    #[error("HEADROOM_ADDR: cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Connects to the database and brings its schema (application and job queue) up to date.
+pub async fn connect_and_migrate(config: &Config) -> Result<Db, StartError> {
+    let url = redact(&config.database_url);
+    if config.database_url.starts_with("sqlite:") {
+        config.prepare_data_dir()?;
+    }
+    let db = Db::connect(&config.database_url)
+        .await
+        .map_err(|source| StartError::Database { url: url.clone(), source })?;
+    db.migrate()
+        .await
+        .map_err(|source| StartError::Database { url: url.clone(), source })?;
+    setup_queue(&db)
+        .await
+        .map_err(|source| StartError::Queue { url, source })?;
+    Ok(db)
+}
+
+pub fn worker_settings(config: &Config) -> WorkerSettings {
+    WorkerSettings {
+        housekeeping_schedule: config.housekeeping_schedule.clone(),
+        job_retention: config.job_retention,
+        shutdown_timeout: config.shutdown_timeout,
+    }
+}
+
+/// A bound, migrated, ready-to-run application.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    config: Arc<Config>,
+    with_worker: bool,
+}
+
+impl Application {
+    pub async fn build(config: Config, with_worker: bool) -> Result<Self, StartError> {
+        let db = connect_and_migrate(&config).await?;
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| StartError::Bind { addr: config.addr, source })?;
+        let leptos = LeptosOptions::builder()
+            .output_name("headroom")
+            .site_root(config.site_dir.to_string_lossy().into_owned())
+            .site_pkg_dir("pkg")
+            .build();
+        let state = AppState {
+            db,
+            leptos,
+            metrics: telemetry::metrics_handle(),
+        };
+        Ok(Self {
+            listener,
+            state,
+            config: Arc::new(config),
+            with_worker,
+        })
+    }
+
+    /// The address actually bound (differs from the config when it asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.state.db
+    }
+
+    /// Serves until `shutdown` is cancelled; then stops accepting, lets in-flight
+    /// requests and jobs finish (bounded by the shutdown timeout) and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let addr = self.local_addr();
+        let db = self.state.db.clone();
+        let grace = self.config.shutdown_timeout;
+        let app = http::router(self.state);
+        tracing::info!(%addr, backend = db.backend().as_str(), worker = self.with_worker, "headroom listening");
+
+        let worker = self.with_worker.then(|| {
+            let settings = worker_settings(&self.config);
+            let stop = shutdown.clone().cancelled_owned();
+            tokio::spawn(run_workers(db.clone(), settings, stop))
+        });
+
+        let server = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let server = tokio::spawn(async move { server.await });
+
+        shutdown.cancelled().await;
+        tracing::info!(grace_secs = grace.as_secs(), "shutting down: finishing in-flight work");
+        let drained = tokio::time::timeout(grace, async {
+            let http = server.await;
+            let jobs = match worker {
+                Some(handle) => Some(handle.await),
+                None => None,
+            };
+            (http, jobs)
+        })
+        .await;
+        match drained {
+            Ok((http, jobs)) => {
+                http??;
+                if let Some(jobs) = jobs {
+                    jobs??;
+                }
+                tracing::info!("shutdown complete");
+            }
+            Err(_) => tracing::warn!("shutdown timeout reached; abandoning unfinished work"),
+        }
+        db.close().await?;
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,157 @@
+use std::time::Duration;
+
+use headroom_migrations::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+
+use crate::StoreError;
+
+/// Which engine is behind the pool; chosen by the URL's scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            Err(StoreError::UnsupportedUrl(redact(url)))
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// The application's database handle: cheap to clone, shared by HTTP handlers,
+/// server functions and workers (one pool for all of them).
+#[derive(Debug, Clone)]
+pub struct Db {
+    conn: DatabaseConnection,
+    backend: Backend,
+}
+
+impl Db {
+    /// Connects (creating the SQLite file if needed). Does not migrate.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let backend = Backend::from_url(url)?;
+        let mut opts = ConnectOptions::new(url.to_owned());
+        opts.connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(10))
+            .sqlx_logging(false);
+        match backend {
+            Backend::Sqlite => {
+                // WAL lets the web app read while a worker writes; the busy timeout
+                // turns lock contention into a short wait instead of an error.
+                opts.max_connections(8).map_sqlx_sqlite_opts(sqlite_options);
+            }
+            Backend::Postgres => {
+                opts.max_connections(16);
+            }
+        }
+        let conn = Database::connect(opts)
+            .await
+            .map_err(StoreError::Connect)?;
+        // sea-orm connects lazily for some drivers; make unreachable databases fail here.
+        conn.ping().await.map_err(StoreError::Connect)?;
+        Ok(Self { conn, backend })
+    }
+
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Migrator::up(&self.conn, None)
+            .await
+            .map_err(StoreError::Migrate)
+    }
+
+    /// Number of migrations known to this binary but not applied to the database.
+    /// Read-only: never creates the migrations table.
+    pub async fn pending_migrations(&self) -> Result<usize, StoreError> {
+        Ok(Migrator::get_pending_migrations_read_only(&self.conn)
+            .await?
+            .len())
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        Ok(self.conn.ping().await?)
+    }
+
+    pub fn sqlite_pool(&self) -> Option<&sea_orm::sqlx::SqlitePool> {
+        (self.backend == Backend::Sqlite).then(|| self.conn.get_sqlite_connection_pool())
+    }
+
+    pub fn postgres_pool(&self) -> Option<&sea_orm::sqlx::PgPool> {
+        (self.backend == Backend::Postgres).then(|| self.conn.get_postgres_connection_pool())
+    }
+
+    pub(crate) fn db_backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    pub async fn close(self) -> Result<(), StoreError> {
+        Ok(self.conn.close().await?)
+    }
+}
+
+fn sqlite_options(opts: SqliteConnectOptions) -> SqliteConnectOptions {
+    opts.create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true)
+}
+
+/// Keeps passwords out of error messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            match url[scheme_end + 3..at].split_once(':') {
+                Some((user, _password)) => {
+                    format!("{}://{}:***{}", &url[..scheme_end], user, &url[at..])
+                }
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_follows_the_scheme() {
+        assert_eq!(Backend::from_url("sqlite:///tmp/x.db").unwrap(), Backend::Sqlite);
+        assert_eq!(Backend::from_url("postgres://h/db").unwrap(), Backend::Postgres);
+        assert_eq!(Backend::from_url("postgresql://h/db").unwrap(), Backend::Postgres);
+        assert!(matches!(
+            Backend::from_url("mysql://u:secret@h/db"),
+            Err(StoreError::UnsupportedUrl(u)) if !u.contains("secret")
+        ));
+    }
+
+    #[test]
+    fn redact_hides_only_the_password() {
+        assert_eq!(redact("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite:///data/headroom.db"), "sqlite:///data/headroom.db");
+    }
+}

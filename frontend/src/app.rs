@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{SsrMode, path};
 
 use crate::status::{SystemStatus, get_status};
 
@@ -31,7 +31,8 @@ pub fn App() -> impl IntoView {
         <Title text="Headroom" />
         <Router>
             <Routes fallback=|| view! { <p class="notice">"Page not found."</p> }>
-                <Route path=path!("") view=HomePage />
+                // Async: the status is in the first HTML response, readable without JavaScript.
+                <Route path=path!("") view=HomePage ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

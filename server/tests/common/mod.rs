@@ -1,0 +1,206 @@
+//! Test harness: starts the real application on a random port against a fresh
+//! database (a new SQLite file, or a new PostgreSQL database) and talks HTTP to it.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::time::Duration;
+
+use headroom_server::config::Config;
+use headroom_server::startup::Application;
+use headroom_store::Db;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use headroom_store::Backend;
+
+/// PostgreSQL to create per-test databases in. Required when `CI=true`; elsewhere the
+/// PostgreSQL variants are skipped (loudly) when it is unreachable.
+pub fn postgres_admin_url() -> Option<String> {
+    let url = std::env::var("HEADROOM_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let reachable = std::net::TcpStream::connect_timeout(
+        &host_port(&url).parse().expect("HEADROOM_TEST_POSTGRES_URL has host:port"),
+        Duration::from_secs(2),
+    )
+    .is_ok();
+    if reachable {
+        return Some(url);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but PostgreSQL is unreachable at {url}: PostgreSQL tests are required in CI");
+    }
+    eprintln!("WARNING: PostgreSQL unreachable at {url}; SKIPPING the PostgreSQL variant of this test");
+    None
+}
+
+fn host_port(url: &str) -> String {
+    let rest = url.split("://").nth(1).unwrap_or_default();
+    let rest = rest.rsplit('@').next().unwrap_or_default();
+    rest.split('/').next().unwrap_or_default().to_owned()
+}
+
+/// A database that exists for one test only.
+pub struct TestDatabase {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    /// `None` when the backend is PostgreSQL and it is unavailable (outside CI).
+    pub async fn create(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("headroom.db").display());
+                Some(Self { url, _dir: Some(dir), pg: None })
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url()?;
+                let name = format!("hr_test_{}", unique_suffix());
+                let db = Db::connect(&admin).await.expect("connect to the PostgreSQL admin database");
+                execute(&db, &format!("CREATE DATABASE \"{name}\"")).await;
+                db.close().await.ok();
+                let base = admin.rsplit_once('/').expect("admin URL has a database").0;
+                Some(Self {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                    pg: Some((admin, name)),
+                })
+            }
+        }
+    }
+
+    pub async fn drop_now(&mut self) {
+        if let Some((admin, name)) = self.pg.take() {
+            if let Ok(db) = Db::connect(&admin).await {
+                execute(&db, &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+                db.close().await.ok();
+            }
+        }
+    }
+}
+
+pub async fn execute(db: &Db, sql: &str) -> u64 {
+    use headroom_store::sea_orm::ConnectionTrait;
+    db.conn()
+        .execute_unprepared(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .rows_affected()
+}
+
+pub async fn query_i64(db: &Db, sql: &str) -> i64 {
+    use headroom_store::sea_orm::{ConnectionTrait, Statement};
+    let row = db
+        .conn()
+        .query_one_raw(Statement::from_string(db.conn().get_database_backend(), sql.to_owned()))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .expect("one row");
+    row.try_get_by_index::<i64>(0).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{}_{}_{}", std::process::id(), nanos, N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The running application and what a test needs to talk to it.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub db: Db,
+    pub backend: Backend,
+    shutdown: CancellationToken,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+    database: TestDatabase,
+}
+
+pub struct Options {
+    pub with_worker: bool,
+    /// Extra `HEADROOM_*` settings.
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { with_worker: false, env: Vec::new() }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, Options::default()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, options: Options) -> Option<Self> {
+        let database = TestDatabase::create(backend).await?;
+        let data_dir = tempfile::tempdir().expect("temp dir").keep();
+        let mut vars = vec![
+            ("HEADROOM_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+            ("HEADROOM_DATA_DIR".to_owned(), data_dir.display().to_string()),
+            ("HEADROOM_DATABASE_URL".to_owned(), database.url.clone()),
+            ("HEADROOM_SHUTDOWN_TIMEOUT_SECS".to_owned(), "10".to_owned()),
+        ];
+        vars.extend(options.env.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        let config = Config::from_vars(vars).expect("valid test config");
+        if std::env::var_os("TEST_LOG").is_some() {
+            headroom_server::telemetry::init_logging(&config);
+        }
+        let app = Application::build(config, options.with_worker)
+            .await
+            .expect("application starts");
+        let base = format!("http://{}", app.local_addr());
+        let db = app.db().clone();
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(app.run(shutdown.clone()));
+        Some(Self {
+            base,
+            http: reqwest::Client::new(),
+            db,
+            backend,
+            shutdown,
+            handle: Some(handle),
+            database,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("request sent")
+    }
+
+    /// Stops the app gracefully and removes its database.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.handle.take() {
+            handle.await.expect("app task").expect("app shut down cleanly");
+        }
+        self.database.drop_now().await;
+    }
+}
+
+/// Runs `test` against SQLite, then against PostgreSQL when available.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$body($crate::common::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$body($crate::common::Backend::Postgres).await;
+            }
+        }
+    };
+}

@@ -87,7 +87,9 @@ fn HomePage() -> impl IntoView {
 
 #[component]
 fn StatusTable(status: SystemStatus, answered: u32) -> impl IntoView {
-    let last = status.last_housekeeping_at.unwrap_or_else(|| "not yet".to_owned());
+    let last = status
+        .last_housekeeping_at
+        .unwrap_or_else(|| "not yet".to_owned());
     view! {
         <dl class="status">
             <dt>"Database"</dt>

@@ -19,7 +19,9 @@ pub async fn setup_queue(db: &Db) -> Result<(), WorkerError> {
                 .map_err(|e| WorkerError::Queue(e.to_string()))
         }
         Backend::Postgres => {
-            let pool = db.postgres_pool().expect("postgres backend has a postgres pool");
+            let pool = db
+                .postgres_pool()
+                .expect("postgres backend has a postgres pool");
             PostgresStorage::<()>::setup(pool)
                 .await
                 .map_err(|e| WorkerError::Queue(e.to_string()))

@@ -46,14 +46,20 @@ pub fn main() -> ExitCode {
         Err(e) => return fail_to_start(&e),
     };
     crate::telemetry::init_logging(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("headroom: error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(cli.command.unwrap_or(Command::Serve { no_worker: false }), config))
+    runtime.block_on(run(
+        cli.command.unwrap_or(Command::Serve { no_worker: false }),
+        config,
+    ))
 }
 
 async fn run(command: Command, config: Config) -> ExitCode {
@@ -87,9 +93,10 @@ async fn run(command: Command, config: Config) -> ExitCode {
             };
             tracing::info!(backend = db.backend().as_str(), "headroom worker running");
             let settings = worker_settings(&config);
-            let result = headroom_jobs::run_workers(db.clone(), settings, shutdown.cancelled_owned())
-                .await
-                .map_err(anyhow::Error::from);
+            let result =
+                headroom_jobs::run_workers(db.clone(), settings, shutdown.cancelled_owned())
+                    .await
+                    .map_err(anyhow::Error::from);
             finish(result.and(db.close().await.map_err(Into::into)))
         }
         Command::Healthcheck => match probe(&config).await {

@@ -77,7 +77,9 @@ impl Config {
 
     /// Builds the config from `HEADROOM_*` variables; testable without touching
     /// the process environment.
-    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let env: BTreeMap<String, String> = vars
             .into_iter()
             .filter(|(k, _)| k.starts_with("HEADROOM_"))
@@ -101,7 +103,9 @@ impl Config {
             Some((name, v)) => SocketAddr::from_str(v.trim()).map_err(|_| {
                 ConfigError::new(
                     &name,
-                    format!("{v:?} is not a listen address (expected host:port, e.g. 127.0.0.1:3000)"),
+                    format!(
+                        "{v:?} is not a listen address (expected host:port, e.g. 127.0.0.1:3000)"
+                    ),
                 )
             })?,
             None => SocketAddr::from(([127, 0, 0, 1], 3000)),
@@ -121,24 +125,34 @@ impl Config {
             }
             None => sqlite_url(&data_dir.join("headroom.db")),
         };
-        let site_dir = get("site_dir").map_or_else(|| PathBuf::from("target/site"), |(_, v)| v.into());
-        let models_dir = get("models_dir").map_or_else(|| PathBuf::from("models"), |(_, v)| v.into());
+        let site_dir =
+            get("site_dir").map_or_else(|| PathBuf::from("target/site"), |(_, v)| v.into());
+        let models_dir =
+            get("models_dir").map_or_else(|| PathBuf::from("models"), |(_, v)| v.into());
         let log_filter = get("log").map_or_else(|| "info".to_owned(), |(_, v)| v.to_owned());
-        tracing_subscriber::EnvFilter::try_new(&log_filter)
-            .map_err(|e| ConfigError::new(&name_of(raw, "log"), format!("invalid log filter: {e}")))?;
+        tracing_subscriber::EnvFilter::try_new(&log_filter).map_err(|e| {
+            ConfigError::new(&name_of(raw, "log"), format!("invalid log filter: {e}"))
+        })?;
         let log_format = match get("log_format") {
             None => LogFormat::Text,
             Some((_, "text")) => LogFormat::Text,
             Some((_, "json")) => LogFormat::Json,
             Some((name, v)) => {
-                return Err(ConfigError::new(&name, format!("{v:?} is not one of: text, json")));
+                return Err(ConfigError::new(
+                    &name,
+                    format!("{v:?} is not one of: text, json"),
+                ));
             }
         };
         let housekeeping_schedule = match get("housekeeping_schedule") {
             Some((name, v)) => cron::Schedule::from_str(v).map_err(|e| {
+                // The parser's message draws a caret under the input on extra lines;
+                // its last line says what is wrong.
+                let e = e.to_string();
+                let why = e.lines().last().unwrap_or_default();
                 ConfigError::new(
                     &name,
-                    format!("{v:?} is not a cron expression with seconds (e.g. \"0 */10 * * * *\"): {e}"),
+                    format!("{v:?} is not a cron expression with seconds (e.g. \"0 */10 * * * *\"): {why}"),
                 )
             })?,
             None => cron::Schedule::from_str("0 */10 * * * *").expect("default schedule parses"),
@@ -216,7 +230,10 @@ fn positive(raw: &BTreeMap<String, Source>, key: &str, default: u64) -> Result<u
 
 fn read_file(path: &Path) -> Result<BTreeMap<String, Source>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::new("HEADROOM_CONFIG", format!("cannot read {}: {e}", path.display()))
+        ConfigError::new(
+            "HEADROOM_CONFIG",
+            format!("cannot read {}: {e}", path.display()),
+        )
     })?;
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         ConfigError::new(
@@ -229,7 +246,11 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, Source>, ConfigError> {
         if !KEYS.contains(&key.as_str()) {
             return Err(ConfigError::new(
                 "HEADROOM_CONFIG",
-                format!("unknown key {key:?} in {} (known: {})", path.display(), KEYS.join(", ")),
+                format!(
+                    "unknown key {key:?} in {} (known: {})",
+                    path.display(),
+                    KEYS.join(", ")
+                ),
             ));
         }
         let value = match value {
@@ -256,7 +277,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -296,13 +320,20 @@ mod tests {
     fn file_values_are_overridden_by_env_and_unknown_keys_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("headroom.toml");
-        std::fs::write(&file, "addr = \"127.0.0.1:4000\"\nshutdown_timeout_secs = 5\n").unwrap();
+        std::fs::write(
+            &file,
+            "addr = \"127.0.0.1:4000\"\nshutdown_timeout_secs = 5\n",
+        )
+        .unwrap();
         let path = file.to_str().unwrap();
         let c = Config::from_vars(vars(&[("HEADROOM_CONFIG", path)])).unwrap();
         assert_eq!(c.addr.port(), 4000);
         assert_eq!(c.shutdown_timeout, Duration::from_secs(5));
-        let c = Config::from_vars(vars(&[("HEADROOM_CONFIG", path), ("HEADROOM_ADDR", "127.0.0.1:5000")]))
-            .unwrap();
+        let c = Config::from_vars(vars(&[
+            ("HEADROOM_CONFIG", path),
+            ("HEADROOM_ADDR", "127.0.0.1:5000"),
+        ]))
+        .unwrap();
         assert_eq!(c.addr.port(), 5000);
 
         std::fs::write(&file, "adress = \"x\"\n").unwrap();

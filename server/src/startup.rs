@@ -47,10 +47,14 @@ pub async fn connect_and_migrate(config: &Config) -> Result<Db, StartError> {
     }
     let db = Db::connect(&config.database_url)
         .await
-        .map_err(|source| StartError::Database { url: url.clone(), source })?;
-    db.migrate()
-        .await
-        .map_err(|source| StartError::Database { url: url.clone(), source })?;
+        .map_err(|source| StartError::Database {
+            url: url.clone(),
+            source,
+        })?;
+    db.migrate().await.map_err(|source| StartError::Database {
+        url: url.clone(),
+        source,
+    })?;
     setup_queue(&db)
         .await
         .map_err(|source| StartError::Queue { url, source })?;
@@ -78,7 +82,10 @@ impl Application {
         let db = connect_and_migrate(&config).await?;
         let listener = TcpListener::bind(config.addr)
             .await
-            .map_err(|source| StartError::Bind { addr: config.addr, source })?;
+            .map_err(|source| StartError::Bind {
+                addr: config.addr,
+                source,
+            })?;
         let leptos = LeptosOptions::builder()
             .output_name("headroom")
             .site_root(config.site_dir.to_string_lossy().into_owned())
@@ -99,7 +106,9 @@ impl Application {
 
     /// The address actually bound (differs from the config when it asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn db(&self) -> &Db {
@@ -126,7 +135,10 @@ impl Application {
         let server = tokio::spawn(async move { server.await });
 
         shutdown.cancelled().await;
-        tracing::info!(grace_secs = grace.as_secs(), "shutting down: finishing in-flight work");
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: finishing in-flight work"
+        );
         let drained = tokio::time::timeout(grace, async {
             let http = server.await;
             let jobs = match worker {

@@ -10,7 +10,9 @@ use headroom_store::housekeeping::RunRecord;
 use serde_json::Value;
 
 async fn probes_answer(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let health = app.get("/healthz").await;
     assert_eq!(health.status(), 200);
     assert_eq!(health.json::<Value>().await.unwrap()["status"], "ok");
@@ -22,13 +24,21 @@ async fn probes_answer(backend: Backend) {
 both_backends!(probes, probes_answer);
 
 async fn readyz_refuses_an_unmigrated_database(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     execute(&app.db, "DELETE FROM seaql_migrations").await;
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 503);
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["status"], "not_ready");
-    assert!(body["reason"].as_str().unwrap().contains("1 database migration(s) pending"), "{body}");
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("1 database migration(s) pending"),
+        "{body}"
+    );
     // Liveness is not readiness: the process still answers.
     assert_eq!(app.get("/healthz").await.status(), 200);
     app.stop().await;
@@ -36,24 +46,45 @@ async fn readyz_refuses_an_unmigrated_database(backend: Backend) {
 both_backends!(readyz_unmigrated, readyz_refuses_an_unmigrated_database);
 
 async fn home_page_renders_database_state_on_the_server(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let tick_at = 1_795_000_000;
     let at = chrono::DateTime::from_timestamp(tick_at, 0).unwrap();
-    let run = RunRecord { tick_at, started_at: at, finished_at: at, pruned_jobs: 0 };
+    let run = RunRecord {
+        tick_at,
+        started_at: at,
+        finished_at: at,
+        pruned_jobs: 0,
+    };
     assert!(app.db.record_housekeeping_run(run).await.unwrap());
 
     let page = app.get("/").await;
     assert_eq!(page.status(), 200);
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let html = page.text().await.unwrap();
     assert!(html.contains("<h1>Headroom</h1>"), "{html}");
     let backend_name = match backend {
         Backend::Sqlite => "sqlite",
         Backend::Postgres => "postgres",
     };
-    assert!(html.contains(&format!(r#"data-testid="db-backend">{backend_name}<"#)), "{html}");
-    assert!(html.contains(r#"data-testid="housekeeping-runs">1<"#), "{html}");
-    assert!(html.contains(r#"data-testid="last-housekeeping">2026-11-18T11:06:40Z<"#), "{html}");
+    assert!(
+        html.contains(&format!(r#"data-testid="db-backend">{backend_name}<"#)),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"data-testid="housekeeping-runs">1<"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"data-testid="last-housekeeping">2026-11-18T11:06:40Z<"#),
+        "{html}"
+    );
     // The page links the hydration bundle.
     assert!(html.contains("/pkg/headroom.js"), "{html}");
     app.stop().await;
@@ -68,7 +99,9 @@ async fn housekeeping_runs_on_schedule_through_the_queue(backend: Backend) {
             ("HEADROOM_JOB_RETENTION_HOURS", "1".to_owned()),
         ],
     };
-    let Some(app) = TestApp::spawn_with(backend, options).await else { return };
+    let Some(app) = TestApp::spawn_with(backend, options).await else {
+        return;
+    };
     let (jobs_table, old_job) = match backend {
         Backend::Sqlite => (
             "Jobs",
@@ -90,25 +123,40 @@ async fn housekeeping_runs_on_schedule_through_the_queue(backend: Backend) {
         if summary.runs >= 2 {
             break summary;
         }
-        assert!(Instant::now() < deadline, "no housekeeping run within 20 s: {summary:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no housekeeping run within 20 s: {summary:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(summary.last_finished_at.is_some());
 
     // The ticks were queued in the application database and completed there...
-    let done = format!("SELECT COUNT(*) FROM {jobs_table} WHERE job_type = 'housekeeping' AND status = 'Done'");
+    let done = format!(
+        "SELECT COUNT(*) FROM {jobs_table} WHERE job_type = 'housekeeping' AND status = 'Done'"
+    );
     assert!(query_i64(&app.db, &done).await >= 1);
     // ...and the finished job older than the retention was pruned, the fresh ones kept.
     let old = format!("SELECT COUNT(*) FROM {jobs_table} WHERE id = 'old-done'");
     assert_eq!(query_i64(&app.db, &old).await, 0);
     app.stop().await;
 }
-both_backends!(housekeeping, housekeeping_runs_on_schedule_through_the_queue);
+both_backends!(
+    housekeeping,
+    housekeeping_runs_on_schedule_through_the_queue
+);
 
 async fn a_tick_is_recorded_once(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let at = chrono::Utc::now();
-    let run = RunRecord { tick_at: 42, started_at: at, finished_at: at, pruned_jobs: 3 };
+    let run = RunRecord {
+        tick_at: 42,
+        started_at: at,
+        finished_at: at,
+        pruned_jobs: 3,
+    };
     assert!(app.db.record_housekeeping_run(run.clone()).await.unwrap());
     assert!(!app.db.record_housekeeping_run(run).await.unwrap());
     assert_eq!(app.db.housekeeping_summary().await.unwrap().runs, 1);
@@ -122,9 +170,17 @@ async fn metrics_are_exposed_in_prometheus_format() {
     assert_eq!(app.get("/healthz").await.status(), 200);
     let metrics = app.get("/metrics").await;
     assert_eq!(metrics.status(), 200);
-    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let text = metrics.text().await.unwrap();
-    assert!(text.contains("# TYPE http_requests_total counter"), "{text}");
+    assert!(
+        text.contains("# TYPE http_requests_total counter"),
+        "{text}"
+    );
     assert!(
         text.contains(r#"http_requests_total{method="GET",route="/healthz",status="200"}"#),
         "{text}"

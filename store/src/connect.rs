@@ -58,9 +58,7 @@ impl Db {
                 opts.max_connections(16);
             }
         }
-        let conn = Database::connect(opts)
-            .await
-            .map_err(StoreError::Connect)?;
+        let conn = Database::connect(opts).await.map_err(StoreError::Connect)?;
         // sea-orm connects lazily for some drivers; make unreachable databases fail here.
         conn.ping().await.map_err(StoreError::Connect)?;
         Ok(Self { conn, backend })
@@ -139,9 +137,18 @@ mod tests {
 
     #[test]
     fn backend_follows_the_scheme() {
-        assert_eq!(Backend::from_url("sqlite:///tmp/x.db").unwrap(), Backend::Sqlite);
-        assert_eq!(Backend::from_url("postgres://h/db").unwrap(), Backend::Postgres);
-        assert_eq!(Backend::from_url("postgresql://h/db").unwrap(), Backend::Postgres);
+        assert_eq!(
+            Backend::from_url("sqlite:///tmp/x.db").unwrap(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            Backend::from_url("postgres://h/db").unwrap(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            Backend::from_url("postgresql://h/db").unwrap(),
+            Backend::Postgres
+        );
         assert!(matches!(
             Backend::from_url("mysql://u:secret@h/db"),
             Err(StoreError::UnsupportedUrl(u)) if !u.contains("secret")
@@ -150,8 +157,14 @@ mod tests {
 
     #[test]
     fn redact_hides_only_the_password() {
-        assert_eq!(redact("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact("sqlite:///data/headroom.db"), "sqlite:///data/headroom.db");
+        assert_eq!(
+            redact("sqlite:///data/headroom.db"),
+            "sqlite:///data/headroom.db"
+        );
     }
 }

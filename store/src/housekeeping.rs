@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    DbBackend, EntityTrait, PaginatorTrait, QueryOrder, Statement, ConnectionTrait,
+    ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryOrder, Statement,
 };
 
 use crate::entities::housekeeping_run::{self, Entity as HousekeepingRun};

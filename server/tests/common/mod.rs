@@ -18,7 +18,9 @@ pub fn postgres_admin_url() -> Option<String> {
     let url = std::env::var("HEADROOM_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let reachable = std::net::TcpStream::connect_timeout(
-        &host_port(&url).parse().expect("HEADROOM_TEST_POSTGRES_URL has host:port"),
+        &host_port(&url)
+            .parse()
+            .expect("HEADROOM_TEST_POSTGRES_URL has host:port"),
         Duration::from_secs(2),
     )
     .is_ok();
@@ -26,9 +28,13 @@ pub fn postgres_admin_url() -> Option<String> {
         return Some(url);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but PostgreSQL is unreachable at {url}: PostgreSQL tests are required in CI");
+        panic!(
+            "CI=true but PostgreSQL is unreachable at {url}: PostgreSQL tests are required in CI"
+        );
     }
-    eprintln!("WARNING: PostgreSQL unreachable at {url}; SKIPPING the PostgreSQL variant of this test");
+    eprintln!(
+        "WARNING: PostgreSQL unreachable at {url}; SKIPPING the PostgreSQL variant of this test"
+    );
     None
 }
 
@@ -52,12 +58,18 @@ impl TestDatabase {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}", dir.path().join("headroom.db").display());
-                Some(Self { url, _dir: Some(dir), pg: None })
+                Some(Self {
+                    url,
+                    _dir: Some(dir),
+                    pg: None,
+                })
             }
             Backend::Postgres => {
                 let admin = postgres_admin_url()?;
                 let name = format!("hr_test_{}", unique_suffix());
-                let db = Db::connect(&admin).await.expect("connect to the PostgreSQL admin database");
+                let db = Db::connect(&admin)
+                    .await
+                    .expect("connect to the PostgreSQL admin database");
                 execute(&db, &format!("CREATE DATABASE \"{name}\"")).await;
                 db.close().await.ok();
                 let base = admin.rsplit_once('/').expect("admin URL has a database").0;
@@ -71,11 +83,15 @@ impl TestDatabase {
     }
 
     pub async fn drop_now(&mut self) {
-        if let Some((admin, name)) = self.pg.take() {
-            if let Ok(db) = Db::connect(&admin).await {
-                execute(&db, &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
-                db.close().await.ok();
-            }
+        if let Some((admin, name)) = self.pg.take()
+            && let Ok(db) = Db::connect(&admin).await
+        {
+            execute(
+                &db,
+                &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+            )
+            .await;
+            db.close().await.ok();
         }
     }
 }
@@ -93,11 +109,15 @@ pub async fn query_i64(db: &Db, sql: &str) -> i64 {
     use headroom_store::sea_orm::{ConnectionTrait, Statement};
     let row = db
         .conn()
-        .query_one_raw(Statement::from_string(db.conn().get_database_backend(), sql.to_owned()))
+        .query_one_raw(Statement::from_string(
+            db.conn().get_database_backend(),
+            sql.to_owned(),
+        ))
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .expect("one row");
-    row.try_get_by_index::<i64>(0).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    row.try_get_by_index::<i64>(0)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 fn unique_suffix() -> String {
@@ -107,7 +127,12 @@ fn unique_suffix() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos();
-    format!("{}_{}_{}", std::process::id(), nanos, N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The running application and what a test needs to talk to it.
@@ -121,16 +146,11 @@ pub struct TestApp {
     database: TestDatabase,
 }
 
+#[derive(Default)]
 pub struct Options {
     pub with_worker: bool,
     /// Extra `HEADROOM_*` settings.
     pub env: Vec<(&'static str, String)>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self { with_worker: false, env: Vec::new() }
-    }
 }
 
 impl TestApp {
@@ -143,7 +163,10 @@ impl TestApp {
         let data_dir = tempfile::tempdir().expect("temp dir").keep();
         let mut vars = vec![
             ("HEADROOM_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
-            ("HEADROOM_DATA_DIR".to_owned(), data_dir.display().to_string()),
+            (
+                "HEADROOM_DATA_DIR".to_owned(),
+                data_dir.display().to_string(),
+            ),
             ("HEADROOM_DATABASE_URL".to_owned(), database.url.clone()),
             ("HEADROOM_SHUTDOWN_TIMEOUT_SECS".to_owned(), "10".to_owned()),
         ];
@@ -175,14 +198,21 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(self.url(path)).send().await.expect("request sent")
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// Stops the app gracefully and removes its database.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(handle) = self.handle.take() {
-            handle.await.expect("app task").expect("app shut down cleanly");
+            handle
+                .await
+                .expect("app task")
+                .expect("app shut down cleanly");
         }
         self.database.drop_now().await;
     }

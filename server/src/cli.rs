@@ -91,6 +91,7 @@ async fn run(command: Command, config: Config) -> ExitCode {
                 Ok(db) => db,
                 Err(e) => return fail_to_start(&e),
             };
+            crate::startup::check_forecast_runtime(&config);
             tracing::info!(backend = db.backend().as_str(), "headroom worker running");
             let settings = worker_settings(&config);
             let result =

@@ -61,6 +61,18 @@ pub async fn connect_and_migrate(config: &Config) -> Result<Db, StartError> {
     Ok(db)
 }
 
+/// Forecasting needs the ONNX Runtime library and the models directory. Nothing
+/// depends on them yet, so their absence is a warning, reported once at start.
+pub fn check_forecast_runtime(config: &Config) {
+    match headroom_jobs::inference::init_runtime(None) {
+        Ok(()) => tracing::info!("ONNX Runtime loaded"),
+        Err(e) => tracing::warn!(error = %e, "ONNX Runtime unavailable: forecasts cannot run"),
+    }
+    if !config.models_dir.is_dir() {
+        tracing::warn!(dir = %config.models_dir.display(), "HEADROOM_MODELS_DIR does not exist");
+    }
+}
+
 pub fn worker_settings(config: &Config) -> WorkerSettings {
     WorkerSettings {
         housekeeping_schedule: config.housekeeping_schedule.clone(),
@@ -80,6 +92,9 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config, with_worker: bool) -> Result<Self, StartError> {
         let db = connect_and_migrate(&config).await?;
+        if with_worker {
+            check_forecast_runtime(&config);
+        }
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|source| StartError::Bind {

@@ -109,15 +109,17 @@ try_rustup() {
 }
 
 # ---------------------------------------------------------------- Debian route
-as_root() {
+SUDO=()
+check_root() {
   if [[ $(id -u) -eq 0 ]]; then
-    "$@"
+    SUDO=()
   elif command -v sudo >/dev/null 2>&1; then
-    sudo "$@"
+    SUDO=(sudo)
   else
     die "installing Debian packages needs root: run as root or install sudo (packages: ${DEB_PACKAGES[*]})"
   fi
 }
+as_root() { "${SUDO[@]}" "$@"; }
 
 deb_installed() { # all of "$@" installed?
   local p status
@@ -132,6 +134,7 @@ deb_installed() { # all of "$@" installed?
 deb_install() {
   command -v apt-get >/dev/null 2>&1 \
     || die "apt-get not found: the fallback needs Debian/Ubuntu packages (${DEB_PACKAGES[*]}); or install rustup from https://rustup.rs"
+  check_root
   local sim
   if ! sim="$(apt-get install -s --no-install-recommends "${DEB_PACKAGES[@]}" 2>&1)"; then
     log "package lists do not know ${DEB_PACKAGES[*]}; running apt-get update"

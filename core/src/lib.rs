@@ -1,4 +1,5 @@
 //! Headroom's domain: plain data and plain functions, no I/O, no async, no database.
 //! Forecasting, allocation policy, pricing and rating land here as they are built.
 
+pub mod accounts;
 pub mod retention;

@@ -3,12 +3,16 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_housekeeping_runs;
+mod m20261125_000002_accounts;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_housekeeping_runs::Migration)]
+        vec![
+            Box::new(m20261125_000001_housekeeping_runs::Migration),
+            Box::new(m20261125_000002_accounts::Migration),
+        ]
     }
 }

@@ -1,11 +1,18 @@
 //! Database access for Headroom: one connection pool (SQLite or PostgreSQL), the
-//! entities, and the queries the application needs.
+//! entities, and the queries the application needs. Tenant-scoped queries take a
+//! [`Tenant`], so none can forget whose rows it reads.
 
+pub mod accounts;
+pub mod api_keys;
+pub mod audit;
 mod connect;
 pub mod entities;
 mod error;
 pub mod housekeeping;
+mod sessions;
+mod tenant;
 
 pub use connect::{Backend, Db, redact};
 pub use error::StoreError;
 pub use sea_orm;
+pub use tenant::{Tenant, new_id};

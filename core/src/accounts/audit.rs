@@ -1,0 +1,47 @@
+use std::fmt;
+
+/// Security-relevant actions written to the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    SignedUp,
+    LoggedIn,
+    LoginFailed,
+    LoggedOut,
+    PasswordChanged,
+    ApiKeyCreated,
+    ApiKeyRevoked,
+    ApiKeyRejected,
+    MemberInvited,
+    InvitationRevoked,
+    InvitationAccepted,
+    RoleChanged,
+    MemberRemoved,
+    OrganizationUpdated,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SignedUp => "signed_up",
+            Self::LoggedIn => "logged_in",
+            Self::LoginFailed => "login_failed",
+            Self::LoggedOut => "logged_out",
+            Self::PasswordChanged => "password_changed",
+            Self::ApiKeyCreated => "api_key_created",
+            Self::ApiKeyRevoked => "api_key_revoked",
+            Self::ApiKeyRejected => "api_key_rejected",
+            Self::MemberInvited => "member_invited",
+            Self::InvitationRevoked => "invitation_revoked",
+            Self::InvitationAccepted => "invitation_accepted",
+            Self::RoleChanged => "role_changed",
+            Self::MemberRemoved => "member_removed",
+            Self::OrganizationUpdated => "organization_updated",
+        }
+    }
+}
+
+impl fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -42,7 +42,13 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, Users::Table, "idx_users_org", Users::OrganizationId).await?;
+        index(
+            manager,
+            Users::Table,
+            "idx_users_org",
+            Users::OrganizationId,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -67,7 +73,13 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, Invitations::Table, "idx_invitations_org", Invitations::OrganizationId).await?;
+        index(
+            manager,
+            Invitations::Table,
+            "idx_invitations_org",
+            Invitations::OrganizationId,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -94,7 +106,13 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, ApiKeys::Table, "idx_api_keys_org", ApiKeys::OrganizationId).await?;
+        index(
+            manager,
+            ApiKeys::Table,
+            "idx_api_keys_org",
+            ApiKeys::OrganizationId,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -106,7 +124,13 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, Sessions::Table, "idx_sessions_expiry", Sessions::ExpiresAt).await?;
+        index(
+            manager,
+            Sessions::Table,
+            "idx_sessions_expiry",
+            Sessions::ExpiresAt,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -146,7 +170,9 @@ impl MigrationTrait for Migration {
             Users::Table.into_iden(),
             Organizations::Table.into_iden(),
         ] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -53,6 +54,15 @@ pub struct Config {
     pub job_retention: Duration,
     /// How long in-flight requests and jobs get to finish after SIGTERM.
     pub shutdown_timeout: Duration,
+    /// Where users reach Headroom; `https://...` makes session cookies `Secure`.
+    pub public_url: String,
+    /// A browser session ends after this long without activity...
+    pub session_idle: Duration,
+    /// ...and this long after log-in, whatever the activity.
+    pub session_max_age: Duration,
+    /// Log-in attempts allowed per minute from one address, and against one account.
+    pub login_attempts_per_ip: NonZeroU32,
+    pub login_attempts_per_account: NonZeroU32,
 }
 
 /// Every key the file and the environment accept (env: `HEADROOM_` + upper case).
@@ -67,6 +77,11 @@ const KEYS: &[&str] = &[
     "housekeeping_schedule",
     "job_retention_hours",
     "shutdown_timeout_secs",
+    "public_url",
+    "session_idle_secs",
+    "session_max_secs",
+    "login_attempts_per_ip",
+    "login_attempts_per_account",
 ];
 
 impl Config {
@@ -159,6 +174,33 @@ impl Config {
         };
         let job_retention = Duration::from_secs(3600 * positive(raw, "job_retention_hours", 168)?);
         let shutdown_timeout = Duration::from_secs(positive(raw, "shutdown_timeout_secs", 30)?);
+        let public_url = match get("public_url") {
+            Some((name, v)) => {
+                let v = v.trim().trim_end_matches('/');
+                if !(v.starts_with("http://") || v.starts_with("https://"))
+                    || v.len() <= "https://".len()
+                {
+                    return Err(ConfigError::new(
+                        &name,
+                        format!("{v:?} is not an http:// or https:// URL"),
+                    ));
+                }
+                v.to_owned()
+            }
+            None => format!("http://{addr}"),
+        };
+        let session_idle = Duration::from_secs(positive(raw, "session_idle_secs", 12 * 3600)?);
+        let session_max_age =
+            Duration::from_secs(positive(raw, "session_max_secs", 7 * 24 * 3600)?);
+        let per_minute = |key: &str, default: u64| -> Result<NonZeroU32, ConfigError> {
+            let n = positive(raw, key, default)?;
+            u32::try_from(n)
+                .ok()
+                .and_then(NonZeroU32::new)
+                .ok_or_else(|| ConfigError::new(&name_of(raw, key), format!("{n} is too large")))
+        };
+        let login_attempts_per_ip = per_minute("login_attempts_per_ip", 30)?;
+        let login_attempts_per_account = per_minute("login_attempts_per_account", 5)?;
 
         Ok(Self {
             addr,
@@ -171,7 +213,17 @@ impl Config {
             housekeeping_schedule,
             job_retention,
             shutdown_timeout,
+            public_url,
+            session_idle,
+            session_max_age,
+            login_attempts_per_ip,
+            login_attempts_per_account,
         })
+    }
+
+    /// Session cookies are `Secure` whenever users reach us over HTTPS.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
     }
 
     /// Creates the data directory if the database lives there (SQLite default).
@@ -308,6 +360,9 @@ mod tests {
             ("HEADROOM_JOB_RETENTION_HOURS", "0"),
             ("HEADROOM_SHUTDOWN_TIMEOUT_SECS", "-1"),
             ("HEADROOM_DATA_DIR", " "),
+            ("HEADROOM_PUBLIC_URL", "example.com"),
+            ("HEADROOM_SESSION_IDLE_SECS", "0"),
+            ("HEADROOM_LOGIN_ATTEMPTS_PER_ACCOUNT", "99999999999"),
         ];
         for (key, value) in cases {
             let err = Config::from_vars(vars(&[(key, value)])).unwrap_err();

@@ -1,6 +1,8 @@
 //! The `headroom` binary's library: config, HTTP, startup and commands, so that
 //! integration tests can start the real application in-process.
 
+pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use headroom_jobs::{WorkerSettings, run_workers, setup_queue};
 use headroom_store::{Db, redact};
@@ -10,8 +11,9 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::rate_limit::LoginLimiter;
 use crate::config::Config;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, AuthSettings};
 use crate::telemetry;
 
 /// Why the app could not start; each names the setting to look at.
@@ -106,10 +108,20 @@ impl Application {
             .site_root(config.site_dir.to_string_lossy().into_owned())
             .site_pkg_dir("pkg")
             .build();
+        let auth = AuthSettings {
+            session_idle: config.session_idle,
+            session_max_age: config.session_max_age,
+            secure_cookies: config.secure_cookies(),
+            login_limiter: LoginLimiter::new(
+                config.login_attempts_per_ip,
+                config.login_attempts_per_account,
+            ),
+        };
         let state = AppState {
             db,
             leptos,
             metrics: telemetry::metrics_handle(),
+            auth: Arc::new(auth),
         };
         Ok(Self {
             listener,
@@ -136,6 +148,7 @@ impl Application {
         let addr = self.local_addr();
         let db = self.state.db.clone();
         let grace = self.config.shutdown_timeout;
+        let limiter_state = self.state.auth.clone();
         let app = http::router(self.state);
         tracing::info!(%addr, backend = db.backend().as_str(), worker = self.with_worker, "headroom listening");
 
@@ -145,8 +158,19 @@ impl Application {
             tokio::spawn(run_workers(db.clone(), settings, stop))
         });
 
-        let server = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        // Throttling state for addresses and accounts that went quiet is dropped hourly.
+        let sweeper = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                every.tick().await;
+                limiter_state.login_limiter.shrink();
+            }
+        });
+        let server = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let server = tokio::spawn(async move { server.await });
 
         shutdown.cancelled().await;
@@ -173,6 +197,7 @@ impl Application {
             }
             Err(_) => tracing::warn!("shutdown timeout reached; abandoning unfinished work"),
         }
+        sweeper.abort();
         db.close().await?;
         Ok(())
     }

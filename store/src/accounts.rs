@@ -82,7 +82,13 @@ fn invitation_from(m: invitation::Model) -> Result<Invitation, StoreError> {
 
 const EMAIL_TAKEN: &str = "an account with this e-mail address already exists";
 
-fn new_user(org_id: &str, email: &Email, role: Role, password_hash: String, now: DateTime<Utc>) -> user::ActiveModel {
+fn new_user(
+    org_id: &str,
+    email: &Email,
+    role: Role,
+    password_hash: String,
+    now: DateTime<Utc>,
+) -> user::ActiveModel {
     user::ActiveModel {
         id: Set(new_id()),
         organization_id: Set(org_id.to_owned()),
@@ -103,7 +109,8 @@ impl Db {
         email: &Email,
         password_hash: String,
     ) -> Result<(Organization, User), StoreError> {
-        self.create_organization_with_user(name, tier, email, Role::Owner, password_hash).await
+        self.create_organization_with_user(name, tier, email, Role::Owner, password_hash)
+            .await
     }
 
     /// Like sign-up, with any role: the operator's own organisation holds the admins.
@@ -150,7 +157,9 @@ impl Db {
 
     /// The user behind a session, with their password hash (for password changes).
     pub async fn user_by_id(&self, id: &str) -> Result<Option<(User, String)>, StoreError> {
-        let found = user::Entity::find_by_id(id.to_owned()).one(self.conn()).await?;
+        let found = user::Entity::find_by_id(id.to_owned())
+            .one(self.conn())
+            .await?;
         found
             .map(|m| {
                 let hash = m.password_hash.clone();
@@ -159,8 +168,15 @@ impl Db {
             .transpose()
     }
 
-    pub async fn set_password(&self, user_id: &str, password_hash: String) -> Result<(), StoreError> {
-        let Some(m) = user::Entity::find_by_id(user_id.to_owned()).one(self.conn()).await? else {
+    pub async fn set_password(
+        &self,
+        user_id: &str,
+        password_hash: String,
+    ) -> Result<(), StoreError> {
+        let Some(m) = user::Entity::find_by_id(user_id.to_owned())
+            .one(self.conn())
+            .await?
+        else {
             return Ok(());
         };
         let mut m = m.into_active_model();
@@ -196,7 +212,10 @@ impl Db {
         tier: Option<Tier>,
         priority: Option<i32>,
     ) -> Result<Option<Organization>, StoreError> {
-        let Some(m) = organization::Entity::find_by_id(id.to_owned()).one(self.conn()).await? else {
+        let Some(m) = organization::Entity::find_by_id(id.to_owned())
+            .one(self.conn())
+            .await?
+        else {
             return Ok(None);
         };
         let mut m = m.into_active_model();
@@ -238,7 +257,12 @@ impl Db {
     }
 
     /// `None` when the user is not in this organisation.
-    pub async fn set_member_role(&self, tenant: &Tenant, user_id: &str, role: Role) -> Result<Option<User>, StoreError> {
+    pub async fn set_member_role(
+        &self,
+        tenant: &Tenant,
+        user_id: &str,
+        role: Role,
+    ) -> Result<Option<User>, StoreError> {
         let Some(m) = user::Entity::find_by_id(user_id.to_owned())
             .filter(user::Column::OrganizationId.eq(tenant.id()))
             .one(self.conn())
@@ -261,7 +285,11 @@ impl Db {
         Ok(res.rows_affected == 1)
     }
 
-    pub async fn create_invitation(&self, tenant: &Tenant, new: NewInvitation<'_>) -> Result<Invitation, StoreError> {
+    pub async fn create_invitation(
+        &self,
+        tenant: &Tenant,
+        new: NewInvitation<'_>,
+    ) -> Result<Invitation, StoreError> {
         let m = invitation::ActiveModel {
             id: Set(new_id()),
             organization_id: Set(tenant.id().to_owned()),
@@ -279,7 +307,10 @@ impl Db {
     }
 
     /// Invitations not yet accepted (expired ones included, so owners see them lapse).
-    pub async fn pending_invitations(&self, tenant: &Tenant) -> Result<Vec<Invitation>, StoreError> {
+    pub async fn pending_invitations(
+        &self,
+        tenant: &Tenant,
+    ) -> Result<Vec<Invitation>, StoreError> {
         invitation::Entity::find()
             .filter(invitation::Column::OrganizationId.eq(tenant.id()))
             .filter(invitation::Column::AcceptedAt.is_null())
@@ -302,6 +333,20 @@ impl Db {
         Ok(res.rows_affected == 1)
     }
 
+    /// The invitee's e-mail if the token belongs to an open (unused, unexpired) invitation.
+    pub async fn open_invitation_email(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(invitation::Entity::find()
+            .filter(invitation::Column::TokenHash.eq(token_hash))
+            .filter(invitation::Column::AcceptedAt.is_null())
+            .filter(invitation::Column::ExpiresAt.gt(Utc::now()))
+            .one(self.conn())
+            .await?
+            .map(|m| m.email))
+    }
+
     /// Turns a valid, unexpired, unused invitation into a user, once.
     /// `None` when the token matches no such invitation.
     pub async fn accept_invitation(
@@ -322,7 +367,10 @@ impl Db {
         };
         // Claim it first: of two concurrent acceptances only one updates the row.
         let claimed = invitation::Entity::update_many()
-            .col_expr(invitation::Column::AcceptedAt, sea_orm::sea_query::Expr::value(now))
+            .col_expr(
+                invitation::Column::AcceptedAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
             .filter(invitation::Column::Id.eq(inv.id.clone()))
             .filter(invitation::Column::AcceptedAt.is_null())
             .exec(&txn)

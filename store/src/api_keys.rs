@@ -49,7 +49,11 @@ fn from_model(m: api_key::Model) -> Result<(ApiKey, String), StoreError> {
 const TOUCH_EVERY: Duration = Duration::seconds(60);
 
 impl Db {
-    pub async fn create_api_key(&self, tenant: &Tenant, new: NewApiKey<'_>) -> Result<ApiKey, StoreError> {
+    pub async fn create_api_key(
+        &self,
+        tenant: &Tenant,
+        new: NewApiKey<'_>,
+    ) -> Result<ApiKey, StoreError> {
         let m = api_key::ActiveModel {
             id: Set(new_id()),
             organization_id: Set(tenant.id().to_owned()),
@@ -82,10 +86,17 @@ impl Db {
 
     /// Revokes at once; revoking twice keeps the first time. `None` when the key is
     /// not this organisation's.
-    pub async fn revoke_api_key(&self, tenant: &Tenant, id: &str) -> Result<Option<ApiKey>, StoreError> {
+    pub async fn revoke_api_key(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> Result<Option<ApiKey>, StoreError> {
         let now = Utc::now();
         api_key::Entity::update_many()
-            .col_expr(api_key::Column::RevokedAt, sea_orm::sea_query::Expr::value(now))
+            .col_expr(
+                api_key::Column::RevokedAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
             .filter(api_key::Column::Id.eq(id))
             .filter(api_key::Column::OrganizationId.eq(tenant.id()))
             .filter(api_key::Column::RevokedAt.is_null())
@@ -100,7 +111,10 @@ impl Db {
     }
 
     /// For authentication: the key with this public id and its secret hash.
-    pub async fn api_key_for_auth(&self, key_id: &str) -> Result<Option<(ApiKey, String)>, StoreError> {
+    pub async fn api_key_for_auth(
+        &self,
+        key_id: &str,
+    ) -> Result<Option<(ApiKey, String)>, StoreError> {
         api_key::Entity::find()
             .filter(api_key::Column::KeyId.eq(key_id))
             .one(self.conn())
@@ -116,7 +130,10 @@ impl Db {
             return Ok(());
         }
         api_key::Entity::update_many()
-            .col_expr(api_key::Column::LastUsedAt, sea_orm::sea_query::Expr::value(now))
+            .col_expr(
+                api_key::Column::LastUsedAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
             .filter(api_key::Column::Id.eq(key.id.clone()))
             .exec(self.conn())
             .await?;

@@ -55,7 +55,11 @@ impl Db {
     }
 
     /// Newest first. `None` reads every organisation's entries (platform admins).
-    pub async fn audit_log(&self, tenant: Option<&Tenant>, limit: u64) -> Result<Vec<AuditEntry>, StoreError> {
+    pub async fn audit_log(
+        &self,
+        tenant: Option<&Tenant>,
+        limit: u64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         let mut q = audit_log::Entity::find()
             .order_by_desc(audit_log::Column::CreatedAt)
             .order_by_desc(audit_log::Column::Id)

@@ -83,7 +83,12 @@ impl Scopes {
     }
 
     pub fn from_db(s: &str) -> Result<Self, String> {
-        Self::new(s.split(',').filter(|p| !p.is_empty()).map(str::parse).collect::<Result<Vec<_>, _>>()?)
+        Self::new(
+            s.split(',')
+                .filter(|p| !p.is_empty())
+                .map(str::parse)
+                .collect::<Result<Vec<_>, _>>()?,
+        )
     }
 }
 
@@ -124,7 +129,8 @@ impl ApiKeyParts {
     pub fn parse(key: &str) -> Result<Self, ParseKeyError> {
         let rest = key.strip_prefix(KEY_PREFIX).ok_or(ParseKeyError::Prefix)?;
         let (id, secret) = rest.split_once('_').ok_or(ParseKeyError::Malformed)?;
-        let alnum = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_alphanumeric());
+        let alnum =
+            |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_alphanumeric());
         if !alnum(id, ID_LEN) || !alnum(secret, SECRET_LEN) {
             return Err(ParseKeyError::Malformed);
         }
@@ -161,9 +167,15 @@ mod tests {
     fn malformed_keys_are_rejected() {
         assert_eq!(ApiKeyParts::parse("sk_live_x"), Err(ParseKeyError::Prefix));
         assert_eq!(ApiKeyParts::parse(KEY), Err(ParseKeyError::Malformed)); // secret too long
-        assert_eq!(ApiKeyParts::parse("hr_Ab3dEf7h"), Err(ParseKeyError::Malformed));
+        assert_eq!(
+            ApiKeyParts::parse("hr_Ab3dEf7h"),
+            Err(ParseKeyError::Malformed)
+        );
         let with_symbol = format!("hr_Ab3dEf7!_{}", "x".repeat(32));
-        assert_eq!(ApiKeyParts::parse(&with_symbol), Err(ParseKeyError::Malformed));
+        assert_eq!(
+            ApiKeyParts::parse(&with_symbol),
+            Err(ParseKeyError::Malformed)
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@ mod email;
 mod password;
 mod roles;
 
-pub use audit::AuditAction;
 pub use api_key::{ApiKeyParts, ID_LEN, KEY_PREFIX, ParseKeyError, SECRET_LEN, Scope, Scopes};
+pub use audit::AuditAction;
 pub use email::{Email, EmailError};
 pub use password::{MIN_PASSWORD_LEN, PasswordRule, check_password};
 pub use roles::{Role, Tier};

@@ -66,15 +66,30 @@ mod tests {
     fn each_rule_is_named() {
         let email = "grace@example.com";
         assert_eq!(check_password("short", email), Err(PasswordRule::TooShort));
-        assert_eq!(check_password(&"x".repeat(300), email), Err(PasswordRule::TooLong));
-        assert_eq!(check_password("aaaaaaaaaaaaaaa", email), Err(PasswordRule::Repetitive));
-        assert_eq!(check_password("my-GRACE-password", email), Err(PasswordRule::ContainsEmail));
-        assert_eq!(check_password("Password1234", email), Err(PasswordRule::Common));
+        assert_eq!(
+            check_password(&"x".repeat(300), email),
+            Err(PasswordRule::TooLong)
+        );
+        assert_eq!(
+            check_password("aaaaaaaaaaaaaaa", email),
+            Err(PasswordRule::Repetitive)
+        );
+        assert_eq!(
+            check_password("my-GRACE-password", email),
+            Err(PasswordRule::ContainsEmail)
+        );
+        assert_eq!(
+            check_password("Password1234", email),
+            Err(PasswordRule::Common)
+        );
         assert_eq!(check_password("correct horse battery", email), Ok(()));
     }
 
     #[test]
     fn length_counts_characters_not_bytes() {
-        assert_eq!(check_password("ééééééééééé", "a@b.co"), Err(PasswordRule::TooShort));
+        assert_eq!(
+            check_password("ééééééééééé", "a@b.co"),
+            Err(PasswordRule::TooShort)
+        );
     }
 }

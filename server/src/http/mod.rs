@@ -3,6 +3,9 @@
 mod health;
 mod metrics;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::extract::FromRef;
 use axum::{Router, middleware, routing::get};
 use headroom_store::Db;
@@ -11,6 +14,11 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::auth::rate_limit::LoginLimiter;
+use crate::auth::session_store::DbSessionStore;
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -18,6 +26,15 @@ pub struct AppState {
     pub db: Db,
     pub leptos: LeptosOptions,
     pub metrics: PrometheusHandle,
+    pub auth: Arc<AuthSettings>,
+}
+
+/// Authentication policy, from the config.
+pub struct AuthSettings {
+    pub session_idle: Duration,
+    pub session_max_age: Duration,
+    pub secure_cookies: bool,
+    pub login_limiter: LoginLimiter,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -30,7 +47,17 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(headroom_frontend::App);
     let db = state.db.clone();
     let pkg_dir = std::path::Path::new(&*state.leptos.site_root).join(&*state.leptos.site_pkg_dir);
+    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
+        .with_name("headroom_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.auth.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(
+            time::Duration::try_from(state.auth.session_idle).unwrap_or(time::Duration::days(1)),
+        ));
+    let (api, doc) = crate::api::router();
     Router::new()
+        .merge(crate::api::with_docs(api, doc))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
@@ -45,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         )
         .nest_service("/pkg", ServeDir::new(pkg_dir).precompressed_gzip())
         .fallback(health::not_found)
+        .layer(sessions)
         .layer(middleware::from_fn(metrics::track))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

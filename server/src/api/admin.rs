@@ -1,0 +1,92 @@
+//! Platform administration: every organisation, tiers and priorities, the whole audit log.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use headroom_core::accounts::AuditAction;
+use serde_json::json;
+
+use super::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use super::types::{AuditQuery, AuditView, OrganizationUpdate, OrganizationView};
+use crate::auth::PlatformAdmin;
+use crate::http::AppState;
+
+/// Every organisation.
+#[utoipa::path(get, path = "/api/v1/admin/organizations", tag = "admin",
+    security(("session" = [])),
+    responses((status = 200, body = Vec<OrganizationView>), (status = 403, body = ErrorBody)))]
+pub async fn list_organizations(
+    State(state): State<AppState>,
+    _admin: PlatformAdmin,
+) -> ApiResult<Json<Vec<OrganizationView>>> {
+    Ok(Json(
+        state
+            .db
+            .all_organizations()
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
+}
+
+/// Set an organisation's tier and/or priority.
+#[utoipa::path(patch, path = "/api/v1/admin/organizations/{id}", tag = "admin", request_body = OrganizationUpdate,
+    params(("id" = String, Path, description = "Organisation id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, body = OrganizationView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+    ))]
+pub async fn update_organization(
+    State(state): State<AppState>,
+    PlatformAdmin(admin): PlatformAdmin,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<OrganizationUpdate>,
+) -> ApiResult<Json<OrganizationView>> {
+    if req.tier.is_none() && req.priority.is_none() {
+        return Err(ApiError::unprocessable("give tier, priority or both"));
+    }
+    if let Some(p) = req.priority
+        && !(0..=100).contains(&p)
+    {
+        return Err(ApiError::unprocessable(format!(
+            "priority must be 0 to 100, not {p}"
+        )));
+    }
+    let org = state
+        .db
+        .update_organization(&id, req.tier, req.priority)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization"))?;
+    let details = json!({ "tier": org.tier.as_str(), "priority": org.priority });
+    state
+        .db
+        .audit(
+            &admin.actor(),
+            AuditAction::OrganizationUpdated,
+            Some(&id),
+            Some(details),
+        )
+        .await?;
+    Ok(Json(org.into()))
+}
+
+/// Every organisation's audit log, newest first.
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", params(AuditQuery),
+    security(("session" = [])),
+    responses((status = 200, body = Vec<AuditView>), (status = 403, body = ErrorBody)))]
+pub async fn platform_audit(
+    State(state): State<AppState>,
+    _admin: PlatformAdmin,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<Vec<AuditView>>> {
+    Ok(Json(
+        state
+            .db
+            .audit_log(None, q.limit()?)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
+}

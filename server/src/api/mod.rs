@@ -1,0 +1,94 @@
+//! The REST API under `/api/v1`, described by the OpenAPI document at
+//! `/api/openapi.json` (viewer at `/api/docs`). Every route is registered through
+//! `routes!`, so the document is the router's own list of routes.
+
+mod admin;
+mod api_keys;
+mod audit;
+mod auth;
+pub mod error;
+mod organization;
+pub mod types;
+
+use axum::Router;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::http::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Headroom API",
+        description = "Predictive capacity and billing. Authenticate programs with \
+            `Authorization: Bearer hr_...` API keys; browsers use the session cookie plus \
+            the `X-CSRF-Token` header on state-changing requests.",
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "auth", description = "Sign-up, log-in, sessions, passwords"),
+        (name = "organization", description = "The caller's organisation, members, invitations"),
+        (name = "api-keys", description = "Keys for programs"),
+        (name = "audit", description = "Security-relevant actions"),
+        (name = "admin", description = "Platform administration (operator staff only)"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("hr_...")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("headroom_session"))),
+        );
+    }
+}
+
+/// The API routes and their OpenAPI description, from one list.
+pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::signup))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(organization::accept_invitation))
+        .routes(routes!(organization::get_organization))
+        .routes(routes!(organization::list_members))
+        .routes(routes!(
+            organization::update_member,
+            organization::remove_member
+        ))
+        .routes(routes!(
+            organization::list_invitations,
+            organization::create_invitation
+        ))
+        .routes(routes!(organization::revoke_invitation))
+        .routes(routes!(api_keys::list_api_keys, api_keys::create_api_key))
+        .routes(routes!(api_keys::revoke_api_key))
+        .routes(routes!(audit::organization_audit))
+        .routes(routes!(admin::list_organizations))
+        .routes(routes!(admin::update_organization))
+        .routes(routes!(admin::platform_audit))
+        .split_for_parts()
+}
+
+/// The API plus its document and viewer.
+pub fn with_docs(api: Router<AppState>, doc: utoipa::openapi::OpenApi) -> Router<AppState> {
+    api.merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", doc))
+}

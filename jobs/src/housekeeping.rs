@@ -1,5 +1,5 @@
 //! The periodic housekeeping job: prunes finished background jobs past their
-//! retention and records each run, once per schedule slot.
+//! retention and expired browser sessions, and records each run once per schedule slot.
 
 use std::time::Duration;
 
@@ -22,6 +22,10 @@ pub async fn run(tick: Tick, ctx: Data<Housekeeping>) -> Result<(), BoxDynError>
     let cutoff = DateTime::<Utc>::from_timestamp(prune_cutoff(tick_at, ctx.job_retention), 0)
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let pruned = ctx.db.prune_finished_jobs(cutoff).await?;
+    let sessions = ctx
+        .db
+        .sessions_delete_expired(started_at.timestamp())
+        .await?;
     let recorded = ctx
         .db
         .record_housekeeping_run(RunRecord {
@@ -33,6 +37,13 @@ pub async fn run(tick: Tick, ctx: Data<Housekeeping>) -> Result<(), BoxDynError>
         .await?;
     metrics::counter!("headroom_housekeeping_runs_total").increment(1);
     metrics::counter!("headroom_jobs_pruned_total").increment(pruned);
-    tracing::info!(tick_at, pruned, recorded, "housekeeping run finished");
+    metrics::counter!("headroom_sessions_expired_total").increment(sessions);
+    tracing::info!(
+        tick_at,
+        pruned,
+        sessions,
+        recorded,
+        "housekeeping run finished"
+    );
     Ok(())
 }

@@ -35,6 +35,16 @@ pub enum Command {
     Worker,
     /// Exit 0 if the server at HEADROOM_ADDR answers /healthz (for container health checks).
     Healthcheck,
+    /// Create a platform administrator (the operator's staff) in the operator's own
+    /// organisation. The password is read from HEADROOM_ADMIN_PASSWORD.
+    CreateAdmin {
+        /// The administrator's e-mail address (their log-in).
+        #[arg(long)]
+        email: String,
+        /// Name of the organisation created to hold this administrator.
+        #[arg(long, default_value = "Headroom operations")]
+        organization: String,
+    },
 }
 
 /// Exit codes: 0 done, 1 failed while running, 2 could not start (bad config,
@@ -100,6 +110,16 @@ async fn run(command: Command, config: Config) -> ExitCode {
                     .map_err(anyhow::Error::from);
             finish(result.and(db.close().await.map_err(Into::into)))
         }
+        Command::CreateAdmin {
+            email,
+            organization,
+        } => {
+            let db = match connect_and_migrate(&config).await {
+                Ok(db) => db,
+                Err(e) => return fail_to_start(&e),
+            };
+            finish(create_admin(&db, &email, &organization).await)
+        }
         Command::Healthcheck => match probe(&config).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -123,6 +143,25 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn create_admin(
+    db: &headroom_store::Db,
+    email: &str,
+    organization: &str,
+) -> anyhow::Result<()> {
+    use headroom_core::accounts::{Email, Role, Tier, check_password};
+    let email = Email::parse(email)?;
+    let password = std::env::var("HEADROOM_ADMIN_PASSWORD").map_err(|_| {
+        anyhow::anyhow!("set HEADROOM_ADMIN_PASSWORD to the new administrator's password")
+    })?;
+    check_password(&password, email.as_str())?;
+    let hash = crate::auth::password::hash(password).await?;
+    let (org, user) = db
+        .create_organization_with_user(organization, Tier::Guaranteed, &email, Role::Admin, hash)
+        .await?;
+    tracing::info!(user = %user.id, organization = %org.id, "platform administrator created");
+    Ok(())
 }
 
 /// A minimal HTTP/1.0 GET of /healthz: the runtime image has no curl.

@@ -234,3 +234,96 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// A browser-like client: keeps cookies, and sends the CSRF token once it has one.
+pub struct Browser {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub csrf: Option<String>,
+}
+
+impl Browser {
+    pub fn new(app: &TestApp) -> Self {
+        Self {
+            base: app.base.clone(),
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .unwrap(),
+            csrf: None,
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match &self.csrf {
+            Some(token) => req.header("x-csrf-token", token),
+            None => req,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.request(reqwest::Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn patch(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.request(reqwest::Method::PATCH, path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::DELETE, path)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs up a new organisation; remembers the CSRF token. Returns the answer body.
+    pub async fn signup(&mut self, org: &str, email: &str, password: &str) -> serde_json::Value {
+        let body =
+            serde_json::json!({ "organization_name": org, "email": email, "password": password });
+        let res = self.post("/api/v1/auth/signup", body).await;
+        assert_eq!(res.status(), 201, "sign-up of {email}");
+        let info: serde_json::Value = res.json().await.unwrap();
+        self.csrf = Some(info["csrf_token"].as_str().unwrap().to_owned());
+        info
+    }
+
+    pub async fn login(&mut self, email: &str, password: &str) -> reqwest::Response {
+        let res = self
+            .post(
+                "/api/v1/auth/login",
+                serde_json::json!({ "email": email, "password": password }),
+            )
+            .await;
+        if res.status() == 200 {
+            let info: serde_json::Value = res.json().await.unwrap();
+            self.csrf = Some(info["csrf_token"].as_str().unwrap().to_owned());
+            // Hand back an equivalent response for callers that want the body.
+            return self.get("/api/v1/auth/me").await;
+        }
+        res
+    }
+}
+
+/// Asserts a JSON error answer with this status, and returns its message.
+pub async fn expect_error(res: reqwest::Response, status: u16) -> String {
+    assert_eq!(res.status(), status, "{:?}", res.url().path());
+    let body: serde_json::Value = res.json().await.expect("JSON error body");
+    assert!(body["error"].is_string(), "{body}");
+    body["message"].as_str().expect("message").to_owned()
+}

@@ -1,0 +1,839 @@
+//! Accounts, sessions, CSRF, API keys, roles, invitations and audit, over HTTP
+//! against the real application, on SQLite and PostgreSQL.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, Browser, Options, TestApp, expect_error};
+use headroom_core::accounts::{Email, Role, Tier};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn signup_sets_a_safe_cookie_and_rejects_bad_input(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut ada = Browser::new(&app);
+    let body =
+        json!({ "organization_name": "Acme", "email": "Ada@Example.com", "password": PASSWORD });
+    let res = ada.post("/api/v1/auth/signup", body).await;
+    assert_eq!(res.status(), 201);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("headroom_session="), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain-http test server: {cookie}"
+    );
+    let info: Value = res.json().await.unwrap();
+    assert_eq!(info["user"]["email"], "ada@example.com");
+    assert_eq!(info["user"]["role"], "owner");
+    assert_eq!(info["organization"]["tier"], "standard");
+    ada.csrf = Some(info["csrf_token"].as_str().unwrap().to_owned());
+    assert_eq!(ada.get("/api/v1/auth/me").await.status(), 200);
+
+    let anon = Browser::new(&app);
+    let dup =
+        json!({ "organization_name": "Other", "email": "ada@example.com", "password": PASSWORD });
+    let msg = expect_error(anon.post("/api/v1/auth/signup", dup).await, 409).await;
+    assert!(msg.contains("already exists"), "{msg}");
+    let weak =
+        json!({ "organization_name": "Weak", "email": "bob@example.com", "password": "short" });
+    let msg = expect_error(anon.post("/api/v1/auth/signup", weak).await, 422).await;
+    assert!(msg.contains("at least 12 characters"), "{msg}");
+    let common = json!({ "organization_name": "Weak", "email": "bob@example.com", "password": "password1234" });
+    let msg = expect_error(anon.post("/api/v1/auth/signup", common).await, 422).await;
+    assert!(msg.contains("common"), "{msg}");
+    let bad_email = json!({ "organization_name": "X", "email": "bob", "password": PASSWORD });
+    expect_error(anon.post("/api/v1/auth/signup", bad_email).await, 422).await;
+    let missing = json!({ "email": "bob@example.com" });
+    expect_error(anon.post("/api/v1/auth/signup", missing).await, 422).await;
+    let raw = anon
+        .http
+        .post(format!("{}/api/v1/auth/signup", app.base))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    expect_error(raw, 400).await;
+    let form = anon
+        .http
+        .post(format!("{}/api/v1/auth/signup", app.base))
+        .body("a=b")
+        .send()
+        .await
+        .unwrap();
+    expect_error(form, 415).await;
+    app.stop().await;
+}
+both_backends!(signup, signup_sets_a_safe_cookie_and_rejects_bad_input);
+
+async fn login_logout_and_session_rules(backend: Backend) {
+    let options = Options {
+        env: vec![("HEADROOM_SESSION_IDLE_SECS", "2".to_owned())],
+        ..Options::default()
+    };
+    let Some(app) = TestApp::spawn_with(backend, options).await else {
+        return;
+    };
+    let mut ada = Browser::new(&app);
+    ada.signup("Acme", "ada@example.com", PASSWORD).await;
+
+    let stranger = Browser::new(&app);
+    let wrong = json!({ "email": "ada@example.com", "password": "not the password at all" });
+    let msg_wrong = expect_error(stranger.post("/api/v1/auth/login", wrong).await, 401).await;
+    let unknown = json!({ "email": "nobody@example.com", "password": PASSWORD });
+    let msg_unknown = expect_error(stranger.post("/api/v1/auth/login", unknown).await, 401).await;
+    assert_eq!(msg_wrong, msg_unknown, "no hint which accounts exist");
+
+    // Logging in again issues a new session id (no fixation).
+    let bob = Browser::new(&app);
+    let first = bob
+        .post(
+            "/api/v1/auth/login",
+            json!({ "email": "ada@example.com", "password": PASSWORD }),
+        )
+        .await;
+    let first_cookie = first.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let second = bob
+        .post(
+            "/api/v1/auth/login",
+            json!({ "email": "ada@example.com", "password": PASSWORD }),
+        )
+        .await;
+    let second_cookie = second.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_ne!(first_cookie, second_cookie);
+
+    // A tampered cookie is simply not a session.
+    let tampered = reqwest::Client::new()
+        .get(format!("{}/api/v1/auth/me", app.base))
+        .header("cookie", format!("{first_cookie}x"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(tampered, 401).await;
+    // The replaced session id no longer works either.
+    let replaced = reqwest::Client::new()
+        .get(format!("{}/api/v1/auth/me", app.base))
+        .header("cookie", first_cookie)
+        .send()
+        .await
+        .unwrap();
+    expect_error(replaced, 401).await;
+
+    // Log-out ends the session; without the CSRF token it is refused.
+    let token = ada.csrf.take();
+    let msg = expect_error(ada.post("/api/v1/auth/logout", json!({})).await, 403).await;
+    assert!(msg.contains("CSRF"), "{msg}");
+    ada.csrf = Some("wrong-token".to_owned());
+    expect_error(ada.post("/api/v1/auth/logout", json!({})).await, 403).await;
+    ada.csrf = token;
+    assert_eq!(
+        ada.post("/api/v1/auth/logout", json!({})).await.status(),
+        204
+    );
+    expect_error(ada.get("/api/v1/auth/me").await, 401).await;
+
+    // Idle expiry: two quiet seconds and the session is gone.
+    assert_eq!(ada.login("ada@example.com", PASSWORD).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let msg = expect_error(ada.get("/api/v1/auth/me").await, 401).await;
+    assert!(msg.contains("not logged in"), "{msg}");
+    app.stop().await;
+}
+both_backends!(login, login_logout_and_session_rules);
+
+#[tokio::test]
+async fn sessions_have_an_absolute_lifetime() {
+    let options = Options {
+        env: vec![("HEADROOM_SESSION_MAX_SECS", "1".to_owned())],
+        ..Options::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, options).await.unwrap();
+    let mut ada = Browser::new(&app);
+    ada.signup("Acme", "ada@example.com", PASSWORD).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let msg = expect_error(ada.get("/api/v1/auth/me").await, 401).await;
+    assert!(msg.contains("expired"), "{msg}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn login_attempts_are_throttled_with_retry_after() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let mut ada = Browser::new(&app);
+    ada.signup("Acme", "ada@example.com", PASSWORD).await;
+    let guesser = Browser::new(&app);
+    let guess = json!({ "email": "ada@example.com", "password": "wrong wrong wrong" });
+    for _ in 0..5 {
+        expect_error(guesser.post("/api/v1/auth/login", guess.clone()).await, 401).await;
+    }
+    let res = guesser.post("/api/v1/auth/login", guess).await;
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let msg = expect_error(res, 429).await;
+    assert!(msg.contains("too many"), "{msg}");
+    // Even the right password waits: the budget is per account.
+    let right = json!({ "email": "ada@example.com", "password": PASSWORD });
+    expect_error(guesser.post("/api/v1/auth/login", right).await, 429).await;
+    app.stop().await;
+}
+
+async fn password_change_ends_other_sessions(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut ada = Browser::new(&app);
+    ada.signup("Acme", "ada@example.com", PASSWORD).await;
+    let mut laptop = Browser::new(&app);
+    assert_eq!(
+        laptop.login("ada@example.com", PASSWORD).await.status(),
+        200
+    );
+
+    let wrong =
+        json!({ "current_password": "not it at all!!", "new_password": "a brand new passphrase" });
+    expect_error(ada.post("/api/v1/auth/password", wrong).await, 401).await;
+    let weak = json!({ "current_password": PASSWORD, "new_password": "tiny" });
+    let msg = expect_error(ada.post("/api/v1/auth/password", weak).await, 422).await;
+    assert!(msg.contains("12 characters"), "{msg}");
+    // Let a second pass, so the change is strictly after the other session's log-in.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let good = json!({ "current_password": PASSWORD, "new_password": "a brand new passphrase" });
+    assert_eq!(ada.post("/api/v1/auth/password", good).await.status(), 204);
+
+    assert_eq!(
+        ada.get("/api/v1/auth/me").await.status(),
+        200,
+        "this session continues"
+    );
+    let msg = expect_error(laptop.get("/api/v1/auth/me").await, 401).await;
+    assert!(msg.contains("password changed"), "{msg}");
+    let stranger = Browser::new(&app);
+    let old = json!({ "email": "ada@example.com", "password": PASSWORD });
+    expect_error(stranger.post("/api/v1/auth/login", old).await, 401).await;
+    assert_eq!(
+        laptop
+            .login("ada@example.com", "a brand new passphrase")
+            .await
+            .status(),
+        200
+    );
+    app.stop().await;
+}
+both_backends!(password_change, password_change_ends_other_sessions);
+
+fn bearer(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    key: &str,
+) -> reqwest::RequestBuilder {
+    app.http.request(method, app.url(path)).bearer_auth(key)
+}
+
+async fn api_keys_work_until_revoked(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut ada = Browser::new(&app);
+    ada.signup("Acme", "ada@example.com", PASSWORD).await;
+
+    let res = ada
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "reader", "scopes": ["read"] }),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let key_id = created["key"]["id"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with(created["key"]["prefix"].as_str().unwrap()));
+
+    // Listed by prefix only: the secret is never shown again.
+    let list = ada.get("/api/v1/api-keys").await.text().await.unwrap();
+    assert!(list.contains(created["key"]["prefix"].as_str().unwrap()));
+    assert!(!list.contains(&secret[12..]), "{list}");
+
+    let ok = bearer(&app, reqwest::Method::GET, "/api/v1/organization", &secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.json::<Value>().await.unwrap()["name"], "Acme");
+    // No CSRF token needed for keys (no cookies involved), but scopes are enforced.
+    let keys = bearer(&app, reqwest::Method::GET, "/api/v1/api-keys", &secret)
+        .send()
+        .await
+        .unwrap();
+    let msg = expect_error(keys, 403).await;
+    assert!(msg.contains("owners"), "{msg}");
+    let admin = bearer(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/admin/organizations",
+        &secret,
+    )
+    .send()
+    .await
+    .unwrap();
+    expect_error(admin, 403).await;
+    let used: Value = ada.get("/api/v1/api-keys").await.json().await.unwrap();
+    assert!(used[0]["last_used_at"].is_string(), "{used}");
+
+    let ingest: Value = ada
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "agent", "scopes": ["ingest"] }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ingest_secret = ingest["secret"].as_str().unwrap();
+    let denied = bearer(&app, reqwest::Method::GET, "/api/v1/members", ingest_secret)
+        .send()
+        .await
+        .unwrap();
+    let msg = expect_error(denied, 403).await;
+    assert!(msg.contains("`read` scope"), "{msg}");
+
+    expect_error(
+        ada.post("/api/v1/api-keys", json!({ "name": "none", "scopes": [] }))
+            .await,
+        422,
+    )
+    .await;
+    expect_error(
+        ada.post(
+            "/api/v1/api-keys",
+            json!({ "name": " ", "scopes": ["read"] }),
+        )
+        .await,
+        422,
+    )
+    .await;
+    expect_error(
+        ada.post(
+            "/api/v1/api-keys",
+            json!({ "name": "x", "scopes": ["root"] }),
+        )
+        .await,
+        422,
+    )
+    .await;
+
+    let revoked = ada.delete(&format!("/api/v1/api-keys/{key_id}")).await;
+    assert_eq!(revoked.status(), 200);
+    assert!(revoked.json::<Value>().await.unwrap()["revoked_at"].is_string());
+    let gone = bearer(&app, reqwest::Method::GET, "/api/v1/organization", &secret)
+        .send()
+        .await
+        .unwrap();
+    let msg = expect_error(gone, 401).await;
+    assert!(msg.contains("revoked"), "{msg}");
+
+    for bad in [
+        "hr_short",
+        "sk_live_abc",
+        "",
+        "hr_AAAAAAAA_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB",
+    ] {
+        let res = bearer(&app, reqwest::Method::GET, "/api/v1/organization", bad)
+            .send()
+            .await
+            .unwrap();
+        expect_error(res, 401).await;
+    }
+    let basic = app
+        .http
+        .get(app.url("/api/v1/organization"))
+        .header("authorization", "Basic YTpi")
+        .send()
+        .await
+        .unwrap();
+    expect_error(basic, 401).await;
+    app.stop().await;
+}
+both_backends!(api_keys, api_keys_work_until_revoked);
+
+async fn invitations_roles_and_the_last_owner(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut ada = Browser::new(&app);
+    ada.signup("Acme", "ada@example.com", PASSWORD).await;
+
+    let res = ada
+        .post(
+            "/api/v1/invitations",
+            json!({ "email": "grace@example.com", "role": "member" }),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let invitation: Value = res.json().await.unwrap();
+    let token = invitation["token"].as_str().unwrap().to_owned();
+    expect_error(
+        ada.post(
+            "/api/v1/invitations",
+            json!({ "email": "ada@example.com", "role": "member" }),
+        )
+        .await,
+        409,
+    )
+    .await;
+    expect_error(
+        ada.post(
+            "/api/v1/invitations",
+            json!({ "email": "x@example.com", "role": "admin" }),
+        )
+        .await,
+        422,
+    )
+    .await;
+
+    let mut grace = Browser::new(&app);
+    let weak = json!({ "token": token, "password": "short" });
+    expect_error(grace.post("/api/v1/invitations/accept", weak).await, 422).await;
+    let res = grace
+        .post(
+            "/api/v1/invitations/accept",
+            json!({ "token": token, "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let info: Value = res.json().await.unwrap();
+    assert_eq!(info["user"]["role"], "member");
+    assert_eq!(info["organization"]["name"], "Acme");
+    grace.csrf = Some(info["csrf_token"].as_str().unwrap().to_owned());
+    let grace_id = info["user"]["id"].as_str().unwrap().to_owned();
+    let again = Browser::new(&app);
+    expect_error(
+        again
+            .post(
+                "/api/v1/invitations/accept",
+                json!({ "token": token, "password": PASSWORD }),
+            )
+            .await,
+        404,
+    )
+    .await;
+
+    // Members read; they do not manage.
+    assert_eq!(grace.get("/api/v1/members").await.status(), 200);
+    for res in [
+        grace
+            .post(
+                "/api/v1/api-keys",
+                json!({ "name": "k", "scopes": ["read"] }),
+            )
+            .await,
+        grace.get("/api/v1/api-keys").await,
+        grace.get("/api/v1/audit").await,
+        grace
+            .post(
+                "/api/v1/invitations",
+                json!({ "email": "z@example.com", "role": "member" }),
+            )
+            .await,
+        grace.get("/api/v1/admin/organizations").await,
+    ] {
+        expect_error(res, 403).await;
+    }
+
+    // The last owner cannot step down or be removed...
+    let ada_id = ada
+        .get("/api/v1/auth/me")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    expect_error(
+        ada.patch(
+            &format!("/api/v1/members/{ada_id}"),
+            json!({ "role": "member" }),
+        )
+        .await,
+        409,
+    )
+    .await;
+    expect_error(ada.delete(&format!("/api/v1/members/{ada_id}")).await, 409).await;
+    // ...but can promote someone first.
+    let res = ada
+        .patch(
+            &format!("/api/v1/members/{grace_id}"),
+            json!({ "role": "owner" }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        grace.get("/api/v1/api-keys").await.status(),
+        200,
+        "grace is an owner now"
+    );
+    assert_eq!(
+        ada.patch(
+            &format!("/api/v1/members/{ada_id}"),
+            json!({ "role": "member" })
+        )
+        .await
+        .status(),
+        200
+    );
+    expect_error(ada.get("/api/v1/audit").await, 403).await;
+
+    // The audit log saw it all, newest first.
+    let audit: Value = grace.get("/api/v1/audit").await.json().await.unwrap();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "signed_up",
+        "member_invited",
+        "invitation_accepted",
+        "role_changed",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected} missing from {actions:?}"
+        );
+    }
+    assert_eq!(actions[0], "role_changed");
+    expect_error(grace.get("/api/v1/audit?limit=0").await, 422).await;
+    app.stop().await;
+}
+both_backends!(invitations, invitations_roles_and_the_last_owner);
+
+async fn audit_records_security_events(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut ada = Browser::new(&app);
+    ada.signup("Acme", "ada@example.com", PASSWORD).await;
+    let stranger = Browser::new(&app);
+    let wrong = json!({ "email": "ada@example.com", "password": "definitely wrong" });
+    expect_error(stranger.post("/api/v1/auth/login", wrong).await, 401).await;
+    assert_eq!(ada.login("ada@example.com", PASSWORD).await.status(), 200);
+    let key: Value = ada
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "k", "scopes": ["read"] }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    ada.delete(&format!(
+        "/api/v1/api-keys/{}",
+        key["key"]["id"].as_str().unwrap()
+    ))
+    .await;
+
+    let audit: Value = ada.get("/api/v1/audit").await.json().await.unwrap();
+    let entries = audit.as_array().unwrap();
+    let find = |action: &str| {
+        entries
+            .iter()
+            .find(|e| e["action"] == action)
+            .unwrap_or_else(|| panic!("{action}: {audit}"))
+    };
+    let failed = find("login_failed");
+    assert_eq!(failed["details"]["reason"], "wrong password");
+    assert_eq!(failed["ip"], "127.0.0.1");
+    find("logged_in");
+    assert_eq!(find("api_key_created")["target"], key["key"]["id"]);
+    find("api_key_revoked");
+    app.stop().await;
+}
+both_backends!(audit, audit_records_security_events);
+
+async fn platform_admins_see_every_organization(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut ada = Browser::new(&app);
+    let acme = ada.signup("Acme", "ada@example.com", PASSWORD).await;
+    let acme_id = acme["organization"]["id"].as_str().unwrap().to_owned();
+    let hash = headroom_server::auth::password::hash(PASSWORD.to_owned())
+        .await
+        .unwrap();
+    let email = Email::parse("ops@headroom.example").unwrap();
+    app.db
+        .create_organization_with_user("Operator", Tier::Guaranteed, &email, Role::Admin, hash)
+        .await
+        .unwrap();
+    let mut ops = Browser::new(&app);
+    assert_eq!(
+        ops.login("ops@headroom.example", PASSWORD).await.status(),
+        200
+    );
+
+    let orgs: Value = ops
+        .get("/api/v1/admin/organizations")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(orgs.as_array().unwrap().len(), 2);
+    let res = ops
+        .patch(
+            &format!("/api/v1/admin/organizations/{acme_id}"),
+            json!({ "tier": "premium", "priority": 70 }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let org: Value = ada.get("/api/v1/organization").await.json().await.unwrap();
+    assert_eq!(
+        (org["tier"].as_str(), org["priority"].as_i64()),
+        (Some("premium"), Some(70))
+    );
+    expect_error(
+        ops.patch(
+            &format!("/api/v1/admin/organizations/{acme_id}"),
+            json!({ "priority": 101 }),
+        )
+        .await,
+        422,
+    )
+    .await;
+    expect_error(
+        ops.patch("/api/v1/admin/organizations/nope", json!({ "priority": 1 }))
+            .await,
+        404,
+    )
+    .await;
+    expect_error(
+        ops.patch(
+            &format!("/api/v1/admin/organizations/{acme_id}"),
+            json!({ "tier": "gold" }),
+        )
+        .await,
+        422,
+    )
+    .await;
+
+    let all: Value = ops.get("/api/v1/admin/audit").await.json().await.unwrap();
+    let orgs_seen: std::collections::HashSet<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["organization_id"].as_str())
+        .collect();
+    assert!(
+        orgs_seen.contains(acme_id.as_str()) && orgs_seen.len() >= 2,
+        "{all}"
+    );
+    // Owners are not platform admins.
+    expect_error(ada.get("/api/v1/admin/audit").await, 403).await;
+    expect_error(
+        ada.patch(
+            &format!("/api/v1/admin/organizations/{acme_id}"),
+            json!({ "priority": 99 }),
+        )
+        .await,
+        403,
+    )
+    .await;
+    app.stop().await;
+}
+both_backends!(admin, platform_admins_see_every_organization);
+
+/// Organisation B's resources, for requests made as A.
+struct Other {
+    member_id: String,
+    invitation_id: String,
+    api_key_id: String,
+    org_id: String,
+    secrets: Vec<String>,
+}
+
+async fn tenants_never_see_each_other(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut a = Browser::new(&app);
+    a.signup("Alpha", "alice@alpha.example", PASSWORD).await;
+    let a_key: Value = a
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "a", "scopes": ["admin"] }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let a_secret = a_key["secret"].as_str().unwrap().to_owned();
+
+    let mut b = Browser::new(&app);
+    let b_info = b.signup("Beta", "bob@beta.example", PASSWORD).await;
+    let b_key: Value = b
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "b-key", "scopes": ["read"] }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let b_inv: Value = b
+        .post(
+            "/api/v1/invitations",
+            json!({ "email": "carol@beta.example", "role": "member" }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let other = Other {
+        member_id: b_info["user"]["id"].as_str().unwrap().to_owned(),
+        invitation_id: b_inv["invitation"]["id"].as_str().unwrap().to_owned(),
+        api_key_id: b_key["key"]["id"].as_str().unwrap().to_owned(),
+        org_id: b_info["organization"]["id"].as_str().unwrap().to_owned(),
+        secrets: vec![
+            "bob@beta.example".into(),
+            "carol@beta.example".into(),
+            "b-key".into(),
+            "Beta".into(),
+        ],
+    };
+
+    // Every route with a path parameter, straight from the router's OpenAPI document.
+    let doc: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    let mut covered = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if !path.contains('{') {
+                continue;
+            }
+            // (B's id to use, the status A must get). Admin routes are closed to
+            // owners altogether; everything else must look like it does not exist.
+            let (id, status) = match (method.as_str(), path.as_str()) {
+                ("patch" | "delete", "/api/v1/members/{id}") => (&other.member_id, 404),
+                ("delete", "/api/v1/invitations/{id}") => (&other.invitation_id, 404),
+                ("delete", "/api/v1/api-keys/{id}") => (&other.api_key_id, 404),
+                ("patch", "/api/v1/admin/organizations/{id}") => (&other.org_id, 403),
+                _ => panic!(
+                    "no tenant-isolation case for {} {path}: add one here",
+                    method.to_uppercase()
+                ),
+            };
+            let url = path.replace("{id}", id);
+            let body = match path.as_str() {
+                "/api/v1/members/{id}" => json!({ "role": "member" }),
+                _ => json!({ "priority": 1 }),
+            };
+            for (who, res) in [
+                (
+                    "session",
+                    request(&a, method, &url, body.clone(), None).await,
+                ),
+                (
+                    "api key",
+                    request(&a, method, &url, body.clone(), Some(&a_secret)).await,
+                ),
+            ] {
+                let text = res_text(res, status, &format!("{method} {url} as A's {who}")).await;
+                for secret in &other.secrets {
+                    assert!(
+                        !text.contains(secret.as_str()),
+                        "{method} {path} leaked {secret}: {text}"
+                    );
+                }
+            }
+            covered += 1;
+        }
+    }
+    assert_eq!(covered, 5, "all parameterised routes were exercised");
+
+    // Lists only ever hold the caller's own rows.
+    for path in [
+        "/api/v1/members",
+        "/api/v1/api-keys",
+        "/api/v1/invitations",
+        "/api/v1/audit",
+        "/api/v1/organization",
+    ] {
+        let text = a.get(path).await.text().await.unwrap();
+        for secret in &other.secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{path} leaked {secret}: {text}"
+            );
+        }
+        assert!(
+            !text.contains(&other.org_id),
+            "{path} leaked B's organisation id"
+        );
+    }
+    // And B's rows are all still there.
+    let b_members: Value = b.get("/api/v1/members").await.json().await.unwrap();
+    assert_eq!(b_members.as_array().unwrap().len(), 1);
+    let b_keys: Value = b.get("/api/v1/api-keys").await.json().await.unwrap();
+    assert!(b_keys[0]["revoked_at"].is_null());
+    app.stop().await;
+}
+both_backends!(tenant_isolation, tenants_never_see_each_other);
+
+async fn request(
+    browser: &Browser,
+    method: &str,
+    url: &str,
+    body: Value,
+    key: Option<&str>,
+) -> reqwest::Response {
+    let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+    match key {
+        Some(key) => {
+            let client = reqwest::Client::new();
+            let req = client
+                .request(method.clone(), format!("{}{url}", browser.base))
+                .bearer_auth(key);
+            let req = if method == reqwest::Method::DELETE {
+                req
+            } else {
+                req.json(&body)
+            };
+            req.send().await.unwrap()
+        }
+        None => match method.as_str() {
+            "PATCH" => browser.patch(url, body).await,
+            "DELETE" => browser.delete(url).await,
+            "POST" => browser.post(url, body).await,
+            _ => browser.get(url).await,
+        },
+    }
+}
+
+async fn res_text(res: reqwest::Response, status: u16, what: &str) -> String {
+    assert_eq!(res.status(), status, "{what}");
+    res.text().await.unwrap()
+}

@@ -3,7 +3,10 @@ use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
-use crate::status::{SystemStatus, get_status};
+use crate::auth::{Auth, use_auth};
+use crate::pages::{
+    AcceptInvitationPage, AccountPage, ApiKeysPage, HomePage, LoginPage, MembersPage, SignupPage,
+};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -26,84 +29,47 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    Auth::provide();
     view! {
         <Stylesheet id="headroom" href="/pkg/headroom.css" />
         <Title text="Headroom" />
         <Router>
-            <Routes fallback=|| view! { <p class="notice">"Page not found."</p> }>
-                // Async: the status is in the first HTML response, readable without JavaScript.
-                <Route path=path!("") view=HomePage ssr=SsrMode::Async />
-            </Routes>
+            <Nav />
+            <main class="page">
+                <Routes fallback=|| view! { <p class="notice">"Page not found."</p> }>
+                    // Async: the status is in the first HTML response, readable without JavaScript.
+                    <Route path=path!("") view=HomePage ssr=SsrMode::Async />
+                    <Route path=path!("signup") view=SignupPage />
+                    <Route path=path!("login") view=LoginPage />
+                    <Route path=path!("accept") view=AcceptInvitationPage />
+                    <Route path=path!("account") view=AccountPage />
+                    <Route path=path!("members") view=MembersPage />
+                    <Route path=path!("api-keys") view=ApiKeysPage />
+                </Routes>
+            </main>
         </Router>
     }
 }
 
 #[component]
-fn HomePage() -> impl IntoView {
-    // Effects run only in the browser, so this flips once the page is hydrated.
-    let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
-
-    // Each click asks again; the count shown is that of the answer on screen, so it
-    // only moves once the server has replied.
-    let asked = RwSignal::new(0u32);
-    let status = Resource::new(
-        move || asked.get(),
-        |n| async move { get_status().await.map(|s| (n, s)) },
-    );
-
+fn Nav() -> impl IntoView {
+    let auth = use_auth();
     view! {
-        <main class="page" data-testid="app" data-hydrated=move || hydrated.get().to_string()>
-            <header>
-                <h1>"Headroom"</h1>
-                <p class="tagline">"Capacity that arrives before demand, bills that match use."</p>
-            </header>
-            <section class="card" data-testid="status">
-                <h2>"System status"</h2>
-                <Transition fallback=|| view! { <p>"Loading…"</p> }>
-                    {move || {
-                        status
-                            .get()
-                            .map(|answer| match answer {
-                                Ok((n, s)) => view! { <StatusTable status=s answered=n /> }.into_any(),
-                                Err(e) => {
-                                    view! { <p class="error" role="alert">{e.to_string()}</p> }
-                                        .into_any()
-                                }
-                            })
-                    }}
-                </Transition>
-                <button
-                    data-testid="refresh"
-                    disabled=move || !hydrated.get()
-                    on:click=move |_| asked.update(|n| *n += 1)
-                >
-                    "Refresh"
-                </button>
-            </section>
-        </main>
-    }
-}
-
-#[component]
-fn StatusTable(status: SystemStatus, answered: u32) -> impl IntoView {
-    let last = status
-        .last_housekeeping_at
-        .unwrap_or_else(|| "not yet".to_owned());
-    view! {
-        <dl class="status">
-            <dt>"Database"</dt>
-            <dd data-testid="db-backend">{status.db_backend}</dd>
-            <dt>"Pending migrations"</dt>
-            <dd data-testid="pending-migrations">{status.pending_migrations}</dd>
-            <dt>"Housekeeping runs"</dt>
-            <dd data-testid="housekeeping-runs">{status.housekeeping_runs}</dd>
-            <dt>"Last housekeeping"</dt>
-            <dd data-testid="last-housekeeping">{last}</dd>
-            <dt>"Checked at"</dt>
-            <dd data-testid="checked-at">{status.checked_at}</dd>
-            <dt>"Refreshes"</dt>
-            <dd data-testid="refresh-count">{answered}</dd>
-        </dl>
+        <nav class="top">
+            <a href="/" class="brand">"Headroom"</a>
+            {move || match auth.me.get() {
+                Some(me) => view! {
+                    <a href="/members">"Members"</a>
+                    <a href="/api-keys">"API keys"</a>
+                    <a href="/account" data-testid="nav-account">{me.user.email}</a>
+                }
+                .into_any(),
+                None => view! {
+                    <a href="/login" data-testid="nav-login">"Log in"</a>
+                    <a href="/signup">"Sign up"</a>
+                }
+                .into_any(),
+            }}
+        </nav>
     }
 }

@@ -1,7 +1,11 @@
+#![recursion_limit = "256"]
 //! Headroom's web app. Built twice: with `ssr` into the server (renders pages and
 //! answers server functions) and with `hydrate` into WebAssembly (makes them live).
 
+pub mod api;
 pub mod app;
+pub mod auth;
+pub mod pages;
 pub mod status;
 
 pub use app::{App, shell};

@@ -208,6 +208,26 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json
     }))
 }
 
+/// Whether this browser is logged in: the session, or `null`. Never 401, so a page
+/// can ask without producing an error for anonymous visitors.
+#[utoipa::path(get, path = "/api/v1/auth/session", tag = "auth",
+    responses((status = 200, body = Option<SessionInfo>)))]
+pub async fn current_session(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+) -> ApiResult<Json<Option<SessionInfo>>> {
+    match caller {
+        Ok(caller) if matches!(caller.method, AuthMethod::Session { .. }) => {
+            me(State(state), caller)
+                .await
+                .map(|Json(info)| Json(Some(info)))
+        }
+        Ok(_) => Ok(Json(None)),
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => Ok(Json(None)),
+        Err(e) => Err(e),
+    }
+}
+
 /// Change the password; other sessions of this user end, this one continues.
 #[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = PasswordChange,
     security(("session" = [])),

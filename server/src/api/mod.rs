@@ -66,6 +66,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::me))
+        .routes(routes!(auth::current_session))
         .routes(routes!(auth::change_password))
         .routes(routes!(organization::accept_invitation))
         .routes(routes!(organization::get_organization))

@@ -1,0 +1,123 @@
+//! The browser's client for Headroom's REST API (`/api/v1`). Mutations carry the
+//! session's CSRF token in `X-CSRF-Token`; cookies go along because it is same-origin.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct UserInfo {
+    pub id: String,
+    pub email: String,
+    pub role: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct OrgInfo {
+    pub id: String,
+    pub name: String,
+    pub tier: String,
+    pub priority: i32,
+}
+
+/// The logged-in user (from sign-up, log-in or `/auth/me`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Me {
+    pub user: UserInfo,
+    pub organization: OrgInfo,
+    pub csrf_token: String,
+}
+
+impl Me {
+    pub fn is_manager(&self) -> bool {
+        matches!(self.user.role.as_str(), "owner" | "admin")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ApiKeyInfo {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub scopes: Vec<String>,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ApiKeyCreated {
+    pub key: ApiKeyInfo,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct InvitationInfo {
+    pub id: String,
+    pub email: String,
+    pub role: String,
+    pub expires_at: String,
+    pub expired: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct InvitationCreated {
+    pub invitation: InvitationInfo,
+    pub token: String,
+}
+
+/// An HTTP method the client uses.
+#[derive(Debug, Clone, Copy)]
+pub enum Method {
+    Get,
+    Post,
+    Patch,
+    Delete,
+}
+
+/// Calls the API; `Err` carries the server's message (or a network error) for display.
+/// Only in the browser: the server renders these pages without calling itself.
+pub async fn call<T: DeserializeOwned>(
+    method: Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+    csrf: Option<&str>,
+) -> Result<T, String> {
+    #[cfg(feature = "hydrate")]
+    {
+        use gloo_net::http::RequestBuilder;
+        let url = format!("/api/v1{path}");
+        let mut req = match method {
+            Method::Get => RequestBuilder::new(&url).method(gloo_net::http::Method::GET),
+            Method::Post => RequestBuilder::new(&url).method(gloo_net::http::Method::POST),
+            Method::Patch => RequestBuilder::new(&url).method(gloo_net::http::Method::PATCH),
+            Method::Delete => RequestBuilder::new(&url).method(gloo_net::http::Method::DELETE),
+        };
+        if let Some(token) = csrf {
+            req = req.header("x-csrf-token", token);
+        }
+        let res = match body {
+            Some(b) => req.json(&b).map_err(|e| e.to_string())?.send().await,
+            None => req.send().await,
+        }
+        .map_err(|e| format!("network error: {e}"))?;
+        if res.status() == 204 {
+            return serde_json::from_value(serde_json::Value::Null).map_err(|e| e.to_string());
+        }
+        let text = res.text().await.map_err(|e| e.to_string())?;
+        if res.ok() {
+            serde_json::from_str(&text).map_err(|e| format!("unexpected answer: {e}"))
+        } else {
+            let message = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| format!("request failed ({})", res.status()));
+            Err(message)
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = (method, path, body, csrf);
+        Err("the API client runs in the browser only".to_owned())
+    }
+}

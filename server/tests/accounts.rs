@@ -837,3 +837,39 @@ async fn res_text(res: reqwest::Response, status: u16, what: &str) -> String {
     assert_eq!(res.status(), status, "{what}");
     res.text().await.unwrap()
 }
+
+#[tokio::test]
+async fn cookies_are_secure_behind_https() {
+    let options = Options {
+        env: vec![("HEADROOM_PUBLIC_URL", "https://headroom.example".to_owned())],
+        ..Options::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, options).await.unwrap();
+    let body = json!({ "organization_name": "Acme", "email": "ada@example.com", "password": PASSWORD });
+    let res = Browser::new(&app).post("/api/v1/auth/signup", body).await;
+    assert_eq!(res.status(), 201);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("Secure") && cookie.contains("HttpOnly"), "{cookie}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_api_is_described_and_browsable() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let doc: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["api_key"]["scheme"], "bearer");
+    assert_eq!(schemes["session"]["in"], "cookie");
+    // Every operation documents its error answers with the common error body.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let codes: Vec<&String> = op["responses"].as_object().unwrap().keys().collect();
+            assert!(codes.iter().any(|c| c.starts_with('2')), "{method} {path} has no success answer");
+        }
+    }
+    let docs = app.get("/api/docs/").await;
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.unwrap().contains("swagger"), "Swagger UI page");
+    app.stop().await;
+}

@@ -845,11 +845,15 @@ async fn cookies_are_secure_behind_https() {
         ..Options::default()
     };
     let app = TestApp::spawn_with(Backend::Sqlite, options).await.unwrap();
-    let body = json!({ "organization_name": "Acme", "email": "ada@example.com", "password": PASSWORD });
+    let body =
+        json!({ "organization_name": "Acme", "email": "ada@example.com", "password": PASSWORD });
     let res = Browser::new(&app).post("/api/v1/auth/signup", body).await;
     assert_eq!(res.status(), 201);
     let cookie = res.headers()["set-cookie"].to_str().unwrap();
-    assert!(cookie.contains("Secure") && cookie.contains("HttpOnly"), "{cookie}");
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
     app.stop().await;
 }
 
@@ -865,11 +869,17 @@ async fn the_api_is_described_and_browsable() {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let codes: Vec<&String> = op["responses"].as_object().unwrap().keys().collect();
-            assert!(codes.iter().any(|c| c.starts_with('2')), "{method} {path} has no success answer");
+            assert!(
+                codes.iter().any(|c| c.starts_with('2')),
+                "{method} {path} has no success answer"
+            );
         }
     }
     let docs = app.get("/api/docs/").await;
     assert_eq!(docs.status(), 200);
-    assert!(docs.text().await.unwrap().contains("swagger"), "Swagger UI page");
+    assert!(
+        docs.text().await.unwrap().contains("swagger"),
+        "Swagger UI page"
+    );
     app.stop().await;
 }

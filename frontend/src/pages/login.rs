@@ -2,8 +2,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use serde_json::json;
 
-use super::{ErrorNote, field};
-use crate::api::{Me, Method, call};
+use super::{ErrorNote, field, open_session};
 use crate::auth::use_auth;
 
 #[component]
@@ -16,19 +15,7 @@ pub fn LoginPage() -> impl IntoView {
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let body = json!({ "email": field(email), "password": field(password) });
-        let navigate = navigate.clone();
-        pending.set(true);
-        leptos::task::spawn_local(async move {
-            match call::<Me>(Method::Post, "/auth/login", Some(body), None).await {
-                Ok(me) => {
-                    auth.me.set(Some(me));
-                    error.set(None);
-                    navigate("/account", Default::default());
-                }
-                Err(e) => error.set(Some(e)),
-            }
-            pending.set(false);
-        });
+        open_session("/auth/login", body, navigate.clone(), error, pending);
     };
     view! {
         <section class="card narrow">
@@ -55,20 +42,18 @@ pub fn AcceptInvitationPage() -> impl IntoView {
     let query = use_query_map();
     let password = NodeRef::new();
     let error = RwSignal::new(None::<String>);
+    let pending = RwSignal::new(false);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let token = query.with_untracked(|q| q.get("token").unwrap_or_default());
         let body = json!({ "token": token, "password": field(password) });
-        let navigate = navigate.clone();
-        leptos::task::spawn_local(async move {
-            match call::<Me>(Method::Post, "/invitations/accept", Some(body), None).await {
-                Ok(me) => {
-                    auth.me.set(Some(me));
-                    navigate("/account", Default::default());
-                }
-                Err(e) => error.set(Some(e)),
-            }
-        });
+        open_session(
+            "/invitations/accept",
+            body,
+            navigate.clone(),
+            error,
+            pending,
+        );
     };
     view! {
         <section class="card narrow">
@@ -79,7 +64,7 @@ pub fn AcceptInvitationPage() -> impl IntoView {
                     <input node_ref=password type="password" autocomplete="new-password" required />
                 </label>
                 <ErrorNote error />
-                <button type="submit" disabled=move || !auth.known.get()>"Accept invitation"</button>
+                <button type="submit" disabled=move || pending.get() || !auth.known.get()>"Accept invitation"</button>
             </form>
         </section>
     }

@@ -53,3 +53,29 @@ pub fn RequireLogin(children: ChildrenFn) -> impl IntoView {
 pub fn field(node: NodeRef<leptos::html::Input>) -> String {
     node.get_untracked().map(|i| i.value()).unwrap_or_default()
 }
+
+/// Sends credentials to `path` (sign-up, log-in, accepting an invitation); on success
+/// the browser is logged in and sent to the account page, otherwise `error` says why.
+pub fn open_session(
+    path: &'static str,
+    body: serde_json::Value,
+    navigate: impl Fn(&str, leptos_router::NavigateOptions) + 'static,
+    error: RwSignal<Option<String>>,
+    pending: RwSignal<bool>,
+) {
+    let auth = use_auth();
+    pending.set(true);
+    leptos::task::spawn_local(async move {
+        match crate::api::call::<crate::api::Me>(crate::api::Method::Post, path, Some(body), None)
+            .await
+        {
+            Ok(me) => {
+                auth.me.set(Some(me));
+                error.set(None);
+                navigate("/account", Default::default());
+            }
+            Err(e) => error.set(Some(e)),
+        }
+        pending.set(false);
+    });
+}

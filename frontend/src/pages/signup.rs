@@ -2,8 +2,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 use serde_json::json;
 
-use super::{ErrorNote, field};
-use crate::api::{Me, Method, call};
+use super::{ErrorNote, field, open_session};
 use crate::auth::use_auth;
 
 #[component]
@@ -16,19 +15,7 @@ pub fn SignupPage() -> impl IntoView {
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let body = json!({ "organization_name": field(org), "email": field(email), "password": field(password) });
-        let navigate = navigate.clone();
-        pending.set(true);
-        leptos::task::spawn_local(async move {
-            match call::<Me>(Method::Post, "/auth/signup", Some(body), None).await {
-                Ok(me) => {
-                    auth.me.set(Some(me));
-                    error.set(None);
-                    navigate("/account", Default::default());
-                }
-                Err(e) => error.set(Some(e)),
-            }
-            pending.set(false);
-        });
+        open_session("/auth/signup", body, navigate.clone(), error, pending);
     };
     view! {
         <section class="card narrow">

@@ -38,6 +38,16 @@ pub(super) async fn open_session(session: &Session, user: &User) -> ApiResult<St
     Ok(csrf)
 }
 
+/// The audit actor for a user acting from `addr` before they have a [`Caller`].
+pub(super) fn user_actor(user: &User, addr: SocketAddr) -> Actor {
+    Actor {
+        organization_id: Some(user.organization_id.clone()),
+        user_id: Some(user.id.clone()),
+        api_key_id: None,
+        ip: Some(addr.ip().to_string()),
+    }
+}
+
 pub(super) fn session_info(user: User, org: Organization, csrf: String) -> SessionInfo {
     SessionInfo {
         user: user.into(),
@@ -76,12 +86,7 @@ pub async fn signup(
         .create_organization_with_owner(name, Tier::Standard, &email, hash)
         .await?;
     let csrf = open_session(&session, &user).await?;
-    let actor = Actor {
-        organization_id: Some(org.id.clone()),
-        user_id: Some(user.id.clone()),
-        api_key_id: None,
-        ip: Some(addr.ip().to_string()),
-    };
+    let actor = user_actor(&user, addr);
     state
         .db
         .audit(&actor, AuditAction::SignedUp, Some(&user.id), None)
@@ -111,11 +116,11 @@ pub async fn login(
         .login_limiter
         .check(Some(addr.ip()), email.as_str())
         .map_err(ApiError::too_many_attempts)?;
-    let mut actor = Actor {
-        ip: Some(addr.ip().to_string()),
-        ..Actor::default()
-    };
     let Some((user, hash)) = state.db.user_by_email(&email).await? else {
+        let actor = Actor {
+            ip: Some(addr.ip().to_string()),
+            ..Actor::default()
+        };
         password::verify_against_nothing(req.password).await;
         let details = json!({ "email": email.as_str(), "reason": "unknown account" });
         state
@@ -124,8 +129,7 @@ pub async fn login(
             .await?;
         return Err(wrong());
     };
-    actor.organization_id = Some(user.organization_id.clone());
-    actor.user_id = Some(user.id.clone());
+    let actor = user_actor(&user, addr);
     if !password::verify(req.password, hash).await {
         let details = json!({ "email": email.as_str(), "reason": "wrong password" });
         state

@@ -8,11 +8,10 @@ use axum::http::StatusCode;
 use chrono::{Duration, Utc};
 use headroom_core::accounts::{AuditAction, Role, Scope, check_password};
 use headroom_store::accounts::NewInvitation;
-use headroom_store::audit::Actor;
 use serde_json::json;
 use tower_sessions::Session;
 
-use super::auth::{open_session, parse_email, session_info};
+use super::auth::{open_session, parse_email, session_info, user_actor};
 use super::error::{ApiError, ApiJson, ApiResult, ErrorBody};
 use super::types::{
     AcceptInvitation, InvitationCreated, InvitationRequest, InvitationView, MemberUpdate,
@@ -293,12 +292,7 @@ pub async fn accept_invitation(
         .await?
         .ok_or_else(not_found)?;
     let csrf = open_session(&session, &user).await?;
-    let actor = Actor {
-        organization_id: Some(org.id.clone()),
-        user_id: Some(user.id.clone()),
-        api_key_id: None,
-        ip: Some(addr.ip().to_string()),
-    };
+    let actor = user_actor(&user, addr);
     state
         .db
         .audit(

@@ -1,5 +1,5 @@
 //! The periodic housekeeping job: prunes finished background jobs past their
-//! retention and expired browser sessions, and records each run once per schedule slot.
+//! retention, expired browser sessions and observations past their retention, and records each run once per schedule slot.
 
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use headroom_store::{Db, housekeeping::RunRecord};
 pub struct Housekeeping {
     pub db: Db,
     pub job_retention: Duration,
+    pub telemetry_retention: headroom_store::telemetry::Retention,
 }
 
 pub async fn run(tick: Tick, ctx: Data<Housekeeping>) -> Result<(), BoxDynError> {

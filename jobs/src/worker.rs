@@ -26,6 +26,7 @@ pub struct WorkerSettings {
     pub job_retention: Duration,
     /// How long in-flight jobs may run after shutdown is requested.
     pub shutdown_timeout: Duration,
+    pub telemetry_retention: headroom_store::telemetry::Retention,
 }
 
 const HOUSEKEEPING_QUEUE: &str = "housekeeping";
@@ -42,6 +43,7 @@ pub async fn run_workers(
     let ctx = Housekeeping {
         db: db.clone(),
         job_retention: settings.job_retention,
+        telemetry_retention: settings.telemetry_retention,
     };
     let schedule = settings.housekeeping_schedule.clone();
     let monitor = Monitor::new().shutdown_timeout(settings.shutdown_timeout);

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_housekeeping_runs;
 mod m20261125_000002_accounts;
+mod m20261125_000003_telemetry;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_housekeeping_runs::Migration),
             Box::new(m20261125_000002_accounts::Migration),
+            Box::new(m20261125_000003_telemetry::Migration),
         ]
     }
 }

@@ -63,6 +63,15 @@ pub struct Config {
     /// Log-in attempts allowed per minute from one address, and against one account.
     pub login_attempts_per_ip: NonZeroU32,
     pub login_attempts_per_account: NonZeroU32,
+    /// Ingest: request body cap (after decompression), items per batch, requests per
+    /// second per API key.
+    pub ingest_max_body_bytes: usize,
+    pub ingest_max_items: usize,
+    pub ingest_requests_per_second: NonZeroU32,
+    /// Retention of raw observations and of minute and hour rollups.
+    pub raw_retention: Duration,
+    pub minute_rollup_retention: Duration,
+    pub hour_rollup_retention: Duration,
 }
 
 /// Every key the file and the environment accept (env: `HEADROOM_` + upper case).
@@ -82,6 +91,12 @@ const KEYS: &[&str] = &[
     "session_max_secs",
     "login_attempts_per_ip",
     "login_attempts_per_account",
+    "ingest_max_body_bytes",
+    "ingest_max_items",
+    "ingest_requests_per_second",
+    "raw_retention_days",
+    "minute_rollup_retention_days",
+    "hour_rollup_retention_days",
 ];
 
 impl Config {
@@ -201,6 +216,16 @@ impl Config {
         };
         let login_attempts_per_ip = per_minute("login_attempts_per_ip", 30)?;
         let login_attempts_per_account = per_minute("login_attempts_per_account", 5)?;
+        let ingest_max_body_bytes =
+            positive(raw, "ingest_max_body_bytes", 16 * 1024 * 1024)? as usize;
+        let ingest_max_items = positive(raw, "ingest_max_items", 10_000)? as usize;
+        let ingest_requests_per_second = per_minute("ingest_requests_per_second", 50)?;
+        let days = |key: &str, default: u64| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_secs(86_400 * positive(raw, key, default)?))
+        };
+        let raw_retention = days("raw_retention_days", 14)?;
+        let minute_rollup_retention = days("minute_rollup_retention_days", 35)?;
+        let hour_rollup_retention = days("hour_rollup_retention_days", 400)?;
 
         Ok(Self {
             addr,
@@ -218,6 +243,12 @@ impl Config {
             session_max_age,
             login_attempts_per_ip,
             login_attempts_per_account,
+            ingest_max_body_bytes,
+            ingest_max_items,
+            ingest_requests_per_second,
+            raw_retention,
+            minute_rollup_retention,
+            hour_rollup_retention,
         })
     }
 

@@ -11,6 +11,9 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::ingest::IngestSettings;
+use crate::api::ingest::body::Limits;
+use crate::api::ingest::feed::{Feed, new_feed};
 use crate::auth::rate_limit::LoginLimiter;
 use crate::config::Config;
 use crate::http::{self, AppState, AuthSettings};
@@ -80,6 +83,11 @@ pub fn worker_settings(config: &Config) -> WorkerSettings {
         housekeeping_schedule: config.housekeeping_schedule.clone(),
         job_retention: config.job_retention,
         shutdown_timeout: config.shutdown_timeout,
+        telemetry_retention: headroom_store::telemetry::Retention {
+            raw_ms: config.raw_retention.as_millis() as i64,
+            minute_ms: config.minute_rollup_retention.as_millis() as i64,
+            hour_ms: config.hour_rollup_retention.as_millis() as i64,
+        },
     }
 }
 
@@ -117,11 +125,22 @@ impl Application {
                 config.login_attempts_per_account,
             ),
         };
+        let ingest = IngestSettings::new(
+            Limits {
+                max_bytes: config.ingest_max_body_bytes,
+                max_items: config.ingest_max_items,
+            },
+            config.ingest_requests_per_second,
+            Duration::from_secs(300),
+            config.raw_retention,
+        );
         let state = AppState {
             db,
             leptos,
             metrics: telemetry::metrics_handle(),
             auth: Arc::new(auth),
+            ingest: Arc::new(ingest),
+            feed: new_feed(),
         };
         Ok(Self {
             listener,
@@ -140,6 +159,11 @@ impl Application {
 
     pub fn db(&self) -> &Db {
         &self.state.db
+    }
+
+    /// The live feed of newly ingested data (subscribe before it is sent).
+    pub fn feed(&self) -> &Feed {
+        &self.state.feed
     }
 
     /// Serves until `shutdown` is cancelled; then stops accepting, lets in-flight

@@ -18,6 +18,8 @@ pub struct Organization {
     pub tier: Tier,
     pub priority: i32,
     pub created_at: DateTime<Utc>,
+    /// Whether device and geography of end-user behaviour events are kept.
+    pub store_behaviour_attributes: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +57,7 @@ fn org_from(m: organization::Model) -> Result<Organization, StoreError> {
         name: m.name,
         priority: m.priority,
         created_at: m.created_at,
+        store_behaviour_attributes: m.store_behaviour_attributes,
     })
 }
 
@@ -78,6 +81,15 @@ fn invitation_from(m: invitation::Model) -> Result<Invitation, StoreError> {
         created_at: m.created_at,
         expires_at: m.expires_at,
     })
+}
+
+/// 256 random bits, hex: the per-organisation salt for end-user identifiers.
+fn new_salt() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 const EMAIL_TAKEN: &str = "an account with this e-mail address already exists";
@@ -130,6 +142,8 @@ impl Db {
             tier: Set(tier.as_str().to_owned()),
             priority: Set(tier.default_priority()),
             created_at: Set(now),
+            store_behaviour_attributes: Set(false),
+            privacy_salt: Set(new_salt()),
         }
         .insert(&txn)
         .await?;
@@ -226,6 +240,46 @@ impl Db {
             m.priority = Set(priority);
         }
         Ok(Some(org_from(m.update(self.conn()).await?)?))
+    }
+
+    /// Whether behaviour attributes (device, geography) may be stored, and the salt
+    /// for hashing end-user identifiers (created on first use for older rows).
+    pub async fn privacy(&self, tenant: &Tenant) -> Result<(bool, String), StoreError> {
+        let m = organization::Entity::find_by_id(tenant.id().to_owned())
+            .one(self.conn())
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("tenant without organisation".into()))?;
+        if !m.privacy_salt.is_empty() {
+            return Ok((m.store_behaviour_attributes, m.privacy_salt));
+        }
+        let salt = new_salt();
+        // Only fill an empty salt: a concurrent first use must not replace a salt in use.
+        organization::Entity::update_many()
+            .col_expr(
+                organization::Column::PrivacySalt,
+                sea_orm::sea_query::Expr::value(salt),
+            )
+            .filter(organization::Column::Id.eq(tenant.id()))
+            .filter(organization::Column::PrivacySalt.eq(""))
+            .exec(self.conn())
+            .await?;
+        Box::pin(self.privacy(tenant)).await
+    }
+
+    pub async fn set_store_behaviour_attributes(
+        &self,
+        tenant: &Tenant,
+        enabled: bool,
+    ) -> Result<(), StoreError> {
+        organization::Entity::update_many()
+            .col_expr(
+                organization::Column::StoreBehaviourAttributes,
+                sea_orm::sea_query::Expr::value(enabled),
+            )
+            .filter(organization::Column::Id.eq(tenant.id()))
+            .exec(self.conn())
+            .await?;
+        Ok(())
     }
 
     pub async fn members(&self, tenant: &Tenant) -> Result<Vec<User>, StoreError> {

@@ -10,6 +10,7 @@ pub mod entities;
 mod error;
 pub mod housekeeping;
 mod sessions;
+pub mod telemetry;
 mod tenant;
 
 pub use connect::{Backend, Db, redact};

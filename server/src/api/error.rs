@@ -67,6 +67,31 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
     }
 
+    pub fn payload_too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+    }
+
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        )
+    }
+
+    /// A client over its request budget; `retry_after` says when to come back.
+    pub fn rate_limited(retry_after: Duration) -> Self {
+        let secs = retry_after.as_secs().max(1);
+        Self {
+            retry_after: Some(Duration::from_secs(secs)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("request rate limit reached; retry in {secs} s"),
+            )
+        }
+    }
+
     pub fn too_many_attempts(retry_after: Duration) -> Self {
         let secs = retry_after.as_secs().max(1);
         Self {
@@ -130,9 +155,7 @@ impl From<tower_sessions::session::Error> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
-            JsonRejection::MissingJsonContentType(_) => Self::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+            JsonRejection::MissingJsonContentType(_) => Self::unsupported_media_type(
                 "send the body as JSON with Content-Type: application/json",
             ),
             JsonRejection::JsonDataError(e) => Self::unprocessable(e.body_text()),

@@ -7,6 +7,7 @@ mod api_keys;
 mod audit;
 mod auth;
 pub mod error;
+pub mod ingest;
 mod organization;
 pub mod types;
 
@@ -32,6 +33,7 @@ use crate::http::AppState;
         (name = "auth", description = "Sign-up, log-in, sessions, passwords"),
         (name = "organization", description = "The caller's organisation, members, invitations"),
         (name = "api-keys", description = "Keys for programs"),
+        (name = "ingest", description = "Telemetry, usage and behaviour intake; metric queries"),
         (name = "audit", description = "Security-relevant actions"),
         (name = "admin", description = "Platform administration (operator staff only)"),
     )
@@ -70,6 +72,12 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::change_password))
         .routes(routes!(organization::accept_invitation))
         .routes(routes!(organization::get_organization))
+        .routes(routes!(organization::update_privacy))
+        .routes(routes!(ingest::ingest_metrics))
+        .routes(routes!(ingest::ingest_events))
+        .routes(routes!(ingest::ingest_micro_operations))
+        .routes(routes!(ingest::ingest_behaviour))
+        .routes(routes!(ingest::query_metrics))
         .routes(routes!(organization::list_members))
         .routes(routes!(
             organization::update_member,

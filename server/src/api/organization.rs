@@ -15,7 +15,7 @@ use super::auth::{open_session, parse_email, session_info, user_actor};
 use super::error::{ApiError, ApiJson, ApiResult, ErrorBody};
 use super::types::{
     AcceptInvitation, InvitationCreated, InvitationRequest, InvitationView, MemberUpdate,
-    OrganizationView, SessionInfo, UserView,
+    OrganizationView, PrivacyUpdate, SessionInfo, UserView,
 };
 use crate::auth::keys::{random_token, sha256_hex};
 use crate::auth::{Caller, password};
@@ -33,6 +33,38 @@ pub async fn get_organization(
     caller: Caller,
 ) -> ApiResult<Json<OrganizationView>> {
     caller.require_scope(Scope::Read)?;
+    let org = state
+        .db
+        .organization(&caller.tenant)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization"))?;
+    Ok(Json(org.into()))
+}
+
+/// Privacy settings (owners only): whether end-user device and geography are stored.
+#[utoipa::path(patch, path = "/api/v1/organization/privacy", tag = "organization", request_body = PrivacyUpdate,
+    security(("session" = []), ("api_key" = ["admin"])),
+    responses((status = 200, body = OrganizationView), (status = 403, body = ErrorBody)))]
+pub async fn update_privacy(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<PrivacyUpdate>,
+) -> ApiResult<Json<OrganizationView>> {
+    caller.require_manager()?;
+    state
+        .db
+        .set_store_behaviour_attributes(&caller.tenant, req.store_behaviour_attributes)
+        .await?;
+    let details = json!({ "store_behaviour_attributes": req.store_behaviour_attributes });
+    state
+        .db
+        .audit(
+            &caller.actor(),
+            AuditAction::OrganizationUpdated,
+            Some(caller.tenant.id()),
+            Some(details),
+        )
+        .await?;
     let org = state
         .db
         .organization(&caller.tenant)

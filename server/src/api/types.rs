@@ -59,6 +59,8 @@ pub struct OrganizationView {
     /// Used by the allocation controller: higher is served first.
     pub priority: i32,
     pub created_at: DateTime<Utc>,
+    /// Whether device and geography of end-user behaviour events are stored.
+    pub store_behaviour_attributes: bool,
 }
 
 impl From<Organization> for OrganizationView {
@@ -69,8 +71,15 @@ impl From<Organization> for OrganizationView {
             tier: o.tier,
             priority: o.priority,
             created_at: o.created_at,
+            store_behaviour_attributes: o.store_behaviour_attributes,
         }
     }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PrivacyUpdate {
+    /// Store device and geography of end-user behaviour events (off by default).
+    pub store_behaviour_attributes: bool,
 }
 
 /// The logged-in user, their organisation, and the token for `X-CSRF-Token`.

@@ -17,6 +17,8 @@ use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
+use crate::api::ingest::IngestSettings;
+use crate::api::ingest::feed::Feed;
 use crate::auth::rate_limit::LoginLimiter;
 use crate::auth::session_store::DbSessionStore;
 
@@ -27,6 +29,8 @@ pub struct AppState {
     pub leptos: LeptosOptions,
     pub metrics: PrometheusHandle,
     pub auth: Arc<AuthSettings>,
+    pub ingest: Arc<IngestSettings>,
+    pub feed: Feed,
 }
 
 /// Authentication policy, from the config.

@@ -9,6 +9,8 @@ pub struct Model {
     pub tier: String,
     pub priority: i32,
     pub created_at: ChronoDateTimeUtc,
+    pub store_behaviour_attributes: bool,
+    pub privacy_salt: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

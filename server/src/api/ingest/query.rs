@@ -1,0 +1,113 @@
+//! Range queries for dashboards, answered from the rollups (never the raw points).
+
+use axum::Json;
+use axum::extract::{Query, State};
+use chrono::{DateTime, Utc};
+use headroom_core::accounts::Scope;
+use headroom_core::telemetry::{
+    Resolution, parse_timestamp, regroup, validate_metric, validate_workload,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::api::error::{ApiError, ApiResult, ErrorBody};
+use crate::auth::Caller;
+use crate::http::AppState;
+
+const MAX_WINDOWS: i64 = 10_000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct MetricQuery {
+    pub workload: String,
+    pub metric: String,
+    /// Start (inclusive): RFC 3339 or unix seconds.
+    pub from: String,
+    /// End (exclusive): RFC 3339 or unix seconds.
+    pub to: String,
+    /// Window in seconds: a multiple of 60 (default 60); multiples of 3600 read hourly rollups.
+    /// Windows are built from whole stored buckets that start in [from, to).
+    pub step: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesPoint {
+    /// Start of the window.
+    pub t: DateTime<Utc>,
+    pub count: i64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+    /// The latest value in the window.
+    pub last: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Series {
+    pub workload: String,
+    pub metric: String,
+    pub step_seconds: i64,
+    /// Windows without data are absent, not zero.
+    pub points: Vec<SeriesPoint>,
+}
+
+fn instant(field: &str, raw: &str) -> Result<i64, ApiError> {
+    let value = match raw.trim().parse::<f64>() {
+        Ok(secs) => serde_json::json!(secs),
+        Err(_) => serde_json::json!(raw.trim()),
+    };
+    parse_timestamp(&value).map_err(|e| ApiError::unprocessable(format!("{field}: {e}")))
+}
+
+/// A metric series over a time range, in windows of `step` seconds.
+#[utoipa::path(get, path = "/api/v1/metrics/query", tag = "ingest", params(MetricQuery),
+    security(("api_key" = ["read"]), ("session" = [])),
+    responses((status = 200, body = Series), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn query_metrics(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<MetricQuery>,
+) -> ApiResult<Json<Series>> {
+    caller.require_scope(Scope::Read)?;
+    validate_workload(&q.workload).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    validate_metric(&q.metric).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let (from, to) = (instant("from", &q.from)?, instant("to", &q.to)?);
+    if to <= from {
+        return Err(ApiError::unprocessable("to must be after from"));
+    }
+    let step_seconds = q.step.unwrap_or(60);
+    let step_ms = step_seconds
+        .checked_mul(1000)
+        .filter(|s| *s > 0)
+        .unwrap_or(0);
+    let res = Resolution::for_step(step_ms)
+        .ok_or_else(|| ApiError::unprocessable("step must be a positive multiple of 60 seconds"))?;
+    if (to - from) / step_ms > MAX_WINDOWS {
+        return Err(ApiError::unprocessable(format!(
+            "at most {MAX_WINDOWS} windows per query; use a larger step"
+        )));
+    }
+    let buckets = state
+        .db
+        .rollups(&caller.tenant, &q.workload, &q.metric, res, from, to)
+        .await?;
+    let points = regroup(&buckets, from, step_ms)
+        .into_iter()
+        .filter(|b| b.start_ms < to)
+        .map(|b| SeriesPoint {
+            t: DateTime::from_timestamp_millis(b.start_ms).unwrap_or_default(),
+            count: b.count,
+            sum: b.sum,
+            min: b.min,
+            max: b.max,
+            mean: b.mean(),
+            last: b.last,
+        })
+        .collect();
+    Ok(Json(Series {
+        workload: q.workload,
+        metric: q.metric,
+        step_seconds,
+        points,
+    }))
+}

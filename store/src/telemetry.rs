@@ -1,0 +1,583 @@
+//! Observed data: metric points with incrementally maintained rollups, usage events,
+//! micro-operation events and behaviour events. Every insert is idempotent: a row
+//! whose key exists is reported back as a duplicate and changes nothing.
+
+use std::collections::{HashMap, HashSet};
+
+use headroom_core::telemetry::{Bucket, Resolution, buckets_for};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait, Value};
+
+use crate::{Db, StoreError, Tenant};
+
+/// Rows per INSERT statement: keeps well under SQLite's bound-parameter limit.
+const CHUNK: usize = 500;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointIn {
+    pub workload: String,
+    pub metric: String,
+    pub ts_ms: i64,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageEventIn {
+    pub id: String,
+    pub event_type: String,
+    pub quantity: f64,
+    pub ts_ms: i64,
+    pub workload: Option<String>,
+    /// JSON object, as text.
+    pub attributes: Option<String>,
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MicroOperationIn {
+    pub operation_id: String,
+    pub micro_operation_type: String,
+    pub ts_ms: i64,
+    pub workload: Option<String>,
+    pub cpu_cycles: i64,
+    pub memory_bytes: i64,
+    pub network_bytes: i64,
+    pub disk_bytes: i64,
+    pub execution_time_ms: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BehaviourEventIn {
+    pub id: String,
+    pub kind: String,
+    pub name: Option<String>,
+    pub ts_ms: i64,
+    pub workload: Option<String>,
+    pub user_hash: Option<String>,
+    pub device: Option<String>,
+    pub geo: Option<String>,
+}
+
+/// What happened to each row of a batch, by its position in the batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InsertOutcome {
+    pub inserted: Vec<usize>,
+    pub duplicates: Vec<usize>,
+    /// Same idempotency key as a stored row, different content.
+    pub conflicts: Vec<usize>,
+}
+
+/// `$1, $2…` or `?, ?…` rows for a multi-row VALUES list.
+fn values_clause(backend: DbBackend, rows: usize, cols: usize) -> String {
+    let mut n = 0;
+    (0..rows)
+        .map(|_| {
+            let row: Vec<String> = (0..cols)
+                .map(|_| {
+                    n += 1;
+                    match backend {
+                        DbBackend::Postgres => format!("${n}"),
+                        _ => "?".to_owned(),
+                    }
+                })
+                .collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Inserts rows, ignoring existing keys, and returns the keys that were new. `key`
+/// is the primary key without `organization_id` (every row here is one tenant's).
+async fn insert_returning<C: ConnectionTrait>(
+    conn: &C,
+    table: &str,
+    columns: &[&str],
+    key: &[&str],
+    rows: Vec<Vec<Value>>,
+) -> Result<Vec<Vec<String>>, StoreError> {
+    let backend = conn.get_database_backend();
+    let mut returned = Vec::new();
+    for chunk in rows.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO {table} ({}) VALUES {} ON CONFLICT (organization_id, {}) DO NOTHING RETURNING {}",
+            columns.join(", "),
+            values_clause(backend, chunk.len(), columns.len()),
+            key.join(", "),
+            key.iter()
+                .map(|k| format!("CAST({k} AS TEXT)"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        let values: Vec<Value> = chunk.iter().flatten().cloned().collect();
+        for row in conn
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?
+        {
+            let mut k = Vec::with_capacity(key.len());
+            for i in 0..key.len() {
+                k.push(row.try_get_by_index::<String>(i)?);
+            }
+            returned.push(k);
+        }
+    }
+    Ok(returned)
+}
+
+/// Splits a batch by whether each row's key came back from the insert. A key that
+/// appears twice in one batch is inserted once; the later copy is a duplicate.
+fn classify(keys: &[Vec<String>], inserted: Vec<Vec<String>>) -> (Vec<usize>, Vec<usize>) {
+    let mut fresh: HashSet<Vec<String>> = inserted.into_iter().collect();
+    let (mut new, mut dup) = (Vec::new(), Vec::new());
+    for (i, k) in keys.iter().enumerate() {
+        if fresh.remove(k) {
+            new.push(i)
+        } else {
+            dup.push(i)
+        }
+    }
+    (new, dup)
+}
+
+impl Db {
+    /// Stores new points and merges them into the minute and hour rollups, in one
+    /// transaction: a point is counted in the rollups exactly when it is stored.
+    pub async fn insert_points(
+        &self,
+        tenant: &Tenant,
+        points: &[PointIn],
+    ) -> Result<InsertOutcome, StoreError> {
+        let txn = self.conn().begin().await?;
+        let org = tenant.id().to_owned();
+        let rows = points
+            .iter()
+            .map(|p| {
+                vec![
+                    org.clone().into(),
+                    p.workload.clone().into(),
+                    p.metric.clone().into(),
+                    p.ts_ms.into(),
+                    p.value.into(),
+                ]
+            })
+            .collect();
+        let inserted = insert_returning(
+            &txn,
+            "metric_points",
+            &["organization_id", "workload", "metric", "ts", "value"],
+            &["workload", "metric", "ts"],
+            rows,
+        )
+        .await?;
+        let keys: Vec<Vec<String>> = points
+            .iter()
+            .map(|p| vec![p.workload.clone(), p.metric.clone(), p.ts_ms.to_string()])
+            .collect();
+        let (inserted, duplicates) = classify(&keys, inserted);
+
+        let mut series: HashMap<(&str, &str), Vec<(i64, f64)>> = HashMap::new();
+        for &i in &inserted {
+            let p = &points[i];
+            series
+                .entry((&p.workload, &p.metric))
+                .or_default()
+                .push((p.ts_ms, p.value));
+        }
+        let mut rollups: Vec<Vec<Value>> = Vec::new();
+        for ((workload, metric), pts) in &series {
+            for res in Resolution::ALL {
+                for b in buckets_for(res, pts.iter().copied()) {
+                    rollups.push(rollup_row(&org, workload, metric, res, &b));
+                }
+            }
+        }
+        merge_rollups(&txn, rollups).await?;
+        txn.commit().await?;
+        Ok(InsertOutcome {
+            inserted,
+            duplicates,
+            conflicts: Vec::new(),
+        })
+    }
+
+    /// Buckets of one series at `res` with `from_ms <= start < to_ms`, by start.
+    pub async fn rollups(
+        &self,
+        tenant: &Tenant,
+        workload: &str,
+        metric: &str,
+        res: Resolution,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Bucket>, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let p = |n: usize| {
+            if backend == DbBackend::Postgres {
+                format!("${n}")
+            } else {
+                "?".to_owned()
+            }
+        };
+        let sql = format!(
+            "SELECT bucket_start, count, sum, min, max, last, last_ts FROM metric_rollups \
+             WHERE organization_id = {} AND workload = {} AND metric = {} AND resolution = {} \
+             AND bucket_start >= {} AND bucket_start < {} ORDER BY bucket_start",
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5),
+            p(6)
+        );
+        let values: Vec<Value> = vec![
+            tenant.id().into(),
+            workload.into(),
+            metric.into(),
+            res.seconds().into(),
+            from_ms.into(),
+            to_ms.into(),
+        ];
+        let rows = self
+            .conn()
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Bucket {
+                    start_ms: r.try_get_by_index(0)?,
+                    count: r.try_get_by_index(1)?,
+                    sum: r.try_get_by_index(2)?,
+                    min: r.try_get_by_index(3)?,
+                    max: r.try_get_by_index(4)?,
+                    last: r.try_get_by_index(5)?,
+                    last_ts_ms: r.try_get_by_index(6)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn insert_usage_events(
+        &self,
+        tenant: &Tenant,
+        events: &[UsageEventIn],
+        now_ms: i64,
+    ) -> Result<InsertOutcome, StoreError> {
+        let org = tenant.id().to_owned();
+        let rows = events
+            .iter()
+            .map(|e| {
+                vec![
+                    org.clone().into(),
+                    e.id.clone().into(),
+                    e.event_type.clone().into(),
+                    e.quantity.into(),
+                    e.ts_ms.into(),
+                    e.workload.clone().into(),
+                    e.attributes.clone().into(),
+                    e.fingerprint.clone().into(),
+                    now_ms.into(),
+                ]
+            })
+            .collect();
+        let inserted = insert_returning(
+            self.conn(),
+            "usage_events",
+            &[
+                "organization_id",
+                "id",
+                "event_type",
+                "quantity",
+                "ts",
+                "workload",
+                "attributes",
+                "fingerprint",
+                "received_at",
+            ],
+            &["id"],
+            rows,
+        )
+        .await?;
+        let keys: Vec<Vec<String>> = events.iter().map(|e| vec![e.id.clone()]).collect();
+        let (inserted, not_inserted) = classify(&keys, inserted);
+        // A replay carries the same content; the same id with other content is a conflict.
+        let ids: Vec<&str> = not_inserted
+            .iter()
+            .map(|&i| events[i].id.as_str())
+            .collect();
+        let stored = self.stored_fingerprints(tenant, &ids).await?;
+        let (mut duplicates, mut conflicts) = (Vec::new(), Vec::new());
+        for i in not_inserted {
+            let e = &events[i];
+            let first_in_batch = events.iter().position(|o| o.id == e.id).unwrap_or(i);
+            let same = match stored.get(&e.id) {
+                Some(fp) => *fp == e.fingerprint,
+                None => events[first_in_batch].fingerprint == e.fingerprint,
+            };
+            if same {
+                duplicates.push(i)
+            } else {
+                conflicts.push(i)
+            }
+        }
+        Ok(InsertOutcome {
+            inserted,
+            duplicates,
+            conflicts,
+        })
+    }
+
+    async fn stored_fingerprints(
+        &self,
+        tenant: &Tenant,
+        ids: &[&str],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(CHUNK) {
+            let p = |n: usize| {
+                if backend == DbBackend::Postgres {
+                    format!("${n}")
+                } else {
+                    "?".to_owned()
+                }
+            };
+            let list: Vec<String> = (0..chunk.len()).map(|i| p(i + 2)).collect();
+            let sql = format!(
+                "SELECT id, fingerprint FROM usage_events WHERE organization_id = {} AND id IN ({})",
+                p(1),
+                list.join(", ")
+            );
+            let mut values: Vec<Value> = vec![tenant.id().into()];
+            values.extend(chunk.iter().map(|id| Value::from(*id)));
+            for row in self
+                .conn()
+                .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await?
+            {
+                out.insert(
+                    row.try_get_by_index::<String>(0)?,
+                    row.try_get_by_index::<String>(1)?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn insert_micro_operations(
+        &self,
+        tenant: &Tenant,
+        ops: &[MicroOperationIn],
+    ) -> Result<InsertOutcome, StoreError> {
+        let org = tenant.id().to_owned();
+        let rows = ops
+            .iter()
+            .map(|o| {
+                vec![
+                    org.clone().into(),
+                    o.operation_id.clone().into(),
+                    o.micro_operation_type.clone().into(),
+                    o.ts_ms.into(),
+                    o.workload.clone().into(),
+                    o.cpu_cycles.into(),
+                    o.memory_bytes.into(),
+                    o.network_bytes.into(),
+                    o.disk_bytes.into(),
+                    o.execution_time_ms.into(),
+                ]
+            })
+            .collect();
+        let inserted = insert_returning(
+            self.conn(),
+            "micro_operations",
+            &[
+                "organization_id",
+                "operation_id",
+                "micro_operation_type",
+                "ts",
+                "workload",
+                "cpu_cycles",
+                "memory_bytes",
+                "network_bytes",
+                "disk_bytes",
+                "execution_time_ms",
+            ],
+            &["operation_id", "micro_operation_type", "ts"],
+            rows,
+        )
+        .await?;
+        let keys: Vec<Vec<String>> = ops
+            .iter()
+            .map(|o| {
+                vec![
+                    o.operation_id.clone(),
+                    o.micro_operation_type.clone(),
+                    o.ts_ms.to_string(),
+                ]
+            })
+            .collect();
+        let (inserted, duplicates) = classify(&keys, inserted);
+        Ok(InsertOutcome {
+            inserted,
+            duplicates,
+            conflicts: Vec::new(),
+        })
+    }
+
+    pub async fn insert_behaviour_events(
+        &self,
+        tenant: &Tenant,
+        events: &[BehaviourEventIn],
+    ) -> Result<InsertOutcome, StoreError> {
+        let org = tenant.id().to_owned();
+        let rows = events
+            .iter()
+            .map(|e| {
+                vec![
+                    org.clone().into(),
+                    e.id.clone().into(),
+                    e.kind.clone().into(),
+                    e.name.clone().into(),
+                    e.ts_ms.into(),
+                    e.workload.clone().into(),
+                    e.user_hash.clone().into(),
+                    e.device.clone().into(),
+                    e.geo.clone().into(),
+                ]
+            })
+            .collect();
+        let inserted = insert_returning(
+            self.conn(),
+            "behaviour_events",
+            &[
+                "organization_id",
+                "id",
+                "kind",
+                "name",
+                "ts",
+                "workload",
+                "user_hash",
+                "device",
+                "geo",
+            ],
+            &["id"],
+            rows,
+        )
+        .await?;
+        let keys: Vec<Vec<String>> = events.iter().map(|e| vec![e.id.clone()]).collect();
+        let (inserted, duplicates) = classify(&keys, inserted);
+        Ok(InsertOutcome {
+            inserted,
+            duplicates,
+            conflicts: Vec::new(),
+        })
+    }
+}
+
+/// How long each kind of observation is kept (milliseconds). Usage events are
+/// billing records and are not pruned here.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub raw_ms: i64,
+    pub minute_ms: i64,
+    pub hour_ms: i64,
+}
+
+impl Db {
+    /// Deletes observations past their retention, for every organisation (housekeeping).
+    pub async fn prune_telemetry(&self, now_ms: i64, keep: Retention) -> Result<u64, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let p = |n: usize| {
+            if backend == DbBackend::Postgres {
+                format!("${n}")
+            } else {
+                "?".to_owned()
+            }
+        };
+        let statements: [(String, Vec<Value>); 5] = [
+            (
+                format!("DELETE FROM metric_points WHERE ts < {}", p(1)),
+                vec![(now_ms - keep.raw_ms).into()],
+            ),
+            (
+                format!("DELETE FROM micro_operations WHERE ts < {}", p(1)),
+                vec![(now_ms - keep.raw_ms).into()],
+            ),
+            (
+                format!("DELETE FROM behaviour_events WHERE ts < {}", p(1)),
+                vec![(now_ms - keep.raw_ms).into()],
+            ),
+            (
+                format!(
+                    "DELETE FROM metric_rollups WHERE resolution = {} AND bucket_start < {}",
+                    p(1),
+                    p(2)
+                ),
+                vec![
+                    Resolution::Minute.seconds().into(),
+                    (now_ms - keep.minute_ms).into(),
+                ],
+            ),
+            (
+                format!(
+                    "DELETE FROM metric_rollups WHERE resolution = {} AND bucket_start < {}",
+                    p(1),
+                    p(2)
+                ),
+                vec![
+                    Resolution::Hour.seconds().into(),
+                    (now_ms - keep.hour_ms).into(),
+                ],
+            ),
+        ];
+        let mut deleted = 0;
+        for (sql, values) in statements {
+            deleted += self
+                .conn()
+                .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await?
+                .rows_affected();
+        }
+        Ok(deleted)
+    }
+}
+
+fn rollup_row(org: &str, workload: &str, metric: &str, res: Resolution, b: &Bucket) -> Vec<Value> {
+    vec![
+        org.into(),
+        workload.into(),
+        metric.into(),
+        res.seconds().into(),
+        b.start_ms.into(),
+        b.count.into(),
+        b.sum.into(),
+        b.min.into(),
+        b.max.into(),
+        b.last.into(),
+        b.last_ts_ms.into(),
+    ]
+}
+
+/// Adds batch buckets into stored ones (the same merge as `Bucket::merge`, in SQL).
+async fn merge_rollups<C: ConnectionTrait>(
+    conn: &C,
+    rows: Vec<Vec<Value>>,
+) -> Result<(), StoreError> {
+    let backend = conn.get_database_backend();
+    for chunk in rows.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO metric_rollups (organization_id, workload, metric, resolution, bucket_start, \
+             count, sum, min, max, last, last_ts) VALUES {} \
+             ON CONFLICT (organization_id, workload, metric, resolution, bucket_start) DO UPDATE SET \
+             count = metric_rollups.count + excluded.count, \
+             sum = metric_rollups.sum + excluded.sum, \
+             min = CASE WHEN excluded.min < metric_rollups.min THEN excluded.min ELSE metric_rollups.min END, \
+             max = CASE WHEN excluded.max > metric_rollups.max THEN excluded.max ELSE metric_rollups.max END, \
+             last = CASE WHEN excluded.last_ts >= metric_rollups.last_ts THEN excluded.last ELSE metric_rollups.last END, \
+             last_ts = CASE WHEN excluded.last_ts >= metric_rollups.last_ts THEN excluded.last_ts ELSE metric_rollups.last_ts END",
+            values_clause(backend, chunk.len(), 11)
+        );
+        let values: Vec<Value> = chunk.iter().flatten().cloned().collect();
+        conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+    Ok(())
+}

@@ -1,11 +1,11 @@
 //! Platform administration: every organisation, tiers and priorities, the whole audit log.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use headroom_core::accounts::AuditAction;
 use serde_json::json;
 
-use super::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use super::error::{ApiError, ApiJson, ApiQuery, ApiResult, ErrorBody};
 use super::types::{AuditQuery, AuditView, OrganizationUpdate, OrganizationView};
 use crate::auth::PlatformAdmin;
 use crate::http::AppState;
@@ -78,7 +78,7 @@ pub async fn update_organization(
 pub async fn platform_audit(
     State(state): State<AppState>,
     _admin: PlatformAdmin,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<Vec<AuditView>>> {
     Ok(Json(
         state

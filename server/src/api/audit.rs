@@ -1,9 +1,9 @@
 //! The organisation's audit log.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 
-use super::error::{ApiResult, ErrorBody};
+use super::error::{ApiQuery, ApiResult, ErrorBody};
 use super::types::{AuditQuery, AuditView};
 use crate::auth::Caller;
 use crate::http::AppState;
@@ -15,7 +15,7 @@ use crate::http::AppState;
 pub async fn organization_audit(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<Vec<AuditView>>> {
     caller.require_manager()?;
     let entries = state.db.audit_log(Some(&caller.tenant), q.limit()?).await?;

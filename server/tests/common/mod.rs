@@ -141,6 +141,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub db: Db,
     pub backend: Backend,
+    pub feed: headroom_server::api::ingest::feed::Feed,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
     database: TestDatabase,
@@ -180,6 +181,7 @@ impl TestApp {
             .expect("application starts");
         let base = format!("http://{}", app.local_addr());
         let db = app.db().clone();
+        let feed = app.feed().clone();
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(app.run(shutdown.clone()));
         Some(Self {
@@ -187,6 +189,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             db,
             backend,
+            feed,
             shutdown,
             handle: Some(handle),
             database,

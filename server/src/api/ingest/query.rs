@@ -1,7 +1,7 @@
 //! Range queries for dashboards, answered from the rollups (never the raw points).
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use headroom_core::accounts::Scope;
 use headroom_core::telemetry::{
@@ -10,7 +10,7 @@ use headroom_core::telemetry::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::error::{ApiError, ApiResult, ErrorBody};
+use crate::api::error::{ApiError, ApiQuery, ApiResult, ErrorBody};
 use crate::auth::Caller;
 use crate::http::AppState;
 
@@ -66,7 +66,7 @@ fn instant(field: &str, raw: &str) -> Result<i64, ApiError> {
 pub async fn query_metrics(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<MetricQuery>,
+    ApiQuery(q): ApiQuery<MetricQuery>,
 ) -> ApiResult<Json<Series>> {
     caller.require_scope(Scope::Read)?;
     validate_workload(&q.workload).map_err(|e| ApiError::unprocessable(e.to_string()))?;

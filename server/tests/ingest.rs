@@ -1,0 +1,571 @@
+//! The intake over HTTP, on SQLite and PostgreSQL: every endpoint, bad items,
+//! replays, limits, privacy, the live feed and rollup queries.
+
+mod common;
+
+use std::io::Write;
+
+use common::{Backend, Browser, Options, TestApp, expect_error, query_i64};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// An organisation with an API key of the given scopes.
+async fn tenant(app: &TestApp, name: &str, scopes: &[&str]) -> (Browser, String) {
+    let mut owner = Browser::new(app);
+    owner
+        .signup(
+            name,
+            &format!("owner@{}.example", name.to_lowercase()),
+            PASSWORD,
+        )
+        .await;
+    let key: Value = owner
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "agent", "scopes": scopes }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    (owner, key["secret"].as_str().unwrap().to_owned())
+}
+
+async fn send(app: &TestApp, key: &str, path: &str, body: Value) -> reqwest::Response {
+    app.http
+        .post(app.url(path))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn report(res: reqwest::Response) -> Value {
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+fn now_s() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// The start of the current minute minus `n` minutes, in seconds: points placed
+/// inside it fall in a known bucket.
+fn minute(n: i64) -> i64 {
+    let now = now_s();
+    now - now.rem_euclid(60) - n * 60
+}
+
+async fn metrics_are_stored_once_and_rolled_up(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_, key) = tenant(&app, "Acme", &["ingest", "read"]).await;
+    let m = minute(5);
+    let batch = json!([
+        { "workload": "api", "metric": "cpu", "timestamp": m + 1, "value": 0.50 },
+        { "workload": "api", "metric": "cpu", "timestamp": m + 20, "value": 0.90 },
+        { "workload": "api", "metric": "cpu", "timestamp": m + 10, "value": 0.10 },
+        { "workload": "api", "metric": "cpu", "timestamp": m + 61, "value": 0.40 },
+        { "workload": "api", "metric": "cpu", "timestamp": m + 1, "value": 0.50 },
+        { "workload": "api", "metric": "cpu load", "timestamp": m, "value": 1 },
+        { "workload": "api", "metric": "cpu", "timestamp": "yesterday-ish", "value": 1 },
+        { "workload": "api", "metric": "cpu", "timestamp": m + 5 },
+        { "workload": "api", "metric": "cpu", "timestamp": now_s() + 3600, "value": 1 },
+        { "workload": "api", "metric": "cpu", "timestamp": 946684800, "value": 1 },
+        { "workload": "api", "metric": "cpu", "timestamp": m, "value": 1, "colour": "red" },
+        "not an object",
+    ]);
+    let r = report(send(&app, &key, "/api/v1/metrics", batch.clone()).await).await;
+    assert_eq!(
+        (r["accepted"].as_u64(), r["duplicates"].as_u64()),
+        (Some(4), Some(1)),
+        "{r}"
+    );
+    let rejected: Vec<u64> = r["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rejected, vec![5, 6, 7, 8, 9, 10, 11], "{r}");
+    let reasons = r["rejected"].to_string();
+    for expected in [
+        "metric may contain only",
+        "RFC 3339",
+        "missing field `value`",
+        "in the future",
+        "retention",
+        "unknown field `colour`",
+    ] {
+        assert!(reasons.contains(expected), "{expected} not in {reasons}");
+    }
+
+    // A replay changes nothing: every stored point is a duplicate.
+    let again = report(send(&app, &key, "/api/v1/metrics", batch).await).await;
+    assert_eq!(
+        (again["accepted"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(5)),
+        "{again}"
+    );
+    assert_eq!(
+        query_i64(&app.db, "SELECT COUNT(*) FROM metric_points").await,
+        4
+    );
+
+    let q = format!(
+        "/api/v1/metrics/query?workload=api&metric=cpu&from={}&to={}&step=60",
+        m,
+        m + 180
+    );
+    let series: Value = app
+        .http
+        .get(app.url(&q))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let points = series["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2, "{series}");
+    let first = &points[0];
+    assert_eq!(first["count"], 3);
+    assert!((first["sum"].as_f64().unwrap() - 1.5).abs() < 1e-9);
+    assert_eq!(
+        (first["min"].as_f64(), first["max"].as_f64()),
+        (Some(0.1), Some(0.9))
+    );
+    assert_eq!(
+        first["last"].as_f64(),
+        Some(0.9),
+        "last by timestamp, not arrival"
+    );
+    assert_eq!(points[1]["count"], 1);
+    // Hourly windows come from the hour rollup and agree with the minutes.
+    let hour_start = m - m.rem_euclid(3600);
+    let q = format!(
+        "/api/v1/metrics/query?workload=api&metric=cpu&from={hour_start}&to={}&step=3600",
+        hour_start + 7200
+    );
+    let hourly: Value = app
+        .http
+        .get(app.url(&q))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let total: i64 = hourly["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 4, "{hourly}");
+
+    let (from, to) = (m.to_string(), (m + 60).to_string());
+    for (f, t, step) in [
+        (from.as_str(), to.as_str(), "90"),
+        (&from, &to, "0"),
+        ("later", &to, "60"),
+        (&to, &from, "60"),
+    ] {
+        let q =
+            format!("/api/v1/metrics/query?workload=api&metric=cpu&from={f}&to={t}&step={step}");
+        expect_error(
+            app.http
+                .get(app.url(&q))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap(),
+            422,
+        )
+        .await;
+    }
+    let missing = app
+        .http
+        .get(app.url("/api/v1/metrics/query?workload=api"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    expect_error(missing, 400).await;
+    app.stop().await;
+}
+both_backends!(metrics, metrics_are_stored_once_and_rolled_up);
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+async fn usage_events_count_exactly_once(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_, key) = tenant(&app, "Acme", &["ingest"]).await;
+    let t = now_s() - 10;
+    let lines = [
+        json!({ "id": "e-1", "type": "api_call", "quantity": 1, "timestamp": t, "workload": "api" }),
+        json!({ "id": "e-2", "type": "gpu_seconds", "quantity": 2.5, "timestamp": t, "attributes": { "model": "x", "region": "eu" } }),
+        json!({ "id": "e-3", "type": "api_call", "quantity": -1, "timestamp": t }),
+        json!({ "type": "api_call", "quantity": 1, "timestamp": t }),
+        json!({ "id": "e-4", "type": "api_call", "quantity": 1, "timestamp": t, "attributes": [1, 2] }),
+        json!({ "id": "e-1", "type": "api_call", "quantity": 1, "timestamp": t, "workload": "api" }),
+    ];
+    let mut ndjson: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    ndjson.push_str("{broken json\n\n");
+    let post = |body: Vec<u8>| {
+        app.http
+            .post(app.url("/api/v1/events"))
+            .bearer_auth(&key)
+            .header("content-type", "application/x-ndjson")
+            .header("content-encoding", "gzip")
+            .body(body)
+            .send()
+    };
+    let r = report(post(gzip(ndjson.as_bytes())).await.unwrap()).await;
+    assert_eq!(
+        (r["accepted"].as_u64(), r["duplicates"].as_u64()),
+        (Some(2), Some(1)),
+        "{r}"
+    );
+    let rejected: Vec<u64> = r["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rejected, vec![2, 3, 4, 6], "{r}");
+
+    // The retry of a whole batch is all duplicates; the same id with new content is refused.
+    let r = report(post(gzip(ndjson.as_bytes())).await.unwrap()).await;
+    assert_eq!(
+        (r["accepted"].as_u64(), r["duplicates"].as_u64()),
+        (Some(0), Some(3)),
+        "{r}"
+    );
+    let changed = json!([{ "id": "e-2", "type": "gpu_seconds", "quantity": 3.0, "timestamp": t }]);
+    let r = report(send(&app, &key, "/api/v1/events", changed).await).await;
+    assert_eq!(r["accepted"], 0);
+    assert!(
+        r["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("different content"),
+        "{r}"
+    );
+    // Attribute order does not matter for "same content".
+    let reordered = json!([{ "id": "e-2", "type": "gpu_seconds", "quantity": 2.5, "timestamp": t, "attributes": { "region": "eu", "model": "x" } }]);
+    let r = report(send(&app, &key, "/api/v1/events", reordered).await).await;
+    assert_eq!(r["duplicates"], 1, "{r}");
+
+    assert_eq!(
+        query_i64(&app.db, "SELECT COUNT(*) FROM usage_events").await,
+        2
+    );
+    let total = query_i64(
+        &app.db,
+        "SELECT CAST(SUM(quantity) * 10 AS BIGINT) FROM usage_events",
+    )
+    .await;
+    assert_eq!(total, 35, "1 + 2.5, each once");
+    app.stop().await;
+}
+both_backends!(events, usage_events_count_exactly_once);
+
+async fn micro_operations_and_behaviour(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (mut owner, key) = tenant(&app, "Acme", &["ingest"]).await;
+    let t = now_s() - 5;
+    let op = |kind: &str, ms: f64| {
+        json!({ "timestamp": t, "operation_id": "op-42", "micro_operation_type": kind,
+                "resource_usage": { "cpu_cycles": 1200, "memory_bytes": 4096, "network_bytes": 0, "disk_bytes": 512, "execution_time_ms": ms } })
+    };
+    let batch = json!([
+        op("MEMORY_READ", 0.2),
+        op("CPU_INSTRUCTION", 1.5),
+        op("memory read", 1.0),
+        op("DISK_IO", -3.0),
+        op("MEMORY_READ", 0.2)
+    ]);
+    let r = report(send(&app, &key, "/api/v1/micro-operations", batch).await).await;
+    assert_eq!(
+        (r["accepted"].as_u64(), r["duplicates"].as_u64()),
+        (Some(2), Some(1)),
+        "{r}"
+    );
+    assert_eq!(r["rejected"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(
+        query_i64(
+            &app.db,
+            "SELECT CAST(SUM(cpu_cycles) AS BIGINT) FROM micro_operations"
+        )
+        .await,
+        2400
+    );
+
+    // Behaviour: user ids are hashed; device and geography only with the organisation's consent.
+    let ev = |id: &str| {
+        json!({ "id": id, "kind": "feature_used", "name": "export", "timestamp": t,
+                "user_id": "alice@customer.example", "device": "mobile", "geo": "DE" })
+    };
+    let r = report(
+        send(
+            &app,
+            &key,
+            "/api/v1/behaviour",
+            json!([ev("b-1"), { "id": "b-2", "kind": "clicked", "timestamp": t }]),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(r["accepted"], 1, "{r}");
+    assert!(
+        r["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("kind must be one of"),
+        "{r}"
+    );
+    let stored = query_i64(&app.db, "SELECT COUNT(*) FROM behaviour_events WHERE device IS NULL AND geo IS NULL AND user_hash IS NOT NULL").await;
+    assert_eq!(stored, 1, "attributes dropped, user hashed");
+    let raw = query_i64(
+        &app.db,
+        "SELECT COUNT(*) FROM behaviour_events WHERE user_hash LIKE '%alice%'",
+    )
+    .await;
+    assert_eq!(raw, 0);
+
+    let org: Value = owner
+        .patch(
+            "/api/v1/organization/privacy",
+            json!({ "store_behaviour_attributes": true }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(org["store_behaviour_attributes"], true);
+    report(send(&app, &key, "/api/v1/behaviour", json!([ev("b-3")])).await).await;
+    assert_eq!(
+        query_i64(
+            &app.db,
+            "SELECT COUNT(*) FROM behaviour_events WHERE device = 'mobile' AND geo = 'DE'"
+        )
+        .await,
+        1
+    );
+    // The same person hashes the same way within the organisation.
+    assert_eq!(
+        query_i64(
+            &app.db,
+            "SELECT COUNT(DISTINCT user_hash) FROM behaviour_events"
+        )
+        .await,
+        1
+    );
+    owner.csrf = None;
+    expect_error(
+        owner
+            .patch(
+                "/api/v1/organization/privacy",
+                json!({ "store_behaviour_attributes": false }),
+            )
+            .await,
+        403,
+    )
+    .await;
+    app.stop().await;
+}
+both_backends!(micro_and_behaviour, micro_operations_and_behaviour);
+
+#[tokio::test]
+async fn limits_answer_clearly() {
+    let options = Options {
+        env: vec![
+            ("HEADROOM_INGEST_MAX_BODY_BYTES", "2000".to_owned()),
+            ("HEADROOM_INGEST_MAX_ITEMS", "10".to_owned()),
+            ("HEADROOM_INGEST_REQUESTS_PER_SECOND", "3".to_owned()),
+        ],
+        ..Options::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, options).await.unwrap();
+    let (_, key) = tenant(&app, "Acme", &["ingest"]).await;
+    let (_, reader) = tenant(&app, "Other", &["read"]).await;
+    let t = now_s();
+    let point = |i: i64| json!({ "workload": "w", "metric": "m", "timestamp": t - i, "value": i });
+
+    let many: Vec<Value> = (0..11).map(point).collect();
+    let msg = expect_error(send(&app, &key, "/api/v1/metrics", json!(many)).await, 413).await;
+    assert!(msg.contains("at most 10"), "{msg}");
+    let huge = json!([{ "workload": "w".repeat(3000), "metric": "m", "timestamp": t, "value": 1 }]);
+    expect_error(send(&app, &key, "/api/v1/metrics", huge).await, 413).await;
+    // A small gzip body that inflates past the limit is refused too.
+    let bomb = gzip(format!("[{}]", " ".repeat(100_000)).as_bytes());
+    let res = app
+        .http
+        .post(app.url("/api/v1/metrics"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(bomb)
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 413).await;
+
+    // The budget (3/s) is spent by now: 429 with Retry-After.
+    let res = send(&app, &key, "/api/v1/metrics", json!([point(1)])).await;
+    assert!(res.headers().contains_key("retry-after"));
+    expect_error(res, 429).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    let res = app
+        .http
+        .post(app.url("/api/v1/metrics"))
+        .bearer_auth(&key)
+        .header("content-type", "text/csv")
+        .body("a,b")
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 415).await;
+    let res = app
+        .http
+        .post(app.url("/api/v1/metrics"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .header("content-encoding", "br")
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 415).await;
+    let res = app
+        .http
+        .post(app.url("/api/v1/metrics"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body("{\"not\":\"array\"}")
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 400).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    let msg = expect_error(
+        send(&app, &reader, "/api/v1/metrics", json!([point(1)])).await,
+        403,
+    )
+    .await;
+    assert!(msg.contains("`ingest` scope"), "{msg}");
+    expect_error(
+        app.http
+            .post(app.url("/api/v1/events"))
+            .json(&json!([]))
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
+    app.stop().await;
+}
+
+async fn feed_and_isolation(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_, a_key) = tenant(&app, "Alpha", &["ingest", "read"]).await;
+    let (_, b_key) = tenant(&app, "Beta", &["ingest", "read"]).await;
+    let mut feed = app.feed.subscribe();
+    let m = minute(2);
+    let batch =
+        json!([{ "workload": "shared-name", "metric": "cpu", "timestamp": m + 1, "value": 1 }]);
+    report(send(&app, &b_key, "/api/v1/metrics", batch.clone()).await).await;
+    let notice = tokio::time::timeout(std::time::Duration::from_secs(5), feed.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((notice.kind, notice.accepted), ("metrics", 1));
+
+    // A's identical point is A's own, not a duplicate of B's; and A never sees B's series.
+    let r = report(send(&app, &a_key, "/api/v1/metrics", batch).await).await;
+    assert_eq!(r["accepted"], 1);
+    let q = format!(
+        "/api/v1/metrics/query?workload=shared-name&metric=cpu&from={m}&to={}",
+        m + 60
+    );
+    let a: Value = app
+        .http
+        .get(app.url(&q))
+        .bearer_auth(&a_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a["points"][0]["count"], 1, "only A's point: {a}");
+    let events = json!([{ "id": "same-id", "type": "api_call", "quantity": 1, "timestamp": m }]);
+    report(send(&app, &b_key, "/api/v1/events", events.clone()).await).await;
+    let r = report(send(&app, &a_key, "/api/v1/events", events).await).await;
+    assert_eq!(
+        r["accepted"], 1,
+        "idempotency ids are per organisation: {r}"
+    );
+    app.stop().await;
+}
+both_backends!(feed, feed_and_isolation);
+
+async fn retention_prunes_old_observations(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_, key) = tenant(&app, "Acme", &["ingest"]).await;
+    let t = now_s();
+    let batch = json!([
+        { "workload": "w", "metric": "m", "timestamp": t - 7200, "value": 1 },
+        { "workload": "w", "metric": "m", "timestamp": t - 10, "value": 1 },
+    ]);
+    report(send(&app, &key, "/api/v1/metrics", batch).await).await;
+    let keep = headroom_store::telemetry::Retention {
+        raw_ms: 3_600_000,
+        minute_ms: 3_600_000,
+        hour_ms: 86_400_000,
+    };
+    let pruned = app.db.prune_telemetry(t * 1000, keep).await.unwrap();
+    assert!(pruned >= 2, "one raw point and its minute bucket: {pruned}");
+    assert_eq!(
+        query_i64(&app.db, "SELECT COUNT(*) FROM metric_points").await,
+        1
+    );
+    assert_eq!(
+        query_i64(
+            &app.db,
+            "SELECT COUNT(*) FROM metric_rollups WHERE resolution = 60"
+        )
+        .await,
+        1
+    );
+    // Hour buckets are kept for a day: both points still count there.
+    let hourly = query_i64(
+        &app.db,
+        "SELECT CAST(SUM(count) AS BIGINT) FROM metric_rollups WHERE resolution = 3600",
+    )
+    .await;
+    assert_eq!(hourly, 2);
+    app.stop().await;
+}
+both_backends!(retention, retention_prunes_old_observations);

@@ -33,6 +33,9 @@ pub enum Command {
     Migrate,
     /// Run the background workers only.
     Worker,
+    /// Measure throughput against the configured database and print the figures.
+    #[command(subcommand)]
+    Bench(Bench),
     /// Exit 0 if the server at HEADROOM_ADDR answers /healthz (for container health checks).
     Healthcheck,
     /// Create a platform administrator (the operator's staff) in the operator's own
@@ -45,6 +48,12 @@ pub enum Command {
         #[arg(long, default_value = "Headroom operations")]
         organization: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Bench {
+    /// Usage-event ingest: HTTP, store, replay and (PostgreSQL) COPY, in one run.
+    Ingest(crate::bench::IngestBench),
 }
 
 /// Exit codes: 0 done, 1 failed while running, 2 could not start (bad config,
@@ -120,6 +129,7 @@ async fn run(command: Command, config: Config) -> ExitCode {
             };
             finish(create_admin(&db, &email, &organization).await)
         }
+        Command::Bench(Bench::Ingest(args)) => finish(crate::bench::run(config, args).await),
         Command::Healthcheck => match probe(&config).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

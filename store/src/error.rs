@@ -16,6 +16,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Db(#[from] sea_orm::DbErr),
+    /// From the few queries that use the driver directly (bulk paths).
+    #[error("database error: {0}")]
+    Sqlx(sea_orm::sqlx::Error),
 }
 
 impl StoreError {

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use headroom_core::accounts::{Email, Tier};
+use headroom_store::sea_orm::sqlx;
 use headroom_store::telemetry::UsageEventIn;
 use headroom_store::{Backend, Db, Tenant};
-use headroom_store::sea_orm::sqlx;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -43,7 +43,10 @@ impl Figure {
 }
 
 pub async fn run(mut config: Config, args: IngestBench) -> anyhow::Result<()> {
-    anyhow::ensure!(args.events > 0 && args.batch > 0 && args.clients > 0, "--events, --batch and --clients must be positive");
+    anyhow::ensure!(
+        args.events > 0 && args.batch > 0 && args.clients > 0,
+        "--events, --batch and --clients must be positive"
+    );
     // The measurement must not be throttled by the per-key budget or the batch cap.
     config.addr = "127.0.0.1:0".parse()?;
     config.ingest_requests_per_second = std::num::NonZeroU32::MAX;
@@ -56,7 +59,13 @@ pub async fn run(mut config: Config, args: IngestBench) -> anyhow::Result<()> {
 
     let run_id = headroom_store::new_id();
     let (tenant, key) = bench_tenant(&db, &run_id).await?;
-    println!("backend: {}   events per measurement: {}   batch: {}   HTTP clients: {}", db.backend().as_str(), args.events, args.batch, args.clients);
+    println!(
+        "backend: {}   events per measurement: {}   batch: {}   HTTP clients: {}",
+        db.backend().as_str(),
+        args.events,
+        args.batch,
+        args.clients
+    );
 
     let mut figures = Vec::new();
     figures.push(http(&base, &key, &run_id, &args).await?);
@@ -67,14 +76,30 @@ pub async fn run(mut config: Config, args: IngestBench) -> anyhow::Result<()> {
         figures.push(copy(&db, &run_id, &args).await?);
     }
 
-    let copy_rate = figures.iter().find(|f| f.path == "postgres COPY").map(Figure::rate);
-    println!("{:<34} {:>10} {:>9} {:>12} {:>9}", "path", "events", "seconds", "events/s", "vs COPY");
+    let copy_rate = figures
+        .iter()
+        .find(|f| f.path == "postgres COPY")
+        .map(Figure::rate);
+    println!(
+        "{:<34} {:>10} {:>9} {:>12} {:>9}",
+        "path", "events", "seconds", "events/s", "vs COPY"
+    );
     for f in &figures {
         let ratio = copy_rate.map_or("-".to_owned(), |c| format!("{:.2}", f.rate() / c));
-        println!("{:<34} {:>10} {:>9.2} {:>12.0} {:>9}", f.path, f.events, f.elapsed.as_secs_f64(), f.rate(), ratio);
+        println!(
+            "{:<34} {:>10} {:>9.2} {:>12.0} {:>9}",
+            f.path,
+            f.events,
+            f.elapsed.as_secs_f64(),
+            f.rate(),
+            ratio
+        );
     }
     if let Some(peak) = peak_rss_kib() {
-        println!("peak resident memory of this process (server + load generator): {:.1} MiB", peak as f64 / 1024.0);
+        println!(
+            "peak resident memory of this process (server + load generator): {:.1} MiB",
+            peak as f64 / 1024.0
+        );
     }
 
     shutdown.cancel();
@@ -87,7 +112,9 @@ pub async fn run(mut config: Config, args: IngestBench) -> anyhow::Result<()> {
 async fn bench_tenant(db: &Db, run_id: &str) -> anyhow::Result<(Tenant, String)> {
     let email = Email::parse(&format!("bench-{run_id}@bench.invalid"))?;
     let hash = crate::auth::password::hash(crate::auth::keys::random_token(32)).await?;
-    let (org, _) = db.create_organization_with_owner(&format!("bench {run_id}"), Tier::Standard, &email, hash).await?;
+    let (org, _) = db
+        .create_organization_with_owner(&format!("bench {run_id}"), Tier::Standard, &email, hash)
+        .await?;
     let tenant = Tenant::new(org.id);
     let parts = crate::auth::keys::new_api_key();
     let scopes = headroom_core::accounts::Scopes::new([headroom_core::accounts::Scope::Ingest])
@@ -116,18 +143,31 @@ async fn http(base: &str, key: &str, run_id: &str, args: &IngestBench) -> anyhow
     let bodies: Vec<Vec<u8>> = (0..args.events)
         .collect::<Vec<_>>()
         .chunks(args.batch)
-        .map(|c| serde_json::to_vec(&c.iter().map(|&i| event_json(run_id, "http", i, ts)).collect::<Vec<_>>()))
+        .map(|c| {
+            serde_json::to_vec(
+                &c.iter()
+                    .map(|&i| event_json(run_id, "http", i, ts))
+                    .collect::<Vec<_>>(),
+            )
+        })
         .collect::<Result<_, _>>()?;
     let queue = Arc::new(tokio::sync::Mutex::new(bodies));
     let client = reqwest::Client::new();
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.clients {
-        let (queue, client, url, key) = (queue.clone(), client.clone(), format!("{base}/api/v1/events"), key.to_owned());
+        let (queue, client, url, key) = (
+            queue.clone(),
+            client.clone(),
+            format!("{base}/api/v1/events"),
+            key.to_owned(),
+        );
         workers.push(tokio::spawn(async move {
             let mut accepted = 0u64;
             loop {
-                let Some(body) = queue.lock().await.pop() else { break };
+                let Some(body) = queue.lock().await.pop() else {
+                    break;
+                };
                 let res = client
                     .post(&url)
                     .bearer_auth(&key)
@@ -135,7 +175,11 @@ async fn http(base: &str, key: &str, run_id: &str, args: &IngestBench) -> anyhow
                     .body(body)
                     .send()
                     .await?;
-                anyhow::ensure!(res.status().is_success(), "ingest answered {}", res.status());
+                anyhow::ensure!(
+                    res.status().is_success(),
+                    "ingest answered {}",
+                    res.status()
+                );
                 let report: serde_json::Value = res.json().await?;
                 accepted += report["accepted"].as_u64().unwrap_or(0);
             }
@@ -147,8 +191,16 @@ async fn http(base: &str, key: &str, run_id: &str, args: &IngestBench) -> anyhow
         accepted += w.await??;
     }
     let elapsed = started.elapsed();
-    anyhow::ensure!(accepted as usize == args.events, "HTTP path accepted {accepted} of {}", args.events);
-    Ok(Figure { path: "HTTP /api/v1/events", events: args.events, elapsed })
+    anyhow::ensure!(
+        accepted as usize == args.events,
+        "HTTP path accepted {accepted} of {}",
+        args.events
+    );
+    Ok(Figure {
+        path: "HTTP /api/v1/events",
+        events: args.events,
+        elapsed,
+    })
 }
 
 fn store_rows(run_id: &str, path: &str, n: usize) -> Vec<UsageEventIn> {
@@ -166,31 +218,65 @@ fn store_rows(run_id: &str, path: &str, n: usize) -> Vec<UsageEventIn> {
         .collect()
 }
 
-async fn storage(db: &Db, tenant: &Tenant, run_id: &str, args: &IngestBench) -> anyhow::Result<Figure> {
+async fn storage(
+    db: &Db,
+    tenant: &Tenant,
+    run_id: &str,
+    args: &IngestBench,
+) -> anyhow::Result<Figure> {
     let rows = store_rows(run_id, "store", args.events);
     let now = Utc::now().timestamp_millis();
     let started = Instant::now();
     let mut inserted = 0;
     for chunk in rows.chunks(args.batch) {
-        inserted += db.insert_usage_events(tenant, chunk, now).await?.inserted.len();
+        inserted += db
+            .insert_usage_events(tenant, chunk, now)
+            .await?
+            .inserted
+            .len();
     }
     let elapsed = started.elapsed();
-    anyhow::ensure!(inserted == args.events, "store path inserted {inserted} of {}", args.events);
-    Ok(Figure { path: "store, new events", events: args.events, elapsed })
+    anyhow::ensure!(
+        inserted == args.events,
+        "store path inserted {inserted} of {}",
+        args.events
+    );
+    Ok(Figure {
+        path: "store, new events",
+        events: args.events,
+        elapsed,
+    })
 }
 
 /// The same rows again: all duplicates, nothing written (the retry storm case).
-async fn storage_replay(db: &Db, tenant: &Tenant, run_id: &str, args: &IngestBench) -> anyhow::Result<Figure> {
+async fn storage_replay(
+    db: &Db,
+    tenant: &Tenant,
+    run_id: &str,
+    args: &IngestBench,
+) -> anyhow::Result<Figure> {
     let rows = store_rows(run_id, "store", args.events);
     let now = Utc::now().timestamp_millis();
     let started = Instant::now();
     let mut duplicates = 0;
     for chunk in rows.chunks(args.batch) {
-        duplicates += db.insert_usage_events(tenant, chunk, now).await?.duplicates.len();
+        duplicates += db
+            .insert_usage_events(tenant, chunk, now)
+            .await?
+            .duplicates
+            .len();
     }
     let elapsed = started.elapsed();
-    anyhow::ensure!(duplicates == args.events, "replay found {duplicates} duplicates of {}", args.events);
-    Ok(Figure { path: "store, replayed (all duplicates)", events: args.events, elapsed })
+    anyhow::ensure!(
+        duplicates == args.events,
+        "replay found {duplicates} duplicates of {}",
+        args.events
+    );
+    Ok(Figure {
+        path: "store, replayed (all duplicates)",
+        events: args.events,
+        elapsed,
+    })
 }
 
 /// `COPY` of equivalent rows into a copy of the table with the same keys and indexes
@@ -200,14 +286,19 @@ async fn copy(db: &Db, run_id: &str, args: &IngestBench) -> anyhow::Result<Figur
     let mut conn = pool.acquire().await?;
     let table = format!("bench_copy_{}", run_id.replace('-', "_"));
     // The table name is ours (a UUID), not input.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE TABLE {table} (LIKE usage_events INCLUDING ALL)")))
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE {table} (LIKE usage_events INCLUDING ALL)"
+    )))
+    .execute(&mut *conn)
+    .await?;
     let ts = Utc::now().timestamp_millis();
     let mut data = Vec::with_capacity(args.events * 120);
     for i in 0..args.events {
         use std::io::Write;
-        writeln!(data, "bench\t{run_id}-copy-{i}\tapi_call\t1\t{ts}\tbench\t\\N\t{i:064x}\t{ts}")?;
+        writeln!(
+            data,
+            "bench\t{run_id}-copy-{i}\tapi_call\t1\t{ts}\tbench\t\\N\t{i:064x}\t{ts}"
+        )?;
     }
     let started = Instant::now();
     let statement = format!(
@@ -217,9 +308,19 @@ async fn copy(db: &Db, run_id: &str, args: &IngestBench) -> anyhow::Result<Figur
     copy.send(data.as_slice()).await?;
     let rows = copy.finish().await?;
     let elapsed = started.elapsed();
-    anyhow::ensure!(rows as usize == args.events, "COPY wrote {rows} of {}", args.events);
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {table}"))).execute(&mut *conn).await?;
-    Ok(Figure { path: "postgres COPY", events: args.events, elapsed })
+    anyhow::ensure!(
+        rows as usize == args.events,
+        "COPY wrote {rows} of {}",
+        args.events
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {table}")))
+        .execute(&mut *conn)
+        .await?;
+    Ok(Figure {
+        path: "postgres COPY",
+        events: args.events,
+        elapsed,
+    })
 }
 
 fn peak_rss_kib() -> Option<u64> {
@@ -227,4 +328,3 @@ fn peak_rss_kib() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
-

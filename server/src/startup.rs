@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::ingest::IngestSettings;
 use crate::api::ingest::body::Limits;
-use crate::api::ingest::feed::{Feed, new_feed};
+use crate::api::ingest::feed::Feed;
 use crate::auth::rate_limit::LoginLimiter;
 use crate::config::Config;
 use crate::http::{self, AppState, AuthSettings};
@@ -134,13 +134,14 @@ impl Application {
             Duration::from_secs(300),
             config.raw_retention,
         );
+        let feed = Feed::new(&db);
         let state = AppState {
             db,
             leptos,
             metrics: telemetry::metrics_handle(),
             auth: Arc::new(auth),
             ingest: Arc::new(ingest),
-            feed: new_feed(),
+            feed,
         };
         Ok(Self {
             listener,
@@ -173,6 +174,7 @@ impl Application {
         let db = self.state.db.clone();
         let grace = self.config.shutdown_timeout;
         let limiter_state = self.state.auth.clone();
+        let relay = tokio::spawn(self.state.feed.clone().relay());
         let app = http::router(self.state);
         tracing::info!(%addr, backend = db.backend().as_str(), worker = self.with_worker, "headroom listening");
 
@@ -222,6 +224,7 @@ impl Application {
             Err(_) => tracing::warn!("shutdown timeout reached; abandoning unfinished work"),
         }
         sweeper.abort();
+        relay.abort();
         db.close().await?;
         Ok(())
     }

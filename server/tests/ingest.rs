@@ -483,24 +483,67 @@ async fn limits_answer_clearly() {
     app.stop().await;
 }
 
+/// Waits for the next notice about `org`, sending `probe` until one arrives (the
+/// PostgreSQL relay may still be subscribing when the test starts).
+async fn notice_after(
+    feed: &mut tokio::sync::broadcast::Receiver<headroom_server::api::ingest::feed::IngestNotice>,
+    org: &str,
+    mut probe: impl FnMut(i64) -> futures::future::BoxFuture<'static, ()>,
+) -> headroom_server::api::ingest::feed::IngestNotice {
+    for attempt in 0..20 {
+        probe(attempt).await;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(500);
+        while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, feed.recv()).await {
+            if n.organization_id == org {
+                return n;
+            }
+        }
+    }
+    panic!("no feed notice for {org}");
+}
+
 async fn feed_and_isolation(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
     let (_, a_key) = tenant(&app, "Alpha", &["ingest", "read"]).await;
-    let (_, b_key) = tenant(&app, "Beta", &["ingest", "read"]).await;
-    let mut feed = app.feed.subscribe();
+    let (b_owner, b_key) = tenant(&app, "Beta", &["ingest", "read"]).await;
+    let b_org = b_owner
+        .get("/api/v1/organization")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let m = minute(2);
+
+    // Data ingested through one replica is announced on every replica's feed
+    // (PostgreSQL: LISTEN/NOTIFY; SQLite has one process, so the same one).
+    let other = match backend {
+        Backend::Postgres => Some(app.sibling().await),
+        Backend::Sqlite => None,
+    };
+    let mut feed = other.as_ref().map_or(&app.feed, |o| &o.feed).subscribe();
+    let (http, url, key) = (app.http.clone(), app.url("/api/v1/metrics"), b_key.clone());
+    let notice = notice_after(&mut feed, &b_org, move |i| {
+        let (http, url, key) = (http.clone(), url.clone(), key.clone());
+        Box::pin(async move {
+            let body = json!([{ "workload": "probe", "metric": "cpu", "timestamp": m - 60 - i, "value": 1 }]);
+            http.post(url).bearer_auth(key).json(&body).send().await.unwrap();
+        })
+    })
+    .await;
+    assert_eq!((notice.kind.as_str(), notice.accepted), ("metrics", 1));
+    if let Some(other) = other {
+        other.stop().await;
+    }
+
+    // A's identical point is A's own, not a duplicate of B's; and A never sees B's series.
     let batch =
         json!([{ "workload": "shared-name", "metric": "cpu", "timestamp": m + 1, "value": 1 }]);
     report(send(&app, &b_key, "/api/v1/metrics", batch.clone()).await).await;
-    let notice = tokio::time::timeout(std::time::Duration::from_secs(5), feed.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((notice.kind, notice.accepted), ("metrics", 1));
-
-    // A's identical point is A's own, not a duplicate of B's; and A never sees B's series.
     let r = report(send(&app, &a_key, "/api/v1/metrics", batch).await).await;
     assert_eq!(r["accepted"], 1);
     let q = format!(

@@ -256,7 +256,12 @@ impl Db {
             .collect()
     }
 
-    pub async fn insert_usage_events(&self, tenant: &Tenant, events: &[UsageEventIn], now_ms: i64) -> Result<InsertOutcome, StoreError> {
+    pub async fn insert_usage_events(
+        &self,
+        tenant: &Tenant,
+        events: &[UsageEventIn],
+        now_ms: i64,
+    ) -> Result<InsertOutcome, StoreError> {
         let inserted = match self.postgres_pool() {
             Some(pool) => insert_usage_events_pg(pool, tenant, events, now_ms).await?,
             None => {
@@ -280,7 +285,17 @@ impl Db {
                 insert_returning(
                     self.conn(),
                     "usage_events",
-                    &["organization_id", "id", "event_type", "quantity", "ts", "workload", "attributes", "fingerprint", "received_at"],
+                    &[
+                        "organization_id",
+                        "id",
+                        "event_type",
+                        "quantity",
+                        "ts",
+                        "workload",
+                        "attributes",
+                        "fingerprint",
+                        "received_at",
+                    ],
                     &["id"],
                     rows,
                 )
@@ -290,25 +305,49 @@ impl Db {
         let keys: Vec<Vec<String>> = events.iter().map(|e| vec![e.id.clone()]).collect();
         let (inserted, not_inserted) = classify(&keys, inserted);
         if not_inserted.is_empty() {
-            return Ok(InsertOutcome { inserted, duplicates: Vec::new(), conflicts: Vec::new() });
+            return Ok(InsertOutcome {
+                inserted,
+                duplicates: Vec::new(),
+                conflicts: Vec::new(),
+            });
         }
         // A replay carries the same content; the same id with other content is a conflict.
-        let ids: Vec<&str> = not_inserted.iter().map(|&i| events[i].id.as_str()).collect();
+        let ids: Vec<&str> = not_inserted
+            .iter()
+            .map(|&i| events[i].id.as_str())
+            .collect();
         let stored = self.stored_fingerprints(tenant, &ids).await?;
         let mut first_in_batch: HashMap<&str, &str> = HashMap::new();
         for e in events {
-            first_in_batch.entry(e.id.as_str()).or_insert(e.fingerprint.as_str());
+            first_in_batch
+                .entry(e.id.as_str())
+                .or_insert(e.fingerprint.as_str());
         }
         let (mut duplicates, mut conflicts) = (Vec::new(), Vec::new());
         for i in not_inserted {
             let e = &events[i];
-            let reference = stored.get(&e.id).map(String::as_str).or(first_in_batch.get(e.id.as_str()).copied());
-            if reference == Some(e.fingerprint.as_str()) { duplicates.push(i) } else { conflicts.push(i) }
+            let reference = stored
+                .get(&e.id)
+                .map(String::as_str)
+                .or(first_in_batch.get(e.id.as_str()).copied());
+            if reference == Some(e.fingerprint.as_str()) {
+                duplicates.push(i)
+            } else {
+                conflicts.push(i)
+            }
         }
-        Ok(InsertOutcome { inserted, duplicates, conflicts })
+        Ok(InsertOutcome {
+            inserted,
+            duplicates,
+            conflicts,
+        })
     }
 
-    async fn stored_fingerprints(&self, tenant: &Tenant, ids: &[&str]) -> Result<HashMap<String, String>, StoreError> {
+    async fn stored_fingerprints(
+        &self,
+        tenant: &Tenant,
+        ids: &[&str],
+    ) -> Result<HashMap<String, String>, StoreError> {
         if let Some(pool) = self.postgres_pool() {
             let rows: Vec<(String, String)> =
                 sqlx::query_as("SELECT id, fingerprint FROM usage_events WHERE organization_id = $1 AND id = ANY($2)")
@@ -323,11 +362,20 @@ impl Db {
         let mut out = HashMap::new();
         for chunk in ids.chunks(CHUNK) {
             let list = vec!["?"; chunk.len()].join(", ");
-            let sql = format!("SELECT id, fingerprint FROM usage_events WHERE organization_id = ? AND id IN ({list})");
+            let sql = format!(
+                "SELECT id, fingerprint FROM usage_events WHERE organization_id = ? AND id IN ({list})"
+            );
             let mut values: Vec<Value> = vec![tenant.id().into()];
             values.extend(chunk.iter().map(|id| Value::from(*id)));
-            for row in self.conn().query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
-                out.insert(row.try_get_by_index::<String>(0)?, row.try_get_by_index::<String>(1)?);
+            for row in self
+                .conn()
+                .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await?
+            {
+                out.insert(
+                    row.try_get_by_index::<String>(0)?,
+                    row.try_get_by_index::<String>(1)?,
+                );
             }
         }
         Ok(out)

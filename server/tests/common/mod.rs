@@ -159,8 +159,22 @@ impl TestApp {
         Self::spawn_with(backend, Options::default()).await
     }
 
+    /// A second replica on the same database (it does not drop the database).
+    pub async fn sibling(&self) -> Self {
+        let database = TestDatabase {
+            url: self.database.url.clone(),
+            _dir: None,
+            pg: None,
+        };
+        Self::start(self.backend, database, Options::default()).await
+    }
+
     pub async fn spawn_with(backend: Backend, options: Options) -> Option<Self> {
         let database = TestDatabase::create(backend).await?;
+        Some(Self::start(backend, database, options).await)
+    }
+
+    async fn start(backend: Backend, database: TestDatabase, options: Options) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir").keep();
         let mut vars = vec![
             ("HEADROOM_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
@@ -184,7 +198,7 @@ impl TestApp {
         let feed = app.feed().clone();
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(app.run(shutdown.clone()));
-        Some(Self {
+        Self {
             base,
             http: reqwest::Client::new(),
             db,
@@ -193,7 +207,7 @@ impl TestApp {
             shutdown,
             handle: Some(handle),
             database,
-        })
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

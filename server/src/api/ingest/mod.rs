@@ -137,12 +137,14 @@ where
     let accepted = outcome.inserted.len();
     if accepted > 0 {
         metrics::counter!("headroom_ingested_total", "kind" => kind).increment(accepted as u64);
-        // No subscriber is fine: the feed is for whoever is listening now.
-        let _ = state.feed.send(IngestNotice {
-            organization_id: caller.tenant.id().to_owned(),
-            kind,
-            accepted,
-        });
+        state
+            .feed
+            .publish(IngestNotice {
+                organization_id: caller.tenant.id().to_owned(),
+                kind: kind.to_owned(),
+                accepted,
+            })
+            .await;
     }
     Ok(Json(IngestReport {
         accepted,

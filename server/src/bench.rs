@@ -25,7 +25,7 @@ pub struct IngestBench {
     /// Events per HTTP request (and per store call).
     #[arg(long, default_value_t = 1_000)]
     pub batch: usize,
-    /// Concurrent HTTP clients.
+    /// Concurrent HTTP clients (and concurrent store calls).
     #[arg(long, default_value_t = 4)]
     pub clients: usize,
 }
@@ -218,65 +218,94 @@ fn store_rows(run_id: &str, path: &str, n: usize) -> Vec<UsageEventIn> {
         .collect()
 }
 
+/// New rows straight into the store, `--clients` calls at a time.
 async fn storage(
     db: &Db,
     tenant: &Tenant,
     run_id: &str,
     args: &IngestBench,
 ) -> anyhow::Result<Figure> {
-    let rows = store_rows(run_id, "store", args.events);
-    let now = Utc::now().timestamp_millis();
-    let started = Instant::now();
-    let mut inserted = 0;
-    for chunk in rows.chunks(args.batch) {
-        inserted += db
-            .insert_usage_events(tenant, chunk, now)
-            .await?
-            .inserted
-            .len();
-    }
-    let elapsed = started.elapsed();
+    let stored = store_pass(
+        db,
+        tenant,
+        store_rows(run_id, "store", args.events),
+        args,
+        |o| o.inserted.len(),
+    )
+    .await?;
     anyhow::ensure!(
-        inserted == args.events,
-        "store path inserted {inserted} of {}",
+        stored.0 == args.events,
+        "store path inserted {} of {}",
+        stored.0,
         args.events
     );
     Ok(Figure {
         path: "store, new events",
         events: args.events,
-        elapsed,
+        elapsed: stored.1,
     })
 }
 
-/// The same rows again: all duplicates, nothing written (the retry storm case).
+/// The same rows again: all duplicates, nothing written (the retry-storm case).
 async fn storage_replay(
     db: &Db,
     tenant: &Tenant,
     run_id: &str,
     args: &IngestBench,
 ) -> anyhow::Result<Figure> {
-    let rows = store_rows(run_id, "store", args.events);
-    let now = Utc::now().timestamp_millis();
-    let started = Instant::now();
-    let mut duplicates = 0;
-    for chunk in rows.chunks(args.batch) {
-        duplicates += db
-            .insert_usage_events(tenant, chunk, now)
-            .await?
-            .duplicates
-            .len();
-    }
-    let elapsed = started.elapsed();
+    let replayed = store_pass(
+        db,
+        tenant,
+        store_rows(run_id, "store", args.events),
+        args,
+        |o| o.duplicates.len(),
+    )
+    .await?;
     anyhow::ensure!(
-        duplicates == args.events,
-        "replay found {duplicates} duplicates of {}",
+        replayed.0 == args.events,
+        "replay found {} duplicates of {}",
+        replayed.0,
         args.events
     );
     Ok(Figure {
         path: "store, replayed (all duplicates)",
         events: args.events,
-        elapsed,
+        elapsed: replayed.1,
     })
+}
+
+/// Runs the batches through `insert_usage_events` on `--clients` tasks; returns the
+/// sum of `count` over the outcomes and the elapsed time.
+async fn store_pass(
+    db: &Db,
+    tenant: &Tenant,
+    rows: Vec<UsageEventIn>,
+    args: &IngestBench,
+    count: fn(&headroom_store::telemetry::InsertOutcome) -> usize,
+) -> anyhow::Result<(usize, Duration)> {
+    let now = Utc::now().timestamp_millis();
+    let batches: Vec<Vec<UsageEventIn>> = rows.chunks(args.batch).map(<[_]>::to_vec).collect();
+    let queue = Arc::new(tokio::sync::Mutex::new(batches));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..args.clients {
+        let (queue, db, tenant) = (queue.clone(), db.clone(), tenant.clone());
+        workers.push(tokio::spawn(async move {
+            let mut n = 0;
+            loop {
+                let Some(batch) = queue.lock().await.pop() else {
+                    break;
+                };
+                n += count(&db.insert_usage_events(&tenant, &batch, now).await?);
+            }
+            anyhow::Ok(n)
+        }));
+    }
+    let mut total = 0;
+    for w in workers {
+        total += w.await??;
+    }
+    Ok((total, started.elapsed()))
 }
 
 /// `COPY` of equivalent rows into a copy of the table with the same keys and indexes

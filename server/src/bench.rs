@@ -25,8 +25,9 @@ pub struct IngestBench {
     /// Events per HTTP request (and per store call).
     #[arg(long, default_value_t = 1_000)]
     pub batch: usize,
-    /// Concurrent HTTP clients (and concurrent store calls).
-    #[arg(long, default_value_t = 4)]
+    /// Concurrent HTTP clients (and concurrent store calls). Each batch is one commit,
+    /// so throughput on PostgreSQL grows with concurrency until the CPU is busy.
+    #[arg(long, default_value_t = 8)]
     pub clients: usize,
 }
 

@@ -33,6 +33,8 @@ pub enum Command {
     Migrate,
     /// Run the background workers only.
     Worker,
+    /// Create the demo organisation with real traces (once; later runs leave it alone).
+    Demo,
     /// Measure throughput against the configured database and print the figures.
     #[command(subcommand)]
     Bench(Bench),
@@ -128,6 +130,39 @@ async fn run(command: Command, config: Config) -> ExitCode {
                 Err(e) => return fail_to_start(&e),
             };
             finish(create_admin(&db, &email, &organization).await)
+        }
+        Command::Demo => {
+            let db = match connect_and_migrate(&config).await {
+                Ok(db) => db,
+                Err(e) => return fail_to_start(&e),
+            };
+            let keep_ms = config.raw_retention.as_millis() as i64 - 3_600_000;
+            finish(match crate::demo::seed(&db, keep_ms).await {
+                Ok(crate::demo::Seeded::AlreadyThere) => {
+                    println!(
+                        "demo organisation already present: log in as {}",
+                        crate::demo::DEMO_EMAIL
+                    );
+                    Ok(())
+                }
+                Ok(crate::demo::Seeded::Created { points, password }) => {
+                    println!(
+                        "demo organisation created with {points} metric points from real AWS CloudWatch traces"
+                    );
+                    match password {
+                        Some(p) => println!(
+                            "log in as {} with password {p} (shown once)",
+                            crate::demo::DEMO_EMAIL
+                        ),
+                        None => println!(
+                            "log in as {} with HEADROOM_DEMO_PASSWORD",
+                            crate::demo::DEMO_EMAIL
+                        ),
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            })
         }
         Command::Bench(Bench::Ingest(args)) => finish(crate::bench::run(config, args).await),
         Command::Healthcheck => match probe(&config).await {

@@ -197,3 +197,56 @@ async fn unknown_routes_get_a_json_404() {
     assert_eq!(body["error"], "not_found");
     app.stop().await;
 }
+
+async fn demo_organization_is_seeded_once_from_real_traces(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let keep_ms = 13 * 86_400_000;
+    let created = headroom_server::demo::seed(&app.db, keep_ms).await.unwrap();
+    let headroom_server::demo::Seeded::Created {
+        points,
+        password: Some(password),
+    } = created
+    else {
+        panic!("first run creates the demo with a generated password");
+    };
+    assert!(points > 20_000, "{points}");
+    assert_eq!(
+        query_i64(&app.db, "SELECT COUNT(*) FROM metric_points").await,
+        points as i64
+    );
+    assert!(matches!(
+        headroom_server::demo::seed(&app.db, keep_ms).await.unwrap(),
+        headroom_server::demo::Seeded::AlreadyThere
+    ));
+    assert_eq!(
+        query_i64(&app.db, "SELECT COUNT(*) FROM metric_points").await,
+        points as i64
+    );
+
+    // The demo owner can log in and read the traces through the API.
+    let mut demo = common::Browser::new(&app);
+    assert_eq!(
+        demo.login(headroom_server::demo::DEMO_EMAIL, &password)
+            .await
+            .status(),
+        200
+    );
+    let now = chrono::Utc::now().timestamp();
+    let q = format!(
+        "/api/v1/metrics/query?workload=ec2-24ae8d&metric=cpu&from={}&to={}&step=3600",
+        now - 86_400,
+        now + 3600
+    );
+    let series: Value = demo.get(&q).await.json().await.unwrap();
+    let hours = series["points"].as_array().unwrap();
+    assert!(hours.len() >= 24, "{series}");
+    assert_eq!(
+        hours.iter().map(|h| h["count"].as_i64().unwrap()).max(),
+        Some(12),
+        "5-minute samples: 12 an hour"
+    );
+    app.stop().await;
+}
+both_backends!(demo, demo_organization_is_seeded_once_from_real_traces);

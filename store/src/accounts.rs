@@ -72,6 +72,12 @@ fn user_from(m: user::Model) -> Result<User, StoreError> {
     })
 }
 
+/// The user and their password hash, for log-in and password changes.
+fn user_with_hash(m: user::Model) -> Result<(User, String), StoreError> {
+    let hash = m.password_hash.clone();
+    user_from(m).map(|u| (u, hash))
+}
+
 fn invitation_from(m: invitation::Model) -> Result<Invitation, StoreError> {
     Ok(Invitation {
         role: m.role.parse().map_err(StoreError::Corrupt)?,
@@ -161,12 +167,7 @@ impl Db {
             .filter(user::Column::Email.eq(email.as_str()))
             .one(self.conn())
             .await?;
-        found
-            .map(|m| {
-                let hash = m.password_hash.clone();
-                user_from(m).map(|u| (u, hash))
-            })
-            .transpose()
+        found.map(user_with_hash).transpose()
     }
 
     /// The user behind a session, with their password hash (for password changes).
@@ -174,12 +175,7 @@ impl Db {
         let found = user::Entity::find_by_id(id.to_owned())
             .one(self.conn())
             .await?;
-        found
-            .map(|m| {
-                let hash = m.password_hash.clone();
-                user_from(m).map(|u| (u, hash))
-            })
-            .transpose()
+        found.map(user_with_hash).transpose()
     }
 
     pub async fn set_password(

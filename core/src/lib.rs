@@ -2,5 +2,6 @@
 //! Forecasting, allocation policy, pricing and rating land here as they are built.
 
 pub mod accounts;
+pub mod forecast;
 pub mod retention;
 pub mod telemetry;

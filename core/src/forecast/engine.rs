@@ -1,0 +1,378 @@
+//! One series, many candidate models, online: every observation scores the
+//! forecasts each model made for it, feeds the model, and slides the conformal
+//! error windows. A forecast uses the candidate with the lowest recent
+//! (exponentially decayed) absolute error and that model's own recent errors for
+//! its p10/p90, so model choice and calibration follow the series as it changes.
+
+use std::collections::VecDeque;
+
+use super::calibration::ErrorWindow;
+use super::models::{ModelSpec, PointModel};
+use super::{Forecast, ForecastError, Step};
+
+/// How a series is forecast.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EngineConfig {
+    /// Steps ahead to forecast (and to track errors for).
+    pub horizon: usize,
+    pub candidates: Vec<ModelSpec>,
+    /// Half-life, in steps, of the error score that chooses the model.
+    pub score_half_life: f64,
+    /// Signed errors kept per model and horizon step for the intervals.
+    pub calibration_window: usize,
+    /// Errors needed at a horizon step before its own window is trusted; below
+    /// that the interval comes from the widest window that has enough.
+    pub min_calibration: usize,
+    /// Central coverage of the p10–p90 interval (0.8).
+    pub coverage: f64,
+    /// Step of the adaptive conformal correction (0 keeps the plain window).
+    pub adapt_rate: f64,
+}
+
+impl EngineConfig {
+    /// Defaults for a series sampled every `step_secs` seconds.
+    pub fn for_step(horizon: usize, step_secs: u64, family: Family) -> Self {
+        Self {
+            horizon: horizon.max(1),
+            candidates: family.candidates(step_secs),
+            score_half_life: 288.0,
+            calibration_window: 576,
+            min_calibration: 24,
+            coverage: 0.8,
+            adapt_rate: 0.005,
+        }
+    }
+}
+
+/// Which models `auto` may choose from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    /// Every statistical candidate; the best one by recent accuracy serves.
+    Auto,
+    /// Holt-Winters (damped trend, daily season) variants only.
+    Ets,
+    /// Seasonal naive, daily and weekly.
+    Snaive,
+}
+
+impl Family {
+    pub fn candidates(self, step_secs: u64) -> Vec<ModelSpec> {
+        let step = step_secs.max(1) as usize;
+        let day = (86_400 / step).max(1);
+        let week = day * 7;
+        let hour = (3_600 / step).max(1);
+        let snaive = vec![
+            ModelSpec::SeasonalNaive { season: day },
+            ModelSpec::SeasonalNaive { season: week },
+        ];
+        let ets: Vec<ModelSpec> = [(0.1, 0.1), (0.3, 0.1), (0.6, 0.05)]
+            .into_iter()
+            .map(|(alpha, gamma)| ModelSpec::Ets {
+                alpha,
+                beta: 0.01,
+                phi: 0.9,
+                gamma,
+                season: day,
+                bucket: hour,
+            })
+            .collect();
+        match self {
+            Family::Snaive => snaive,
+            Family::Ets => ets,
+            Family::Auto => {
+                let mut all = vec![ModelSpec::Naive];
+                all.extend([3, 6, 12, 36].map(|window| ModelSpec::Median { window }));
+                all.extend(ets);
+                all.extend(snaive);
+                all
+            }
+        }
+    }
+}
+
+struct Candidate {
+    spec: ModelSpec,
+    model: Box<dyn PointModel>,
+    /// Forecasts made after each of the last `horizon` observations, newest last.
+    pending: VecDeque<Option<Vec<f64>>>,
+    errors: Vec<ErrorWindow>,
+    score_sum: f64,
+    score_weight: f64,
+}
+
+impl Candidate {
+    fn score(&self) -> Option<f64> {
+        (self.score_weight > 0.0).then(|| self.score_sum / self.score_weight)
+    }
+}
+
+/// The online forecaster of one series.
+pub struct SeriesForecaster {
+    cfg: EngineConfig,
+    candidates: Vec<Candidate>,
+    decay: f64,
+    last_value: Option<f64>,
+    observed: usize,
+    scratch: Vec<f64>,
+}
+
+impl SeriesForecaster {
+    pub fn new(cfg: EngineConfig) -> Result<Self, ForecastError> {
+        if cfg.horizon == 0 {
+            return Err(ForecastError::ZeroHorizon);
+        }
+        if cfg.candidates.is_empty() {
+            return Err(ForecastError::NoCandidates);
+        }
+        let candidates = cfg
+            .candidates
+            .iter()
+            .map(|spec| Candidate {
+                spec: *spec,
+                model: spec.build(),
+                pending: VecDeque::with_capacity(cfg.horizon + 1),
+                errors: (0..cfg.horizon)
+                    .map(|_| {
+                        ErrorWindow::new(
+                            cfg.calibration_window,
+                            (1.0 - cfg.coverage) / 2.0,
+                            cfg.adapt_rate,
+                        )
+                    })
+                    .collect(),
+                score_sum: 0.0,
+                score_weight: 0.0,
+            })
+            .collect();
+        let decay = if cfg.score_half_life > 0.0 {
+            0.5f64.powf(1.0 / cfg.score_half_life)
+        } else {
+            0.0
+        };
+        Ok(Self {
+            scratch: vec![0.0; cfg.horizon],
+            cfg,
+            candidates,
+            decay,
+            last_value: None,
+            observed: 0,
+        })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Real (non-missing) observations seen so far.
+    pub fn observed(&self) -> usize {
+        self.observed
+    }
+
+    /// The next value of the series; `None` (or a non-finite value) is a gap.
+    /// Gaps keep the time axis aligned: models see the last known value, but no
+    /// error is scored against a value nobody measured.
+    pub fn observe(&mut self, value: Option<f64>) {
+        let actual = value.filter(|v| v.is_finite());
+        let Some(fill) = actual.or(self.last_value) else {
+            return; // nothing known yet: there is no time axis to keep
+        };
+        let horizon = self.cfg.horizon;
+        for c in &mut self.candidates {
+            if let Some(y) = actual {
+                c.score_sum *= self.decay;
+                c.score_weight *= self.decay;
+                // pending[len-1] was made one step ago (h=1), pending[len-h] h steps ago.
+                let len = c.pending.len();
+                for h in 1..=len.min(horizon) {
+                    if let Some(f) = &c.pending[len - h] {
+                        let e = y - f[h - 1];
+                        c.errors[h - 1].push(e);
+                        c.score_sum += e.abs();
+                        c.score_weight += 1.0;
+                    }
+                }
+            }
+            c.model.observe(fill);
+            let made = c
+                .model
+                .predict(&mut self.scratch)
+                .then(|| self.scratch.clone());
+            if c.pending.len() == horizon {
+                c.pending.pop_front();
+            }
+            c.pending.push_back(made);
+        }
+        if actual.is_some() {
+            self.observed += 1;
+        }
+        self.last_value = Some(fill);
+    }
+
+    /// The forecast for the next `horizon` steps from everything observed so far.
+    pub fn forecast(&self) -> Result<Forecast, ForecastError> {
+        if self.observed < 2 {
+            return Err(ForecastError::TooShort {
+                have: self.observed,
+                need: 2,
+            });
+        }
+        // Best recent score among models that have made scored forecasts; before
+        // any is scored, the first candidate able to forecast.
+        let chosen = self
+            .candidates
+            .iter()
+            .filter(|c| matches!(c.pending.back(), Some(Some(_))))
+            .min_by(|a, b| match (a.score(), b.score()) {
+                (Some(x), Some(y)) => x.total_cmp(&y),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            })
+            .ok_or(ForecastError::TooShort {
+                have: self.observed,
+                need: 2,
+            })?;
+        let Some(Some(points)) = chosen.pending.back() else {
+            unreachable!("filtered above")
+        };
+        let steps = points
+            .iter()
+            .enumerate()
+            .map(|(i, &p50)| {
+                let (lo, hi) = self
+                    .window_for(chosen, i)
+                    .and_then(ErrorWindow::bounds)
+                    .unwrap_or((0.0, 0.0));
+                Step::ordered(p50 + lo, p50, p50 + hi)
+            })
+            .collect();
+        Ok(Forecast {
+            steps,
+            model: chosen.spec.label(),
+            score: chosen.score(),
+        })
+    }
+
+    /// The error window for horizon index `i`: its own when it holds enough
+    /// errors, otherwise the nearest longer horizon that does (wider, so the
+    /// interval errs on the safe side), otherwise the fullest shorter one.
+    fn window_for<'a>(&self, c: &'a Candidate, i: usize) -> Option<&'a ErrorWindow> {
+        let enough = |w: &&ErrorWindow| w.len() >= self.cfg.min_calibration;
+        c.errors[i..]
+            .iter()
+            .find(enough)
+            .or_else(|| c.errors[..i].iter().rev().find(enough))
+            .or_else(|| {
+                c.errors
+                    .iter()
+                    .filter(|w| !w.is_empty())
+                    .max_by_key(|w| w.len())
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(horizon: usize, candidates: Vec<ModelSpec>) -> EngineConfig {
+        EngineConfig {
+            horizon,
+            candidates,
+            score_half_life: 50.0,
+            calibration_window: 200,
+            min_calibration: 10,
+            coverage: 0.8,
+            adapt_rate: 0.005,
+        }
+    }
+
+    #[test]
+    fn needs_two_observations() {
+        let mut f = SeriesForecaster::new(cfg(3, vec![ModelSpec::Naive])).unwrap();
+        assert!(matches!(f.forecast(), Err(ForecastError::TooShort { .. })));
+        f.observe(Some(1.0));
+        f.observe(None);
+        f.observe(Some(f64::NAN));
+        assert!(matches!(
+            f.forecast(),
+            Err(ForecastError::TooShort { have: 1, .. })
+        ));
+        f.observe(Some(2.0));
+        assert_eq!(f.forecast().unwrap().steps[0].p50, 2.0);
+    }
+
+    #[test]
+    fn chooses_the_model_that_has_been_more_accurate() {
+        // A period-4 pattern: seasonal naive is exact, naive is not.
+        let mut f = SeriesForecaster::new(cfg(
+            4,
+            vec![ModelSpec::Naive, ModelSpec::SeasonalNaive { season: 4 }],
+        ))
+        .unwrap();
+        for t in 0..200 {
+            f.observe(Some([1.0, 5.0, 2.0, 8.0][t % 4]));
+        }
+        let fc = f.forecast().unwrap();
+        assert_eq!(fc.model, "snaive(4)");
+        let p50: Vec<f64> = fc.steps.iter().map(|s| s.p50).collect();
+        assert_eq!(p50, vec![1.0, 5.0, 2.0, 8.0]);
+        // Exact model, zero errors: a zero-width interval is the honest one.
+        assert!(fc.steps.iter().all(|s| s.p10 == s.p50 && s.p90 == s.p50));
+    }
+
+    #[test]
+    fn a_constant_series_gets_a_constant_forecast() {
+        let mut f = SeriesForecaster::new(EngineConfig::for_step(12, 300, Family::Auto)).unwrap();
+        for _ in 0..100 {
+            f.observe(Some(7.5));
+        }
+        let fc = f.forecast().unwrap();
+        assert_eq!(fc.steps.len(), 12);
+        for s in &fc.steps {
+            assert!((s.p50 - 7.5).abs() < 1e-9, "{s:?}");
+            assert!((s.p90 - s.p10).abs() < 1e-9, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn intervals_cover_about_eighty_percent_of_noise() {
+        // Deterministic pseudo-random noise around a level: the p10-p90 band of
+        // a median model should hold close to 80 % of later values.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut noise = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        let mut f = SeriesForecaster::new(cfg(1, vec![ModelSpec::Median { window: 50 }])).unwrap();
+        let (mut inside, mut total) = (0, 0);
+        for t in 0..5000 {
+            let y = 100.0 + 10.0 * noise();
+            if t > 500 {
+                let s = f.forecast().unwrap().steps[0];
+                total += 1;
+                if s.p10 <= y && y <= s.p90 {
+                    inside += 1;
+                }
+            }
+            f.observe(Some(y));
+        }
+        let coverage = inside as f64 / total as f64;
+        assert!((0.75..=0.85).contains(&coverage), "coverage {coverage}");
+    }
+
+    #[test]
+    fn rejects_a_zero_horizon_and_no_models() {
+        assert!(matches!(
+            SeriesForecaster::new(cfg(0, vec![ModelSpec::Naive])),
+            Err(ForecastError::ZeroHorizon)
+        ));
+        assert!(matches!(
+            SeriesForecaster::new(cfg(3, vec![])),
+            Err(ForecastError::NoCandidates)
+        ));
+    }
+}

@@ -3,5 +3,6 @@
 
 pub mod accounts;
 pub mod forecast;
+pub mod profile;
 pub mod retention;
 pub mod telemetry;

@@ -38,6 +38,9 @@ pub enum Command {
     /// Measure throughput against the configured database and print the figures.
     #[command(subcommand)]
     Bench(Bench),
+    /// Offline evaluation on a CSV series (no database, no settings needed).
+    #[command(subcommand)]
+    Backtest(crate::backtest::Backtest),
     /// Exit 0 if the server at HEADROOM_ADDR answers /healthz (for container health checks).
     Healthcheck,
     /// Create a platform administrator (the operator's staff) in the operator's own
@@ -62,6 +65,16 @@ pub enum Bench {
 /// unreachable database, address in use).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Backtest(b)) = cli.command {
+        // Pure computation on a file: no settings, runtime or logging to set up.
+        return match crate::backtest::run(b, &mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("headroom: error: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => return fail_to_start(&e),
@@ -165,6 +178,7 @@ async fn run(command: Command, config: Config) -> ExitCode {
             })
         }
         Command::Bench(Bench::Ingest(args)) => finish(crate::bench::run(config, args).await),
+        Command::Backtest(_) => unreachable!("handled before the runtime starts"),
         Command::Healthcheck => match probe(&config).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

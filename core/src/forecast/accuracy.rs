@@ -82,7 +82,7 @@ mod tests {
         let actual = [0.0, 10.0, 12.0, 20.0];
         let f = OriginForecast {
             origin: 1,
-            model: "x".into(),
+            models: vec!["x".into(); 2],
             steps: vec![
                 Step::ordered(9.0, 11.0, 13.0),
                 Step::ordered(14.0, 15.0, 16.0),

@@ -40,7 +40,7 @@ impl Origins {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OriginForecast {
     pub origin: usize,
-    pub model: String,
+    pub models: Vec<String>,
     pub steps: Vec<Step>,
 }
 
@@ -69,7 +69,7 @@ pub fn rolling_origin(
             })?;
             out.push(OriginForecast {
                 origin: i,
-                model: f.model,
+                models: f.models,
                 steps: f.steps,
             });
         }

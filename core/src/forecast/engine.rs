@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 
 use super::calibration::ErrorWindow;
-use super::models::{ModelSpec, PointModel};
+use super::models::{ModelSpec, PointModel, median_in_place};
 use super::{Forecast, ForecastError, Step};
 
 /// How a series is forecast.
@@ -83,8 +83,10 @@ impl Family {
             Family::Auto => {
                 let mut all = vec![ModelSpec::Naive];
                 all.extend([3, 6, 12, 36].map(|window| ModelSpec::Median { window }));
+                all.extend([36, 144].map(|window| ModelSpec::ShiftMedian { window, confirm: 3 }));
                 all.extend(ets);
                 all.extend(snaive);
+                all.push(ModelSpec::Ensemble { top: 3 });
                 all
             }
         }
@@ -97,13 +99,15 @@ struct Candidate {
     /// Forecasts made after each of the last `horizon` observations, newest last.
     pending: VecDeque<Option<Vec<f64>>>,
     errors: Vec<ErrorWindow>,
-    score_sum: f64,
-    score_weight: f64,
+    /// Decayed absolute error per horizon step: the choice is made per step,
+    /// since the model best one step ahead is rarely the best an hour ahead.
+    score_sum: Vec<f64>,
+    score_weight: Vec<f64>,
 }
 
 impl Candidate {
-    fn score(&self) -> Option<f64> {
-        (self.score_weight > 0.0).then(|| self.score_sum / self.score_weight)
+    fn score(&self, i: usize) -> Option<f64> {
+        (self.score_weight[i] > 0.0).then(|| self.score_sum[i] / self.score_weight[i])
     }
 }
 
@@ -141,8 +145,8 @@ impl SeriesForecaster {
                         )
                     })
                     .collect(),
-                score_sum: 0.0,
-                score_weight: 0.0,
+                score_sum: vec![0.0; cfg.horizon],
+                score_weight: vec![0.0; cfg.horizon],
             })
             .collect();
         let decay = if cfg.score_half_life > 0.0 {
@@ -180,18 +184,21 @@ impl SeriesForecaster {
         let horizon = self.cfg.horizon;
         for c in &mut self.candidates {
             if let Some(y) = actual {
-                c.score_sum *= self.decay;
-                c.score_weight *= self.decay;
+                c.score_sum.iter_mut().for_each(|v| *v *= self.decay);
+                c.score_weight.iter_mut().for_each(|v| *v *= self.decay);
                 // pending[len-1] was made one step ago (h=1), pending[len-h] h steps ago.
                 let len = c.pending.len();
                 for h in 1..=len.min(horizon) {
                     if let Some(f) = &c.pending[len - h] {
                         let e = y - f[h - 1];
                         c.errors[h - 1].push(e);
-                        c.score_sum += e.abs();
-                        c.score_weight += 1.0;
+                        c.score_sum[h - 1] += e.abs();
+                        c.score_weight[h - 1] += 1.0;
                     }
                 }
+            }
+            if matches!(c.spec, ModelSpec::Ensemble { .. }) {
+                continue; // assembled below, from the others' new forecasts
             }
             c.model.observe(fill);
             let made = c
@@ -203,10 +210,48 @@ impl SeriesForecaster {
             }
             c.pending.push_back(made);
         }
+        self.assemble_ensembles();
         if actual.is_some() {
             self.observed += 1;
         }
         self.last_value = Some(fill);
+    }
+
+    /// Fills the newest forecast of each ensemble candidate from the newest
+    /// forecasts of the base models, best recent score first.
+    fn assemble_ensembles(&mut self) {
+        let horizon = self.cfg.horizon;
+        let (bases, ensembles): (Vec<&mut Candidate>, Vec<&mut Candidate>) = self
+            .candidates
+            .iter_mut()
+            .partition(|c| !matches!(c.spec, ModelSpec::Ensemble { .. }));
+        for e in ensembles {
+            let ModelSpec::Ensemble { top } = e.spec else {
+                continue;
+            };
+            let mut points = vec![0.0; horizon];
+            let mut ok = true;
+            for (i, slot) in points.iter_mut().enumerate() {
+                let mut ranked: Vec<(f64, f64)> = bases
+                    .iter()
+                    .filter_map(|c| {
+                        let f = c.pending.back()?.as_ref()?;
+                        Some((c.score(i).unwrap_or(f64::INFINITY), f[i]))
+                    })
+                    .collect();
+                if ranked.is_empty() {
+                    ok = false;
+                    break;
+                }
+                ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let mut best: Vec<f64> = ranked.iter().take(top.max(1)).map(|r| r.1).collect();
+                *slot = median_in_place(&mut best);
+            }
+            if e.pending.len() == horizon {
+                e.pending.pop_front();
+            }
+            e.pending.push_back(ok.then_some(points));
+        }
     }
 
     /// The forecast for the next `horizon` steps from everything observed so far.
@@ -217,40 +262,42 @@ impl SeriesForecaster {
                 need: 2,
             });
         }
-        // Best recent score among models that have made scored forecasts; before
-        // any is scored, the first candidate able to forecast.
-        let chosen = self
-            .candidates
-            .iter()
-            .filter(|c| matches!(c.pending.back(), Some(Some(_))))
-            .min_by(|a, b| match (a.score(), b.score()) {
-                (Some(x), Some(y)) => x.total_cmp(&y),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (None, None) => std::cmp::Ordering::Equal,
-            })
-            .ok_or(ForecastError::TooShort {
-                have: self.observed,
-                need: 2,
-            })?;
-        let Some(Some(points)) = chosen.pending.back() else {
-            unreachable!("filtered above")
-        };
-        let steps = points
-            .iter()
-            .enumerate()
-            .map(|(i, &p50)| {
-                let (lo, hi) = self
-                    .window_for(chosen, i)
-                    .and_then(ErrorWindow::bounds)
-                    .unwrap_or((0.0, 0.0));
-                Step::ordered(p50 + lo, p50, p50 + hi)
-            })
-            .collect();
+        let mut steps = Vec::with_capacity(self.cfg.horizon);
+        let mut models = Vec::with_capacity(self.cfg.horizon);
+        let mut scores = Vec::with_capacity(self.cfg.horizon);
+        for i in 0..self.cfg.horizon {
+            // Best recent score at this step among models that can forecast;
+            // before any is scored, the first candidate able to forecast.
+            let chosen = self
+                .candidates
+                .iter()
+                .filter(|c| matches!(c.pending.back(), Some(Some(_))))
+                .min_by(|a, b| match (a.score(i), b.score(i)) {
+                    (Some(x), Some(y)) => x.total_cmp(&y),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                })
+                .ok_or(ForecastError::TooShort {
+                    have: self.observed,
+                    need: 2,
+                })?;
+            let Some(Some(points)) = chosen.pending.back() else {
+                unreachable!("filtered above")
+            };
+            let p50 = points[i];
+            let (lo, hi) = self
+                .window_for(chosen, i)
+                .and_then(ErrorWindow::bounds)
+                .unwrap_or((0.0, 0.0));
+            steps.push(Step::ordered(p50 + lo, p50, p50 + hi));
+            models.push(chosen.spec.label());
+            scores.extend(chosen.score(i));
+        }
         Ok(Forecast {
             steps,
-            model: chosen.spec.label(),
-            score: chosen.score(),
+            models,
+            score: (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64),
         })
     }
 
@@ -315,7 +362,12 @@ mod tests {
             f.observe(Some([1.0, 5.0, 2.0, 8.0][t % 4]));
         }
         let fc = f.forecast().unwrap();
-        assert_eq!(fc.model, "snaive(4)");
+        // Four steps ahead the naive forecast is exact too (period 4): a tie.
+        assert!(
+            fc.models[..3].iter().all(|m| m == "snaive(4)"),
+            "{:?}",
+            fc.models
+        );
         let p50: Vec<f64> = fc.steps.iter().map(|s| s.p50).collect();
         assert_eq!(p50, vec![1.0, 5.0, 2.0, 8.0]);
         // Exact model, zero errors: a zero-width interval is the honest one.

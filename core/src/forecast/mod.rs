@@ -29,13 +29,14 @@ impl Step {
     }
 }
 
-/// Forecast steps h = 1..=H and the model that made them.
+/// Forecast steps h = 1..=H and the models that made them.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Forecast {
     pub steps: Vec<Step>,
-    /// Label of the model that served this forecast.
-    pub model: String,
-    /// Its recent mean absolute error (decayed), `None` before any was scored.
+    /// Label of the model that served each step.
+    pub models: Vec<String>,
+    /// The served models' recent mean absolute error (decayed, averaged over
+    /// steps), `None` before any was scored.
     pub score: Option<f64>,
 }
 

@@ -19,6 +19,15 @@ pub enum ModelSpec {
     /// The median of the last `window` values: the MAE-optimal level when a series
     /// is a flat level with spikes, where the last value is a poor guess.
     Median { window: usize },
+    /// The median since the last level shift, at most `window` values: after
+    /// `confirm` values in a row fall on one side of the median, beyond
+    /// three robust standard deviations, the older values are dropped, so the
+    /// level follows a step change in `confirm` steps instead of `window / 2`.
+    ShiftMedian { window: usize, confirm: usize },
+    /// Per step, the median of the forecasts of the `top` base models with the
+    /// lowest recent error. Made by the engine from the other candidates (which
+    /// is why it has no model of its own) and scored like any of them.
+    Ensemble { top: usize },
     /// Additive Holt-Winters with a damped trend, in error-correction form. The
     /// seasonal profile is kept per bucket of `bucket` steps (hour-of-day buckets at
     /// 5-minute data), so each bucket learns from many points per day instead of one.
@@ -39,6 +48,10 @@ impl ModelSpec {
             ModelSpec::Naive => "naive".into(),
             ModelSpec::SeasonalNaive { season } => format!("snaive({season})"),
             ModelSpec::Median { window } => format!("median({window})"),
+            ModelSpec::ShiftMedian { window, confirm } => {
+                format!("shift_median({window},{confirm})")
+            }
+            ModelSpec::Ensemble { top } => format!("ensemble(top {top})"),
             ModelSpec::Ets {
                 alpha,
                 beta,
@@ -55,6 +68,10 @@ impl ModelSpec {
             ModelSpec::Naive => Box::new(Naive::default()),
             ModelSpec::SeasonalNaive { season } => Box::new(SeasonalNaive::new(season)),
             ModelSpec::Median { window } => Box::new(Median::new(window)),
+            ModelSpec::ShiftMedian { window, confirm } => {
+                Box::new(ShiftMedian::new(window, confirm))
+            }
+            ModelSpec::Ensemble { .. } => Box::new(FromEngine),
             ModelSpec::Ets {
                 alpha,
                 beta,
@@ -73,6 +90,17 @@ pub trait PointModel: Send {
     fn observe(&mut self, y: f64);
     /// Point forecasts for h = 1..=out.len(); `None` until the model has enough data.
     fn predict(&self, out: &mut [f64]) -> bool;
+}
+
+/// Stands in for models whose forecasts the engine assembles itself.
+#[derive(Debug)]
+pub struct FromEngine;
+
+impl PointModel for FromEngine {
+    fn observe(&mut self, _: f64) {}
+    fn predict(&self, _: &mut [f64]) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Default)]
@@ -160,6 +188,73 @@ impl PointModel for Median {
         let mut sorted: Vec<f64> = self.recent.iter().copied().collect();
         out.fill(median_in_place(&mut sorted));
         true
+    }
+}
+
+#[derive(Debug)]
+pub struct ShiftMedian {
+    window: usize,
+    confirm: usize,
+    recent: VecDeque<f64>,
+    level: Option<f64>,
+    scratch: Vec<f64>,
+}
+
+impl ShiftMedian {
+    pub fn new(window: usize, confirm: usize) -> Self {
+        let window = window.max(2);
+        Self {
+            window,
+            confirm: confirm.clamp(1, window - 1),
+            recent: VecDeque::with_capacity(window),
+            level: None,
+            scratch: Vec::with_capacity(window),
+        }
+    }
+
+    fn median_and_spread(&mut self) -> (f64, f64) {
+        self.scratch.clear();
+        self.scratch.extend(self.recent.iter().copied());
+        let median = median_in_place(&mut self.scratch);
+        for v in &mut self.scratch {
+            *v = (*v - median).abs();
+        }
+        // 1.4826 × MAD estimates a standard deviation robustly.
+        (median, 1.4826 * median_in_place(&mut self.scratch))
+    }
+}
+
+impl PointModel for ShiftMedian {
+    fn observe(&mut self, y: f64) {
+        if self.recent.len() == self.window {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(y);
+        let (median, sigma) = self.median_and_spread();
+        let n = self.recent.len();
+        if n > 2 * self.confirm && sigma > 0.0 {
+            let tail = self.recent.range(n - self.confirm..);
+            let (mut above, mut below) = (true, true);
+            for v in tail {
+                above &= *v > median + 3.0 * sigma;
+                below &= *v < median - 3.0 * sigma;
+            }
+            if above || below {
+                self.recent.drain(..n - self.confirm);
+                self.level = Some(self.median_and_spread().0);
+                return;
+            }
+        }
+        self.level = Some(median);
+    }
+    fn predict(&self, out: &mut [f64]) -> bool {
+        match self.level {
+            Some(v) => {
+                out.fill(v);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -302,6 +397,33 @@ mod tests {
         }
         assert_eq!(predict(&m, 2), Some(vec![2.0, 2.0]));
         assert_eq!(median_in_place(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    #[test]
+    fn shift_median_follows_a_step_change_quickly() {
+        let mut m = ShiftMedian::new(36, 3);
+        let mut plain = Median::new(36);
+        for i in 0..100 {
+            let y = 17.0 + (i % 3) as f64 * 0.2;
+            m.observe(y);
+            plain.observe(y);
+        }
+        for _ in 0..3 {
+            m.observe(28.0);
+            plain.observe(28.0);
+        }
+        assert_eq!(predict(&m, 1), Some(vec![28.0]));
+        assert!(
+            predict(&plain, 1).unwrap()[0] < 18.0,
+            "the plain median lags"
+        );
+        // One spike does not move it.
+        let mut m = ShiftMedian::new(36, 3);
+        for i in 0..100 {
+            m.observe(17.0 + (i % 3) as f64 * 0.2);
+        }
+        m.observe(76.0);
+        assert!(predict(&m, 1).unwrap()[0] < 18.0);
     }
 
     #[test]

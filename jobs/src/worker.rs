@@ -9,6 +9,7 @@ use apalis_sqlite::SqliteStorage;
 use headroom_store::{Backend, Db};
 use thiserror::Error;
 
+use crate::forecast::{self, ForecastJob};
 use crate::housekeeping::{self, Housekeeping};
 
 #[derive(Debug, Error)]
@@ -27,9 +28,11 @@ pub struct WorkerSettings {
     /// How long in-flight jobs may run after shutdown is requested.
     pub shutdown_timeout: Duration,
     pub telemetry_retention: headroom_store::telemetry::Retention,
+    pub forecast_schedule: cron::Schedule,
 }
 
 const HOUSEKEEPING_QUEUE: &str = "housekeeping";
+const FORECAST_QUEUE: &str = "forecast";
 
 /// Runs every worker until `shutdown` resolves, then lets in-flight jobs finish
 /// (up to `shutdown_timeout`). Scheduled ticks are written to the job queue in the
@@ -46,31 +49,68 @@ pub async fn run_workers(
         telemetry_retention: settings.telemetry_retention,
     };
     let schedule = settings.housekeeping_schedule.clone();
+    let forecast_ctx = ForecastJob { db: db.clone() };
+    let forecast_schedule = settings.forecast_schedule.clone();
     let monitor = Monitor::new().shutdown_timeout(settings.shutdown_timeout);
+    // Each schedule is piped into a queue in the application database, so a
+    // tick survives a restart and is retried on error.
     let monitor = match db.backend() {
         Backend::Sqlite => {
             let pool = db.sqlite_pool().expect("sqlite pool").clone();
-            monitor.register(move |_restarts| {
-                let storage = SqliteStorage::new(&pool)
-                    .with_config(apalis_sqlite::Config::default().queue(HOUSEKEEPING_QUEUE));
-                WorkerBuilder::new("housekeeping")
-                    .backend(CronScheduler::new(schedule.clone()).pipe_to(storage))
-                    .retry(RetryPolicy::retries(3))
-                    .data(ctx.clone())
-                    .build(housekeeping::run)
-            })
+            let storage = move |queue: &str| {
+                SqliteStorage::new(&pool).with_config(apalis_sqlite::Config::default().queue(queue))
+            };
+            let forecast_storage = storage.clone();
+            monitor
+                .register(move |_restarts| {
+                    WorkerBuilder::new("housekeeping")
+                        .backend(
+                            CronScheduler::new(schedule.clone())
+                                .pipe_to(storage(HOUSEKEEPING_QUEUE)),
+                        )
+                        .retry(RetryPolicy::retries(3))
+                        .data(ctx.clone())
+                        .build(housekeeping::run)
+                })
+                .register(move |_restarts| {
+                    WorkerBuilder::new("forecast")
+                        .backend(
+                            CronScheduler::new(forecast_schedule.clone())
+                                .pipe_to(forecast_storage(FORECAST_QUEUE)),
+                        )
+                        .retry(RetryPolicy::retries(2))
+                        .data(forecast_ctx.clone())
+                        .build(forecast::run)
+                })
         }
         Backend::Postgres => {
             let pool = db.postgres_pool().expect("postgres pool").clone();
-            monitor.register(move |_restarts| {
-                let storage = PostgresStorage::new(&pool)
-                    .with_config(apalis_postgres::Config::default().queue(HOUSEKEEPING_QUEUE));
-                WorkerBuilder::new("housekeeping")
-                    .backend(CronScheduler::new(schedule.clone()).pipe_to(storage))
-                    .retry(RetryPolicy::retries(3))
-                    .data(ctx.clone())
-                    .build(housekeeping::run)
-            })
+            let storage = move |queue: &str| {
+                PostgresStorage::new(&pool)
+                    .with_config(apalis_postgres::Config::default().queue(queue))
+            };
+            let forecast_storage = storage.clone();
+            monitor
+                .register(move |_restarts| {
+                    WorkerBuilder::new("housekeeping")
+                        .backend(
+                            CronScheduler::new(schedule.clone())
+                                .pipe_to(storage(HOUSEKEEPING_QUEUE)),
+                        )
+                        .retry(RetryPolicy::retries(3))
+                        .data(ctx.clone())
+                        .build(housekeeping::run)
+                })
+                .register(move |_restarts| {
+                    WorkerBuilder::new("forecast")
+                        .backend(
+                            CronScheduler::new(forecast_schedule.clone())
+                                .pipe_to(forecast_storage(FORECAST_QUEUE)),
+                        )
+                        .retry(RetryPolicy::retries(2))
+                        .data(forecast_ctx.clone())
+                        .build(forecast::run)
+                })
         }
     };
     monitor

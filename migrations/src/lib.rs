@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_housekeeping_runs;
 mod m20261125_000002_accounts;
 mod m20261125_000003_telemetry;
+mod m20261125_000004_forecasts;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_housekeeping_runs::Migration),
             Box::new(m20261125_000002_accounts::Migration),
             Box::new(m20261125_000003_telemetry::Migration),
+            Box::new(m20261125_000004_forecasts::Migration),
         ]
     }
 }

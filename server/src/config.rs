@@ -50,6 +50,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Cron expression with seconds (`sec min hour day month weekday`).
     pub housekeeping_schedule: cron::Schedule,
+    /// When every active series is forecast (cron with seconds).
+    pub forecast_schedule: cron::Schedule,
     /// Finished background jobs older than this are pruned.
     pub job_retention: Duration,
     /// How long in-flight requests and jobs get to finish after SIGTERM.
@@ -84,6 +86,7 @@ const KEYS: &[&str] = &[
     "log",
     "log_format",
     "housekeeping_schedule",
+    "forecast_schedule",
     "job_retention_hours",
     "shutdown_timeout_secs",
     "public_url",
@@ -174,19 +177,24 @@ impl Config {
                 ));
             }
         };
-        let housekeeping_schedule = match get("housekeeping_schedule") {
-            Some((name, v)) => cron::Schedule::from_str(v).map_err(|e| {
-                // The parser's message draws a caret under the input on extra lines;
-                // its last line says what is wrong.
-                let e = e.to_string();
-                let why = e.lines().last().unwrap_or_default();
-                ConfigError::new(
-                    &name,
-                    format!("{v:?} is not a cron expression with seconds (e.g. \"0 */10 * * * *\"): {why}"),
-                )
-            })?,
-            None => cron::Schedule::from_str("0 */10 * * * *").expect("default schedule parses"),
+        let schedule = |key: &str, default: &str| -> Result<cron::Schedule, ConfigError> {
+            match get(key) {
+                Some((name, v)) => cron::Schedule::from_str(v).map_err(|e| {
+                    // The parser's message draws a caret under the input on extra
+                    // lines; its last line says what is wrong.
+                    let e = e.to_string();
+                    let why = e.lines().last().unwrap_or_default();
+                    ConfigError::new(
+                        &name,
+                        format!("{v:?} is not a cron expression with seconds (e.g. \"0 */10 * * * *\"): {why}"),
+                    )
+                }),
+                None => Ok(cron::Schedule::from_str(default).expect("default schedule parses")),
+            }
         };
+        let housekeeping_schedule = schedule("housekeeping_schedule", "0 */10 * * * *")?;
+        // Five minutes: the allocation horizon's step.
+        let forecast_schedule = schedule("forecast_schedule", "30 */5 * * * *")?;
         let job_retention = Duration::from_secs(3600 * positive(raw, "job_retention_hours", 168)?);
         let shutdown_timeout = Duration::from_secs(positive(raw, "shutdown_timeout_secs", 30)?);
         let public_url = match get("public_url") {
@@ -236,6 +244,7 @@ impl Config {
             log_filter,
             log_format,
             housekeeping_schedule,
+            forecast_schedule,
             job_retention,
             shutdown_timeout,
             public_url,

@@ -71,7 +71,9 @@ pub async fn connect_and_migrate(config: &Config) -> Result<Db, StartError> {
 pub fn check_forecast_runtime(config: &Config) {
     match headroom_jobs::inference::init_runtime(None) {
         Ok(()) => tracing::info!("ONNX Runtime loaded"),
-        Err(e) => tracing::warn!(error = %e, "ONNX Runtime unavailable: forecasts cannot run"),
+        Err(e) => {
+            tracing::warn!(error = %e, "ONNX Runtime unavailable: the LSTM forecaster cannot run (statistical forecasts still do)")
+        }
     }
     if !config.models_dir.is_dir() {
         tracing::warn!(dir = %config.models_dir.display(), "HEADROOM_MODELS_DIR does not exist");
@@ -81,6 +83,7 @@ pub fn check_forecast_runtime(config: &Config) {
 pub fn worker_settings(config: &Config) -> WorkerSettings {
     WorkerSettings {
         housekeeping_schedule: config.housekeeping_schedule.clone(),
+        forecast_schedule: config.forecast_schedule.clone(),
         job_retention: config.job_retention,
         shutdown_timeout: config.shutdown_timeout,
         telemetry_retention: headroom_store::telemetry::Retention {

@@ -673,6 +673,7 @@ struct Other {
     invitation_id: String,
     api_key_id: String,
     org_id: String,
+    workload: String,
     secrets: Vec<String>,
 }
 
@@ -713,12 +714,32 @@ async fn tenants_never_see_each_other(backend: Backend) {
         .json()
         .await
         .unwrap();
+    // B has a forecast for a workload whose name A must never learn.
+    let b_org = b_info["organization"]["id"].as_str().unwrap().to_owned();
+    app.db
+        .insert_forecast(
+            &headroom_store::Tenant::new(b_org.clone()),
+            &headroom_store::forecasts::StoredForecast {
+                workload: "beta-ledger".into(),
+                metric: "cpu".into(),
+                horizon: "allocation".into(),
+                origin_ms: 1_700_000_000_000,
+                step_secs: 300,
+                made_at_ms: 1_700_000_300_000,
+                model_version: "statistical-1".into(),
+                steps_json: r#"[{"p10":1,"p50":2,"p90":3,"model":"naive"}]"#.into(),
+            },
+        )
+        .await
+        .unwrap();
     let other = Other {
+        workload: "beta-ledger".into(),
         member_id: b_info["user"]["id"].as_str().unwrap().to_owned(),
         invitation_id: b_inv["invitation"]["id"].as_str().unwrap().to_owned(),
         api_key_id: b_key["key"]["id"].as_str().unwrap().to_owned(),
-        org_id: b_info["organization"]["id"].as_str().unwrap().to_owned(),
+        org_id: b_org,
         secrets: vec![
+            "beta-ledger".into(),
             "bob@beta.example".into(),
             "carol@beta.example".into(),
             "b-key".into(),
@@ -741,12 +762,13 @@ async fn tenants_never_see_each_other(backend: Backend) {
                 ("delete", "/api/v1/invitations/{id}") => (&other.invitation_id, 404),
                 ("delete", "/api/v1/api-keys/{id}") => (&other.api_key_id, 404),
                 ("patch", "/api/v1/admin/organizations/{id}") => (&other.org_id, 403),
+                ("get", "/api/v1/workloads/{workload}/forecast") => (&other.workload, 404),
                 _ => panic!(
                     "no tenant-isolation case for {} {path}: add one here",
                     method.to_uppercase()
                 ),
             };
-            let url = path.replace("{id}", id);
+            let url = path.replace("{id}", id).replace("{workload}", id);
             let body = match path.as_str() {
                 "/api/v1/members/{id}" => json!({ "role": "member" }),
                 _ => json!({ "priority": 1 }),
@@ -772,7 +794,7 @@ async fn tenants_never_see_each_other(backend: Backend) {
             covered += 1;
         }
     }
-    assert_eq!(covered, 5, "all parameterised routes were exercised");
+    assert_eq!(covered, 6, "all parameterised routes were exercised");
 
     // Lists only ever hold the caller's own rows.
     for path in [

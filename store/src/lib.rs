@@ -8,6 +8,7 @@ pub mod audit;
 mod connect;
 pub mod entities;
 mod error;
+pub mod forecasts;
 pub mod housekeeping;
 mod sessions;
 pub mod telemetry;

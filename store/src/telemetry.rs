@@ -511,7 +511,13 @@ impl Db {
                 "?".to_owned()
             }
         };
-        let statements: [(String, Vec<Value>); 5] = [
+        let statements: [(String, Vec<Value>); 6] = [
+            // Forecasts are read back for accuracy reports over the minute
+            // rollups' span; older ones have nothing left to be compared with.
+            (
+                format!("DELETE FROM forecasts WHERE made_at < {}", p(1)),
+                vec![(now_ms - keep.minute_ms).into()],
+            ),
             (
                 format!("DELETE FROM metric_points WHERE ts < {}", p(1)),
                 vec![(now_ms - keep.raw_ms).into()],

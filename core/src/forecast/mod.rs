@@ -5,9 +5,11 @@ pub mod accuracy;
 pub mod backtest;
 pub mod calibration;
 pub mod engine;
+pub mod horizon;
 pub mod models;
 
 pub use engine::{EngineConfig, Family, SeriesForecaster};
+pub use horizon::{Grid, Horizon, STATISTICAL_VERSION, grid_from_buckets};
 pub use models::ModelSpec;
 
 /// One forecast step: the 10th, 50th and 90th percentiles.

@@ -7,6 +7,7 @@ mod api_keys;
 mod audit;
 mod auth;
 pub mod error;
+mod forecasts;
 pub mod ingest;
 mod organization;
 pub mod types;
@@ -34,6 +35,7 @@ use crate::http::AppState;
         (name = "organization", description = "The caller's organisation, members, invitations"),
         (name = "api-keys", description = "Keys for programs"),
         (name = "ingest", description = "Telemetry, usage and behaviour intake; metric queries"),
+        (name = "forecasts", description = "Forecasts with p10/p50/p90 intervals"),
         (name = "audit", description = "Security-relevant actions"),
         (name = "admin", description = "Platform administration (operator staff only)"),
     )
@@ -78,6 +80,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ingest::ingest_micro_operations))
         .routes(routes!(ingest::ingest_behaviour))
         .routes(routes!(ingest::query_metrics))
+        .routes(routes!(forecasts::workload_forecast))
         .routes(routes!(organization::list_members))
         .routes(routes!(
             organization::update_member,

@@ -1,0 +1,200 @@
+//! Forecasts end to end, on SQLite and PostgreSQL: metrics in over HTTP, the
+//! scheduled forecast job, forecasts out over HTTP, tenant-scoped.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Backend, Browser, Options, TestApp, expect_error, query_i64};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn key_for(app: &TestApp, org: &str) -> String {
+    let mut owner = Browser::new(app);
+    owner
+        .signup(
+            org,
+            &format!("owner@{}.example", org.to_lowercase()),
+            PASSWORD,
+        )
+        .await;
+    let key: Value = owner
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "agent", "scopes": ["ingest", "read"] }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    key["secret"].as_str().unwrap().to_owned()
+}
+
+async fn get(app: &TestApp, key: Option<&str>, path: &str) -> reqwest::Response {
+    let mut req = app.http.get(app.url(path));
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    req.send().await.unwrap()
+}
+
+/// CPU of a web workload: a daily cycle between 20 and 80 %, one point a minute
+/// for the last day, up to now.
+fn day_of_cpu(now_s: i64) -> Vec<Value> {
+    let start = now_s - now_s.rem_euclid(60) - 1439 * 60;
+    (0..1440)
+        .map(|i| {
+            let t = start + i * 60;
+            let phase = (t.rem_euclid(86_400)) as f64 / 86_400.0 * std::f64::consts::TAU;
+            json!({ "workload": "web-1", "metric": "cpu", "timestamp": t, "value": 50.0 + 30.0 * phase.sin() })
+        })
+        .collect()
+}
+
+async fn forecasts_are_made_on_schedule_and_served(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(
+        backend,
+        Options {
+            with_worker: true,
+            env: vec![("HEADROOM_FORECAST_SCHEDULE", "* * * * * *".to_owned())],
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let key = key_for(&app, "Acme").await;
+    let now_s = chrono::Utc::now().timestamp();
+    let res = app
+        .http
+        .post(app.url("/api/v1/metrics"))
+        .bearer_auth(&key)
+        .json(&day_of_cpu(now_s))
+        .send()
+        .await
+        .unwrap();
+    let r: Value = res.json().await.unwrap();
+    assert_eq!(r["accepted"], 1440, "{r}");
+
+    // The job runs every second here; wait for its forecasts.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let body: Value = loop {
+        let res = get(&app, Some(&key), "/api/v1/workloads/web-1/forecast").await;
+        if res.status() == 200 {
+            break res.json().await.unwrap();
+        }
+        assert_eq!(res.status(), 404, "{}", res.text().await.unwrap());
+        assert!(Instant::now() < deadline, "no forecast within a minute");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(body["workload"], "web-1");
+    let forecasts = body["forecasts"].as_array().unwrap();
+    let by_horizon = |h: &str| {
+        forecasts
+            .iter()
+            .find(|f| f["horizon"] == h)
+            .unwrap_or_else(|| panic!("no {h} forecast in {body}"))
+    };
+    for (horizon, step, steps) in [("allocation", 300, 12), ("planning", 3600, 168)] {
+        let f = by_horizon(horizon);
+        assert_eq!(f["metric"], "cpu");
+        assert_eq!(f["step_seconds"], step);
+        assert_eq!(f["model_version"], "statistical-1");
+        let origin = chrono::DateTime::parse_from_rfc3339(f["origin"].as_str().unwrap())
+            .unwrap()
+            .timestamp();
+        // The origin is the last whole step: it ended before the forecast was made.
+        assert_eq!(origin % step, 0);
+        assert!(origin + step <= chrono::Utc::now().timestamp());
+        let s = f["steps"].as_array().unwrap();
+        assert_eq!(s.len(), steps, "{horizon}");
+        let first_t = chrono::DateTime::parse_from_rfc3339(s[0]["t"].as_str().unwrap())
+            .unwrap()
+            .timestamp();
+        assert_eq!(first_t, origin + step);
+        for step in s {
+            let (p10, p50, p90) = (
+                step["p10"].as_f64().unwrap(),
+                step["p50"].as_f64().unwrap(),
+                step["p90"].as_f64().unwrap(),
+            );
+            assert!(p10 <= p50 && p50 <= p90, "{step}");
+            assert!(!step["model"].as_str().unwrap().is_empty());
+        }
+    }
+    // The next hour of a smooth daily cycle: within a few points of the truth.
+    let alloc = by_horizon("allocation");
+    let origin = chrono::DateTime::parse_from_rfc3339(alloc["origin"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    for (h, step) in alloc["steps"].as_array().unwrap().iter().enumerate() {
+        // The mean of the 5-minute step starting at origin + (h+1)·300.
+        let mid = origin + (h as i64 + 1) * 300 + 120;
+        let phase = mid.rem_euclid(86_400) as f64 / 86_400.0 * std::f64::consts::TAU;
+        let truth = 50.0 + 30.0 * phase.sin();
+        let p50 = step["p50"].as_f64().unwrap();
+        assert!(
+            (p50 - truth).abs() < 6.0,
+            "h={} p50 {p50} truth {truth}",
+            h + 1
+        );
+    }
+
+    // Filters, and clear errors.
+    let only: Value = get(
+        &app,
+        Some(&key),
+        "/api/v1/workloads/web-1/forecast?metric=cpu&horizon=planning",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(only["forecasts"].as_array().unwrap().len(), 1);
+    assert_eq!(only["forecasts"][0]["horizon"], "planning");
+    for (path, status, needle) in [
+        (
+            "/api/v1/workloads/web-1/forecast?horizon=weekly",
+            422,
+            "horizon",
+        ),
+        (
+            "/api/v1/workloads/web-1/forecast?metric=memory",
+            404,
+            "no forecast",
+        ),
+        ("/api/v1/workloads/db-9/forecast", 404, "no forecast"),
+        ("/api/v1/workloads/bad%20name!/forecast", 422, "workload"),
+    ] {
+        let msg = expect_error(get(&app, Some(&key), path).await, status).await;
+        assert!(msg.contains(needle), "{path}: {msg}");
+    }
+    expect_error(
+        get(&app, None, "/api/v1/workloads/web-1/forecast").await,
+        401,
+    )
+    .await;
+    // Another organisation sees nothing of it.
+    let other = key_for(&app, "Beta").await;
+    expect_error(
+        get(&app, Some(&other), "/api/v1/workloads/web-1/forecast").await,
+        404,
+    )
+    .await;
+
+    // A retried run at the same instant stores nothing twice.
+    let before = query_i64(&app.db, "SELECT COUNT(*) FROM forecasts").await;
+    let made_at = query_i64(&app.db, "SELECT MAX(made_at) FROM forecasts").await;
+    let again = headroom_jobs::forecast::forecast_all(&app.db, made_at)
+        .await
+        .unwrap();
+    assert_eq!(again.stored, 0, "{again:?}");
+    assert_eq!(again.series, 1);
+    assert!(query_i64(&app.db, "SELECT COUNT(*) FROM forecasts").await >= before);
+    app.stop().await;
+}
+both_backends!(
+    scheduled_forecasts,
+    forecasts_are_made_on_schedule_and_served
+);

@@ -59,12 +59,24 @@ pub enum Command {
 pub enum Bench {
     /// Usage-event ingest: HTTP, store, replay and (PostgreSQL) COPY, in one run.
     Ingest(crate::bench::IngestBench),
+    /// Statistical forecasting speed on windows of the real NAB traces (no database).
+    Forecast(crate::bench::forecast::ForecastBench),
 }
 
 /// Exit codes: 0 done, 1 failed while running, 2 could not start (bad config,
 /// unreachable database, address in use).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Bench(Bench::Forecast(args))) = cli.command {
+        // CPU only: no settings, database or runtime.
+        return match crate::bench::forecast::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("headroom: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::Backtest(b)) = cli.command {
         // Pure computation on a file: no settings, runtime or logging to set up.
         return match crate::backtest::run(b, &mut std::io::stdout().lock()) {
@@ -178,7 +190,9 @@ async fn run(command: Command, config: Config) -> ExitCode {
             })
         }
         Command::Bench(Bench::Ingest(args)) => finish(crate::bench::run(config, args).await),
-        Command::Backtest(_) => unreachable!("handled before the runtime starts"),
+        Command::Backtest(_) | Command::Bench(Bench::Forecast(_)) => {
+            unreachable!("handled before the runtime starts")
+        }
         Command::Healthcheck => match probe(&config).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -11,7 +11,7 @@ use headroom_store::{Db, Tenant};
 pub const DEMO_EMAIL: &str = "demo@headroom.example";
 
 /// (workload, metric, CSV) — the traces are compiled in, so the demo works anywhere.
-const SERIES: [(&str, &str, &str); 6] = [
+pub(crate) const SERIES: [(&str, &str, &str); 6] = [
     (
         "ec2-24ae8d",
         "cpu",
@@ -53,7 +53,7 @@ pub enum Seeded {
 }
 
 /// `(timestamp ms, value)` rows of a NAB CSV (`timestamp,value`, UTC without zone).
-fn parse_csv(csv: &str) -> anyhow::Result<Vec<(i64, f64)>> {
+pub(crate) fn parse_csv(csv: &str) -> anyhow::Result<Vec<(i64, f64)>> {
     csv.lines()
         .skip(1)
         .filter(|l| !l.trim().is_empty())

@@ -75,11 +75,12 @@ impl ErrorWindow {
         if self.fifo.len() == self.capacity
             && let Some(old) = self.fifo.pop_front()
         {
-            let at = self.sorted.partition_point(|v| v.total_cmp(&old).is_lt());
+            let at = self.sorted.partition_point(|v| *v < old);
             self.sorted.remove(at);
         }
         self.fifo.push_back(error);
-        let at = self.sorted.partition_point(|v| v.total_cmp(&error).is_lt());
+        // Plain `<` is a total order here: non-finite errors never get in.
+        let at = self.sorted.partition_point(|v| *v < error);
         self.sorted.insert(at, error);
     }
 
@@ -96,8 +97,8 @@ pub fn quantile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
         return None;
     }
     let pos = q.clamp(0.0, 1.0) * (n - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
+    let lo = (pos as usize).min(n - 1); // pos >= 0, so `as` truncates like floor
+    let hi = (lo + 1).min(n - 1);
     let frac = pos - lo as f64;
     Some(sorted[lo] + (sorted[hi] - sorted[lo]) * frac)
 }

@@ -36,7 +36,7 @@ impl EngineConfig {
             horizon: horizon.max(1),
             candidates: family.candidates(step_secs),
             score_half_life: 288.0,
-            calibration_window: 576,
+            calibration_window: 288,
             min_calibration: 24,
             coverage: 0.8,
             adapt_rate: 0.005,

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""statsforecast baselines under the accuracy protocol (README.md).
+
+For every series and model: refit at every origin o on rows 0..=o, forecast H
+steps with level=[80], write --out/<model>/<series>.csv as `origin,h,p10,p50,p90`
+(p10 = lo-80, p50 = mean, p90 = hi-80) plus a <series>.meta.json with the wall
+time and which model statsforecast actually picked at each origin.
+
+We loop over origins by hand instead of StatsForecast.cross_validation: its
+windows end at the last row, so they miss our origin set whenever
+(len-1-H) - (N-1) is not a multiple of E (ec2_network_in_5abac7), and it needs
+timestamps, which have duplicates here. model.fit(y[:o+1]) is the same fit.
+
+Slow (AutoETS/MSTL with m=288): a (model, series) whose CSV exists is skipped
+unless --force; outputs are written to a temp file and renamed, so an
+interrupted run leaves no half file.
+"""
+import os
+
+# One BLAS/OpenMP thread per worker: we parallelise over series instead.
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import argparse
+import collections
+import json
+import multiprocessing
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import protocol as P  # noqa: E402
+
+MODELS = ("Naive", "SeasonalNaive", "AutoETS", "MSTL")
+LEVEL = 80  # lo-80 / hi-80 are the 10% / 90% quantiles
+
+
+def make_model(name):
+    # statsforecast's own defaults apart from the season length.
+    from statsforecast.models import MSTL, AutoETS, Naive, SeasonalNaive
+
+    return {
+        "Naive": lambda: Naive(),
+        "SeasonalNaive": lambda: SeasonalNaive(season_length=P.M),
+        "AutoETS": lambda: AutoETS(season_length=P.M),
+        "MSTL": lambda: MSTL(season_length=[P.M]),  # trend: its default AutoETS(model="ZZN")
+    }[name]()
+
+
+def picked(name, fitted):
+    """What statsforecast chose at this origin (ETS components: error, trend, season, damped)."""
+    if name == "AutoETS":
+        return fitted.model_["components"]
+    if name == "MSTL":
+        return "trend " + fitted.trend_forecaster.model_["components"]
+    return name
+
+
+def run_one(job):
+    name, src, dst = job
+    import statsforecast
+
+    y = P.load_series(src)
+    t0 = time.perf_counter()
+    lines, choices, degenerate, warned = [], collections.Counter(), 0, collections.Counter()
+    for o in P.origins(len(y)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fitted = make_model(name).fit(y[: o + 1])
+            f = fitted.predict(h=P.H, level=[LEVEL])
+        for w in caught:
+            warned[str(w.message)[:120]] += 1
+        choices[picked(name, fitted)] += 1
+        lo, mid, hi = f[f"lo-{LEVEL}"], f["mean"], f[f"hi-{LEVEL}"]
+        degenerate += int(np.sum(hi - lo <= 0))
+        for h in range(P.H):
+            # repr of a Python float round-trips exactly.
+            lines.append(f"{o},{h + 1},{float(lo[h])!r},{float(mid[h])!r},{float(hi[h])!r}\n")
+    wall = time.perf_counter() - t0
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_suffix(".csv.tmp")
+    tmp.write_text("origin,h,p10,p50,p90\n" + "".join(lines))
+    tmp.replace(dst)
+    meta = {
+        "model": name,
+        "series": src.stem,
+        "statsforecast": statsforecast.__version__,
+        "origins": len(P.origins(len(y))),
+        "wall_seconds": round(wall, 2),
+        "picked": dict(choices.most_common()),
+        "zero_width_intervals": degenerate,
+        "warnings": dict(warned.most_common()),
+    }
+    dst.with_suffix(".meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"  {name}/{src.stem}: {wall:.1f}s, picked {dict(choices.most_common(3))}", flush=True)
+    return meta
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", required=True, help="directory of timestamp,value CSVs")
+    ap.add_argument("--out", required=True, help="output root; writes <out>/<model>/<series>.csv")
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    ap.add_argument("--jobs", type=int, default=2, help="series fitted in parallel (default 2)")
+    ap.add_argument("--force", action="store_true", help="recompute existing outputs")
+    args = ap.parse_args()
+
+    import statsforecast
+
+    print(f"statsforecast {statsforecast.__version__}, numpy {np.__version__}", flush=True)
+    files = P.series_files(args.data)
+    out = Path(args.out)
+    timings_path = out / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    for name in args.models:
+        jobs = [(name, f, out / name / f"{f.stem}.csv") for f in files]
+        todo = [j for j in jobs if args.force or not j[2].exists()]
+        print(f"{name}: {len(todo)} to fit, {len(jobs) - len(todo)} cached", flush=True)
+        t0 = time.perf_counter()
+        if todo:
+            with multiprocessing.Pool(min(args.jobs, len(todo))) as pool:
+                pool.map(run_one, todo, chunksize=1)
+            # Elapsed wall-clock of this invocation (with --jobs workers in parallel).
+            timings[name] = {"elapsed_seconds": round(time.perf_counter() - t0, 1), "jobs": args.jobs}
+        # Per-series fit time (one process each), from the sidecars, cached or not.
+        metas = [json.loads(j[2].with_suffix(".meta.json").read_text()) for j in jobs]
+        timings.setdefault(name, {})["sum_series_seconds"] = round(sum(m["wall_seconds"] for m in metas), 1)
+        timings[name]["series_seconds"] = {m["series"]: m["wall_seconds"] for m in metas}
+        timings[name]["picked"] = {m["series"]: m["picked"] for m in metas}
+        out.mkdir(parents=True, exist_ok=True)
+        timings_path.write_text(json.dumps(timings, indent=2) + "\n")
+        print(f"{name}: sum of per-series wall {timings[name]['sum_series_seconds']}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,7 @@ mod m20261125_000001_housekeeping_runs;
 mod m20261125_000002_accounts;
 mod m20261125_000003_telemetry;
 mod m20261125_000004_forecasts;
+mod m20261125_000005_anomalies;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_accounts::Migration),
             Box::new(m20261125_000003_telemetry::Migration),
             Box::new(m20261125_000004_forecasts::Migration),
+            Box::new(m20261125_000005_anomalies::Migration),
         ]
     }
 }

@@ -40,14 +40,19 @@ async fn get(app: &TestApp, key: Option<&str>, path: &str) -> reqwest::Response 
 }
 
 /// CPU of a web workload: a daily cycle between 20 and 80 %, one point a minute
-/// for the last day, up to now.
-fn day_of_cpu(now_s: i64) -> Vec<Value> {
+/// for the last day, up to now; from `jump_minutes` ago on, stuck at 200.
+fn day_of_cpu(workload: &str, now_s: i64, jump_minutes: i64) -> Vec<Value> {
     let start = now_s - now_s.rem_euclid(60) - 1439 * 60;
     (0..1440)
         .map(|i| {
             let t = start + i * 60;
             let phase = (t.rem_euclid(86_400)) as f64 / 86_400.0 * std::f64::consts::TAU;
-            json!({ "workload": "web-1", "metric": "cpu", "timestamp": t, "value": 50.0 + 30.0 * phase.sin() })
+            let value = if i >= 1440 - jump_minutes {
+                200.0
+            } else {
+                50.0 + 30.0 * phase.sin()
+            };
+            json!({ "workload": workload, "metric": "cpu", "timestamp": t, "value": value })
         })
         .collect()
 }
@@ -66,16 +71,19 @@ async fn forecasts_are_made_on_schedule_and_served(backend: Backend) {
     };
     let key = key_for(&app, "Acme").await;
     let now_s = chrono::Utc::now().timestamp();
-    let res = app
-        .http
-        .post(app.url("/api/v1/metrics"))
-        .bearer_auth(&key)
-        .json(&day_of_cpu(now_s))
-        .send()
-        .await
-        .unwrap();
-    let r: Value = res.json().await.unwrap();
-    assert_eq!(r["accepted"], 1440, "{r}");
+    // web-1 behaves as every day; web-2 jumped to 200 in the last 25 minutes.
+    for (workload, jump) in [("web-1", 0), ("web-2", 25)] {
+        let res = app
+            .http
+            .post(app.url("/api/v1/metrics"))
+            .bearer_auth(&key)
+            .json(&day_of_cpu(workload, now_s, jump))
+            .send()
+            .await
+            .unwrap();
+        let r: Value = res.json().await.unwrap();
+        assert_eq!(r["accepted"], 1440, "{r}");
+    }
 
     // The job runs every second here; wait for its forecasts.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -190,7 +198,55 @@ async fn forecasts_are_made_on_schedule_and_served(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(again.stored, 0, "{again:?}");
-    assert_eq!(again.series, 1);
+    assert_eq!(again.anomalies, 0, "{again:?}");
+    assert_eq!(again.series, 2);
+
+    // The jump was flagged, with its reason; the ordinary workload was not.
+    let anomalies: Value = get(&app, Some(&key), "/api/v1/anomalies")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let list = anomalies.as_array().unwrap();
+    assert!(!list.is_empty(), "the jump is an anomaly");
+    assert!(list.iter().all(|a| a["workload"] == "web-2"), "{anomalies}");
+    let newest = &list[0];
+    assert_eq!(newest["metric"], "cpu");
+    assert_eq!(newest["step_seconds"], 300);
+    assert_eq!(newest["value"].as_f64(), Some(200.0));
+    let t = chrono::DateTime::parse_from_rfc3339(newest["t"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    assert!(t >= now_s - 30 * 60, "{newest}");
+    let reason = newest["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("200 is") && reason.contains("above the usual"),
+        "{reason}"
+    );
+    let only_web1: Value = get(&app, Some(&key), "/api/v1/anomalies?workload=web-1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(only_web1, json!([]));
+    for (path, needle) in [
+        ("/api/v1/anomalies?limit=0", "limit"),
+        (
+            "/api/v1/anomalies?from=2030-01-01T00:00:00Z&to=2029-01-01T00:00:00Z",
+            "after",
+        ),
+        ("/api/v1/anomalies?from=last%20week", "from"),
+        ("/api/v1/anomalies?workload=no%20spaces", "workload"),
+    ] {
+        let msg = expect_error(get(&app, Some(&key), path).await, 422).await;
+        assert!(msg.contains(needle), "{path}: {msg}");
+    }
+    let theirs: Value = get(&app, Some(&other), "/api/v1/anomalies")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs, json!([]), "another organisation sees none of them");
     assert!(query_i64(&app.db, "SELECT COUNT(*) FROM forecasts").await >= before);
     app.stop().await;
 }

@@ -151,3 +151,106 @@ impl Db {
             .collect()
     }
 }
+
+/// A step that deviated from its workload's behavioural profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAnomaly {
+    pub workload: String,
+    pub metric: String,
+    pub ts_ms: i64,
+    pub step_secs: i64,
+    pub value: f64,
+    pub expected: f64,
+    pub score: f64,
+    pub reason: String,
+    pub detected_at_ms: i64,
+}
+
+impl Db {
+    /// Stores anomalies; a step already stored is left as it was. Returns how
+    /// many were new.
+    pub async fn insert_anomalies(
+        &self,
+        tenant: &Tenant,
+        anomalies: &[StoredAnomaly],
+    ) -> Result<u64, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let p = placeholder(backend);
+        let sql = format!(
+            "INSERT INTO anomalies (organization_id, workload, metric, ts, step_secs, value, \
+             expected, score, reason, detected_at) VALUES ({}) \
+             ON CONFLICT (organization_id, workload, metric, ts) DO NOTHING",
+            (1..=10).map(&p).collect::<Vec<_>>().join(", ")
+        );
+        let mut new = 0;
+        for a in anomalies {
+            let values: Vec<Value> = vec![
+                tenant.id().into(),
+                a.workload.clone().into(),
+                a.metric.clone().into(),
+                a.ts_ms.into(),
+                (a.step_secs as i32).into(),
+                a.value.into(),
+                a.expected.into(),
+                a.score.into(),
+                a.reason.clone().into(),
+                a.detected_at_ms.into(),
+            ];
+            new += self
+                .conn()
+                .execute_raw(Statement::from_sql_and_values(backend, sql.clone(), values))
+                .await?
+                .rows_affected();
+        }
+        Ok(new)
+    }
+
+    /// The organisation's anomalies in `[from_ms, to_ms)`, newest first, at most
+    /// `limit`; optionally one workload only.
+    pub async fn anomalies(
+        &self,
+        tenant: &Tenant,
+        workload: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u64,
+    ) -> Result<Vec<StoredAnomaly>, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let p = placeholder(backend);
+        let mut values: Vec<Value> = vec![tenant.id().into(), from_ms.into(), to_ms.into()];
+        let mut sql = format!(
+            "SELECT workload, metric, ts, step_secs, value, expected, score, reason, detected_at \
+             FROM anomalies WHERE organization_id = {} AND ts >= {} AND ts < {}",
+            p(1),
+            p(2),
+            p(3)
+        );
+        if let Some(w) = workload {
+            sql += &format!(" AND workload = {}", p(4));
+            values.push(w.into());
+        }
+        sql += &format!(
+            " ORDER BY ts DESC, workload, metric LIMIT {}",
+            limit.min(10_000)
+        );
+        let rows = self
+            .conn()
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredAnomaly {
+                    workload: r.try_get_by_index(0)?,
+                    metric: r.try_get_by_index(1)?,
+                    ts_ms: r.try_get_by_index(2)?,
+                    step_secs: i64::from(r.try_get_by_index::<i32>(3)?),
+                    value: r.try_get_by_index(4)?,
+                    expected: r.try_get_by_index(5)?,
+                    score: r.try_get_by_index(6)?,
+                    reason: r.try_get_by_index(7)?,
+                    detected_at_ms: r.try_get_by_index(8)?,
+                })
+            })
+            .collect()
+    }
+}

@@ -511,7 +511,11 @@ impl Db {
                 "?".to_owned()
             }
         };
-        let statements: [(String, Vec<Value>); 6] = [
+        let statements: [(String, Vec<Value>); 7] = [
+            (
+                format!("DELETE FROM anomalies WHERE ts < {}", p(1)),
+                vec![(now_ms - keep.minute_ms).into()],
+            ),
             // Forecasts are read back for accuracy reports over the minute
             // rollups' span; older ones have nothing left to be compared with.
             (

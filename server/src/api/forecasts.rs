@@ -1,4 +1,4 @@
-//! Forecasts made by the forecast job, read back per workload.
+//! Forecasts and anomalies made by the forecast job, read back per workload.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -130,4 +130,84 @@ pub async fn workload_forecast(
         workload,
         forecasts,
     }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AnomalyQuery {
+    /// Only this workload.
+    pub workload: Option<String>,
+    /// Start (inclusive): RFC 3339 or unix seconds; default 7 days ago.
+    pub from: Option<String>,
+    /// End (exclusive): RFC 3339 or unix seconds; default now.
+    pub to: Option<String>,
+    /// At most this many, newest first (default 200, at most 1000).
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Anomaly {
+    pub workload: String,
+    pub metric: String,
+    /// Start of the step that deviated.
+    pub t: DateTime<Utc>,
+    pub step_seconds: i64,
+    /// The step's mean value.
+    pub value: f64,
+    /// What the profile expected for that hour.
+    pub expected: f64,
+    /// Deviation in profile spreads, sustained over consecutive steps.
+    pub score: f64,
+    pub reason: String,
+    pub detected_at: DateTime<Utc>,
+}
+
+/// Steps that deviated from their workload's behavioural profile, newest first.
+#[utoipa::path(get, path = "/api/v1/anomalies", tag = "forecasts", params(AnomalyQuery),
+    security(("api_key" = ["read"]), ("session" = [])),
+    responses((status = 200, body = Vec<Anomaly>), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn list_anomalies(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<AnomalyQuery>,
+) -> ApiResult<Json<Vec<Anomaly>>> {
+    caller.require_scope(Scope::Read)?;
+    if let Some(w) = &q.workload {
+        validate_workload(w).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    }
+    let now = Utc::now().timestamp_millis();
+    let from = match &q.from {
+        Some(raw) => crate::api::ingest::instant("from", raw)?,
+        None => now - 7 * 86_400_000,
+    };
+    let to = match &q.to {
+        Some(raw) => crate::api::ingest::instant("to", raw)?,
+        None => now + 1,
+    };
+    if to <= from {
+        return Err(ApiError::unprocessable("to must be after from"));
+    }
+    let limit = q.limit.unwrap_or(200);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::unprocessable("limit must be between 1 and 1000"));
+    }
+    let rows = state
+        .db
+        .anomalies(&caller.tenant, q.workload.as_deref(), from, to, limit)
+        .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|a| Anomaly {
+                workload: a.workload,
+                metric: a.metric,
+                t: instant(a.ts_ms),
+                step_seconds: a.step_secs,
+                value: a.value,
+                expected: a.expected,
+                score: a.score,
+                reason: a.reason,
+                detected_at: instant(a.detected_at_ms),
+            })
+            .collect(),
+    ))
 }

@@ -24,6 +24,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+pub(crate) use query::instant;
 pub use query::{__path_query_metrics, query_metrics};
 
 use self::body::{Limits, read_batch};

@@ -51,7 +51,7 @@ pub struct Series {
     pub points: Vec<SeriesPoint>,
 }
 
-fn instant(field: &str, raw: &str) -> Result<i64, ApiError> {
+pub(crate) fn instant(field: &str, raw: &str) -> Result<i64, ApiError> {
     let value = match raw.trim().parse::<f64>() {
         Ok(secs) => serde_json::json!(secs),
         Err(_) => serde_json::json!(raw.trim()),

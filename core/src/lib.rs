@@ -4,5 +4,6 @@
 pub mod accounts;
 pub mod forecast;
 pub mod profile;
+pub mod readiness;
 pub mod retention;
 pub mod telemetry;

@@ -190,3 +190,96 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         assert!(out.stdout.is_empty(), "no partial CSV on error: {args:?}");
     }
 }
+
+#[test]
+fn readiness_replays_events_and_reports_its_brier_score() {
+    let dir = tempfile::tempdir().unwrap();
+    // Events every 20 s during 09:00-12:00 on three days, nothing otherwise.
+    let events = dir.path().join("events.csv");
+    let mut csv = String::from("timestamp,type\n");
+    for day in 0..3 {
+        let start = 1_700_000_000 - 1_700_000_000 % 86_400 + day * 86_400 + 9 * 3600;
+        for i in 0..540 {
+            csv += &format!("{},api_call\n", start + i * 20);
+        }
+    }
+    std::fs::write(&events, csv).unwrap();
+    let out = backtest(&[
+        "readiness",
+        "--events",
+        events.to_str().unwrap(),
+        "--warmup",
+        "3600",
+        "--every",
+        "65",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let text = stdout_of(&out);
+    let rows: Vec<(f64, bool)> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[1].parse().unwrap(), f[2] == "1")
+        })
+        .collect();
+    assert_eq!(text.lines().next(), Some("timestamp,probability,occurred"));
+    assert!(rows.iter().all(|(p, _)| (0.0..=1.0).contains(p)));
+    // Inside the busy hours an event every 20 s: within 10 s about half the time;
+    // the predictions there must be well above those of the idle hours.
+    let busy: Vec<f64> = rows.iter().filter(|r| r.1).map(|r| r.0).collect();
+    let idle_mean = rows.iter().filter(|r| !r.1).map(|r| r.0).sum::<f64>()
+        / rows.iter().filter(|r| !r.1).count() as f64;
+    let busy_mean = busy.iter().sum::<f64>() / busy.len() as f64;
+    assert!(
+        busy_mean > 0.3 && idle_mean < 0.15,
+        "busy {busy_mean} idle {idle_mean}"
+    );
+    assert!(
+        err.contains("Brier") && err.contains("reliability"),
+        "{err}"
+    );
+
+    // Drawn from a series, seeded: the same seed gives the same replay.
+    let series = dir.path().join("s.csv");
+    write_series(&series, 600);
+    let args = [
+        "readiness",
+        "--from-series",
+        series.to_str().unwrap(),
+        "--warmup",
+        "3600",
+    ];
+    let a = backtest(&args);
+    let b = backtest(&args);
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert_eq!(a.stdout, b.stdout);
+
+    for (args, needle) in [
+        (vec!["readiness"], "--events"),
+        (
+            vec![
+                "readiness",
+                "--events",
+                series.to_str().unwrap(),
+                "--within=0",
+            ],
+            "--within",
+        ),
+        (
+            vec![
+                "readiness",
+                "--from-series",
+                series.to_str().unwrap(),
+                "--mean-gap=-1",
+            ],
+            "--mean-gap",
+        ),
+    ] {
+        let out = backtest(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}

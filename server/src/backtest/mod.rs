@@ -1,6 +1,7 @@
 //! `headroom backtest …`: offline evaluation on a CSV series. Every forecast or
 //! score at a row is computed from rows up to it only (see core::forecast::backtest).
 
+mod readiness;
 mod series;
 
 use std::io::Write;
@@ -18,6 +19,9 @@ pub enum Backtest {
     Forecast(ForecastArgs),
     /// Behavioural-profile deviation per row: CSV `timestamp,score,is_anomaly`.
     Anomalies(AnomaliesArgs),
+    /// Readiness predictions replayed over an event stream: CSV
+    /// `timestamp,probability,occurred`; Brier score and reliability on stderr.
+    Readiness(readiness::ReadinessArgs),
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +80,7 @@ pub fn run(command: Backtest, out: &mut dyn Write) -> anyhow::Result<()> {
     match command {
         Backtest::Forecast(args) => forecast(&args, out),
         Backtest::Anomalies(args) => anomalies(&args, out),
+        Backtest::Readiness(args) => readiness::run(&args, out),
     }
 }
 

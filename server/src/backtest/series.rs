@@ -110,7 +110,7 @@ impl Series {
     }
 }
 
-fn parse_time(raw: &str) -> Option<i64> {
+pub(super) fn parse_time(raw: &str) -> Option<i64> {
     if let Ok(secs) = raw.parse::<i64>() {
         return Some(secs);
     }

@@ -254,3 +254,74 @@ both_backends!(
     scheduled_forecasts,
     forecasts_are_made_on_schedule_and_served
 );
+
+async fn readiness_follows_recent_usage(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let key = key_for(&app, "Acme").await;
+    let now_s = chrono::Utc::now().timestamp();
+    // An API call every 5 s for the last 10 minutes; two exports six hours ago.
+    let mut events: Vec<Value> = (0..120)
+        .map(|i| json!({ "id": format!("call-{i}"), "type": "api_call", "quantity": 1, "timestamp": now_s - 600 + i * 5 }))
+        .collect();
+    for i in 0..2 {
+        events.push(json!({ "id": format!("export-{i}"), "type": "export", "quantity": 1, "timestamp": now_s - 6 * 3600 + i }));
+    }
+    let r: Value = app
+        .http
+        .post(app.url("/api/v1/events"))
+        .bearer_auth(&key)
+        .json(&events)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["accepted"], 122, "{r}");
+
+    let all: Value = get(&app, Some(&key), "/api/v1/readiness")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let scores = all.as_array().unwrap();
+    assert_eq!(scores.len(), 2, "{all}");
+    assert_eq!(scores[0]["type"], "api_call");
+    assert_eq!(scores[1]["type"], "export");
+    let p_call = scores[0]["probability"].as_f64().unwrap();
+    let p_export = scores[1]["probability"].as_f64().unwrap();
+    // 0.2 events/s: P(one within 10 s) = 1 - e^-2 ≈ 0.86.
+    assert!((0.7..0.95).contains(&p_call), "{all}");
+    assert!(p_export < 0.01, "{all}");
+    let rate = scores[0]["events_per_second"].as_f64().unwrap();
+    assert!((0.12..0.3).contains(&rate), "{all}");
+
+    let one: Value = get(&app, Some(&key), "/api/v1/readiness?type=api_call&within=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one.as_array().unwrap().len(), 1);
+    assert!(one[0]["probability"].as_f64().unwrap() < p_call);
+    assert_eq!(one[0]["within_seconds"], 1.0);
+    for (path, status, needle) in [
+        ("/api/v1/readiness?within=0", 422, "within"),
+        ("/api/v1/readiness?within=soon", 400, "within"),
+        ("/api/v1/readiness?type=no%20spaces", 422, "type"),
+    ] {
+        let msg = expect_error(get(&app, Some(&key), path).await, status).await;
+        assert!(msg.contains(needle), "{path}: {msg}");
+    }
+    expect_error(get(&app, None, "/api/v1/readiness").await, 401).await;
+    let other = key_for(&app, "Beta").await;
+    let theirs: Value = get(&app, Some(&other), "/api/v1/readiness")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs, json!([]));
+    app.stop().await;
+}
+both_backends!(readiness_scores, readiness_follows_recent_usage);

@@ -254,3 +254,73 @@ impl Db {
             .collect()
     }
 }
+
+impl Db {
+    /// Usage event types the organisation sent since `since_ms`.
+    pub async fn usage_event_types(
+        &self,
+        tenant: &Tenant,
+        since_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let p = placeholder(backend);
+        let sql = format!(
+            "SELECT DISTINCT event_type FROM usage_events WHERE organization_id = {} AND ts >= {} \
+             ORDER BY event_type",
+            p(1),
+            p(2)
+        );
+        let rows = self
+            .conn()
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                vec![tenant.id().into(), since_ms.into()],
+            ))
+            .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get_by_index::<String>(0)?))
+            .collect()
+    }
+
+    /// Events of one type in `[from_ms, to_ms)`, counted per `bucket_ms`
+    /// (bucket start, count), oldest first.
+    pub async fn usage_event_counts(
+        &self,
+        tenant: &Tenant,
+        event_type: &str,
+        from_ms: i64,
+        to_ms: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let p = placeholder(backend);
+        // `bucket_ms` is ours, never the caller's: inlined as a number.
+        let bucket = bucket_ms.max(1);
+        let sql = format!(
+            "SELECT (ts / {bucket}) * {bucket} AS b, COUNT(*) FROM usage_events \
+             WHERE organization_id = {} AND event_type = {} AND ts >= {} AND ts < {} \
+             GROUP BY b ORDER BY b",
+            p(1),
+            p(2),
+            p(3),
+            p(4)
+        );
+        let rows = self
+            .conn()
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                vec![
+                    tenant.id().into(),
+                    event_type.into(),
+                    from_ms.into(),
+                    to_ms.into(),
+                ],
+            ))
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?)))
+            .collect()
+    }
+}

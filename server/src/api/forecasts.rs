@@ -211,3 +211,86 @@ pub async fn list_anomalies(
             .collect(),
     ))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ReadinessQuery {
+    /// One billable unit type (usage event `type`); default: every type seen in 8 days.
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// The question: at least one event within this many seconds (1 to 3600, default 10).
+    pub within: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadinessScore {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub within_seconds: f64,
+    /// P(at least one event of this type within `within_seconds`).
+    pub probability: f64,
+    /// The estimated arrival rate behind it.
+    pub events_per_second: f64,
+    pub computed_at: DateTime<Utc>,
+}
+
+/// History replayed into the estimator: a week for the hour-of-week profile,
+/// per minute; the last minutes per second, so the recent rate is sharp.
+const READINESS_HISTORY_MS: i64 = 8 * 86_400_000;
+const READINESS_FINE_MS: i64 = 15 * 60_000;
+
+/// Billable-unit readiness: the probability that at least one usage event of
+/// each type arrives within the next seconds, from decayed recent rates and the
+/// hour-of-week profile.
+#[utoipa::path(get, path = "/api/v1/readiness", tag = "forecasts", params(ReadinessQuery),
+    security(("api_key" = ["read"]), ("session" = [])),
+    responses((status = 200, body = Vec<ReadinessScore>), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn readiness(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ReadinessQuery>,
+) -> ApiResult<Json<Vec<ReadinessScore>>> {
+    use headroom_core::readiness::{Readiness, ReadinessConfig};
+    caller.require_scope(Scope::Read)?;
+    let within = q.within.unwrap_or(10.0);
+    if !(1.0..=3600.0).contains(&within) {
+        return Err(ApiError::unprocessable(
+            "within must be between 1 and 3600 seconds",
+        ));
+    }
+    let now = Utc::now().timestamp_millis();
+    let since = now - READINESS_HISTORY_MS;
+    let types = match q.event_type {
+        Some(t) => {
+            headroom_core::telemetry::validate_name("type", &t, 100)
+                .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+            vec![t]
+        }
+        None => state.db.usage_event_types(&caller.tenant, since).await?,
+    };
+    let fine_from = now - READINESS_FINE_MS;
+    let mut out = Vec::with_capacity(types.len());
+    for t in types {
+        let coarse = state
+            .db
+            .usage_event_counts(&caller.tenant, &t, since, fine_from, 60_000)
+            .await?;
+        let fine = state
+            .db
+            .usage_event_counts(&caller.tenant, &t, fine_from, now + 1, 1000)
+            .await?;
+        let mut r = Readiness::new(ReadinessConfig::default());
+        for (start_ms, count) in coarse.iter().chain(&fine) {
+            r.observe(*start_ms as f64 / 1000.0, *count as f64);
+        }
+        r.advance(now as f64 / 1000.0);
+        out.push(ReadinessScore {
+            event_type: t,
+            within_seconds: within,
+            probability: r.probability(within),
+            events_per_second: r.rate(),
+            computed_at: instant(now),
+        });
+    }
+    Ok(Json(out))
+}

@@ -35,7 +35,7 @@ use crate::http::AppState;
         (name = "organization", description = "The caller's organisation, members, invitations"),
         (name = "api-keys", description = "Keys for programs"),
         (name = "ingest", description = "Telemetry, usage and behaviour intake; metric queries"),
-        (name = "forecasts", description = "Forecasts with p10/p50/p90 intervals; anomalies"),
+        (name = "forecasts", description = "Forecasts with p10/p50/p90 intervals; anomalies; readiness"),
         (name = "audit", description = "Security-relevant actions"),
         (name = "admin", description = "Platform administration (operator staff only)"),
     )
@@ -82,6 +82,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ingest::query_metrics))
         .routes(routes!(forecasts::workload_forecast))
         .routes(routes!(forecasts::list_anomalies))
+        .routes(routes!(forecasts::readiness))
         .routes(routes!(organization::list_members))
         .routes(routes!(
             organization::update_member,

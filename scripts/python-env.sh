@@ -11,45 +11,18 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${HEADROOM_VENV:-$REPO/.venv}"
-PYTHON="${PYTHON:-python3}"
 REQS="$REPO/scripts/requirements.txt"
-STAMP="$VENV/.headroom-requirements.sha256"
 
 log() { printf 'python-env: %s\n' "$*" >&2; }
 die() { printf 'python-env: error: %s\n' "$*" >&2; exit 1; }
 
 [[ -f "$REQS" ]] || die "missing $REQS"
 
-# 1. The venv (only when missing or broken).
-if [[ ! -x "$VENV/bin/python" ]]; then
-  command -v "$PYTHON" >/dev/null 2>&1 \
-    || die "$PYTHON not found. Install Python 3 (Debian/Ubuntu: apt-get install python3 python3-venv)."
-  "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 \
-    || die "$PYTHON cannot create virtual environments (module venv/ensurepip missing). Debian/Ubuntu: apt-get install python3-venv"
-  # Never wipe a directory that is not a venv (HEADROOM_VENV may point anywhere).
-  if [[ -d "$VENV" && ! -f "$VENV/pyvenv.cfg" && -n "$(ls -A "$VENV")" ]]; then
-    die "$VENV exists and is not a Python venv; remove it or set HEADROOM_VENV elsewhere"
-  fi
-  log "creating venv at $VENV"
-  "$PYTHON" -m venv --clear "$VENV" >&2 \
-    || die "'$PYTHON -m venv $VENV' failed (Debian/Ubuntu: apt-get install python3-venv)"
-  rm -f "$STAMP"
-fi
-
-# 2. Requirements, only when requirements.txt changed since the last successful install.
-want="$(sha256sum "$REQS" | cut -d' ' -f1)"
-have="$(cat "$STAMP" 2>/dev/null || true)"
-if [[ "$want" != "$have" ]]; then
-  log "installing $REQS into $VENV"
-  "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$REQS" >&2 \
-    || die "pip install -r $REQS failed (see output above)"
-  printf '%s\n' "$want" > "$STAMP"
-else
-  log "requirements up to date ($VENV)"
-fi
+# 1-2. The venv and its requirements (idempotent).
+PY="$(bash "$REPO/scripts/venv.sh" "$VENV" "$REQS")"
 
 # 3. The ONNX Runtime shared library shipped inside the onnxruntime wheel.
-capi="$("$VENV/bin/python" - <<'PY'
+capi="$("$PY" - <<'PY'
 import sysconfig, pathlib
 print(pathlib.Path(sysconfig.get_paths()["purelib"]) / "onnxruntime" / "capi")
 PY
@@ -60,7 +33,7 @@ for f in "$capi"/libonnxruntime.so*; do
   [[ -f "$f" ]] || continue
   lib="$f"
 done
-[[ -n "$lib" ]] || die "no libonnxruntime.so* in $capi (is onnxruntime in $REQS? delete $STAMP to force a reinstall)"
+[[ -n "$lib" ]] || die "no libonnxruntime.so* in $capi (is onnxruntime in $REQS? delete $VENV to force a reinstall)"
 lib="$(cd "$(dirname "$lib")" && pwd)/$(basename "$lib")"
 log "ORT_DYLIB_PATH=$lib"
 printf 'export ORT_DYLIB_PATH=%q\n' "$lib"

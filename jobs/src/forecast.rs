@@ -6,13 +6,20 @@
 
 use apalis::prelude::{BoxDynError, Data};
 use apalis_cron::Tick;
+use std::sync::Arc;
+
+use headroom_core::forecast::inputs::{
+    Category, ExternalEvent, WorkloadProfile, apply_events, blend_with_prior,
+};
 use headroom_core::forecast::{
-    Forecast, Horizon, STATISTICAL_VERSION, SeriesForecaster, grid_from_buckets,
+    Forecast, Grid, Horizon, ModelSpec, STATISTICAL_VERSION, SeriesForecaster, grid_from_buckets,
 };
 use headroom_core::profile::{AnomalyDetector, DEFAULT_PERSISTENCE, ProfileConfig};
 use headroom_store::Db;
 use headroom_store::forecasts::{ActiveSeries, StoredAnomaly, StoredForecast};
 use serde::Serialize;
+
+use crate::lstm::{LstmError, LstmForecaster};
 
 /// Series without a point for this long are not forecast.
 const ACTIVE_WITHIN_MS: i64 = 86_400_000;
@@ -25,6 +32,7 @@ const PROFILE_STEP_MS: i64 = 300_000;
 #[derive(Debug, Clone)]
 pub struct ForecastJob {
     pub db: Db,
+    pub lstm: Option<Arc<LstmForecaster>>,
 }
 
 /// One stored step, as the API returns it.
@@ -49,7 +57,7 @@ pub struct RunSummary {
 
 pub async fn run(tick: Tick, ctx: Data<ForecastJob>) -> Result<(), BoxDynError> {
     let now_ms = i64::try_from(tick.get_timestamp())?.saturating_mul(1000);
-    let summary = forecast_all(&ctx.db, now_ms).await?;
+    let summary = forecast_all(&ctx.db, ctx.lstm.as_ref(), now_ms).await?;
     metrics::counter!("headroom_forecasts_stored_total").increment(summary.stored as u64);
     metrics::counter!("headroom_anomalies_stored_total").increment(summary.anomalies);
     tracing::info!(
@@ -63,23 +71,293 @@ pub async fn run(tick: Tick, ctx: Data<ForecastJob>) -> Result<(), BoxDynError> 
 }
 
 /// Forecasts every active series as of `now_ms`.
-pub async fn forecast_all(db: &Db, now_ms: i64) -> Result<RunSummary, BoxDynError> {
+pub async fn forecast_all(
+    db: &Db,
+    lstm: Option<&Arc<LstmForecaster>>,
+    now_ms: i64,
+) -> Result<RunSummary, BoxDynError> {
     let active = db.active_series(now_ms - ACTIVE_WITHIN_MS).await?;
     let mut summary = RunSummary {
         series: active.len(),
         ..RunSummary::default()
     };
-    for series in &active {
-        for horizon in Horizon::ALL {
-            match forecast_one(db, series, horizon, now_ms).await? {
-                Some(true) => summary.stored += 1,
-                Some(false) => {}
-                None => summary.skipped += 1,
+    for horizon in Horizon::ALL {
+        let mut grids = Vec::with_capacity(active.len());
+        for series in &active {
+            grids.push(load_grid(db, series, horizon, now_ms).await?);
+        }
+        // The LSTM speaks 5-minute steps, 12 ahead: the allocation horizon.
+        let lstm = lstm.filter(|m| {
+            horizon == Horizon::Allocation
+                && m.spec().horizon >= horizon.steps()
+                && horizon.step_secs() == LSTM_STEP_SECS
+        });
+        let version = match lstm {
+            Some(m) => format!("{STATISTICAL_VERSION}+{}", m.spec().version),
+            None => STATISTICAL_VERSION.to_owned(),
+        };
+        // Engines and the model are CPU work: off the async workers, and the
+        // model sees every series' windows in one batched call.
+        let lstm = lstm.cloned();
+        let forecasts = tokio::task::spawn_blocking(move || -> Result<_, LstmError> {
+            let offers = match &lstm {
+                Some(model) => lstm_offers(model, &grids, horizon.steps())?,
+                None => vec![Vec::new(); grids.len()],
+            };
+            Ok(grids
+                .iter()
+                .zip(&offers)
+                .map(|(grid, offered)| {
+                    let origin = grid.last_start_ms()?;
+                    let mut cfg = horizon.engine();
+                    if lstm.is_some() {
+                        cfg.candidates.push(ModelSpec::Lstm);
+                    }
+                    let mut engine = SeriesForecaster::new(cfg).ok()?;
+                    for (i, v) in grid.values.iter().enumerate() {
+                        engine.observe(*v);
+                        if let Some(Some(f)) = offered.get(i) {
+                            engine.offer(ModelSpec::Lstm, f.clone());
+                        }
+                    }
+                    // Short histories keep their points for the profile's prior.
+                    let observed: Vec<(i64, f64)> = if engine.observed() < day_steps(horizon) {
+                        grid.values
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, v)| {
+                                v.map(|v| (grid.start_ms + i as i64 * grid.step_ms, v))
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    Some(Made {
+                        origin_ms: origin,
+                        forecast: engine.forecast().ok(),
+                        observed,
+                        observed_count: engine.observed(),
+                    })
+                })
+                .collect::<Vec<_>>())
+        })
+        .await??;
+        for (series, made) in active.iter().zip(forecasts) {
+            let Some(made) = made else {
+                summary.skipped += 1;
+                continue;
+            };
+            let Some(forecast) = with_declared_inputs(db, series, horizon, made).await? else {
+                summary.skipped += 1;
+                continue;
+            };
+            if store_forecast(
+                db,
+                series,
+                horizon,
+                forecast.0,
+                &forecast.1,
+                &version,
+                now_ms,
+            )
+            .await?
+            {
+                summary.stored += 1;
             }
         }
+    }
+    for series in &active {
         summary.anomalies += detect_anomalies(db, series, now_ms).await?;
     }
     Ok(summary)
+}
+
+/// What the engine made of one series, before declared inputs are applied.
+struct Made {
+    origin_ms: i64,
+    forecast: Option<Forecast>,
+    /// (step start, value) of every observed step, kept only for short histories.
+    observed: Vec<(i64, f64)>,
+    observed_count: usize,
+}
+
+/// Steps in a day at this horizon: the history a profile's prior covers for.
+fn day_steps(horizon: Horizon) -> usize {
+    (86_400 / horizon.step_secs()) as usize
+}
+
+/// Applies what the customer declared: the workload profile as the prior while
+/// there is less than a day of history, then external events in their windows.
+async fn with_declared_inputs(
+    db: &Db,
+    series: &ActiveSeries,
+    horizon: Horizon,
+    made: Made,
+) -> Result<Option<(i64, Forecast)>, BoxDynError> {
+    let step_ms = horizon.step_secs() as i64 * 1000;
+    let mut forecast = made.forecast;
+    if made.observed_count < day_steps(horizon) {
+        let profile = db
+            .workload_profiles(&series.tenant, Some(&series.workload))
+            .await?
+            .into_iter()
+            .next()
+            .and_then(|p| {
+                let category = Category::parse(&p.category)?;
+                let hours: Vec<u8> = serde_json::from_str(&p.peak_hours_json).ok()?;
+                WorkloadProfile::new(category, hours, p.expected_growth).ok()
+            });
+        if let Some(profile) = profile
+            && let Some(prior) =
+                profile.prior(&made.observed, made.origin_ms, step_ms, horizon.steps())
+        {
+            let share = made.observed_count as f64 / day_steps(horizon) as f64;
+            let label = format!("prior({})", profile.category.as_str());
+            forecast = Some(match forecast {
+                Some(f) => Forecast {
+                    steps: blend_with_prior(&f.steps, &prior, share),
+                    models: f.models.iter().map(|m| format!("{label}+{m}")).collect(),
+                    score: f.score,
+                },
+                None => Forecast {
+                    steps: prior,
+                    models: vec![label; horizon.steps()],
+                    score: None,
+                },
+            });
+        }
+    }
+    let Some(mut forecast) = forecast else {
+        return Ok(None);
+    };
+    let events: Vec<ExternalEvent> = db
+        .external_events(&series.tenant, Some(&series.workload), made.origin_ms)
+        .await?
+        .into_iter()
+        .map(|e| ExternalEvent {
+            name: e.name,
+            starts_ms: e.starts_ms,
+            ends_ms: e.ends_ms,
+            multiplier: e.multiplier,
+        })
+        .collect();
+    apply_events(
+        &mut forecast.steps,
+        &mut forecast.models,
+        made.origin_ms,
+        step_ms,
+        &events,
+    );
+    Ok(Some((made.origin_ms, forecast)))
+}
+
+/// The step the LSTM was trained on.
+const LSTM_STEP_SECS: u64 = 300;
+/// Rows between LSTM forecasts offered over a series' history: enough to
+/// score it against the statistical models, a twelfth of the inference.
+const LSTM_OFFER_EVERY: usize = 12;
+
+/// For each grid, the LSTM's p50 after every `LSTM_OFFER_EVERY`-th row (counted
+/// back from the last, which always gets one), each from that row's window only.
+fn lstm_offers(
+    model: &LstmForecaster,
+    grids: &[Grid],
+    steps: usize,
+) -> Result<Vec<Vec<Option<Vec<f64>>>>, LstmError> {
+    let len = model.spec().input_len;
+    let filled: Vec<Vec<f64>> = grids
+        .iter()
+        .map(|g| {
+            let mut last = g.values.iter().flatten().next().copied().unwrap_or(0.0);
+            g.values
+                .iter()
+                .map(|v| {
+                    last = v.unwrap_or(last);
+                    last
+                })
+                .collect()
+        })
+        .collect();
+    let mut at: Vec<(usize, usize)> = Vec::new(); // (grid, row)
+    for (g, values) in filled.iter().enumerate() {
+        let mut row = values.len();
+        while row >= len {
+            at.push((g, row - 1));
+            row = row.saturating_sub(LSTM_OFFER_EVERY);
+        }
+    }
+    let windows: Vec<&[f64]> = at
+        .iter()
+        .map(|&(g, row)| &filled[g][row + 1 - len..=row])
+        .collect();
+    let made = model.forecast(&windows)?;
+    let mut out: Vec<Vec<Option<Vec<f64>>>> =
+        grids.iter().map(|g| vec![None; g.values.len()]).collect();
+    for ((g, row), f) in at.into_iter().zip(made) {
+        out[g][row] = Some(f.iter().take(steps).map(|s| s.p50).collect());
+    }
+    Ok(out)
+}
+
+async fn load_grid(
+    db: &Db,
+    series: &ActiveSeries,
+    horizon: Horizon,
+    now_ms: i64,
+) -> Result<Grid, BoxDynError> {
+    let buckets = db
+        .rollups(
+            &series.tenant,
+            &series.workload,
+            &series.metric,
+            horizon.source(),
+            now_ms - horizon.history_ms(),
+            now_ms,
+        )
+        .await?;
+    Ok(grid_from_buckets(
+        &buckets,
+        horizon.step_secs() as i64 * 1000,
+        now_ms,
+    ))
+}
+
+/// Stores one forecast; whether it was new.
+async fn store_forecast(
+    db: &Db,
+    series: &ActiveSeries,
+    horizon: Horizon,
+    origin_ms: i64,
+    forecast: &Forecast,
+    version: &str,
+    now_ms: i64,
+) -> Result<bool, BoxDynError> {
+    let steps: Vec<StepOut> = forecast
+        .steps
+        .iter()
+        .zip(&forecast.models)
+        .map(|(s, m)| StepOut {
+            p10: s.p10,
+            p50: s.p50,
+            p90: s.p90,
+            model: m,
+        })
+        .collect();
+    Ok(db
+        .insert_forecast(
+            &series.tenant,
+            &StoredForecast {
+                workload: series.workload.clone(),
+                metric: series.metric.clone(),
+                horizon: horizon.as_str().to_owned(),
+                origin_ms,
+                step_secs: horizon.step_secs() as i64,
+                made_at_ms: now_ms,
+                model_version: version.to_owned(),
+                steps_json: serde_json::to_string(&steps)?,
+            },
+        )
+        .await?)
 }
 
 /// Rebuilds the series' profile from its history, scoring each step against
@@ -125,69 +403,4 @@ async fn detect_anomalies(db: &Db, series: &ActiveSeries, now_ms: i64) -> Result
         return Ok(0);
     }
     Ok(db.insert_anomalies(&series.tenant, &found).await?)
-}
-
-/// `None` when the series is too short at this horizon; otherwise whether a new
-/// forecast was stored.
-async fn forecast_one(
-    db: &Db,
-    series: &ActiveSeries,
-    horizon: Horizon,
-    now_ms: i64,
-) -> Result<Option<bool>, BoxDynError> {
-    let buckets = db
-        .rollups(
-            &series.tenant,
-            &series.workload,
-            &series.metric,
-            horizon.source(),
-            now_ms - horizon.history_ms(),
-            now_ms,
-        )
-        .await?;
-    let step_ms = horizon.step_secs() as i64 * 1000;
-    let grid = grid_from_buckets(&buckets, step_ms, now_ms);
-    let Some(origin_ms) = grid.last_start_ms() else {
-        return Ok(None);
-    };
-    // The engine is CPU work: keep it off the async workers.
-    let values = grid.values;
-    let forecast = tokio::task::spawn_blocking(move || -> Option<Forecast> {
-        let mut engine = SeriesForecaster::new(horizon.engine()).ok()?;
-        for v in values {
-            engine.observe(v);
-        }
-        engine.forecast().ok()
-    })
-    .await?;
-    let Some(forecast) = forecast else {
-        return Ok(None);
-    };
-    let steps: Vec<StepOut> = forecast
-        .steps
-        .iter()
-        .zip(&forecast.models)
-        .map(|(s, m)| StepOut {
-            p10: s.p10,
-            p50: s.p50,
-            p90: s.p90,
-            model: m,
-        })
-        .collect();
-    let stored = db
-        .insert_forecast(
-            &series.tenant,
-            &StoredForecast {
-                workload: series.workload.clone(),
-                metric: series.metric.clone(),
-                horizon: horizon.as_str().to_owned(),
-                origin_ms,
-                step_secs: horizon.step_secs() as i64,
-                made_at_ms: now_ms,
-                model_version: STATISTICAL_VERSION.to_owned(),
-                steps_json: serde_json::to_string(&steps)?,
-            },
-        )
-        .await?;
-    Ok(Some(stored))
 }

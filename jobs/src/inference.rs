@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use ndarray::{Array2, ArrayView3, Ix2};
+use ndarray::{Array2, ArrayView3};
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef};
@@ -95,7 +95,8 @@ fn runtime(dylib: Option<&Path>) -> Result<&'static Environment, InferenceError>
         })
 }
 
-/// A model taking `[batch, steps, features]` float32 and returning `[batch, outputs]` float32.
+/// A model taking `[batch, steps, features]` float32 and returning `[batch, …]` float32,
+/// read as `[batch, outputs]` (trailing dims flattened row-major).
 pub struct SequenceModel {
     // `Session::run` takes `&mut self` (ONNX Runtime's Run is not guaranteed thread safe).
     session: Mutex<Session>,
@@ -150,12 +151,13 @@ impl SequenceModel {
             return Err(fail("model has no outputs".into()));
         };
         let output_width = match (output.dtype().tensor_type(), output.dtype().tensor_shape()) {
-            (Some(TensorElementType::Float32), Some(shape)) if shape.len() == 2 => {
-                usize::try_from(shape[1]).ok()
-            }
+            (Some(TensorElementType::Float32), Some(shape)) if shape.len() >= 2 => shape[1..]
+                .iter()
+                .map(|d| usize::try_from(*d).ok())
+                .product::<Option<usize>>(),
             _ => {
                 return Err(fail(format!(
-                    "output `{}` must be a float32 tensor [batch, outputs], found {}",
+                    "output `{}` must be a float32 tensor [batch, …], found {}",
                     output.name(),
                     output.dtype()
                 )));
@@ -176,6 +178,11 @@ impl SequenceModel {
             output_name,
             output_width,
         })
+    }
+
+    /// Values per batch row of the output, when the model fixes them.
+    pub fn output_width(&self) -> Option<usize> {
+        self.output_width
     }
 
     /// Declared input dims (`-1` where the model leaves a dim free, e.g. batch).
@@ -219,12 +226,17 @@ impl SequenceModel {
         let outputs = session.run(ort::inputs![input])?;
         let forecast = outputs[self.output_name.as_str()].try_extract_array::<f32>()?;
         let out_shape = forecast.shape().to_vec();
-        let forecast = forecast.into_dimensionality::<Ix2>().map_err(|_| {
-            InferenceError::Shape(format!(
-                "output `{}` has shape {out_shape:?}, expected [batch, outputs]",
-                self.output_name
-            ))
-        })?;
+        let width: usize = out_shape.iter().skip(1).product();
+        let forecast = forecast
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((out_shape.first().copied().unwrap_or(0), width))
+            .map_err(|_| {
+                InferenceError::Shape(format!(
+                    "output `{}` has shape {out_shape:?}, expected [batch, …]",
+                    self.output_name
+                ))
+            })?;
         if forecast.nrows() != got[0] {
             return Err(InferenceError::Shape(format!(
                 "output `{}` has {} rows for a batch of {}",
@@ -233,7 +245,7 @@ impl SequenceModel {
                 got[0]
             )));
         }
-        Ok(forecast.to_owned())
+        Ok(forecast)
     }
 }
 

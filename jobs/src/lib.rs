@@ -4,6 +4,7 @@
 pub mod forecast;
 pub mod housekeeping;
 pub mod inference;
+pub mod lstm;
 mod queue;
 mod worker;
 

@@ -29,6 +29,8 @@ pub struct WorkerSettings {
     pub shutdown_timeout: Duration,
     pub telemetry_retention: headroom_store::telemetry::Retention,
     pub forecast_schedule: cron::Schedule,
+    /// The global LSTM, when ONNX Runtime and the model are available.
+    pub lstm: Option<std::sync::Arc<crate::lstm::LstmForecaster>>,
 }
 
 const HOUSEKEEPING_QUEUE: &str = "housekeeping";
@@ -49,7 +51,10 @@ pub async fn run_workers(
         telemetry_retention: settings.telemetry_retention,
     };
     let schedule = settings.housekeeping_schedule.clone();
-    let forecast_ctx = ForecastJob { db: db.clone() };
+    let forecast_ctx = ForecastJob {
+        db: db.clone(),
+        lstm: settings.lstm.clone(),
+    };
     let forecast_schedule = settings.forecast_schedule.clone();
     let monitor = Monitor::new().shutdown_timeout(settings.shutdown_timeout);
     // Each schedule is piped into a queue in the application database, so a

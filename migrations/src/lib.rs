@@ -7,6 +7,7 @@ mod m20261125_000002_accounts;
 mod m20261125_000003_telemetry;
 mod m20261125_000004_forecasts;
 mod m20261125_000005_anomalies;
+mod m20261125_000006_forecast_inputs;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_telemetry::Migration),
             Box::new(m20261125_000004_forecasts::Migration),
             Box::new(m20261125_000005_anomalies::Migration),
+            Box::new(m20261125_000006_forecast_inputs::Migration),
         ]
     }
 }

@@ -137,9 +137,12 @@ async fn run(command: Command, config: Config) -> ExitCode {
                 Ok(db) => db,
                 Err(e) => return fail_to_start(&e),
             };
-            crate::startup::check_forecast_runtime(&config);
+            let lstm = match crate::startup::load_forecast_models(&config) {
+                Ok(m) => m,
+                Err(e) => return fail_to_start(&e),
+            };
             tracing::info!(backend = db.backend().as_str(), "headroom worker running");
-            let settings = worker_settings(&config);
+            let settings = worker_settings(&config, lstm);
             let result =
                 headroom_jobs::run_workers(db.clone(), settings, shutdown.cancelled_owned())
                     .await

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use headroom_jobs::lstm::LstmForecaster;
 use headroom_jobs::{WorkerSettings, run_workers, setup_queue};
 use headroom_store::{Db, redact};
 use leptos::prelude::LeptosOptions;
@@ -42,6 +43,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("HEADROOM_MODELS_DIR: {0}")]
+    Model(#[from] headroom_jobs::lstm::LstmError),
 }
 
 /// Connects to the database and brings its schema (application and job queue) up to date.
@@ -66,22 +69,34 @@ pub async fn connect_and_migrate(config: &Config) -> Result<Db, StartError> {
     Ok(db)
 }
 
-/// Forecasting needs the ONNX Runtime library and the models directory. Nothing
-/// depends on them yet, so their absence is a warning, reported once at start.
-pub fn check_forecast_runtime(config: &Config) {
-    match headroom_jobs::inference::init_runtime(None) {
-        Ok(()) => tracing::info!("ONNX Runtime loaded"),
-        Err(e) => {
-            tracing::warn!(error = %e, "ONNX Runtime unavailable: the LSTM forecaster cannot run (statistical forecasts still do)")
-        }
+/// The LSTM forecaster, for processes that run the forecast job. Without the
+/// ONNX Runtime library the job runs statistical models only (a warning); with
+/// it, a missing or malformed model is a start-up error naming the file.
+pub fn load_forecast_models(config: &Config) -> Result<Option<Arc<LstmForecaster>>, StartError> {
+    if let Err(e) = headroom_jobs::inference::init_runtime(None) {
+        tracing::warn!(error = %e, "ONNX Runtime unavailable: the LSTM forecaster cannot run (statistical forecasts still do)");
+        return Ok(None);
     }
-    if !config.models_dir.is_dir() {
-        tracing::warn!(dir = %config.models_dir.display(), "HEADROOM_MODELS_DIR does not exist");
+    if !config
+        .models_dir
+        .join(headroom_jobs::lstm::MODEL_FILE)
+        .exists()
+        && !config
+            .models_dir
+            .join(headroom_jobs::lstm::SPEC_FILE)
+            .exists()
+    {
+        tracing::warn!(dir = %config.models_dir.display(), "no LSTM model in HEADROOM_MODELS_DIR: statistical forecasts only");
+        return Ok(None);
     }
+    let model = LstmForecaster::load(&config.models_dir)?;
+    tracing::info!(version = %model.spec().version, "LSTM forecaster loaded");
+    Ok(Some(Arc::new(model)))
 }
 
-pub fn worker_settings(config: &Config) -> WorkerSettings {
+pub fn worker_settings(config: &Config, lstm: Option<Arc<LstmForecaster>>) -> WorkerSettings {
     WorkerSettings {
+        lstm,
         housekeeping_schedule: config.housekeeping_schedule.clone(),
         forecast_schedule: config.forecast_schedule.clone(),
         job_retention: config.job_retention,
@@ -100,14 +115,17 @@ pub struct Application {
     state: AppState,
     config: Arc<Config>,
     with_worker: bool,
+    lstm: Option<Arc<LstmForecaster>>,
 }
 
 impl Application {
     pub async fn build(config: Config, with_worker: bool) -> Result<Self, StartError> {
         let db = connect_and_migrate(&config).await?;
-        if with_worker {
-            check_forecast_runtime(&config);
-        }
+        let lstm = if with_worker {
+            load_forecast_models(&config)?
+        } else {
+            None
+        };
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|source| StartError::Bind {
@@ -151,6 +169,7 @@ impl Application {
             state,
             config: Arc::new(config),
             with_worker,
+            lstm,
         })
     }
 
@@ -182,7 +201,7 @@ impl Application {
         tracing::info!(%addr, backend = db.backend().as_str(), worker = self.with_worker, "headroom listening");
 
         let worker = self.with_worker.then(|| {
-            let settings = worker_settings(&self.config);
+            let settings = worker_settings(&self.config, self.lstm.clone());
             let stop = shutdown.clone().cancelled_owned();
             tokio::spawn(run_workers(db.clone(), settings, stop))
         });

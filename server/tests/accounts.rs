@@ -674,6 +674,7 @@ struct Other {
     api_key_id: String,
     org_id: String,
     workload: String,
+    event_id: String,
     secrets: Vec<String>,
 }
 
@@ -732,7 +733,18 @@ async fn tenants_never_see_each_other(backend: Backend) {
         )
         .await
         .unwrap();
+    let b_event: Value = b
+        .post(
+            "/api/v1/external-events",
+            json!({ "name": "beta-launch", "start": 1_900_000_000, "end": 1_900_003_600,
+                    "expected_multiplier": 2 }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     let other = Other {
+        event_id: b_event["id"].as_str().unwrap().to_owned(),
         workload: "beta-ledger".into(),
         member_id: b_info["user"]["id"].as_str().unwrap().to_owned(),
         invitation_id: b_inv["invitation"]["id"].as_str().unwrap().to_owned(),
@@ -740,6 +752,7 @@ async fn tenants_never_see_each_other(backend: Backend) {
         org_id: b_org,
         secrets: vec![
             "beta-ledger".into(),
+            "beta-launch".into(),
             "bob@beta.example".into(),
             "carol@beta.example".into(),
             "b-key".into(),
@@ -763,6 +776,7 @@ async fn tenants_never_see_each_other(backend: Backend) {
                 ("delete", "/api/v1/api-keys/{id}") => (&other.api_key_id, 404),
                 ("patch", "/api/v1/admin/organizations/{id}") => (&other.org_id, 403),
                 ("get", "/api/v1/workloads/{workload}/forecast") => (&other.workload, 404),
+                ("delete", "/api/v1/external-events/{id}") => (&other.event_id, 404),
                 _ => panic!(
                     "no tenant-isolation case for {} {path}: add one here",
                     method.to_uppercase()
@@ -794,10 +808,14 @@ async fn tenants_never_see_each_other(backend: Backend) {
             covered += 1;
         }
     }
-    assert_eq!(covered, 6, "all parameterised routes were exercised");
+    assert_eq!(covered, 7, "all parameterised routes were exercised");
 
     // Lists only ever hold the caller's own rows.
     for path in [
+        "/api/v1/external-events",
+        "/api/v1/workload-profiles",
+        "/api/v1/anomalies",
+        "/api/v1/readiness",
         "/api/v1/members",
         "/api/v1/api-keys",
         "/api/v1/invitations",

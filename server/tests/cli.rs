@@ -15,7 +15,11 @@ fn headroom(data_dir: &std::path::Path) -> Command {
         }
     }
     cmd.env("HEADROOM_DATA_DIR", data_dir)
-        .env("HEADROOM_LOG", "info");
+        .env("HEADROOM_LOG", "info")
+        .env(
+            "HEADROOM_MODELS_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../models"),
+        );
     cmd
 }
 

@@ -194,7 +194,7 @@ async fn forecasts_are_made_on_schedule_and_served(backend: Backend) {
     // A retried run at the same instant stores nothing twice.
     let before = query_i64(&app.db, "SELECT COUNT(*) FROM forecasts").await;
     let made_at = query_i64(&app.db, "SELECT MAX(made_at) FROM forecasts").await;
-    let again = headroom_jobs::forecast::forecast_all(&app.db, made_at)
+    let again = headroom_jobs::forecast::forecast_all(&app.db, None, made_at)
         .await
         .unwrap();
     assert_eq!(again.stored, 0, "{again:?}");
@@ -325,3 +325,180 @@ async fn readiness_follows_recent_usage(backend: Backend) {
     app.stop().await;
 }
 both_backends!(readiness_scores, readiness_follows_recent_usage);
+
+async fn declared_events_and_profiles_shape_forecasts(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut owner = Browser::new(&app);
+    owner.signup("Acme", "owner@acme.example", PASSWORD).await;
+    let key: Value = owner
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "ops", "scopes": ["ingest", "read", "write"] }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = key["secret"].as_str().unwrap().to_owned();
+    let post = |path: &'static str, body: Value| {
+        let req = app.http.post(app.url(path)).bearer_auth(&key).json(&body);
+        async move { req.send().await.unwrap() }
+    };
+    let now_s = chrono::Utc::now().timestamp();
+    // Two workloads with the same day of history; a campaign for one of them.
+    for w in ["shop-a", "shop-b"] {
+        let res = post("/api/v1/metrics", json!(day_of_cpu(w, now_s, 0))).await;
+        assert_eq!(res.status(), 200);
+    }
+    let res = post(
+        "/api/v1/external-events",
+        json!({ "name": "campaign", "start": now_s - 3600, "end": now_s + 7200,
+                "expected_multiplier": 3, "workload": "shop-a" }),
+    )
+    .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    // A new workload with half an hour of history at 30, and its profile:
+    // peak in every hour but the ones its data came from.
+    let fresh: Vec<Value> = (0..30)
+        .map(|i| json!({ "workload": "fresh", "metric": "cpu", "timestamp": now_s - 1800 + i * 60, "value": 30.0 }))
+        .collect();
+    assert_eq!(post("/api/v1/metrics", json!(fresh)).await.status(), 200);
+    let data_hours: Vec<i64> = [now_s - 1800, now_s]
+        .iter()
+        .map(|t| t.rem_euclid(86_400) / 3600)
+        .collect();
+    let peak: Vec<i64> = (0..24).filter(|h| !data_hours.contains(h)).collect();
+    let res = post(
+        "/api/v1/workload-profiles",
+        json!({ "workload": "fresh", "category": "web", "peak_hours": peak, "expected_growth": 0 }),
+    )
+    .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+
+    headroom_jobs::forecast::forecast_all(&app.db, None, chrono::Utc::now().timestamp_millis())
+        .await
+        .unwrap();
+    let alloc = |w: &'static str| {
+        let req = app
+            .http
+            .get(app.url(&format!(
+                "/api/v1/workloads/{w}/forecast?horizon=allocation"
+            )))
+            .bearer_auth(&key);
+        async move {
+            let body: Value = req.send().await.unwrap().json().await.unwrap();
+            body["forecasts"][0]["steps"].as_array().unwrap().clone()
+        }
+    };
+    let (a, b) = (alloc("shop-a").await, alloc("shop-b").await);
+    for (sa, sb) in a.iter().zip(&b) {
+        let ratio = sa["p50"].as_f64().unwrap() / sb["p50"].as_f64().unwrap();
+        assert!((ratio - 3.0).abs() < 1e-9, "{sa} vs {sb}");
+        assert!(
+            sa["model"].as_str().unwrap().ends_with("x3 (campaign)"),
+            "{sa}"
+        );
+        assert!(!sb["model"].as_str().unwrap().contains("campaign"));
+    }
+    for step in alloc("fresh").await {
+        let hour = chrono::DateTime::parse_from_rfc3339(step["t"].as_str().unwrap())
+            .unwrap()
+            .timestamp()
+            .rem_euclid(86_400)
+            / 3600;
+        let p50 = step["p50"].as_f64().unwrap();
+        // Off-peak like its data: about 30; peak hours: the web shape doubles it.
+        let want = if peak.contains(&hour) { 60.0 } else { 30.0 };
+        assert!((p50 - want).abs() < 0.1 * want, "{step} hour {hour}");
+        assert!(
+            step["model"].as_str().unwrap().starts_with("prior(web)"),
+            "{step}"
+        );
+    }
+
+    // Listing, deleting, and the checks.
+    let events: Value = get(&app, Some(&key), "/api/v1/external-events")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(events.as_array().unwrap().len(), 1);
+    let id = events[0]["id"].as_str().unwrap().to_owned();
+    let profiles: Value = get(&app, Some(&key), "/api/v1/workload-profiles")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(profiles[0]["workload"], "fresh");
+    assert_eq!(profiles[0]["category"], "web");
+    for (body, needle) in [
+        (
+            json!({ "name": "x", "start": now_s, "end": now_s - 1, "expected_multiplier": 2 }),
+            "after",
+        ),
+        (
+            json!({ "name": "x", "start": now_s, "end": now_s + 60, "expected_multiplier": 0 }),
+            "multiplier",
+        ),
+        (
+            json!({ "name": "", "start": now_s, "end": now_s + 60, "expected_multiplier": 2 }),
+            "name",
+        ),
+        (
+            json!({ "name": "x", "start": "someday", "end": now_s + 60, "expected_multiplier": 2 }),
+            "start",
+        ),
+    ] {
+        let msg = expect_error(post("/api/v1/external-events", body).await, 422).await;
+        assert!(msg.contains(needle), "{msg}");
+    }
+    for (body, needle) in [
+        (
+            json!({ "workload": "fresh", "category": "mainframe" }),
+            "category",
+        ),
+        (
+            json!({ "workload": "fresh", "category": "web", "peak_hours": [25] }),
+            "peak_hours",
+        ),
+        (
+            json!({ "workload": "fresh", "category": "web", "expected_growth": -5 }),
+            "expected_growth",
+        ),
+    ] {
+        let msg = expect_error(post("/api/v1/workload-profiles", body).await, 422).await;
+        assert!(msg.contains(needle), "{msg}");
+    }
+    // A read-only key may list but not declare.
+    let reader = key_for(&app, "Beta").await;
+    let res = app
+        .http
+        .post(app.url("/api/v1/external-events"))
+        .bearer_auth(&reader)
+        .json(&json!({ "name": "x", "start": now_s, "end": now_s + 60, "expected_multiplier": 2 }))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 403).await;
+    let res = app
+        .http
+        .delete(app.url(&format!("/api/v1/external-events/{id}")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let events: Value = get(&app, Some(&key), "/api/v1/external-events")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(events, json!([]));
+    app.stop().await;
+}
+both_backends!(
+    declared_inputs,
+    declared_events_and_profiles_shape_forecasts
+);

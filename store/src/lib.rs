@@ -8,6 +8,7 @@ pub mod audit;
 mod connect;
 pub mod entities;
 mod error;
+pub mod forecast_inputs;
 pub mod forecasts;
 pub mod housekeeping;
 mod sessions;

@@ -50,6 +50,18 @@ pub fn rolling_origin(
     origins: Origins,
     cfg: EngineConfig,
 ) -> Result<Vec<OriginForecast>, ForecastError> {
+    rolling_origin_offered(values, origins, cfg, &[])
+}
+
+/// As [`rolling_origin`], with LSTM forecasts made outside the engine:
+/// `lstm[i]`, when present, is the forecast made from rows `..=i` (the caller
+/// must not use later rows for it) and is offered right after row `i`.
+pub fn rolling_origin_offered(
+    values: &[Option<f64>],
+    origins: Origins,
+    cfg: EngineConfig,
+    lstm: &[Option<Vec<f64>>],
+) -> Result<Vec<OriginForecast>, ForecastError> {
     let list = origins.list(values.len())?;
     let mut engine = SeriesForecaster::new(EngineConfig {
         horizon: origins.horizon,
@@ -59,6 +71,9 @@ pub fn rolling_origin(
     let mut next = list.iter().copied().peekable();
     for (i, v) in values.iter().enumerate() {
         engine.observe(*v);
+        if let Some(Some(f)) = lstm.get(i) {
+            engine.offer(super::ModelSpec::Lstm, f.clone());
+        }
         if next.peek() == Some(&i) {
             next.next();
             let f = engine.forecast().map_err(|e| match e {

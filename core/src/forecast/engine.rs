@@ -217,6 +217,28 @@ impl SeriesForecaster {
         self.last_value = Some(fill);
     }
 
+    /// Hands the engine a forecast made outside it (the LSTM) for the current
+    /// step, right after [`observe`](Self::observe). It is scored when its
+    /// targets arrive and may serve [`forecast`](Self::forecast) if it has been
+    /// the most accurate. Returns false when `spec` is not a candidate or the
+    /// forecast has the wrong length.
+    pub fn offer(&mut self, spec: ModelSpec, points: Vec<f64>) -> bool {
+        let horizon = self.cfg.horizon;
+        let Some(c) = self.candidates.iter_mut().find(|c| c.spec == spec) else {
+            return false;
+        };
+        if points.len() != horizon || points.iter().any(|v| !v.is_finite()) {
+            return false;
+        }
+        match c.pending.back_mut() {
+            Some(slot) => {
+                *slot = Some(points);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Fills the newest forecast of each ensemble candidate from the newest
     /// forecasts of the base models, best recent score first.
     fn assemble_ensembles(&mut self) {
@@ -225,6 +247,12 @@ impl SeriesForecaster {
             .candidates
             .iter_mut()
             .partition(|c| !matches!(c.spec, ModelSpec::Ensemble { .. }));
+        // Offered forecasts arrive after this runs; the ensemble is of the
+        // statistical models only.
+        let bases: Vec<&mut Candidate> = bases
+            .into_iter()
+            .filter(|c| c.spec != ModelSpec::Lstm)
+            .collect();
         for e in ensembles {
             let ModelSpec::Ensemble { top } = e.spec else {
                 continue;
@@ -414,6 +442,29 @@ mod tests {
         }
         let coverage = inside as f64 / total as f64;
         assert!((0.75..=0.85).contains(&coverage), "coverage {coverage}");
+    }
+
+    #[test]
+    fn an_offered_forecast_is_scored_and_serves_when_best() {
+        // The offered model knows the pattern; naive does not.
+        let pattern = [1.0, 5.0, 2.0, 8.0];
+        let mut f = SeriesForecaster::new(cfg(2, vec![ModelSpec::Naive, ModelSpec::Lstm])).unwrap();
+        for t in 0..200 {
+            f.observe(Some(pattern[t % 4]));
+            let next = vec![pattern[(t + 1) % 4], pattern[(t + 2) % 4]];
+            assert!(f.offer(ModelSpec::Lstm, next));
+        }
+        let fc = f.forecast().unwrap();
+        assert_eq!(fc.models, vec!["lstm", "lstm"]);
+        assert_eq!(fc.steps[0].p50, pattern[200 % 4]);
+        // Not offered at the latest step: it cannot serve a stale forecast.
+        f.observe(Some(pattern[0]));
+        assert!(f.forecast().unwrap().models.iter().all(|m| m == "naive"));
+        assert!(!f.offer(ModelSpec::Lstm, vec![1.0]), "wrong length");
+        assert!(
+            !f.offer(ModelSpec::Median { window: 3 }, vec![1.0, 2.0]),
+            "not a candidate"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod backtest;
 pub mod calibration;
 pub mod engine;
 pub mod horizon;
+pub mod inputs;
 pub mod models;
 
 pub use engine::{EngineConfig, Family, SeriesForecaster};

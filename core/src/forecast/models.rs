@@ -28,6 +28,10 @@ pub enum ModelSpec {
     /// lowest recent error. Made by the engine from the other candidates (which
     /// is why it has no model of its own) and scored like any of them.
     Ensemble { top: usize },
+    /// Forecasts of the global LSTM, offered by the caller (the jobs layer runs
+    /// the ONNX model; this crate stays free of I/O). Scored like any model
+    /// at the steps where it was offered.
+    Lstm,
     /// Additive Holt-Winters with a damped trend, in error-correction form. The
     /// seasonal profile is kept per bucket of `bucket` steps (hour-of-day buckets at
     /// 5-minute data), so each bucket learns from many points per day instead of one.
@@ -52,6 +56,7 @@ impl ModelSpec {
                 format!("shift_median({window},{confirm})")
             }
             ModelSpec::Ensemble { top } => format!("ensemble(top {top})"),
+            ModelSpec::Lstm => "lstm".into(),
             ModelSpec::Ets {
                 alpha,
                 beta,
@@ -71,7 +76,7 @@ impl ModelSpec {
             ModelSpec::ShiftMedian { window, confirm } => {
                 Box::new(ShiftMedian::new(window, confirm))
             }
-            ModelSpec::Ensemble { .. } => Box::new(FromEngine),
+            ModelSpec::Ensemble { .. } | ModelSpec::Lstm => Box::new(FromEngine),
             ModelSpec::Ets {
                 alpha,
                 beta,

@@ -7,6 +7,7 @@ mod api_keys;
 mod audit;
 mod auth;
 pub mod error;
+mod forecast_inputs;
 mod forecasts;
 pub mod ingest;
 mod organization;
@@ -83,6 +84,15 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(forecasts::workload_forecast))
         .routes(routes!(forecasts::list_anomalies))
         .routes(routes!(forecasts::readiness))
+        .routes(routes!(
+            forecast_inputs::create_external_event,
+            forecast_inputs::list_external_events
+        ))
+        .routes(routes!(forecast_inputs::delete_external_event))
+        .routes(routes!(
+            forecast_inputs::put_workload_profile,
+            forecast_inputs::list_workload_profiles
+        ))
         .routes(routes!(organization::list_members))
         .routes(routes!(
             organization::update_member,

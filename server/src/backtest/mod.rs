@@ -8,8 +8,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
-use headroom_core::forecast::{EngineConfig, Family, backtest};
+use headroom_core::forecast::{EngineConfig, Family, ModelSpec, backtest};
 use headroom_core::profile::{AnomalyDetector, DEFAULT_PERSISTENCE, ProfileConfig};
+use headroom_jobs::lstm::LstmForecaster;
 
 pub use series::{Series, SeriesError};
 
@@ -54,26 +55,54 @@ pub struct ForecastArgs {
     /// Rows observed before the first origin (which is row `min-train − 1`).
     #[arg(long, default_value_t = 2016)]
     pub min_train: usize,
-    /// Which models may serve: `auto` chooses per series by recent accuracy.
+    /// Which models may serve: `auto` chooses per series and step by recent
+    /// accuracy among the statistical models and, when its files load, the LSTM.
     #[arg(long, value_enum, default_value_t = ModelArg::Auto)]
     pub model: ModelArg,
+    /// Where `forecast_lstm.onnx` and `forecast_lstm.json` are.
+    #[arg(long, env = "HEADROOM_MODELS_DIR", default_value = "models")]
+    pub models_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ModelArg {
     Auto,
+    Lstm,
     Ets,
     Snaive,
 }
 
-impl From<ModelArg> for Family {
-    fn from(m: ModelArg) -> Self {
-        match m {
-            ModelArg::Auto => Family::Auto,
-            ModelArg::Ets => Family::Ets,
-            ModelArg::Snaive => Family::Snaive,
+/// The LSTM's p50 forecast after every row that has a full input window, each
+/// from that row and the ones before it only. Gaps are filled with the last
+/// value seen (the model needs a regular window).
+fn lstm_forecasts(
+    args: &ForecastArgs,
+    values: &[Option<f64>],
+) -> anyhow::Result<Vec<Option<Vec<f64>>>> {
+    headroom_jobs::inference::init_runtime(None)?;
+    let model = LstmForecaster::load(&args.models_dir)?;
+    let (len, horizon) = (model.spec().input_len, model.spec().horizon);
+    anyhow::ensure!(
+        horizon >= args.horizon,
+        "the LSTM forecasts {horizon} steps, --horizon asks for {}",
+        args.horizon
+    );
+    let mut filled = Vec::with_capacity(values.len());
+    let mut last = values.iter().flatten().next().copied().unwrap_or(0.0);
+    for v in values {
+        if let Some(v) = v {
+            last = *v;
         }
+        filled.push(last);
     }
+    let ends: Vec<usize> = (len.saturating_sub(1)..filled.len()).collect();
+    let windows: Vec<&[f64]> = ends.iter().map(|&i| &filled[i + 1 - len..=i]).collect();
+    let forecasts = model.forecast(&windows)?;
+    let mut out = vec![None; values.len()];
+    for (i, f) in ends.into_iter().zip(forecasts) {
+        out[i] = Some(f.iter().take(args.horizon).map(|s| s.p50).collect());
+    }
+    Ok(out)
 }
 
 pub fn run(command: Backtest, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -124,8 +153,33 @@ fn forecast(args: &ForecastArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         every: args.every,
         min_train: args.min_train,
     };
-    let cfg = EngineConfig::for_step(args.horizon, series.step_secs(), args.model.into());
-    let forecasts = backtest::rolling_origin(&series.values, origins, cfg)
+    let step = series.step_secs();
+    let family = match args.model {
+        ModelArg::Auto | ModelArg::Lstm => Family::Auto,
+        ModelArg::Ets => Family::Ets,
+        ModelArg::Snaive => Family::Snaive,
+    };
+    let mut cfg = EngineConfig::for_step(args.horizon, step, family);
+    let lstm = match args.model {
+        ModelArg::Lstm => {
+            cfg.candidates = vec![ModelSpec::Lstm];
+            lstm_forecasts(args, &series.values)?
+        }
+        ModelArg::Auto => match lstm_forecasts(args, &series.values) {
+            Ok(f) => {
+                cfg.candidates.push(ModelSpec::Lstm);
+                f
+            }
+            Err(e) => {
+                eprintln!(
+                    "headroom: note: statistical models only, the LSTM is unavailable: {e:#}"
+                );
+                Vec::new()
+            }
+        },
+        ModelArg::Ets | ModelArg::Snaive => Vec::new(),
+    };
+    let forecasts = backtest::rolling_origin_offered(&series.values, origins, cfg, &lstm)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.input.display()))?;
     let mut out = std::io::BufWriter::new(out);
     writeln!(out, "origin,h,p10,p50,p90")?;

@@ -37,6 +37,10 @@ pub struct ForecastBench {
     /// other tools can be timed on exactly the same data.
     #[arg(long)]
     pub write_series: Option<PathBuf>,
+    /// Where the LSTM is (`forecast_lstm.onnx`); its figure is skipped, with a
+    /// note, when it or ONNX Runtime is unavailable.
+    #[arg(long, env = "HEADROOM_MODELS_DIR", default_value = "models")]
+    pub models_dir: PathBuf,
 }
 
 /// The `i`-th benchmark series: a window of a real trace, offset and scaled so
@@ -150,6 +154,7 @@ pub fn run(args: ForecastBench) -> anyhow::Result<()> {
         args.series,
         elapsed,
     );
+    lstm(&args, &traces)?;
     println!(
         "memory: about {:.1} MB of error windows per warm engine ({} candidates x {} steps x {} errors)",
         (candidates * args.horizon * cfg.calibration_window * 2 * 8) as f64 / 1e6,
@@ -168,4 +173,43 @@ fn report(what: &str, measured: usize, reported: usize, elapsed: Duration) {
         per_series * 1e6,
         per_series * reported as f64
     );
+}
+
+/// The LSTM path: `--series` windows through the model in batches, best of three.
+fn lstm(args: &ForecastBench, traces: &[Vec<f64>]) -> anyhow::Result<()> {
+    use headroom_jobs::lstm::LstmForecaster;
+    let model = match headroom_jobs::inference::init_runtime(None)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| LstmForecaster::load(&args.models_dir).map_err(anyhow::Error::from))
+    {
+        Ok(m) => m,
+        Err(e) => {
+            println!("lstm: skipped ({e:#})");
+            return Ok(());
+        }
+    };
+    let len = model.spec().input_len;
+    let windows: Vec<Vec<f64>> = (0..args.series).map(|i| series(traces, i, len)).collect();
+    let views: Vec<&[f64]> = windows.iter().map(Vec::as_slice).collect();
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let out = model.forecast(&views)?;
+        best = best.min(started.elapsed());
+        anyhow::ensure!(out.len() == args.series, "the LSTM skipped windows");
+    }
+    report(
+        &format!("lstm ({} in, batched)", model.spec().version),
+        args.series,
+        args.series,
+        best,
+    );
+    if let Some(flops) = model.spec().flops_per_series {
+        println!(
+            "lstm: {:.0} kFLOP per series, {:.2} GFLOP/s achieved (ONNX Runtime, CPU)",
+            flops / 1e3,
+            flops * args.series as f64 / best.as_secs_f64() / 1e9
+        );
+    }
+    Ok(())
 }

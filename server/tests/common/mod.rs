@@ -184,6 +184,10 @@ impl TestApp {
             ),
             ("HEADROOM_DATABASE_URL".to_owned(), database.url.clone()),
             ("HEADROOM_SHUTDOWN_TIMEOUT_SECS".to_owned(), "10".to_owned()),
+            (
+                "HEADROOM_MODELS_DIR".to_owned(),
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../models").to_owned(),
+            ),
         ];
         vars.extend(options.env.into_iter().map(|(k, v)| (k.to_owned(), v)));
         let config = Config::from_vars(vars).expect("valid test config");

@@ -151,10 +151,10 @@ mod tests {
     #[test]
     fn reads_the_nab_layout_with_gaps() {
         let s = parse(
-            "timestamp,value\n2014-02-14 14:30:00,0.5\n2014-02-14 14:35:00,NaN\n2014-02-14 14:35:00,\n2014-02-14 14:45:00,2\n",
+            "timestamp,value\n2014-02-14 14:30:00,0.5\n2014-02-14 14:35:00,NaN\n2014-02-14 14:35:00,\n2014-02-14 14:45:00,2\n2014-02-14 14:50:00,3\n",
         )
         .unwrap();
-        assert_eq!(s.values, vec![Some(0.5), None, None, Some(2.0)]);
+        assert_eq!(s.values, vec![Some(0.5), None, None, Some(2.0), Some(3.0)]);
         assert_eq!(s.step_secs(), 300);
     }
 

@@ -77,18 +77,6 @@ pub fn load_forecast_models(config: &Config) -> Result<Option<Arc<LstmForecaster
         tracing::warn!(error = %e, "ONNX Runtime unavailable: the LSTM forecaster cannot run (statistical forecasts still do)");
         return Ok(None);
     }
-    if !config
-        .models_dir
-        .join(headroom_jobs::lstm::MODEL_FILE)
-        .exists()
-        && !config
-            .models_dir
-            .join(headroom_jobs::lstm::SPEC_FILE)
-            .exists()
-    {
-        tracing::warn!(dir = %config.models_dir.display(), "no LSTM model in HEADROOM_MODELS_DIR: statistical forecasts only");
-        return Ok(None);
-    }
     let model = LstmForecaster::load(&config.models_dir)?;
     tracing::info!(version = %model.spec().version, "LSTM forecaster loaded");
     Ok(Some(Arc::new(model)))

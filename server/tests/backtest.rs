@@ -283,3 +283,59 @@ fn readiness_replays_events_and_reports_its_brier_score() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+/// The shipped LSTM through the backtest (needs ORT_DYLIB_PATH, as `./dev test` sets).
+#[test]
+fn forecast_with_the_lstm_and_a_clear_error_without_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("s.csv");
+    write_series(&input, 1440);
+    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/../models");
+    let out = backtest(&[
+        "forecast",
+        "--input",
+        input.to_str().unwrap(),
+        "--horizon",
+        "12",
+        "--every",
+        "100",
+        "--min-train",
+        "600",
+        "--model",
+        "lstm",
+        "--models-dir",
+        models,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let rows: Vec<Vec<f64>> = stdout_of(&out)
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|x| x.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 9 * 12, "origins 599..=1399 every 100");
+    for r in &rows {
+        assert!(r[2] <= r[3] && r[3] <= r[4], "{r:?}");
+        let i = r[0] as usize + r[1] as usize;
+        let phase = (i % 288) as f64 / 288.0 * std::f64::consts::TAU;
+        let truth = 50.0 + 20.0 * phase.sin() + 1.5;
+        // A smooth daily cycle of amplitude 20: the LSTM must be near it.
+        assert!((r[3] - truth).abs() < 12.0, "{r:?} truth {truth}");
+    }
+
+    let missing = dir.path().join("no-models");
+    let out = backtest(&[
+        "forecast",
+        "--input",
+        input.to_str().unwrap(),
+        "--min-train",
+        "600",
+        "--model",
+        "lstm",
+        "--models-dir",
+        missing.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("forecast_lstm.json"), "{err}");
+}

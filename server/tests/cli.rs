@@ -65,6 +65,44 @@ fn invalid_settings_exit_2_naming_the_setting() {
     }
 }
 
+/// Needs ONNX Runtime (`./dev test` sets ORT_DYLIB_PATH): without it the LSTM
+/// is skipped with a warning instead, by design.
+#[test]
+fn a_missing_or_broken_lstm_model_stops_the_start_naming_the_file() {
+    assert!(
+        std::env::var_os("ORT_DYLIB_PATH").is_some(),
+        "run through ./dev test (or eval \"$(bash scripts/python-env.sh)\")"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let out = headroom(dir.path())
+        .env("HEADROOM_MODELS_DIR", models.path())
+        .env("HEADROOM_ADDR", "127.0.0.1:0")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_start_failure(&out, "forecast_lstm.json");
+    // The contract present but the model the wrong shape (the wiring fixture).
+    let repo_models = concat!(env!("CARGO_MANIFEST_DIR"), "/../models");
+    std::fs::copy(
+        format!("{repo_models}/forecast_lstm.json"),
+        models.path().join("forecast_lstm.json"),
+    )
+    .unwrap();
+    std::fs::copy(
+        format!("{repo_models}/tiny_lstm.onnx"),
+        models.path().join("forecast_lstm.onnx"),
+    )
+    .unwrap();
+    let out = headroom(dir.path())
+        .env("HEADROOM_MODELS_DIR", models.path())
+        .env("HEADROOM_ADDR", "127.0.0.1:0")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_start_failure(&out, "forecast_lstm.onnx");
+}
+
 #[test]
 fn unreachable_database_exits_2_without_leaking_the_password() {
     let dir = tempfile::tempdir().unwrap();

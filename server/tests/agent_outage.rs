@@ -34,7 +34,11 @@ fn headroom(data_dir: &Path, port: u16) -> Command {
     cmd.env("HEADROOM_DATA_DIR", data_dir)
         .env("HEADROOM_ADDR", format!("127.0.0.1:{port}"))
         .env("HEADROOM_LOG", "warn")
-        .env("HEADROOM_SHUTDOWN_TIMEOUT_SECS", "5");
+        .env("HEADROOM_SHUTDOWN_TIMEOUT_SECS", "5")
+        .env(
+            "HEADROOM_MODELS_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../models"),
+        );
     cmd
 }
 

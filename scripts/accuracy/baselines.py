@@ -12,8 +12,8 @@ windows end at the last row, so they miss our origin set whenever
 timestamps, which have duplicates here. model.fit(y[:o+1]) is the same fit.
 
 Slow (AutoETS/MSTL with m=288): a (model, series) whose CSV exists is skipped
-unless --force; outputs are written to a temp file and renamed, so an
-interrupted run leaves no half file.
+unless --force, and a (model, series) cut short resumes from its per-origin
+checkpoint; the CSV is written to a temp file and renamed, so it is never half.
 """
 import os
 
@@ -60,43 +60,73 @@ def picked(name, fitted):
     return name
 
 
+def fit_origin(name, y, o):
+    """One refit on rows 0..=o; a JSON-able record of its forecast rows."""
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted = make_model(name).fit(y[: o + 1])
+        f = fitted.predict(h=P.H, level=[LEVEL])
+    lo, mid, hi = f[f"lo-{LEVEL}"], f["mean"], f[f"hi-{LEVEL}"]
+    return {
+        "origin": o,
+        # repr of a Python float round-trips exactly.
+        "rows": [f"{o},{h + 1},{float(lo[h])!r},{float(mid[h])!r},{float(hi[h])!r}" for h in range(P.H)],
+        "picked": picked(name, fitted),
+        "zero_width": int(np.sum(hi - lo <= 0)),
+        "warnings": [str(w.message)[:120] for w in caught],
+        "seconds": time.perf_counter() - t0,
+    }
+
+
 def run_one(job):
-    name, src, dst = job
+    """All origins of one (model, series). Each finished origin is appended to a
+    <series>.partial.jsonl checkpoint, so a run killed part way (AutoETS takes
+    tens of minutes per series) resumes where it stopped; fits are deterministic."""
+    name, src, dst, force = job
     import statsforecast
 
     y = P.load_series(src)
-    t0 = time.perf_counter()
-    lines, choices, degenerate, warned = [], collections.Counter(), 0, collections.Counter()
-    for o in P.origins(len(y)):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            fitted = make_model(name).fit(y[: o + 1])
-            f = fitted.predict(h=P.H, level=[LEVEL])
-        for w in caught:
-            warned[str(w.message)[:120]] += 1
-        choices[picked(name, fitted)] += 1
-        lo, mid, hi = f[f"lo-{LEVEL}"], f["mean"], f[f"hi-{LEVEL}"]
-        degenerate += int(np.sum(hi - lo <= 0))
-        for h in range(P.H):
-            # repr of a Python float round-trips exactly.
-            lines.append(f"{o},{h + 1},{float(lo[h])!r},{float(mid[h])!r},{float(hi[h])!r}\n")
-    wall = time.perf_counter() - t0
-
     dst.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = dst.with_suffix(".partial.jsonl")
+    if force:
+        ckpt.unlink(missing_ok=True)
+    done = {}
+    if ckpt.exists():
+        for line in ckpt.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:  # a line cut short by the kill
+                continue
+            done[rec["origin"]] = rec
+        # Drop any cut-short line, so appending goes on from a clean file.
+        ckpt.write_text("".join(json.dumps(done[o]) + "\n" for o in sorted(done)))
+        print(f"  {name}/{src.stem}: resuming, {len(done)} origins done", flush=True)
+    with open(ckpt, "a") as out:
+        for o in P.origins(len(y)):
+            if o not in done:
+                done[o] = fit_origin(name, y, o)
+                out.write(json.dumps(done[o]) + "\n")
+                out.flush()
+
+    recs = [done[o] for o in P.origins(len(y))]
     tmp = dst.with_suffix(".csv.tmp")
-    tmp.write_text("origin,h,p10,p50,p90\n" + "".join(lines))
+    tmp.write_text("origin,h,p10,p50,p90\n" + "".join(r + "\n" for rec in recs for r in rec["rows"]))
     tmp.replace(dst)
+    choices = collections.Counter(rec["picked"] for rec in recs)
+    wall = sum(rec["seconds"] for rec in recs)
     meta = {
         "model": name,
         "series": src.stem,
         "statsforecast": statsforecast.__version__,
-        "origins": len(P.origins(len(y))),
-        "wall_seconds": round(wall, 2),
+        "origins": len(recs),
+        "wall_seconds": round(wall, 2),  # sum of per-origin fit+predict times
         "picked": dict(choices.most_common()),
-        "zero_width_intervals": degenerate,
-        "warnings": dict(warned.most_common()),
+        "zero_width_intervals": sum(rec["zero_width"] for rec in recs),
+        "warnings": dict(collections.Counter(w for rec in recs for w in rec["warnings"]).most_common()),
     }
     dst.with_suffix(".meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    ckpt.unlink()
     print(f"  {name}/{src.stem}: {wall:.1f}s, picked {dict(choices.most_common(3))}", flush=True)
     return meta
 
@@ -118,7 +148,7 @@ def main():
     timings_path = out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     for name in args.models:
-        jobs = [(name, f, out / name / f"{f.stem}.csv") for f in files]
+        jobs = [(name, f, out / name / f"{f.stem}.csv", args.force) for f in files]
         todo = [j for j in jobs if args.force or not j[2].exists()]
         print(f"{name}: {len(todo)} to fit, {len(jobs) - len(todo)} cached", flush=True)
         t0 = time.perf_counter()

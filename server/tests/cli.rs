@@ -23,6 +23,25 @@ fn headroom(data_dir: &std::path::Path) -> Command {
     cmd
 }
 
+/// Runs a command that must exit on its own (a start-up failure); kills it and
+/// fails the test if it is still running after `secs`, instead of hanging.
+fn output_within(mut cmd: Command, secs: u64) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("still running after {secs} s: it should have refused to start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
 fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -75,12 +94,14 @@ fn a_missing_or_broken_lstm_model_stops_the_start_naming_the_file() {
     );
     let dir = tempfile::tempdir().unwrap();
     let models = tempfile::tempdir().unwrap();
-    let out = headroom(dir.path())
-        .env("HEADROOM_MODELS_DIR", models.path())
-        .env("HEADROOM_ADDR", "127.0.0.1:0")
-        .arg("serve")
-        .output()
-        .unwrap();
+    let serve = || {
+        let mut cmd = headroom(dir.path());
+        cmd.env("HEADROOM_MODELS_DIR", models.path())
+            .env("HEADROOM_ADDR", "127.0.0.1:0")
+            .arg("serve");
+        cmd
+    };
+    let out = output_within(serve(), 60);
     assert_start_failure(&out, "forecast_lstm.json");
     // The contract present but the model the wrong shape (the wiring fixture).
     let repo_models = concat!(env!("CARGO_MANIFEST_DIR"), "/../models");
@@ -94,12 +115,7 @@ fn a_missing_or_broken_lstm_model_stops_the_start_naming_the_file() {
         models.path().join("forecast_lstm.onnx"),
     )
     .unwrap();
-    let out = headroom(dir.path())
-        .env("HEADROOM_MODELS_DIR", models.path())
-        .env("HEADROOM_ADDR", "127.0.0.1:0")
-        .arg("serve")
-        .output()
-        .unwrap();
+    let out = output_within(serve(), 60);
     assert_start_failure(&out, "forecast_lstm.onnx");
 }
 

@@ -19,7 +19,7 @@ use headroom_store::Db;
 use headroom_store::forecasts::{ActiveSeries, StoredAnomaly, StoredForecast};
 use serde::Serialize;
 
-use crate::lstm::{LstmError, LstmForecaster};
+use crate::lstm::{LstmError, LstmForecaster, fill_gaps};
 
 /// Series without a point for this long are not forecast.
 const ACTIVE_WITHIN_MS: i64 = 86_400_000;
@@ -265,19 +265,7 @@ fn lstm_offers(
     steps: usize,
 ) -> Result<Vec<Vec<Option<Vec<f64>>>>, LstmError> {
     let len = model.spec().input_len;
-    let filled: Vec<Vec<f64>> = grids
-        .iter()
-        .map(|g| {
-            let mut last = g.values.iter().flatten().next().copied().unwrap_or(0.0);
-            g.values
-                .iter()
-                .map(|v| {
-                    last = v.unwrap_or(last);
-                    last
-                })
-                .collect()
-        })
-        .collect();
+    let filled: Vec<Vec<f64>> = grids.iter().map(|g| fill_gaps(&g.values)).collect();
     let mut at: Vec<(usize, usize)> = Vec::new(); // (grid, row)
     for (g, values) in filled.iter().enumerate() {
         let mut row = values.len();

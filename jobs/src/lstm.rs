@@ -78,6 +78,19 @@ pub fn normalisation(window: &[f64]) -> (f64, f64) {
     (center, scale)
 }
 
+/// A series with its gaps filled by the last value seen (the first value
+/// before any): the model needs regular, complete windows.
+pub fn fill_gaps(values: &[Option<f64>]) -> Vec<f64> {
+    let mut last = values.iter().flatten().next().copied().unwrap_or(0.0);
+    values
+        .iter()
+        .map(|v| {
+            last = v.unwrap_or(last);
+            last
+        })
+        .collect()
+}
+
 impl LstmForecaster {
     /// Loads `forecast_lstm.onnx` and its contract from `dir`.
     pub fn load(dir: &Path) -> Result<Self, LstmError> {
@@ -175,5 +188,14 @@ mod tests {
         assert_eq!(normalisation(&[5.0; 10]), (5.0, 5e-3));
         assert_eq!(normalisation(&[0.0; 10]), (0.0, 1e-9));
         assert_eq!(normalisation(&[]), (0.0, 1.0));
+    }
+
+    #[test]
+    fn gaps_take_the_last_value_seen() {
+        assert_eq!(
+            fill_gaps(&[None, Some(2.0), None, Some(5.0), None]),
+            vec![2.0, 2.0, 2.0, 5.0, 5.0]
+        );
+        assert!(fill_gaps(&[]).is_empty());
     }
 }

@@ -12,12 +12,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::api::forecasts::instant;
 use crate::auth::Caller;
 use crate::http::AppState;
-
-fn instant(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -58,7 +58,8 @@ struct StoredStep {
     model: String,
 }
 
-fn instant(ms: i64) -> DateTime<Utc> {
+/// A stored unix-millisecond time for the API.
+pub(super) fn instant(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 

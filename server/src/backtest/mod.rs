@@ -87,14 +87,7 @@ fn lstm_forecasts(
         "the LSTM forecasts {horizon} steps, --horizon asks for {}",
         args.horizon
     );
-    let mut filled = Vec::with_capacity(values.len());
-    let mut last = values.iter().flatten().next().copied().unwrap_or(0.0);
-    for v in values {
-        if let Some(v) = v {
-            last = *v;
-        }
-        filled.push(last);
-    }
+    let filled = headroom_jobs::lstm::fill_gaps(values);
     let ends: Vec<usize> = (len.saturating_sub(1)..filled.len()).collect();
     let windows: Vec<&[f64]> = ends.iter().map(|&i| &filled[i + 1 - len..=i]).collect();
     let forecasts = model.forecast(&windows)?;

@@ -2,6 +2,7 @@
 //! Forecasting, allocation policy, pricing and rating land here as they are built.
 
 pub mod accounts;
+pub mod allocate;
 pub mod forecast;
 pub mod profile;
 pub mod readiness;

@@ -2,6 +2,7 @@
 //! score at a row is computed from rows up to it only (see core::forecast::backtest).
 
 mod readiness;
+mod scale;
 mod series;
 
 use std::io::Write;
@@ -23,6 +24,9 @@ pub enum Backtest {
     /// Readiness predictions replayed over an event stream: CSV
     /// `timestamp,probability,occurred`; Brier score and reliability on stderr.
     Readiness(readiness::ReadinessArgs),
+    /// Capacity a scaling policy keeps over a demand series: CSV
+    /// `index,demand,capacity`; under-provisioned rows and cost on stderr.
+    Scale(scale::ScaleArgs),
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +107,7 @@ pub fn run(command: Backtest, out: &mut dyn Write) -> anyhow::Result<()> {
         Backtest::Forecast(args) => forecast(&args, out),
         Backtest::Anomalies(args) => anomalies(&args, out),
         Backtest::Readiness(args) => readiness::run(&args, out),
+        Backtest::Scale(args) => scale::run(&args, out),
     }
 }
 

@@ -1,0 +1,586 @@
+//! The proactive allocation policy: one decision per workload and tick, from
+//! the forecast, the readiness score, the fleet, the bounds and the budget.
+//! Pure: the controller job feeds it stored data and executes what it
+//! returns; the replay feeds it a series.
+//!
+//! Sizing: the capacity wanted when a scale-up would land (`delay_steps`
+//! ahead) is the upper quantile of demand there, measured per demand level by
+//! [`GrowthRisk`] from how earlier forecasts turned out, at the target
+//! utilisation. The margin therefore follows measured accuracy: it widens
+//! after misses and where the series bursts, and shrinks where it is calm.
+
+use std::collections::VecDeque;
+
+use super::budget::{Budget, BudgetOutcome};
+use super::replay::{Fleet, instances_for};
+use super::risk::GrowthRisk;
+use crate::forecast::Step;
+
+/// Whether the controller acts for a workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Nothing decided or executed.
+    Off,
+    /// Decisions are made and logged; nothing is executed.
+    ForecastOnly,
+    On,
+}
+
+/// Tunables of the policy. Defaults suit 5-minute ticks.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PolicyConfig {
+    /// Utilisation an instance may reach at the upper quantile of demand.
+    pub target: f64,
+    /// Ticks between commanding an instance and it serving.
+    pub delay_steps: usize,
+    /// Share of ticks allowed to find demand above the upper quantile: the
+    /// quantile level is `1 - miss_rate`.
+    pub miss_rate: f64,
+    /// Outcomes kept per demand level, and needed before a level is trusted.
+    pub risk_window: usize,
+    pub risk_min_samples: usize,
+    /// Consecutive ticks that must want less before capacity is released
+    /// (hysteresis).
+    pub down_after: u32,
+    /// Warm (stopped, ready) instances at most this share of the fleet.
+    pub warm_share: f64,
+    /// Readiness score from which capacity is pre-allocated, and the instance
+    /// units added at score 1 and priority 1.
+    pub readiness_threshold: f64,
+    pub readiness_units: f64,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            target: 0.7,
+            delay_steps: 1,
+            miss_rate: 0.05,
+            risk_window: 256,
+            risk_min_samples: 20,
+            down_after: 2,
+            warm_share: 0.25,
+            readiness_threshold: 0.8,
+            readiness_units: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("bounds are impossible: min {min} is above max {max}")]
+    Bounds { min: u32, max: u32 },
+    #[error("{0} must be a number in {1}")]
+    Range(&'static str, &'static str),
+}
+
+impl PolicyConfig {
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let unit = |v: f64| v.is_finite() && v > 0.0 && v <= 1.0;
+        if !unit(self.target) {
+            return Err(PolicyError::Range("target", "(0, 1]"));
+        }
+        if !(self.miss_rate.is_finite() && (0.0..1.0).contains(&self.miss_rate)) {
+            return Err(PolicyError::Range("miss_rate", "[0, 1)"));
+        }
+        if !(self.warm_share.is_finite() && self.warm_share >= 0.0) {
+            return Err(PolicyError::Range("warm_share", "[0, ∞)"));
+        }
+        Ok(())
+    }
+}
+
+/// Inclusive instance bounds of a workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Bounds {
+    pub min: u32,
+    pub max: u32,
+}
+
+impl Bounds {
+    pub fn new(min: u32, max: u32) -> Result<Self, PolicyError> {
+        if min > max {
+            return Err(PolicyError::Bounds { min, max });
+        }
+        Ok(Self { min, max })
+    }
+
+    pub const UNBOUNDED: Bounds = Bounds {
+        min: 0,
+        max: u32::MAX,
+    };
+}
+
+/// What the controller remembers per workload between ticks.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ControllerState {
+    /// Consecutive ticks that wanted less than the fleet has.
+    pub below: u32,
+    pub risk: GrowthRisk,
+    /// Median forecasts for the arrival step made at the last ticks, oldest
+    /// first; each is scored when its step comes.
+    pending: VecDeque<Option<f64>>,
+    /// Ticks scored, and those where demand was above the serving capacity.
+    pub scored: u64,
+    pub misses: u64,
+}
+
+impl ControllerState {
+    pub fn new(cfg: &PolicyConfig) -> Self {
+        Self {
+            below: 0,
+            risk: GrowthRisk::new(cfg.risk_window, cfg.risk_min_samples),
+            pending: VecDeque::new(),
+            scored: 0,
+            misses: 0,
+        }
+    }
+}
+
+/// What moved the decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Off,
+    /// Upper quantile of forecast demand above the fleet: scaled up ahead.
+    ForecastAbove,
+    /// No calibrated forecast yet: sized from the demand just measured.
+    Reactive,
+    /// Demand was above the serving capacity: the forecast under-called, so
+    /// at least what was measured is served (graceful downgrade).
+    Missed,
+    /// Readiness score above the threshold: capacity pre-allocated.
+    Readiness,
+    Steady,
+    /// Wants less, but not for long enough yet.
+    HoldHysteresis,
+    /// Wants less, but the forecast is not confident enough to release.
+    HoldUncertain,
+    ScaleDown,
+}
+
+/// A limit that cut the decision short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    BoundMin,
+    BoundMax,
+    Budget(BudgetOutcome),
+}
+
+/// Everything the controller needs for one workload at one tick.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// Demand just measured, in instance units at 100 % utilisation.
+    pub observed: Option<f64>,
+    /// Forecast demand for the next ticks (h = 1, 2, …), same units.
+    pub forecast: &'a [Step],
+    /// Probability of a billable event soon (0..1), if the workload has one.
+    pub readiness: Option<f64>,
+    /// Customer priority (1 = normal; tiers raise it).
+    pub priority: f64,
+    pub fleet: Fleet,
+    pub bounds: Bounds,
+    pub budget: Option<Budget>,
+    pub mode: Mode,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Decision {
+    pub before: u32,
+    pub after: u32,
+    /// Warm instances to keep ready beside `after`.
+    pub warm: u32,
+    pub reason: Reason,
+    pub limits: Vec<Limit>,
+    /// Demand the capacity was sized for (upper quantile), when a forecast was
+    /// used.
+    pub sized_for: Option<f64>,
+    /// Whether the provider should be commanded (mode on and a change).
+    pub execute: bool,
+}
+
+/// One tick of the policy for one workload.
+pub fn decide(cfg: &PolicyConfig, state: &mut ControllerState, inp: &Inputs) -> Decision {
+    let before = inp.fleet.commanded;
+    if inp.mode == Mode::Off {
+        return Decision {
+            before,
+            after: before,
+            warm: 0,
+            reason: Reason::Off,
+            limits: Vec::new(),
+            sized_for: None,
+            execute: false,
+        };
+    }
+    let delay = cfg.delay_steps.max(1);
+    // Score the forecast made `delay` ticks ago for this tick.
+    let due = (state.pending.len() >= delay)
+        .then(|| state.pending.pop_front())
+        .flatten()
+        .flatten();
+    let missed = inp
+        .observed
+        .is_some_and(|d| d > f64::from(inp.fleet.in_force));
+    if let Some(d) = inp.observed {
+        if let Some(f) = due {
+            state.risk.record(f, d);
+        }
+        state.scored += 1;
+        state.misses += u64::from(missed);
+    }
+    let base = inp
+        .forecast
+        .get(delay - 1)
+        .map(|s| s.p50)
+        .filter(|v| v.is_finite());
+    state.pending.push_back(base);
+
+    let level = 1.0 - cfg.miss_rate;
+    let sized_for = base.and_then(|b| state.risk.upper(b, level));
+    let (mut want, mut reason) = match (sized_for, inp.observed) {
+        (Some(u), _) => (instances_for(u / cfg.target), Reason::ForecastAbove),
+        (None, Some(d)) => (instances_for(d / cfg.target), Reason::Reactive),
+        (None, None) => (before, Reason::Steady),
+    };
+    if missed {
+        let seen = inp.observed.map_or(0, instances_for);
+        if seen > want {
+            (want, reason) = (seen, Reason::Missed);
+        }
+    }
+    if let Some(score) = inp.readiness
+        && score >= cfg.readiness_threshold
+    {
+        let extra = instances_for(score * inp.priority.max(0.0) * cfg.readiness_units);
+        if extra > 0 {
+            want = want.saturating_add(extra);
+            reason = Reason::Readiness;
+        }
+    }
+
+    let mut after = if want > before {
+        state.below = 0;
+        want
+    } else if want == before {
+        state.below = 0;
+        reason = Reason::Steady;
+        before
+    } else {
+        // A cut applies at once, so it still serves what was just measured.
+        let cut = want.max(inp.observed.map_or(0, instances_for));
+        state.below += 1;
+        // Confident: the forecast's level has a measured margin. (The
+        // forecast's own p10–p90 is additive and, on bursty series, wide in
+        // calm periods too; gating on it kept burst capacity for hours.)
+        let confident = base.is_some_and(|b| state.risk.calibrated_at(b));
+        if cut >= before {
+            state.below = 0;
+            reason = Reason::Steady;
+            before
+        } else if state.below < cfg.down_after {
+            reason = Reason::HoldHysteresis;
+            before
+        } else if !confident {
+            reason = Reason::HoldUncertain;
+            before
+        } else {
+            state.below = 0;
+            reason = Reason::ScaleDown;
+            cut
+        }
+    };
+
+    let mut limits = Vec::new();
+    if after < inp.bounds.min {
+        after = inp.bounds.min;
+        limits.push(Limit::BoundMin);
+    }
+    if after > inp.bounds.max {
+        after = inp.bounds.max;
+        limits.push(Limit::BoundMax);
+    }
+    if let Some(budget) = &inp.budget {
+        let (capped, outcome) = budget.apply(before, after);
+        if let Some(o) = outcome {
+            limits.push(Limit::Budget(o));
+        }
+        after = capped.max(inp.bounds.min);
+    }
+
+    // Warm pool: the gap to the highest p90 over the forecast, within a share
+    // of the fleet, so a miss is served from stopped instances in seconds.
+    let peak = inp
+        .forecast
+        .iter()
+        .map(|s| s.p90)
+        .filter(|v| v.is_finite())
+        .fold(0.0_f64, f64::max);
+    let warm = instances_for(peak / cfg.target)
+        .saturating_sub(after)
+        .min(instances_for(cfg.warm_share * f64::from(after)));
+
+    Decision {
+        before,
+        after,
+        warm,
+        reason,
+        limits,
+        sized_for,
+        execute: inp.mode == Mode::On && after != before,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allocate::budget::CapAction;
+
+    fn step(p50: f64) -> Step {
+        Step {
+            p10: p50 * 0.9,
+            p50,
+            p90: p50 * 1.1,
+        }
+    }
+
+    fn fleet(n: u32) -> Fleet {
+        Fleet {
+            in_force: n,
+            commanded: n,
+        }
+    }
+
+    fn inputs(observed: f64, forecast: &[Step], n: u32) -> Inputs<'_> {
+        Inputs {
+            observed: Some(observed),
+            forecast,
+            readiness: None,
+            priority: 1.0,
+            fleet: fleet(n),
+            bounds: Bounds::UNBOUNDED,
+            budget: None,
+            mode: Mode::On,
+        }
+    }
+
+    /// A state whose forecasts at level ~`level` were always exact.
+    fn calibrated(cfg: &PolicyConfig, level: f64) -> ControllerState {
+        let mut st = ControllerState::new(cfg);
+        for _ in 0..cfg.risk_min_samples {
+            st.risk.record(level, level);
+        }
+        st
+    }
+
+    #[test]
+    fn reacts_to_measured_demand_until_the_forecast_is_calibrated() {
+        let cfg = PolicyConfig::default();
+        let mut st = ControllerState::new(&cfg);
+        let d = decide(&cfg, &mut st, &inputs(7.0, &[step(7.0)], 10));
+        assert_eq!((d.after, d.reason), (10, Reason::Steady));
+        let d = decide(&cfg, &mut st, &inputs(14.0, &[step(14.0)], 10));
+        // 14 / 0.7 = 20, sized from what was measured.
+        assert_eq!((d.after, d.reason), (20, Reason::Reactive));
+    }
+
+    #[test]
+    fn scales_up_ahead_of_forecast_demand() {
+        let cfg = PolicyConfig::default();
+        let mut st = calibrated(&cfg, 30.0);
+        // Demand is 10 now; 30 is forecast for when a scale-up would land.
+        let d = decide(&cfg, &mut st, &inputs(10.0, &[step(30.0)], 15));
+        assert_eq!(d.reason, Reason::ForecastAbove);
+        assert_eq!(d.after, 43); // 30 / 0.7 = 42.9
+        assert!(d.execute);
+        assert_eq!(d.sized_for.map(f64::round), Some(30.0));
+    }
+
+    #[test]
+    fn the_margin_follows_measured_misses_at_that_level() {
+        let cfg = PolicyConfig::default();
+        let mut st = ControllerState::new(&cfg);
+        // At level 100, demand always came in 50 % above the forecast.
+        for _ in 0..cfg.risk_min_samples {
+            st.risk.record(100.0, 150.0);
+        }
+        let d = decide(&cfg, &mut st, &inputs(100.0, &[step(100.0)], 100));
+        assert_eq!(d.after, 215); // (101 × 1.5 − 1) / 0.7
+    }
+
+    #[test]
+    fn scale_down_waits_for_hysteresis_and_a_confident_level() {
+        let cfg = PolicyConfig::default(); // down_after = 2
+        let mut st = calibrated(&cfg, 7.0);
+        let low = [step(7.0)];
+        let d = decide(&cfg, &mut st, &inputs(7.0, &low, 20));
+        assert_eq!((d.after, d.reason), (20, Reason::HoldHysteresis));
+        let d = decide(&cfg, &mut st, &inputs(7.0, &low, 20));
+        assert_eq!((d.after, d.reason), (10, Reason::ScaleDown));
+
+        // A level never measured: capacity is kept.
+        let mut st = ControllerState::new(&cfg);
+        for _ in 0..3 {
+            let d = decide(&cfg, &mut st, &inputs(7.0, &low, 20));
+            assert_eq!(d.after, 20);
+        }
+        let d = decide(&cfg, &mut st, &inputs(7.0, &low, 20));
+        assert_eq!(d.reason, Reason::HoldUncertain);
+    }
+
+    #[test]
+    fn a_tick_wanting_as_much_resets_the_hysteresis() {
+        let cfg = PolicyConfig::default();
+        let mut st = calibrated(&cfg, 7.0);
+        decide(&cfg, &mut st, &inputs(7.0, &[step(7.0)], 20));
+        assert_eq!(st.below, 1);
+        st.risk.record(14.0, 14.0);
+        for _ in 0..cfg.risk_min_samples {
+            st.risk.record(14.0, 14.0);
+        }
+        decide(&cfg, &mut st, &inputs(14.0, &[step(14.0)], 20));
+        assert_eq!(st.below, 0);
+    }
+
+    #[test]
+    fn a_miss_serves_at_least_the_measured_demand() {
+        let cfg = PolicyConfig::default();
+        let mut st = calibrated(&cfg, 5.0);
+        // Forecast says 5 but 40 arrived on a fleet of 10.
+        let d = decide(&cfg, &mut st, &inputs(40.0, &[step(5.0)], 10));
+        assert_eq!((d.after, d.reason), (40, Reason::Missed));
+        assert_eq!((st.scored, st.misses), (1, 1));
+    }
+
+    #[test]
+    fn readiness_pre_allocates_by_score_and_priority() {
+        let cfg = PolicyConfig {
+            readiness_units: 4.0,
+            ..PolicyConfig::default()
+        };
+        let mut st = calibrated(&cfg, 7.0);
+        let f = [step(7.0)];
+        let mut inp = inputs(7.0, &f, 10);
+        inp.readiness = Some(0.9);
+        inp.priority = 2.0;
+        let d = decide(&cfg, &mut st, &inp);
+        // 10 for the forecast + ceil(0.9 × 2 × 4) = 8.
+        assert_eq!((d.after, d.reason), (18, Reason::Readiness));
+        inp.readiness = Some(0.5);
+        let d = decide(&cfg, &mut st, &inp);
+        assert_ne!(d.reason, Reason::Readiness);
+    }
+
+    #[test]
+    fn bounds_clamp_and_say_so() {
+        let cfg = PolicyConfig::default();
+        let mut st = calibrated(&cfg, 30.0);
+        let f = [step(30.0)];
+        let mut inp = inputs(30.0, &f, 10);
+        inp.bounds = Bounds::new(1, 20).unwrap();
+        let d = decide(&cfg, &mut st, &inp);
+        assert_eq!((d.after, d.limits.clone()), (20, vec![Limit::BoundMax]));
+        assert_eq!(
+            Bounds::new(5, 2),
+            Err(PolicyError::Bounds { min: 5, max: 2 })
+        );
+    }
+
+    #[test]
+    fn a_blocking_budget_refuses_the_scale_up() {
+        let cfg = PolicyConfig::default();
+        let mut st = calibrated(&cfg, 30.0);
+        let f = [step(30.0)];
+        let mut inp = inputs(30.0, &f, 10);
+        inp.budget = Some(Budget {
+            cap_micros: 1_000,
+            projected_micros: 900,
+            instance_rest_micros: 50,
+            action: CapAction::Block,
+        });
+        let d = decide(&cfg, &mut st, &inp);
+        assert_eq!(d.after, 10);
+        assert_eq!(d.limits, vec![Limit::Budget(BudgetOutcome::Blocked)]);
+        assert!(!d.execute);
+    }
+
+    #[test]
+    fn modes() {
+        let cfg = PolicyConfig::default();
+        let mut st = calibrated(&cfg, 30.0);
+        let f = [step(30.0)];
+        let mut inp = inputs(30.0, &f, 10);
+        inp.mode = Mode::Off;
+        let d = decide(&cfg, &mut st, &inp);
+        assert_eq!((d.after, d.reason, d.execute), (10, Reason::Off, false));
+        inp.mode = Mode::ForecastOnly;
+        let d = decide(&cfg, &mut st, &inp);
+        assert!(d.after > 10 && !d.execute, "logged, not executed");
+    }
+
+    #[test]
+    fn warm_pool_covers_the_forecast_peak_within_its_share() {
+        let cfg = PolicyConfig::default();
+        let mut st = calibrated(&cfg, 7.0);
+        let f = [step(7.0), step(7.0), step(12.0)];
+        let d = decide(&cfg, &mut st, &inputs(7.0, &f, 10));
+        // p90 peak 13.2 / 0.7 → 19 wanted beside 10 serving, at most 25 %: 3.
+        assert_eq!((d.after, d.warm), (10, 3));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn any_step() -> impl Strategy<Value = Step> {
+            (0.0f64..1e4, 0.0f64..2.0)
+                .prop_map(|(p50, w)| Step::ordered(p50 * (1.0 - w / 2.0), p50, p50 * (1.0 + w)))
+        }
+
+        proptest! {
+            #[test]
+            fn decisions_respect_bounds_budget_and_mode(
+                forecast in proptest::collection::vec(any_step(), 0..6),
+                observed in proptest::option::of(0.0f64..1e4),
+                history in proptest::collection::vec((0.0f64..1e4, 0.0f64..1e4), 0..60),
+                in_force in 0u32..2_000,
+                booting in 0u32..50,
+                min in 0u32..100,
+                span in 0u32..5_000,
+                readiness in proptest::option::of(0.0f64..1.0),
+                cap in proptest::option::of((0i64..10_000_000, 0i64..10_000_000, 1i64..10_000)),
+                mode in prop_oneof![Just(Mode::Off), Just(Mode::ForecastOnly), Just(Mode::On)],
+            ) {
+                let cfg = PolicyConfig::default();
+                let mut st = ControllerState::new(&cfg);
+                for (f, a) in history {
+                    st.risk.record(f, a);
+                }
+                let fleet = Fleet { in_force, commanded: in_force + booting };
+                let bounds = Bounds::new(min, min + span).unwrap();
+                let budget = cap.map(|(cap_micros, projected_micros, instance_rest_micros)| Budget {
+                    cap_micros, projected_micros, instance_rest_micros, action: CapAction::Block,
+                });
+                let inp = Inputs { observed, forecast: &forecast, readiness, priority: 1.5, fleet, bounds, budget, mode };
+                let d = decide(&cfg, &mut st, &inp);
+                prop_assert_eq!(d.before, fleet.commanded);
+                match mode {
+                    Mode::Off => prop_assert_eq!(d.after, d.before),
+                    _ => {
+                        prop_assert!(d.after >= bounds.min && d.after <= bounds.max);
+                        if let Some(b) = budget && d.after > d.before.max(bounds.min) {
+                            prop_assert!(b.projected_with(d.before, d.after) <= b.cap_micros);
+                        }
+                    }
+                }
+                prop_assert_eq!(d.execute, mode == Mode::On && d.after != d.before);
+                // A cut never leaves less than what was just measured (bounds aside).
+                if d.reason == Reason::ScaleDown && let Some(o) = observed {
+                    prop_assert!(f64::from(d.after) >= o.min(f64::from(bounds.max)));
+                }
+            }
+        }
+    }
+}

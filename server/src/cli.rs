@@ -61,6 +61,8 @@ pub enum Bench {
     Ingest(crate::bench::IngestBench),
     /// Statistical forecasting speed on windows of the real NAB traces (no database).
     Forecast(crate::bench::forecast::ForecastBench),
+    /// One allocation-controller tick over many workloads (no database).
+    Controller(crate::bench::controller::ControllerBench),
 }
 
 /// Exit codes: 0 done, 1 failed while running, 2 could not start (bad config,
@@ -70,6 +72,15 @@ pub fn main() -> ExitCode {
     if let Some(Command::Bench(Bench::Forecast(args))) = cli.command {
         // CPU only: no settings, database or runtime.
         return match crate::bench::forecast::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("headroom: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(Command::Bench(Bench::Controller(args))) = cli.command {
+        return match crate::bench::controller::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("headroom: error: {e:#}");
@@ -193,7 +204,9 @@ async fn run(command: Command, config: Config) -> ExitCode {
             })
         }
         Command::Bench(Bench::Ingest(args)) => finish(crate::bench::run(config, args).await),
-        Command::Backtest(_) | Command::Bench(Bench::Forecast(_)) => {
+        Command::Backtest(_)
+        | Command::Bench(Bench::Forecast(_))
+        | Command::Bench(Bench::Controller(_)) => {
             unreachable!("handled before the runtime starts")
         }
         Command::Healthcheck => match probe(&config).await {

@@ -339,3 +339,183 @@ fn forecast_with_the_lstm_and_a_clear_error_without_its_files() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("forecast_lstm.json"), "{err}");
 }
+
+fn scale_rows(out: &Output) -> Vec<(usize, Option<f64>, u32)> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout_of(out);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("index,demand,capacity"));
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[0].parse().unwrap(),
+                (!f[1].is_empty()).then(|| f[1].parse().unwrap()),
+                f[2].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn scale_replays_every_row_with_demand_scaled_to_the_median() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("s.csv");
+    write_series(&input, 700);
+    for policy in ["predictive", "reactive", "static"] {
+        let rows = scale_rows(&backtest(&[
+            "scale",
+            "--input",
+            input.to_str().unwrap(),
+            "--policy",
+            policy,
+            "--median-units",
+            "20",
+        ]));
+        assert_eq!(rows.len(), 700, "{policy}");
+        assert!(rows.iter().enumerate().all(|(i, r)| r.0 == i));
+        let mut d: Vec<f64> = rows.iter().filter_map(|r| r.1).collect();
+        d.sort_by(f64::total_cmp);
+        let median = (d[349] + d[350]) / 2.0;
+        assert!((median - 20.0).abs() < 1e-9, "{policy}: median {median}");
+        assert!(rows.iter().all(|r| r.2 >= 1), "{policy}");
+    }
+}
+
+#[test]
+fn scale_ups_wait_for_the_delay_and_static_never_scales_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("s.csv");
+    let mut s = String::from("timestamp,value\n");
+    for i in 0..40 {
+        let v = if (10..20).contains(&i) { 50.0 } else { 10.0 };
+        s += &format!("{},{v}\n", 1_400_000_000 + i * 300);
+    }
+    std::fs::write(&input, s).unwrap();
+    let rows = scale_rows(&backtest(&[
+        "scale",
+        "--input",
+        input.to_str().unwrap(),
+        "--policy",
+        "static",
+        "--target",
+        "1",
+        "--delay-steps",
+        "3",
+    ]));
+    let cap: Vec<u32> = rows.iter().map(|r| r.2).collect();
+    // Demand (median 10 → 10 units) jumps to 50 at row 10: capacity 50 from row 13.
+    assert_eq!(&cap[..13], &[10; 13]);
+    assert!(cap[13..].iter().all(|c| *c == 50), "{cap:?}");
+
+    // The HPA scales back down once the stabilisation window has passed.
+    let rows = scale_rows(&backtest(&[
+        "scale",
+        "--input",
+        input.to_str().unwrap(),
+        "--policy",
+        "reactive",
+        "--target",
+        "1",
+    ]));
+    let cap: Vec<u32> = rows.iter().map(|r| r.2).collect();
+    assert_eq!((cap[10], cap[11], cap[19]), (10, 50, 50));
+    assert_eq!(cap[21], 10, "{cap:?}");
+}
+
+#[test]
+fn scale_decisions_never_see_later_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.csv");
+    let b = dir.path().join("b.csv");
+    write_series(&a, 600);
+    // Same series with its last 99 rows pushed away from the median (up 40x
+    // above it, down 40x below it), so the median the demand is scaled by, and
+    // with it every earlier row's demand, stays the same.
+    let text = std::fs::read_to_string(&a).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let value = |l: &str| l.split_once(',').unwrap().1.parse::<f64>().unwrap();
+    let mut sorted: Vec<f64> = lines[1..].iter().map(|l| value(l)).collect();
+    sorted.sort_by(f64::total_cmp);
+    let (m1, m2) = (sorted[299], sorted[300]);
+    for line in lines.iter_mut().skip(502) {
+        let (ts, _) = line.split_once(',').unwrap();
+        let v = value(line);
+        let v = if v > m2 {
+            v * 40.0
+        } else if v < m1 {
+            v / 40.0
+        } else {
+            v
+        };
+        *line = format!("{ts},{v}");
+    }
+    std::fs::write(&b, lines.join("\n") + "\n").unwrap();
+    for policy in ["predictive", "reactive"] {
+        let run = |p: &Path| {
+            scale_rows(&backtest(&[
+                "scale",
+                "--input",
+                p.to_str().unwrap(),
+                "--policy",
+                policy,
+                "--median-units",
+                "1000",
+            ]))
+        };
+        let (ra, rb) = (run(&a), run(&b));
+        let cap = |r: &[(usize, Option<f64>, u32)]| r.iter().map(|x| x.2).collect::<Vec<_>>();
+        let med = |r: &[(usize, Option<f64>, u32)]| {
+            let mut d: Vec<f64> = r.iter().filter_map(|x| x.1).collect();
+            d.sort_by(f64::total_cmp);
+            (d[299] + d[300]) / 2.0
+        };
+        assert!((med(&ra) - med(&rb)).abs() < 1e-6);
+        assert_eq!(cap(&ra)[..501], cap(&rb)[..501], "{policy}");
+        assert_ne!(
+            cap(&ra)[501..],
+            cap(&rb)[501..],
+            "{policy}: the surge changed nothing"
+        );
+    }
+}
+
+#[test]
+fn scale_bad_input_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("s.csv");
+    write_series(&input, 50);
+    let out = backtest(&[
+        "scale",
+        "--input",
+        input.to_str().unwrap(),
+        "--policy",
+        "reactive",
+        "--target",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--target must be in (0, 1]"));
+    let zeros = dir.path().join("z.csv");
+    std::fs::write(&zeros, "timestamp,value\n1,0\n2,0\n").unwrap();
+    let out = backtest(&[
+        "scale",
+        "--input",
+        zeros.to_str().unwrap(),
+        "--policy",
+        "static",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no non-zero value"));
+    let out = backtest(&[
+        "scale",
+        "--input",
+        input.to_str().unwrap(),
+        "--policy",
+        "bogus",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}

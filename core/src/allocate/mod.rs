@@ -8,6 +8,8 @@ pub mod predictive;
 pub mod reactive;
 pub mod replay;
 pub mod risk;
+pub mod spot;
+pub mod suggestion;
 
 pub use budget::{Budget, BudgetOutcome, CapAction};
 pub use policy::{

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use headroom_core::forecast::{EngineConfig, Family, SeriesForecaster};
 
+use super::{threads, timed_parallel};
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct ForecastBench {
     /// Series the figures are reported for.
@@ -54,23 +56,6 @@ fn series(traces: &[Vec<f64>], i: usize, len: usize) -> Vec<f64> {
         .iter()
         .map(|v| v * scale)
         .collect()
-}
-
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// Runs `work` over `items` split across all cores; returns the wall time.
-fn timed_parallel<T: Send>(items: &mut [T], work: impl Fn(&mut T) + Sync) -> Duration {
-    let chunk = items.len().div_ceil(threads()).max(1);
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        for part in items.chunks_mut(chunk) {
-            let work = &work;
-            s.spawn(move || part.iter_mut().for_each(work));
-        }
-    });
-    started.elapsed()
 }
 
 pub fn run(args: ForecastBench) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! Headroom's background work: apalis workers whose queues live in the application
 //! database, and the ONNX runtime used by forecasting.
 
+pub mod allocate;
 pub mod forecast;
 pub mod housekeeping;
 pub mod inference;

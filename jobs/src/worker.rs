@@ -9,6 +9,7 @@ use apalis_sqlite::SqliteStorage;
 use headroom_store::{Backend, Db};
 use thiserror::Error;
 
+use crate::allocate::{self, AllocateJob};
 use crate::forecast::{self, ForecastJob};
 use crate::housekeeping::{self, Housekeeping};
 
@@ -29,12 +30,15 @@ pub struct WorkerSettings {
     pub shutdown_timeout: Duration,
     pub telemetry_retention: headroom_store::telemetry::Retention,
     pub forecast_schedule: cron::Schedule,
+    /// When the allocation controller ticks.
+    pub allocate_schedule: cron::Schedule,
     /// The global LSTM, when ONNX Runtime and the model are available.
     pub lstm: Option<std::sync::Arc<crate::lstm::LstmForecaster>>,
 }
 
 const HOUSEKEEPING_QUEUE: &str = "housekeeping";
 const FORECAST_QUEUE: &str = "forecast";
+const ALLOCATE_QUEUE: &str = "allocate";
 
 /// Runs every worker until `shutdown` resolves, then lets in-flight jobs finish
 /// (up to `shutdown_timeout`). Scheduled ticks are written to the job queue in the
@@ -56,6 +60,8 @@ pub async fn run_workers(
         lstm: settings.lstm.clone(),
     };
     let forecast_schedule = settings.forecast_schedule.clone();
+    let allocate_ctx = AllocateJob { db: db.clone() };
+    let allocate_schedule = settings.allocate_schedule.clone();
     let monitor = Monitor::new().shutdown_timeout(settings.shutdown_timeout);
     // Each schedule is piped into a queue in the application database, so a
     // tick survives a restart and is retried on error.
@@ -66,6 +72,7 @@ pub async fn run_workers(
                 SqliteStorage::new(&pool).with_config(apalis_sqlite::Config::default().queue(queue))
             };
             let forecast_storage = storage.clone();
+            let allocate_storage = storage.clone();
             monitor
                 .register(move |_restarts| {
                     WorkerBuilder::new("housekeeping")
@@ -86,6 +93,16 @@ pub async fn run_workers(
                         .retry(RetryPolicy::retries(2))
                         .data(forecast_ctx.clone())
                         .build(forecast::run)
+                })
+                .register(move |_restarts| {
+                    WorkerBuilder::new("allocate")
+                        .backend(
+                            CronScheduler::new(allocate_schedule.clone())
+                                .pipe_to(allocate_storage(ALLOCATE_QUEUE)),
+                        )
+                        .retry(RetryPolicy::retries(2))
+                        .data(allocate_ctx.clone())
+                        .build(allocate::run)
                 })
         }
         Backend::Postgres => {
@@ -95,6 +112,7 @@ pub async fn run_workers(
                     .with_config(apalis_postgres::Config::default().queue(queue))
             };
             let forecast_storage = storage.clone();
+            let allocate_storage = storage.clone();
             monitor
                 .register(move |_restarts| {
                     WorkerBuilder::new("housekeeping")
@@ -115,6 +133,16 @@ pub async fn run_workers(
                         .retry(RetryPolicy::retries(2))
                         .data(forecast_ctx.clone())
                         .build(forecast::run)
+                })
+                .register(move |_restarts| {
+                    WorkerBuilder::new("allocate")
+                        .backend(
+                            CronScheduler::new(allocate_schedule.clone())
+                                .pipe_to(allocate_storage(ALLOCATE_QUEUE)),
+                        )
+                        .retry(RetryPolicy::retries(2))
+                        .data(allocate_ctx.clone())
+                        .build(allocate::run)
                 })
         }
     };

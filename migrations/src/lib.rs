@@ -8,6 +8,7 @@ mod m20261125_000003_telemetry;
 mod m20261125_000004_forecasts;
 mod m20261125_000005_anomalies;
 mod m20261125_000006_forecast_inputs;
+mod m20261125_000007_allocation;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_forecasts::Migration),
             Box::new(m20261125_000005_anomalies::Migration),
             Box::new(m20261125_000006_forecast_inputs::Migration),
+            Box::new(m20261125_000007_allocation::Migration),
         ]
     }
 }

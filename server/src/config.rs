@@ -52,6 +52,8 @@ pub struct Config {
     pub housekeeping_schedule: cron::Schedule,
     /// When every active series is forecast (cron with seconds).
     pub forecast_schedule: cron::Schedule,
+    /// When the allocation controller ticks (cron with seconds).
+    pub allocate_schedule: cron::Schedule,
     /// Finished background jobs older than this are pruned.
     pub job_retention: Duration,
     /// How long in-flight requests and jobs get to finish after SIGTERM.
@@ -87,6 +89,7 @@ const KEYS: &[&str] = &[
     "log_format",
     "housekeeping_schedule",
     "forecast_schedule",
+    "allocate_schedule",
     "job_retention_hours",
     "shutdown_timeout_secs",
     "public_url",
@@ -195,6 +198,8 @@ impl Config {
         let housekeeping_schedule = schedule("housekeeping_schedule", "0 */10 * * * *")?;
         // Five minutes: the allocation horizon's step.
         let forecast_schedule = schedule("forecast_schedule", "30 */5 * * * *")?;
+        // After the forecasts of the same five minutes.
+        let allocate_schedule = schedule("allocate_schedule", "45 */5 * * * *")?;
         let job_retention = Duration::from_secs(3600 * positive(raw, "job_retention_hours", 168)?);
         let shutdown_timeout = Duration::from_secs(positive(raw, "shutdown_timeout_secs", 30)?);
         let public_url = match get("public_url") {
@@ -245,6 +250,7 @@ impl Config {
             log_format,
             housekeeping_schedule,
             forecast_schedule,
+            allocate_schedule,
             job_retention,
             shutdown_timeout,
             public_url,

@@ -87,6 +87,7 @@ pub fn worker_settings(config: &Config, lstm: Option<Arc<LstmForecaster>>) -> Wo
         lstm,
         housekeeping_schedule: config.housekeeping_schedule.clone(),
         forecast_schedule: config.forecast_schedule.clone(),
+        allocate_schedule: config.allocate_schedule.clone(),
         job_retention: config.job_retention,
         shutdown_timeout: config.shutdown_timeout,
         telemetry_retention: headroom_store::telemetry::Retention {

@@ -743,6 +743,15 @@ async fn tenants_never_see_each_other(backend: Backend) {
         .json()
         .await
         .unwrap();
+    // B controls that workload too.
+    let res = b
+        .put(
+            "/api/v1/workloads/beta-ledger/allocation",
+            json!({ "metric": "cpu", "units_per_instance": 100, "mode": "on",
+                    "min_instances": 1, "max_instances": 9 }),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     let other = Other {
         event_id: b_event["id"].as_str().unwrap().to_owned(),
         workload: "beta-ledger".into(),
@@ -777,6 +786,11 @@ async fn tenants_never_see_each_other(backend: Backend) {
                 ("patch", "/api/v1/admin/organizations/{id}") => (&other.org_id, 403),
                 ("get", "/api/v1/workloads/{workload}/forecast") => (&other.workload, 404),
                 ("delete", "/api/v1/external-events/{id}") => (&other.event_id, 404),
+                ("get", "/api/v1/workloads/{workload}/allocation") => (&other.workload, 404),
+                ("post", "/api/v1/workloads/{workload}/suggestions") => (&other.workload, 404),
+                // Settings are per organisation: A may name a workload like B's,
+                // so the probe body is invalid and must be refused as such.
+                ("put", "/api/v1/workloads/{workload}/allocation") => (&other.workload, 422),
                 _ => panic!(
                     "no tenant-isolation case for {} {path}: add one here",
                     method.to_uppercase()
@@ -785,6 +799,7 @@ async fn tenants_never_see_each_other(backend: Backend) {
             let url = path.replace("{id}", id).replace("{workload}", id);
             let body = match path.as_str() {
                 "/api/v1/members/{id}" => json!({ "role": "member" }),
+                "/api/v1/workloads/{workload}/suggestions" => json!({ "instances": 3 }),
                 _ => json!({ "priority": 1 }),
             };
             for (who, res) in [
@@ -808,7 +823,7 @@ async fn tenants_never_see_each_other(backend: Backend) {
             covered += 1;
         }
     }
-    assert_eq!(covered, 7, "all parameterised routes were exercised");
+    assert_eq!(covered, 10, "all parameterised routes were exercised");
 
     // Lists only ever hold the caller's own rows.
     for path in [
@@ -866,6 +881,7 @@ async fn request(
         }
         None => match method.as_str() {
             "PATCH" => browser.patch(url, body).await,
+            "PUT" => browser.put(url, body).await,
             "DELETE" => browser.delete(url).await,
             "POST" => browser.post(url, body).await,
             _ => browser.get(url).await,

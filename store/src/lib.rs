@@ -3,6 +3,7 @@
 //! [`Tenant`], so none can forget whose rows it reads.
 
 pub mod accounts;
+pub mod allocation;
 pub mod api_keys;
 pub mod audit;
 mod connect;

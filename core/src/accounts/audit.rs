@@ -16,6 +16,8 @@ pub enum AuditAction {
     RoleChanged,
     MemberRemoved,
     OrganizationUpdated,
+    AllocationSettingsChanged,
+    AllocationSuggested,
 }
 
 impl AuditAction {
@@ -34,6 +36,8 @@ impl AuditAction {
             Self::RoleChanged => "role_changed",
             Self::MemberRemoved => "member_removed",
             Self::OrganizationUpdated => "organization_updated",
+            Self::AllocationSettingsChanged => "allocation_settings_changed",
+            Self::AllocationSuggested => "allocation_suggested",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! `routes!`, so the document is the router's own list of routes.
 
 mod admin;
+mod allocation;
 mod api_keys;
 mod audit;
 mod auth;
@@ -37,6 +38,7 @@ use crate::http::AppState;
         (name = "api-keys", description = "Keys for programs"),
         (name = "ingest", description = "Telemetry, usage and behaviour intake; metric queries"),
         (name = "forecasts", description = "Forecasts with p10/p50/p90 intervals; anomalies; readiness"),
+        (name = "allocation", description = "Controller settings per workload, decision log, suggestions"),
         (name = "audit", description = "Security-relevant actions"),
         (name = "admin", description = "Platform administration (operator staff only)"),
     )
@@ -93,6 +95,12 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             forecast_inputs::put_workload_profile,
             forecast_inputs::list_workload_profiles
         ))
+        .routes(routes!(
+            allocation::put_allocation,
+            allocation::get_allocation
+        ))
+        .routes(routes!(allocation::list_decisions))
+        .routes(routes!(allocation::suggest))
         .routes(routes!(organization::list_members))
         .routes(routes!(
             organization::update_member,

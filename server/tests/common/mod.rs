@@ -298,6 +298,14 @@ impl Browser {
             .unwrap()
     }
 
+    pub async fn put(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.request(reqwest::Method::PUT, path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn patch(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
         self.request(reqwest::Method::PATCH, path)
             .json(&body)

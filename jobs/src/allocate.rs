@@ -1,0 +1,199 @@
+//! The allocation job: on each tick, every workload the controller acts for
+//! gets one decision from the allocation policy, made from its latest demand
+//! and allocation-horizon forecast, and logged with the inputs it saw. A
+//! retried tick decides nothing twice (one decision per workload and slot).
+//!
+//! Providers are not wired in yet: with mode `on` a change is logged with
+//! status `no_provider` and the fleet is left as it is.
+
+use apalis::prelude::{BoxDynError, Data};
+use apalis_cron::Tick;
+use headroom_core::allocate::{Bounds, ControllerState, Fleet, Inputs, Mode, PolicyConfig, decide};
+use headroom_core::forecast::{Horizon, Step};
+use headroom_store::allocation::{StoredDecision, StoredSettings};
+use headroom_store::{Db, Tenant};
+
+/// The controller's step: the allocation horizon's.
+pub const STEP_MS: i64 = 300_000;
+
+#[derive(Debug, Clone)]
+pub struct AllocateJob {
+    pub db: Db,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TickSummary {
+    pub workloads: usize,
+    /// Decisions logged this tick.
+    pub decided: usize,
+    /// Of which changed the fleet (or would have, in forecast-only mode).
+    pub changed: usize,
+    /// Already decided for this slot (a retried tick).
+    pub repeated: usize,
+}
+
+pub async fn run(tick: Tick, ctx: Data<AllocateJob>) -> Result<(), BoxDynError> {
+    let now_ms = i64::try_from(tick.get_timestamp())?.saturating_mul(1000);
+    let s = allocate_all(&ctx.db, now_ms).await?;
+    metrics::counter!("headroom_allocation_decisions_total").increment(s.decided as u64);
+    tracing::info!(
+        workloads = s.workloads,
+        decided = s.decided,
+        changed = s.changed,
+        repeated = s.repeated,
+        "allocation tick finished"
+    );
+    Ok(())
+}
+
+pub fn parse_mode(s: &str) -> Option<Mode> {
+    match s {
+        "off" => Some(Mode::Off),
+        "forecast_only" => Some(Mode::ForecastOnly),
+        "on" => Some(Mode::On),
+        _ => None,
+    }
+}
+
+/// As its API and log name (`snake_case`).
+pub fn label<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// One tick for every controlled workload as of `now_ms`.
+pub async fn allocate_all(db: &Db, now_ms: i64) -> Result<TickSummary, BoxDynError> {
+    let mut summary = TickSummary::default();
+    for (tenant, settings) in db.controlled_workloads().await? {
+        summary.workloads += 1;
+        match allocate_one(db, &tenant, &settings, now_ms).await {
+            Ok(Some(changed)) => {
+                summary.decided += 1;
+                summary.changed += usize::from(changed);
+            }
+            Ok(None) => summary.repeated += 1,
+            // One workload's bad data must not stop the others.
+            Err(e) => tracing::error!(
+                organization = tenant.id(),
+                workload = settings.workload,
+                error = %e,
+                "allocation decision failed"
+            ),
+        }
+    }
+    Ok(summary)
+}
+
+/// Forecast steps from the one that starts after `now_ms` on, in instance
+/// units, with the model version; empty when the forecast is stale.
+async fn forecast_from_now(
+    db: &Db,
+    tenant: &Tenant,
+    s: &StoredSettings,
+    now_ms: i64,
+) -> Result<(Vec<Step>, Option<String>), BoxDynError> {
+    let stored = db.latest_forecasts(tenant, &s.workload).await?;
+    let Some(f) = stored
+        .into_iter()
+        .find(|f| f.metric == s.metric && f.horizon == Horizon::Allocation.as_str())
+    else {
+        return Ok((Vec::new(), None));
+    };
+    let steps: Vec<Step> = serde_json::from_str(&f.steps_json)?;
+    let step_ms = f.step_secs.max(1) * 1000;
+    // Step h starts at origin + h × step, so the one in progress is h = elapsed
+    // and a scale-up lands in h = elapsed + 1 (index elapsed): the policy's h = 1.
+    let elapsed = usize::try_from((now_ms - f.origin_ms).max(0) / step_ms).unwrap_or(usize::MAX);
+    let per = s.units_per_instance;
+    let steps = steps
+        .into_iter()
+        .skip(elapsed)
+        .map(|st| Step::ordered(st.p10 / per, st.p50 / per, st.p90 / per))
+        .collect();
+    Ok((steps, Some(f.model_version)))
+}
+
+/// Returns whether the fleet changed, or `None` when this slot was decided.
+async fn allocate_one(
+    db: &Db,
+    tenant: &Tenant,
+    s: &StoredSettings,
+    now_ms: i64,
+) -> Result<Option<bool>, BoxDynError> {
+    let mode = parse_mode(&s.mode).ok_or_else(|| format!("unknown mode {:?}", s.mode))?;
+    let bounds = Bounds::new(
+        u32::try_from(s.min_instances)?,
+        u32::try_from(s.max_instances)?,
+    )?;
+    let cfg = PolicyConfig {
+        target: s.target,
+        ..PolicyConfig::default()
+    };
+    let mut state = match &s.state_json {
+        Some(j) => serde_json::from_str(j)?,
+        None => ControllerState::new(&cfg),
+    };
+    let observed = db
+        .recent_mean(tenant, &s.workload, &s.metric, now_ms - STEP_MS, now_ms)
+        .await?
+        .map(|v| v / s.units_per_instance);
+    let (forecast, version) = forecast_from_now(db, tenant, s, now_ms).await?;
+    let commanded = u32::try_from(s.commanded)?;
+    let decision = decide(
+        &cfg,
+        &mut state,
+        &Inputs {
+            observed,
+            forecast: &forecast,
+            readiness: None,
+            priority: s.priority,
+            // Without provider feedback the commanded fleet is taken as serving.
+            fleet: Fleet {
+                in_force: commanded,
+                commanded,
+            },
+            bounds,
+            budget: None,
+            mode,
+        },
+    );
+    let changed = decision.after != decision.before;
+    let (status, detail) = match (decision.execute, s.provider.as_str()) {
+        (false, _) => ("logged", None),
+        (true, "none") => (
+            "no_provider",
+            Some("no provider is configured for this workload: nothing was commanded".to_owned()),
+        ),
+        (true, other) => (
+            "failed",
+            Some(format!("provider {other:?} is not available in this build")),
+        ),
+    };
+    let row = StoredDecision {
+        id: headroom_store::new_id(),
+        workload: s.workload.clone(),
+        source: "controller".into(),
+        slot: now_ms.div_euclid(STEP_MS),
+        decided_ms: now_ms,
+        mode: s.mode.clone(),
+        before: i32::try_from(decision.before)?,
+        after: i32::try_from(decision.after)?,
+        warm: i32::try_from(decision.warm)?,
+        reason: label(&decision.reason),
+        limits_json: serde_json::to_string(&decision.limits)?,
+        observed: observed.map(|v| v * s.units_per_instance),
+        sized_for: decision.sized_for.map(|v| v * s.units_per_instance),
+        forecast_version: version,
+        status: status.into(),
+        command_id: headroom_store::new_id(),
+        detail,
+    };
+    let state_json = serde_json::to_string(&state)?;
+    // Nothing was commanded, so the fleet on record stays what it was.
+    let inserted = db
+        .record_decision(tenant, &row, Some(&state_json), s.commanded, None)
+        .await?;
+    Ok(inserted.then_some(changed))
+}

@@ -1,0 +1,437 @@
+//! Allocation settings per workload, the decision log, and suggestions from
+//! the customer's application.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use chrono::{DateTime, Utc};
+use headroom_core::accounts::{AuditAction, Scope};
+use headroom_core::allocate::suggestion::{SuggestionError, accept};
+use headroom_core::allocate::{Bounds, ControllerState};
+use headroom_core::telemetry::{validate_metric, validate_workload};
+use headroom_jobs::allocate::parse_mode;
+use headroom_store::allocation::{StoredDecision, StoredSettings};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::api::error::{ApiError, ApiJson, ApiQuery, ApiResult, ErrorBody};
+use crate::api::forecasts::instant;
+use crate::auth::Caller;
+use crate::http::AppState;
+
+/// Largest fleet a workload may be given.
+const MAX_INSTANCES: u32 = 100_000;
+/// Accepted suggestions per workload at most this often.
+const SUGGESTION_INTERVAL_SECS: i64 = 60;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllocationSettingsRequest {
+    /// The metric that measures the workload's demand (as sent to `/metrics`).
+    pub metric: String,
+    /// How much of that metric one instance serves at 100 % (e.g. 100 for
+    /// "100 requests/s per instance"; 100 for CPU % of one instance).
+    pub units_per_instance: f64,
+    /// `off`, `forecast_only` (decisions logged, nothing executed) or `on`.
+    pub mode: String,
+    pub min_instances: u32,
+    pub max_instances: u32,
+    /// Utilisation an instance may reach at the upper quantile of demand, (0, 1].
+    #[serde(default = "default_target")]
+    pub target: f64,
+    /// Priority of this workload's capacity (1 = normal), 0 to 100.
+    #[serde(default = "one")]
+    pub priority: f64,
+    /// Instances running now; on creation defaults to `min_instances`.
+    pub instances: Option<u32>,
+    /// `none` (decisions are logged, nothing is commanded). Provider adapters
+    /// (AWS Auto Scaling, Linux cgroups) are not available yet.
+    #[serde(default = "none")]
+    pub provider: String,
+    pub provider_ref: Option<String>,
+}
+
+fn default_target() -> f64 {
+    0.7
+}
+fn one() -> f64 {
+    1.0
+}
+fn none() -> String {
+    "none".to_owned()
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DecisionOut {
+    pub id: String,
+    pub workload: String,
+    /// `controller` (a scheduled tick) or `suggestion`.
+    pub source: String,
+    pub decided_at: DateTime<Utc>,
+    pub mode: String,
+    pub before: i32,
+    pub after: i32,
+    /// Warm (stopped, ready) instances wanted beside `after`.
+    pub warm: i32,
+    pub reason: String,
+    /// Limits that cut the decision short (bounds, budget, clamped suggestion).
+    #[schema(value_type = Vec<Object>)]
+    pub limits: serde_json::Value,
+    /// Demand measured over the last step, in the workload's metric.
+    pub observed: Option<f64>,
+    /// Demand the capacity was sized for (the upper quantile), same unit.
+    pub sized_for: Option<f64>,
+    pub forecast_version: Option<String>,
+    /// `logged`, `no_provider`, `pending`, `applied` or `failed`.
+    pub status: String,
+    pub command_id: String,
+    pub detail: Option<String>,
+}
+
+impl From<StoredDecision> for DecisionOut {
+    fn from(d: StoredDecision) -> Self {
+        Self {
+            id: d.id,
+            workload: d.workload,
+            source: d.source,
+            decided_at: instant(d.decided_ms),
+            mode: d.mode,
+            before: d.before,
+            after: d.after,
+            warm: d.warm,
+            reason: d.reason,
+            limits: serde_json::from_str(&d.limits_json).unwrap_or_default(),
+            observed: d.observed,
+            sized_for: d.sized_for,
+            forecast_version: d.forecast_version,
+            status: d.status,
+            command_id: d.command_id,
+            detail: d.detail,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AllocationOut {
+    pub workload: String,
+    pub metric: String,
+    pub units_per_instance: f64,
+    pub mode: String,
+    pub min_instances: i32,
+    pub max_instances: i32,
+    pub target: f64,
+    pub priority: f64,
+    pub provider: String,
+    pub provider_ref: Option<String>,
+    /// Instances commanded, as last known.
+    pub instances: i32,
+    /// Controller ticks scored against measured demand, and those that found
+    /// demand above the capacity in force.
+    pub ticks_scored: u64,
+    pub ticks_under_provisioned: u64,
+    pub updated_at: DateTime<Utc>,
+    pub last_decision: Option<DecisionOut>,
+}
+
+fn settings_out(s: StoredSettings, last: Option<StoredDecision>) -> AllocationOut {
+    let state: Option<ControllerState> = s
+        .state_json
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok());
+    AllocationOut {
+        workload: s.workload,
+        metric: s.metric,
+        units_per_instance: s.units_per_instance,
+        mode: s.mode,
+        min_instances: s.min_instances,
+        max_instances: s.max_instances,
+        target: s.target,
+        priority: s.priority,
+        provider: s.provider,
+        provider_ref: s.provider_ref,
+        instances: s.commanded,
+        ticks_scored: state.as_ref().map_or(0, |s| s.scored),
+        ticks_under_provisioned: state.as_ref().map_or(0, |s| s.misses),
+        updated_at: instant(s.updated_ms),
+        last_decision: last.map(Into::into),
+    }
+}
+
+fn unprocessable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::unprocessable(e.to_string())
+}
+
+/// Creates or changes how the controller treats a workload.
+#[utoipa::path(put, path = "/api/v1/workloads/{workload}/allocation", tag = "allocation",
+    params(("workload" = String, Path, description = "Workload name as sent with its metrics")),
+    request_body = AllocationSettingsRequest,
+    security(("api_key" = ["write"]), ("session" = [])),
+    responses((status = 200, body = AllocationOut), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn put_allocation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workload): Path<String>,
+    ApiJson(req): ApiJson<AllocationSettingsRequest>,
+) -> ApiResult<Json<AllocationOut>> {
+    caller.require_scope(Scope::Write)?;
+    validate_workload(&workload).map_err(unprocessable)?;
+    validate_metric(&req.metric).map_err(unprocessable)?;
+    if parse_mode(&req.mode).is_none() {
+        return Err(unprocessable(format!(
+            "mode {:?} is not one of: off, forecast_only, on",
+            req.mode
+        )));
+    }
+    let bounds = Bounds::new(req.min_instances, req.max_instances).map_err(unprocessable)?;
+    if bounds.max > MAX_INSTANCES {
+        return Err(unprocessable(format!(
+            "max_instances may be at most {MAX_INSTANCES}"
+        )));
+    }
+    if !(req.units_per_instance.is_finite() && req.units_per_instance > 0.0) {
+        return Err(unprocessable(
+            "units_per_instance must be a positive number",
+        ));
+    }
+    if !(req.target.is_finite() && req.target > 0.0 && req.target <= 1.0) {
+        return Err(unprocessable("target must be in (0, 1]"));
+    }
+    if !(req.priority.is_finite() && (0.0..=100.0).contains(&req.priority)) {
+        return Err(unprocessable("priority must be between 0 and 100"));
+    }
+    if req.provider != "none" {
+        return Err(unprocessable(format!(
+            "provider {:?} is not available: only \"none\" (decisions are logged, nothing is commanded)",
+            req.provider
+        )));
+    }
+    if let Some(n) = req.instances
+        && n > MAX_INSTANCES
+    {
+        return Err(unprocessable(format!(
+            "instances may be at most {MAX_INSTANCES}"
+        )));
+    }
+    let existing = state
+        .db
+        .allocation_settings(&caller.tenant, &workload)
+        .await?;
+    let commanded = match (req.instances, &existing) {
+        (Some(n), _) => Some(n as i32),
+        (None, None) => Some(bounds.min as i32),
+        (None, Some(_)) => None,
+    };
+    let stored = StoredSettings {
+        workload: workload.clone(),
+        metric: req.metric,
+        units_per_instance: req.units_per_instance,
+        mode: req.mode,
+        min_instances: bounds.min as i32,
+        max_instances: bounds.max as i32,
+        target: req.target,
+        priority: req.priority,
+        provider: req.provider,
+        provider_ref: req.provider_ref,
+        commanded: commanded.unwrap_or_default(),
+        state_json: None,
+        last_suggestion_ms: None,
+        updated_ms: Utc::now().timestamp_millis(),
+    };
+    state
+        .db
+        .upsert_allocation_settings(&caller.tenant, &stored, commanded)
+        .await?;
+    let details = json!({
+        "metric": stored.metric, "mode": stored.mode, "min_instances": stored.min_instances,
+        "max_instances": stored.max_instances, "target": stored.target,
+        "priority": stored.priority, "instances": commanded,
+    });
+    state
+        .db
+        .audit(
+            &caller.actor(),
+            AuditAction::AllocationSettingsChanged,
+            Some(&workload),
+            Some(details),
+        )
+        .await?;
+    get_one(&state, &caller, &workload).await.map(Json)
+}
+
+async fn get_one(state: &AppState, caller: &Caller, workload: &str) -> ApiResult<AllocationOut> {
+    let settings = state
+        .db
+        .allocation_settings(&caller.tenant, workload)
+        .await?
+        .ok_or_else(|| ApiError::not_found("workload allocation"))?;
+    let last = state
+        .db
+        .allocation_decisions(&caller.tenant, Some(workload), 1)
+        .await?
+        .into_iter()
+        .next();
+    Ok(settings_out(settings, last))
+}
+
+/// A workload's allocation settings, fleet, measured outcomes and last decision.
+#[utoipa::path(get, path = "/api/v1/workloads/{workload}/allocation", tag = "allocation",
+    params(("workload" = String, Path, description = "Workload name")),
+    security(("api_key" = ["read"]), ("session" = [])),
+    responses((status = 200, body = AllocationOut), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn get_allocation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workload): Path<String>,
+) -> ApiResult<Json<AllocationOut>> {
+    caller.require_scope(Scope::Read)?;
+    get_one(&state, &caller, &workload).await.map(Json)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DecisionQuery {
+    /// Only this workload.
+    pub workload: Option<String>,
+    /// At most this many, newest first (default 100, at most 1000).
+    pub limit: Option<u64>,
+}
+
+/// The decision log, newest first: every decision with what it saw and why.
+#[utoipa::path(get, path = "/api/v1/allocation-decisions", tag = "allocation",
+    params(DecisionQuery),
+    security(("api_key" = ["read"]), ("session" = [])),
+    responses((status = 200, body = Vec<DecisionOut>), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn list_decisions(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<DecisionQuery>,
+) -> ApiResult<Json<Vec<DecisionOut>>> {
+    caller.require_scope(Scope::Read)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(unprocessable("limit must be between 1 and 1000"));
+    }
+    let rows = state
+        .db
+        .allocation_decisions(&caller.tenant, q.workload.as_deref(), limit)
+        .await?;
+    Ok(Json(rows.into_iter().map(Into::into).collect()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestionRequest {
+    /// Instances the application would like.
+    pub instances: u32,
+    /// Why, in a few words (kept in the decision log), at most 200 characters.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// The application suggests a fleet size: taken within the workload's bounds,
+/// at most doubling or halving, once a minute; logged and audited.
+#[utoipa::path(post, path = "/api/v1/workloads/{workload}/suggestions", tag = "allocation",
+    params(("workload" = String, Path, description = "Workload name")),
+    request_body = SuggestionRequest,
+    security(("api_key" = ["write"]), ("session" = [])),
+    responses((status = 200, body = DecisionOut), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn suggest(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workload): Path<String>,
+    ApiJson(req): ApiJson<SuggestionRequest>,
+) -> ApiResult<Json<DecisionOut>> {
+    caller.require_scope(Scope::Write)?;
+    if req.reason.chars().count() > 200 {
+        return Err(unprocessable("reason may be at most 200 characters"));
+    }
+    let settings = state
+        .db
+        .allocation_settings(&caller.tenant, &workload)
+        .await?
+        .ok_or_else(|| ApiError::not_found("workload allocation"))?;
+    if settings.mode == "off" {
+        return Err(ApiError::conflict(format!(
+            "allocation is off for workload {workload:?}: suggestions are not taken"
+        )));
+    }
+    let bounds = Bounds::new(
+        settings.min_instances.max(0) as u32,
+        settings.max_instances.max(0) as u32,
+    )
+    .map_err(ApiError::internal)?;
+    let before = settings.commanded.max(0) as u32;
+    let now = Utc::now();
+    let accepted = accept(
+        bounds,
+        before,
+        req.instances,
+        settings.last_suggestion_ms.map(|ms| ms / 1000),
+        now.timestamp(),
+        SUGGESTION_INTERVAL_SECS,
+    )
+    .map_err(|e| match e {
+        SuggestionError::TooSoon { retry_after, .. } => {
+            ApiError::rate_limited(std::time::Duration::from_secs(retry_after.max(1) as u64))
+        }
+    })?;
+    let execute = settings.mode == "on" && accepted.after != before;
+    let (status, detail) = if execute {
+        (
+            "no_provider",
+            Some("no provider is configured for this workload: nothing was commanded".to_owned()),
+        )
+    } else {
+        ("logged", None)
+    };
+    let now_ms = now.timestamp_millis();
+    let row = StoredDecision {
+        id: headroom_store::new_id(),
+        workload: workload.clone(),
+        source: "suggestion".into(),
+        slot: now_ms,
+        decided_ms: now_ms,
+        mode: settings.mode.clone(),
+        before: before as i32,
+        after: accepted.after as i32,
+        warm: 0,
+        reason: "suggested".into(),
+        limits_json: if accepted.clamped {
+            r#"["clamped"]"#.into()
+        } else {
+            "[]".into()
+        },
+        observed: None,
+        sized_for: None,
+        forecast_version: None,
+        status: status.into(),
+        command_id: headroom_store::new_id(),
+        detail: Some(match detail {
+            Some(d) if !req.reason.is_empty() => format!("{}; {d}", req.reason),
+            Some(d) => d,
+            None => req.reason.clone(),
+        })
+        .filter(|d| !d.is_empty()),
+    };
+    state
+        .db
+        .record_decision(&caller.tenant, &row, None, settings.commanded, Some(now_ms))
+        .await?;
+    state
+        .db
+        .audit(
+            &caller.actor(),
+            AuditAction::AllocationSuggested,
+            Some(&workload),
+            Some(
+                json!({ "instances": req.instances, "accepted": accepted.after,
+                "clamped": accepted.clamped, "reason": req.reason }),
+            ),
+        )
+        .await?;
+    Ok(Json(row.into()))
+}

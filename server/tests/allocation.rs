@@ -1,0 +1,329 @@
+//! The allocation controller end to end, on SQLite and PostgreSQL: settings
+//! over HTTP, the scheduled controller tick, the decision log, suggestions,
+//! clear errors, tenant scoping.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Backend, Browser, Options, TestApp, expect_error};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn key_for(app: &TestApp, org: &str) -> (Browser, String) {
+    let mut owner = Browser::new(app);
+    owner
+        .signup(
+            org,
+            &format!("owner@{}.example", org.to_lowercase()),
+            PASSWORD,
+        )
+        .await;
+    let key: Value = owner
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "ops", "scopes": ["ingest", "read", "write"] }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    (owner, key["secret"].as_str().unwrap().to_owned())
+}
+
+async fn send(
+    app: &TestApp,
+    key: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut req = app.http.request(method, app.url(path)).bearer_auth(key);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().await.unwrap()
+}
+
+fn settings(mode: &str) -> Value {
+    json!({
+        "metric": "cpu", "units_per_instance": 100.0, "mode": mode,
+        "min_instances": 1, "max_instances": 50, "instances": 2
+    })
+}
+
+async fn controller_decides_and_logs(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(
+        backend,
+        Options {
+            with_worker: true,
+            env: vec![("HEADROOM_ALLOCATE_SCHEDULE", "* * * * * *".to_owned())],
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let (owner, key) = key_for(&app, "Acme").await;
+    use reqwest::Method as M;
+
+    // Bad settings are refused with the reason.
+    for (body, needle) in [
+        (
+            json!({ "metric": "cpu", "units_per_instance": 100.0, "mode": "on",
+                "min_instances": 5, "max_instances": 2 }),
+            "impossible",
+        ),
+        (
+            json!({ "metric": "cpu", "units_per_instance": 100.0, "mode": "auto",
+                "min_instances": 1, "max_instances": 2 }),
+            "mode",
+        ),
+        (
+            json!({ "metric": "cpu", "units_per_instance": 0.0, "mode": "on",
+                "min_instances": 1, "max_instances": 2 }),
+            "units_per_instance",
+        ),
+        (
+            json!({ "metric": "cpu", "units_per_instance": 1.0, "mode": "on",
+                "min_instances": 1, "max_instances": 2, "provider": "aws_asg" }),
+            "provider",
+        ),
+    ] {
+        let res = send(
+            &app,
+            &key,
+            M::PUT,
+            "/api/v1/workloads/web-1/allocation",
+            Some(body),
+        )
+        .await;
+        let msg = expect_error(res, 422).await;
+        assert!(msg.contains(needle), "{msg}");
+    }
+    let msg = expect_error(
+        send(
+            &app,
+            &key,
+            M::GET,
+            "/api/v1/workloads/web-1/allocation",
+            None,
+        )
+        .await,
+        404,
+    )
+    .await;
+    assert!(msg.contains("allocation"), "{msg}");
+
+    // Demand: 450 % CPU, i.e. 4.5 instances' worth, over the last 20 minutes.
+    let now_s = chrono::Utc::now().timestamp();
+    let points: Vec<Value> = (0..20)
+        .map(|i| json!({ "workload": "web-1", "metric": "cpu", "timestamp": now_s - i * 60, "value": 450.0 }))
+        .collect();
+    let res = send(&app, &key, M::POST, "/api/v1/metrics", Some(json!(points))).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+
+    let res = send(
+        &app,
+        &key,
+        M::PUT,
+        "/api/v1/workloads/web-1/allocation",
+        Some(settings("forecast_only")),
+    )
+    .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let s: Value = res.json().await.unwrap();
+    assert_eq!(
+        (s["instances"].as_i64(), s["mode"].as_str()),
+        (Some(2), Some("forecast_only"))
+    );
+
+    // The controller ticks every second here; wait for its decision.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let decisions: Vec<Value> = loop {
+        let res = send(
+            &app,
+            &key,
+            M::GET,
+            "/api/v1/allocation-decisions?workload=web-1",
+            None,
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+        let d: Vec<Value> = res.json().await.unwrap();
+        if !d.is_empty() {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "no decision within a minute");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let d = &decisions[0];
+    assert_eq!(d["source"], "controller");
+    assert_eq!(d["mode"], "forecast_only");
+    assert_eq!(d["before"], 2);
+    // 4.5 instances of demand at 70 % utilisation, no calibrated forecast yet.
+    assert_eq!(d["after"], 7, "{d}");
+    assert_eq!(d["reason"], "reactive", "{d}");
+    assert_eq!(d["status"], "logged", "forecast-only executes nothing: {d}");
+    assert!(
+        (d["observed"].as_f64().unwrap() - 450.0).abs() < 1e-9,
+        "{d}"
+    );
+
+    // Ticks keep coming every second, but a slot is decided once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let all: Vec<Value> = send(&app, &key, M::GET, "/api/v1/allocation-decisions", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut slots: Vec<i64> = all
+        .iter()
+        .filter(|d| d["source"] == "controller")
+        .map(|d| {
+            chrono::DateTime::parse_from_rfc3339(d["decided_at"].as_str().unwrap())
+                .unwrap()
+                .timestamp()
+                .div_euclid(300)
+        })
+        .collect();
+    let n = slots.len();
+    slots.dedup();
+    assert_eq!(slots.len(), n, "two decisions in one slot: {all:?}");
+
+    // The fleet on record is unchanged (forecast-only); the outcome is measured.
+    let s: Value = send(
+        &app,
+        &key,
+        M::GET,
+        "/api/v1/workloads/web-1/allocation",
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(s["instances"], 2, "{s}");
+    assert!(s["ticks_scored"].as_u64().unwrap() >= 1, "{s}");
+    assert_eq!(
+        s["ticks_scored"], s["ticks_under_provisioned"],
+        "4.5 > 2 every tick: {s}"
+    );
+    assert_eq!(s["last_decision"]["source"], "controller");
+
+    // A suggestion: clamped to a doubling, logged, then rate-limited.
+    let res = send(
+        &app,
+        &key,
+        M::POST,
+        "/api/v1/workloads/web-1/suggestions",
+        Some(json!({ "instances": 100, "reason": "launch at noon" })),
+    )
+    .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let d: Value = res.json().await.unwrap();
+    assert_eq!(
+        (d["before"].as_i64(), d["after"].as_i64()),
+        (Some(2), Some(4)),
+        "{d}"
+    );
+    assert_eq!(d["limits"], json!(["clamped"]));
+    assert_eq!(d["reason"], "suggested");
+    assert_eq!(d["detail"], "launch at noon");
+    let res = send(
+        &app,
+        &key,
+        M::POST,
+        "/api/v1/workloads/web-1/suggestions",
+        Some(json!({ "instances": 3 })),
+    )
+    .await;
+    assert!(res.headers().contains_key("retry-after"));
+    expect_error(res, 429).await;
+    for (path, body, status) in [
+        (
+            "/api/v1/workloads/db-1/suggestions",
+            json!({ "instances": 3 }),
+            404,
+        ),
+        (
+            "/api/v1/workloads/web-1/suggestions",
+            json!({ "instances": -1 }),
+            422,
+        ),
+        (
+            "/api/v1/workloads/web-1/suggestions",
+            json!({ "count": 3 }),
+            422,
+        ),
+    ] {
+        expect_error(send(&app, &key, M::POST, path, Some(body)).await, status).await;
+    }
+    // Off: suggestions are refused.
+    let res = send(
+        &app,
+        &key,
+        M::PUT,
+        "/api/v1/workloads/batch-1/allocation",
+        Some(settings("off")),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let msg = expect_error(
+        send(
+            &app,
+            &key,
+            M::POST,
+            "/api/v1/workloads/batch-1/suggestions",
+            Some(json!({ "instances": 3 })),
+        )
+        .await,
+        409,
+    )
+    .await;
+    assert!(msg.contains("off"), "{msg}");
+
+    // Settings changes and suggestions are audited.
+    let audit: Value = owner.get("/api/v1/audit").await.json().await.unwrap();
+    let text = audit.to_string();
+    assert!(
+        text.contains("allocation_settings_changed") && text.contains("allocation_suggested"),
+        "{text}"
+    );
+
+    // Another organisation sees none of it.
+    let (_, other) = key_for(&app, "Globex").await;
+    expect_error(
+        send(
+            &app,
+            &other,
+            M::GET,
+            "/api/v1/workloads/web-1/allocation",
+            None,
+        )
+        .await,
+        404,
+    )
+    .await;
+    let theirs: Vec<Value> = send(&app, &other, M::GET, "/api/v1/allocation-decisions", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(theirs.is_empty());
+    expect_error(
+        send(
+            &app,
+            &other,
+            M::POST,
+            "/api/v1/workloads/web-1/suggestions",
+            Some(json!({ "instances": 3 })),
+        )
+        .await,
+        404,
+    )
+    .await;
+}
+
+both_backends!(controller, controller_decides_and_logs);

@@ -1,0 +1,345 @@
+//! Allocation settings, the controller's state per workload, and the
+//! decision log.
+
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait, Value};
+
+use crate::{Db, StoreError, Tenant};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSettings {
+    pub workload: String,
+    pub metric: String,
+    pub units_per_instance: f64,
+    pub mode: String,
+    pub min_instances: i32,
+    pub max_instances: i32,
+    pub target: f64,
+    pub priority: f64,
+    pub provider: String,
+    pub provider_ref: Option<String>,
+    pub commanded: i32,
+    /// The controller's state as JSON.
+    pub state_json: Option<String>,
+    pub last_suggestion_ms: Option<i64>,
+    pub updated_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDecision {
+    pub id: String,
+    pub workload: String,
+    pub source: String,
+    pub slot: i64,
+    pub decided_ms: i64,
+    pub mode: String,
+    pub before: i32,
+    pub after: i32,
+    pub warm: i32,
+    pub reason: String,
+    pub limits_json: String,
+    pub observed: Option<f64>,
+    pub sized_for: Option<f64>,
+    pub forecast_version: Option<String>,
+    pub status: String,
+    pub command_id: String,
+    pub detail: Option<String>,
+}
+
+fn ph(backend: DbBackend, n: usize) -> String {
+    if backend == DbBackend::Postgres {
+        format!("${n}")
+    } else {
+        "?".to_owned()
+    }
+}
+
+fn list(backend: DbBackend, from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| ph(backend, i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+const SETTINGS_COLUMNS: &str = "workload, metric, units_per_instance, mode, min_instances, \
+    max_instances, target, priority, provider, provider_ref, commanded, state, \
+    last_suggestion_at, updated_at";
+
+fn settings_from_row(r: &sea_orm::QueryResult) -> Result<StoredSettings, StoreError> {
+    Ok(StoredSettings {
+        workload: r.try_get_by_index(0)?,
+        metric: r.try_get_by_index(1)?,
+        units_per_instance: r.try_get_by_index(2)?,
+        mode: r.try_get_by_index(3)?,
+        min_instances: r.try_get_by_index(4)?,
+        max_instances: r.try_get_by_index(5)?,
+        target: r.try_get_by_index(6)?,
+        priority: r.try_get_by_index(7)?,
+        provider: r.try_get_by_index(8)?,
+        provider_ref: r.try_get_by_index(9)?,
+        commanded: r.try_get_by_index(10)?,
+        state_json: r.try_get_by_index(11)?,
+        last_suggestion_ms: r.try_get_by_index(12)?,
+        updated_ms: r.try_get_by_index(13)?,
+    })
+}
+
+const DECISION_COLUMNS: &str = "id, workload, source, slot, decided_at, mode, before_instances, \
+    after_instances, warm, reason, limits, observed, sized_for, forecast_version, status, \
+    command_id, detail";
+
+fn decision_from_row(r: &sea_orm::QueryResult) -> Result<StoredDecision, StoreError> {
+    Ok(StoredDecision {
+        id: r.try_get_by_index(0)?,
+        workload: r.try_get_by_index(1)?,
+        source: r.try_get_by_index(2)?,
+        slot: r.try_get_by_index(3)?,
+        decided_ms: r.try_get_by_index(4)?,
+        mode: r.try_get_by_index(5)?,
+        before: r.try_get_by_index(6)?,
+        after: r.try_get_by_index(7)?,
+        warm: r.try_get_by_index(8)?,
+        reason: r.try_get_by_index(9)?,
+        limits_json: r.try_get_by_index(10)?,
+        observed: r.try_get_by_index(11)?,
+        sized_for: r.try_get_by_index(12)?,
+        forecast_version: r.try_get_by_index(13)?,
+        status: r.try_get_by_index(14)?,
+        command_id: r.try_get_by_index(15)?,
+        detail: r.try_get_by_index(16)?,
+    })
+}
+
+impl Db {
+    /// Creates or updates a workload's settings. The learnt state is kept; the
+    /// commanded fleet is replaced only when `commanded` is given.
+    pub async fn upsert_allocation_settings(
+        &self,
+        tenant: &Tenant,
+        s: &StoredSettings,
+        commanded: Option<i32>,
+    ) -> Result<(), StoreError> {
+        let backend = self.conn().get_database_backend();
+        let fleet_update = if commanded.is_some() {
+            ", commanded = excluded.commanded"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "INSERT INTO allocation_settings (organization_id, {SETTINGS_COLUMNS}) VALUES ({}) \
+             ON CONFLICT (organization_id, workload) DO UPDATE SET metric = excluded.metric, \
+             units_per_instance = excluded.units_per_instance, mode = excluded.mode, \
+             min_instances = excluded.min_instances, max_instances = excluded.max_instances, \
+             target = excluded.target, priority = excluded.priority, provider = excluded.provider, \
+             provider_ref = excluded.provider_ref, updated_at = excluded.updated_at{fleet_update}",
+            list(backend, 1, 15)
+        );
+        let values: Vec<Value> = vec![
+            tenant.id().into(),
+            s.workload.clone().into(),
+            s.metric.clone().into(),
+            s.units_per_instance.into(),
+            s.mode.clone().into(),
+            s.min_instances.into(),
+            s.max_instances.into(),
+            s.target.into(),
+            s.priority.into(),
+            s.provider.clone().into(),
+            s.provider_ref.clone().into(),
+            commanded.unwrap_or(s.commanded).into(),
+            s.state_json.clone().into(),
+            s.last_suggestion_ms.into(),
+            s.updated_ms.into(),
+        ];
+        self.conn()
+            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn allocation_settings(
+        &self,
+        tenant: &Tenant,
+        workload: &str,
+    ) -> Result<Option<StoredSettings>, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let sql = format!(
+            "SELECT {SETTINGS_COLUMNS} FROM allocation_settings \
+             WHERE organization_id = {} AND workload = {}",
+            ph(backend, 1),
+            ph(backend, 2)
+        );
+        let row = self
+            .conn()
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                vec![tenant.id().into(), workload.into()],
+            ))
+            .await?;
+        row.as_ref().map(settings_from_row).transpose()
+    }
+
+    /// Every workload the controller acts for (mode not `off`), in every
+    /// organisation, each with its tenant.
+    pub async fn controlled_workloads(&self) -> Result<Vec<(Tenant, StoredSettings)>, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let sql = format!(
+            "SELECT {SETTINGS_COLUMNS}, organization_id FROM allocation_settings \
+             WHERE mode <> 'off' ORDER BY organization_id, workload"
+        );
+        let rows = self
+            .conn()
+            .query_all_raw(Statement::from_string(backend, sql))
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    Tenant::new(r.try_get_by_index::<String>(14)?),
+                    settings_from_row(r)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Logs a decision and, in the same transaction, stores the state and fleet
+    /// it leaves. A decision for a slot already decided (a retried tick, a
+    /// replayed suggestion) changes nothing; returns whether it was new.
+    pub async fn record_decision(
+        &self,
+        tenant: &Tenant,
+        d: &StoredDecision,
+        state_json: Option<&str>,
+        commanded: i32,
+        suggestion_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let tx = self.conn().begin().await?;
+        let sql = format!(
+            "INSERT INTO allocation_decisions (organization_id, {DECISION_COLUMNS}) VALUES ({}) \
+             ON CONFLICT (organization_id, workload, source, slot) DO NOTHING",
+            list(backend, 1, 18)
+        );
+        let values: Vec<Value> = vec![
+            tenant.id().into(),
+            d.id.clone().into(),
+            d.workload.clone().into(),
+            d.source.clone().into(),
+            d.slot.into(),
+            d.decided_ms.into(),
+            d.mode.clone().into(),
+            d.before.into(),
+            d.after.into(),
+            d.warm.into(),
+            d.reason.clone().into(),
+            d.limits_json.clone().into(),
+            d.observed.into(),
+            d.sized_for.into(),
+            d.forecast_version.clone().into(),
+            d.status.clone().into(),
+            d.command_id.clone().into(),
+            d.detail.clone().into(),
+        ];
+        let inserted = tx
+            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?
+            .rows_affected()
+            == 1;
+        if inserted {
+            let sql = format!(
+                "UPDATE allocation_settings SET state = COALESCE({}, state), commanded = {}, \
+                 last_suggestion_at = COALESCE({}, last_suggestion_at) \
+                 WHERE organization_id = {} AND workload = {}",
+                ph(backend, 1),
+                ph(backend, 2),
+                ph(backend, 3),
+                ph(backend, 4),
+                ph(backend, 5)
+            );
+            tx.execute_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                vec![
+                    state_json.map(str::to_owned).into(),
+                    commanded.into(),
+                    suggestion_at.into(),
+                    tenant.id().into(),
+                    d.workload.clone().into(),
+                ],
+            ))
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Decisions, newest first.
+    pub async fn allocation_decisions(
+        &self,
+        tenant: &Tenant,
+        workload: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<StoredDecision>, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let mut values: Vec<Value> = vec![tenant.id().into()];
+        let mut sql = format!(
+            "SELECT {DECISION_COLUMNS} FROM allocation_decisions WHERE organization_id = {}",
+            ph(backend, 1)
+        );
+        if let Some(w) = workload {
+            sql += &format!(" AND workload = {}", ph(backend, 2));
+            values.push(w.into());
+        }
+        sql += &format!(
+            " ORDER BY decided_at DESC, id DESC LIMIT {}",
+            limit.min(1000)
+        );
+        let rows = self
+            .conn()
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        rows.iter().map(decision_from_row).collect()
+    }
+
+    /// Mean of a series over `[from_ms, to_ms)` from its minute rollups.
+    pub async fn recent_mean(
+        &self,
+        tenant: &Tenant,
+        workload: &str,
+        metric: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Option<f64>, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let sql = format!(
+            "SELECT SUM(sum), CAST(SUM(count) AS BIGINT) FROM metric_rollups WHERE organization_id = {} \
+             AND workload = {} AND metric = {} AND resolution = 60 AND bucket_start >= {} \
+             AND bucket_start < {}",
+            ph(backend, 1),
+            ph(backend, 2),
+            ph(backend, 3),
+            ph(backend, 4),
+            ph(backend, 5)
+        );
+        let row = self
+            .conn()
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                vec![
+                    tenant.id().into(),
+                    workload.into(),
+                    metric.into(),
+                    from_ms.into(),
+                    to_ms.into(),
+                ],
+            ))
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let sum: Option<f64> = r.try_get_by_index(0)?;
+        let count: Option<i64> = r.try_get_by_index(1)?;
+        Ok(match (sum, count) {
+            (Some(s), Some(c)) if c > 0 => Some(s / c as f64),
+            _ => None,
+        })
+    }
+}

@@ -34,15 +34,20 @@ pub struct PolicyConfig {
     pub target: f64,
     /// Ticks between commanding an instance and it serving.
     pub delay_steps: usize,
-    /// Share of ticks allowed to find demand above the upper quantile: the
-    /// quantile level is `1 - miss_rate`.
+    /// With `miss_cost` unset: share of ticks allowed to find demand above the
+    /// upper quantile (the quantile level is `1 - miss_rate`).
     pub miss_rate: f64,
+    /// When set, capacity is sized by expected cost instead of a fixed
+    /// quantile: an under-provisioned tick is worth this many instance-ticks
+    /// (times the workload's priority).
+    pub miss_cost: Option<f64>,
     /// Outcomes kept per demand level, and needed before a level is trusted.
     pub risk_window: usize,
     pub risk_min_samples: usize,
-    /// Consecutive ticks that must want less before capacity is released
-    /// (hysteresis).
-    pub down_after: u32,
+    /// Hysteresis: capacity is released only down to the most wanted over
+    /// this many ticks (this one included): 2 at 5-minute ticks is the
+    /// Kubernetes HPA's 300 s scale-down stabilisation.
+    pub down_window: usize,
     /// Warm (stopped, ready) instances at most this share of the fleet.
     pub warm_share: f64,
     /// Readiness score from which capacity is pre-allocated, and the instance
@@ -57,9 +62,10 @@ impl Default for PolicyConfig {
             target: 0.7,
             delay_steps: 1,
             miss_rate: 0.05,
+            miss_cost: Some(1000.0),
             risk_window: 256,
             risk_min_samples: 20,
-            down_after: 2,
+            down_window: 2,
             warm_share: 0.25,
             readiness_threshold: 0.8,
             readiness_units: 1.0,
@@ -86,6 +92,12 @@ impl PolicyConfig {
         }
         if !(self.warm_share.is_finite() && self.warm_share >= 0.0) {
             return Err(PolicyError::Range("warm_share", "[0, ∞)"));
+        }
+        if self.miss_cost.is_some_and(|m| !(m.is_finite() && m > 0.0)) {
+            return Err(PolicyError::Range("miss_cost", "(0, ∞)"));
+        }
+        if self.down_window == 0 {
+            return Err(PolicyError::Range("down_window", "1 or more"));
         }
         Ok(())
     }
@@ -115,8 +127,8 @@ impl Bounds {
 /// What the controller remembers per workload between ticks.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ControllerState {
-    /// Consecutive ticks that wanted less than the fleet has.
-    pub below: u32,
+    /// Capacity wanted at the last ticks, newest last (the hysteresis window).
+    recent: VecDeque<u32>,
     pub risk: GrowthRisk,
     /// Median forecasts for the arrival step made at the last ticks, oldest
     /// first; each is scored when its step comes.
@@ -129,7 +141,7 @@ pub struct ControllerState {
 impl ControllerState {
     pub fn new(cfg: &PolicyConfig) -> Self {
         Self {
-            below: 0,
+            recent: VecDeque::new(),
             risk: GrowthRisk::new(cfg.risk_window, cfg.risk_min_samples),
             pending: VecDeque::new(),
             scored: 0,
@@ -239,7 +251,12 @@ pub fn decide(cfg: &PolicyConfig, state: &mut ControllerState, inp: &Inputs) -> 
     state.pending.push_back(base);
 
     let level = 1.0 - cfg.miss_rate;
-    let sized_for = base.and_then(|b| state.risk.upper(b, level));
+    let sized_for = base.and_then(|b| match cfg.miss_cost {
+        Some(m) => state
+            .risk
+            .economic(b, m * inp.priority.max(0.0), cfg.target),
+        None => state.risk.upper(b, level),
+    });
     let (mut want, mut reason) = match (sized_for, inp.observed) {
         (Some(u), _) => (instances_for(u / cfg.target), Reason::ForecastAbove),
         (None, Some(d)) => (instances_for(d / cfg.target), Reason::Reactive),
@@ -261,33 +278,40 @@ pub fn decide(cfg: &PolicyConfig, state: &mut ControllerState, inp: &Inputs) -> 
         }
     }
 
+    let window = cfg.down_window.max(1);
+    state.recent.push_back(want);
+    while state.recent.len() > window {
+        state.recent.pop_front();
+    }
     let mut after = if want > before {
-        state.below = 0;
         want
     } else if want == before {
-        state.below = 0;
         reason = Reason::Steady;
         before
     } else {
-        // A cut applies at once, so it still serves what was just measured.
-        let cut = want.max(inp.observed.map_or(0, instances_for));
-        state.below += 1;
+        // Down only to the most wanted over the window (a young window counts
+        // the fleet as wanted), and at least what was just measured, since a
+        // cut applies at once.
+        let young = state.recent.len() < window;
+        let cut = state
+            .recent
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(want)
+            .max(if young { before } else { 0 })
+            .max(inp.observed.map_or(0, instances_for));
         // Confident: the forecast's level has a measured margin. (The
         // forecast's own p10–p90 is additive and, on bursty series, wide in
         // calm periods too; gating on it kept burst capacity for hours.)
         let confident = base.is_some_and(|b| state.risk.calibrated_at(b));
         if cut >= before {
-            state.below = 0;
-            reason = Reason::Steady;
-            before
-        } else if state.below < cfg.down_after {
             reason = Reason::HoldHysteresis;
             before
         } else if !confident {
             reason = Reason::HoldUncertain;
             before
         } else {
-            state.below = 0;
             reason = Reason::ScaleDown;
             cut
         }
@@ -412,7 +436,7 @@ mod tests {
 
     #[test]
     fn scale_down_waits_for_hysteresis_and_a_confident_level() {
-        let cfg = PolicyConfig::default(); // down_after = 2
+        let cfg = PolicyConfig::default(); // down_window = 2
         let mut st = calibrated(&cfg, 7.0);
         let low = [step(7.0)];
         let d = decide(&cfg, &mut st, &inputs(7.0, &low, 20));
@@ -431,17 +455,49 @@ mod tests {
     }
 
     #[test]
-    fn a_tick_wanting_as_much_resets_the_hysteresis() {
-        let cfg = PolicyConfig::default();
+    fn capacity_comes_down_only_to_the_most_wanted_in_the_window() {
+        // The 95th percentile ignores the one ×2 outcome the high tick records.
+        let cfg = PolicyConfig {
+            miss_cost: None,
+            ..PolicyConfig::default()
+        };
         let mut st = calibrated(&cfg, 7.0);
-        decide(&cfg, &mut st, &inputs(7.0, &[step(7.0)], 20));
-        assert_eq!(st.below, 1);
-        st.risk.record(14.0, 14.0);
         for _ in 0..cfg.risk_min_samples {
             st.risk.record(14.0, 14.0);
         }
-        decide(&cfg, &mut st, &inputs(14.0, &[step(14.0)], 20));
-        assert_eq!(st.below, 0);
+        let (low, high) = ([step(7.0)], [step(14.0)]);
+        let d = decide(&cfg, &mut st, &inputs(7.0, &low, 20));
+        assert_eq!(d.reason, Reason::HoldHysteresis);
+        // Wants 20 again: steady, and it stays in the window...
+        let d = decide(&cfg, &mut st, &inputs(14.0, &high, 20));
+        assert_eq!((d.after, d.reason), (20, Reason::Steady));
+        // ...so the next low tick still holds, and the one after releases.
+        let d = decide(&cfg, &mut st, &inputs(7.0, &low, 20));
+        assert_eq!((d.after, d.reason), (20, Reason::HoldHysteresis));
+        let d = decide(&cfg, &mut st, &inputs(7.0, &low, 20));
+        assert_eq!((d.after, d.reason), (10, Reason::ScaleDown));
+    }
+
+    #[test]
+    fn expected_cost_covers_a_cheap_tail_and_leaves_an_expensive_one() {
+        let cfg = PolicyConfig {
+            miss_cost: Some(200.0),
+            target: 1.0,
+            ..PolicyConfig::default()
+        };
+        let mut st = ControllerState::new(&cfg);
+        // At both levels one outcome in ten doubled.
+        for i in 0..40 {
+            let ratio = if i % 10 == 0 { 2.0 } else { 1.0 };
+            st.risk.record(9.0, 10.0 * ratio - 1.0);
+            st.risk.record(9_999.0, 10_000.0 * ratio - 1.0);
+        }
+        // At 10 instances, 10 more for a 10 % chance of a miss worth 200: covered.
+        let d = decide(&cfg, &mut st, &inputs(9.0, &[step(9.0)], 10));
+        assert_eq!(d.after, 19);
+        // At 10,000, 10,000 more for the same: left uncovered.
+        let d = decide(&cfg, &mut st, &inputs(9_999.0, &[step(9_999.0)], 9_000));
+        assert_eq!(d.after, 9_999);
     }
 
     #[test]

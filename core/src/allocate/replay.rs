@@ -165,9 +165,10 @@ pub fn instances_for(units: f64) -> u32 {
     if !units.is_finite() || units <= 0.0 {
         return 0;
     }
-    // Guards the float noise of e.g. 0.7 / 0.7 * 3 = 3.0000000000000004.
+    // Guards float noise (0.7 / 0.7 * 3 = 3.0000000000000004, and margins
+    // kept as f32): a millionth of an instance is not another instance.
     let r = units.round();
-    if (units - r).abs() < 1e-9 {
+    if (units - r).abs() < 1e-6 * units.max(1.0) {
         return r.min(f64::from(u32::MAX)) as u32;
     }
     units.ceil().min(f64::from(u32::MAX)) as u32

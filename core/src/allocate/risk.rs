@@ -73,6 +73,35 @@ impl GrowthRisk {
         Some((forecast.max(0.0) + 1.0) * f64::from(sorted[idx]).exp() - 1.0)
     }
 
+    /// The demand to size for that minimises expected cost: instances paid
+    /// for (`sized / target`) plus `miss_cost` instance-steps times the chance
+    /// demand exceeds it, over this level's outcomes. Where the level's tail
+    /// is wide (a burst that may go ×10), covering it costs more than the miss
+    /// and the tail is left uncovered; where it is narrow, it is covered.
+    pub fn economic(&self, forecast: f64, miss_cost: f64, target: f64) -> Option<f64> {
+        let b = Self::bin(forecast);
+        let window = self
+            .bins
+            .iter()
+            .find(|(k, _)| *k == b)
+            .map(|(_, w)| w)
+            .filter(|w| w.len() >= self.min_samples)?;
+        let mut sorted: Vec<f32> = window.iter().copied().collect();
+        sorted.sort_by(f32::total_cmp);
+        let n = sorted.len() as f64;
+        let base = forecast.max(0.0) + 1.0;
+        let mut best: Option<(f64, f64)> = None;
+        for (i, r) in sorted.iter().enumerate() {
+            let demand = (base * f64::from(*r).exp() - 1.0).max(0.0);
+            let above = (sorted.len() - 1 - i) as f64 / n;
+            let cost = demand / target + miss_cost * above;
+            if best.is_none_or(|(c, _)| cost < c) {
+                best = Some((cost, demand));
+            }
+        }
+        best.map(|(_, d)| d)
+    }
+
     /// Whether the forecast's level has enough outcomes for a margin.
     pub fn calibrated_at(&self, forecast: f64) -> bool {
         let b = Self::bin(forecast);

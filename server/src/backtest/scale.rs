@@ -33,10 +33,19 @@ pub struct ScaleArgs {
     /// instance units.
     #[arg(long, default_value_t = 10.0)]
     pub median_units: f64,
-    /// `predictive`: share of rows allowed above the upper quantile (the
-    /// quantile level is 1 − this).
+    /// `predictive`: what an under-provisioned row is worth, in instance-rows;
+    /// capacity is sized to minimise instances plus expected misses. 0 sizes
+    /// at a fixed quantile instead (see --miss-rate).
+    #[arg(long, default_value_t = PolicyConfig::default().miss_cost.unwrap_or(0.0))]
+    pub miss_cost: f64,
+    /// `predictive` with `--miss-cost 0`: share of rows allowed above the upper
+    /// quantile (the quantile level is 1 − this).
     #[arg(long, default_value_t = PolicyConfig::default().miss_rate)]
     pub miss_rate: f64,
+    /// `predictive`: capacity comes down only to the most wanted over this many
+    /// rows (2 at 5-minute rows is the HPA's 300 s stabilisation).
+    #[arg(long, default_value_t = PolicyConfig::default().down_window)]
+    pub down_window: usize,
     /// `reactive`: the scale-down stabilisation window (Kubernetes' default).
     #[arg(long, default_value_t = 300)]
     pub stabilisation_secs: u64,
@@ -76,6 +85,8 @@ pub fn run(args: &ScaleArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 target: args.target,
                 delay_steps: args.delay_steps,
                 miss_rate: args.miss_rate,
+                miss_cost: (args.miss_cost > 0.0).then_some(args.miss_cost),
+                down_window: args.down_window,
                 ..PolicyConfig::default()
             };
             cfg.validate()?;

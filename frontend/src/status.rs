@@ -14,7 +14,9 @@ pub struct SystemStatus {
     pub checked_at: String,
 }
 
-#[server(prefix = "/rpc")]
+// A fixed endpoint: the default one hashes the source path, so a bundle built
+// from another checkout would call a route this server does not have.
+#[server(prefix = "/rpc", endpoint = "get_status")]
 pub async fn get_status() -> Result<SystemStatus, ServerFnError> {
     use chrono::{SecondsFormat, Utc};
     use headroom_store::Db;

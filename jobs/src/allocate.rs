@@ -3,8 +3,12 @@
 //! and allocation-horizon forecast, and logged with the inputs it saw. A
 //! retried tick decides nothing twice (one decision per workload and slot).
 //!
-//! Providers are not wired in yet: with mode `on` a change is logged with
-//! status `no_provider` and the fleet is left as it is.
+//! A decision to change the fleet is logged as `pending` before its command is
+//! sent, then marked `applied` or `failed`, so an outage never loses one.
+//! Providers: `cgroup` (CPU quota, one instance = one core, on this machine)
+//! and `none` (logged with status `no_provider`, nothing commanded). Before
+//! deciding, the cgroup in force is compared with the fleet on record and
+//! repaired if it drifted.
 
 use apalis::prelude::{BoxDynError, Data};
 use apalis_cron::Tick;
@@ -13,12 +17,19 @@ use headroom_core::forecast::{Horizon, Step};
 use headroom_store::allocation::{StoredDecision, StoredSettings};
 use headroom_store::{Db, Tenant};
 
+use crate::providers::cgroup::Cgroups;
+
 /// The controller's step: the allocation horizon's.
 pub const STEP_MS: i64 = 300_000;
+
+/// CPU cores one instance stands for with the cgroup provider.
+pub const CORES_PER_INSTANCE: f64 = 1.0;
 
 #[derive(Debug, Clone)]
 pub struct AllocateJob {
     pub db: Db,
+    /// The cgroup provider, when configured (or why it cannot be used).
+    pub cgroups: Option<Result<Cgroups, String>>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +45,7 @@ pub struct TickSummary {
 
 pub async fn run(tick: Tick, ctx: Data<AllocateJob>) -> Result<(), BoxDynError> {
     let now_ms = i64::try_from(tick.get_timestamp())?.saturating_mul(1000);
-    let s = allocate_all(&ctx.db, now_ms).await?;
+    let s = allocate_all(&ctx.db, ctx.cgroups.as_ref(), now_ms).await?;
     metrics::counter!("headroom_allocation_decisions_total").increment(s.decided as u64);
     tracing::info!(
         workloads = s.workloads,
@@ -64,11 +75,15 @@ pub fn label<T: serde::Serialize>(v: &T) -> String {
 }
 
 /// One tick for every controlled workload as of `now_ms`.
-pub async fn allocate_all(db: &Db, now_ms: i64) -> Result<TickSummary, BoxDynError> {
+pub async fn allocate_all(
+    db: &Db,
+    cgroups: Option<&Result<Cgroups, String>>,
+    now_ms: i64,
+) -> Result<TickSummary, BoxDynError> {
     let mut summary = TickSummary::default();
     for (tenant, settings) in db.controlled_workloads().await? {
         summary.workloads += 1;
-        match allocate_one(db, &tenant, &settings, now_ms).await {
+        match allocate_one(db, cgroups, &tenant, &settings, now_ms).await {
             Ok(Some(changed)) => {
                 summary.decided += 1;
                 summary.changed += usize::from(changed);
@@ -118,6 +133,7 @@ async fn forecast_from_now(
 /// Returns whether the fleet changed, or `None` when this slot was decided.
 async fn allocate_one(
     db: &Db,
+    cgroups: Option<&Result<Cgroups, String>>,
     tenant: &Tenant,
     s: &StoredSettings,
     now_ms: i64,
@@ -131,6 +147,10 @@ async fn allocate_one(
         target: s.target,
         ..PolicyConfig::default()
     };
+    let repaired = reconcile(cgroups, tenant, s);
+    if let Some(note) = &repaired {
+        tracing::warn!(organization = tenant.id(), workload = s.workload, "{note}");
+    }
     let mut state = match &s.state_json {
         Some(j) => serde_json::from_str(j)?,
         None => ControllerState::new(&cfg),
@@ -160,17 +180,17 @@ async fn allocate_one(
         },
     );
     let changed = decision.after != decision.before;
-    let (status, detail) = match (decision.execute, s.provider.as_str()) {
+    let (status, mut detail) = match (decision.execute, s.provider.as_str()) {
         (false, _) => ("logged", None),
         (true, "none") => (
             "no_provider",
             Some("no provider is configured for this workload: nothing was commanded".to_owned()),
         ),
-        (true, other) => (
-            "failed",
-            Some(format!("provider {other:?} is not available in this build")),
-        ),
+        (true, _) => ("pending", None),
     };
+    if let Some(note) = &repaired {
+        detail = Some(note.clone());
+    }
     let row = StoredDecision {
         id: headroom_store::new_id(),
         workload: s.workload.clone(),
@@ -191,9 +211,84 @@ async fn allocate_one(
         detail,
     };
     let state_json = serde_json::to_string(&state)?;
-    // Nothing was commanded, so the fleet on record stays what it was.
+    // Logged first (fleet unchanged): a retried tick finds it and sends nothing.
     let inserted = db
         .record_decision(tenant, &row, Some(&state_json), s.commanded, None)
         .await?;
-    Ok(inserted.then_some(changed))
+    if !inserted {
+        return Ok(None);
+    }
+    if status == "pending" {
+        let (status, detail, commanded) = match execute(cgroups, tenant, s, decision.after) {
+            Ok(()) => ("applied", None, row.after),
+            Err(e) => ("failed", Some(e), s.commanded),
+        };
+        db.finish_decision(
+            tenant,
+            &s.workload,
+            &row.id,
+            status,
+            detail.as_deref(),
+            commanded,
+        )
+        .await?;
+    }
+    Ok(Some(changed))
+}
+
+fn cgroup_provider(cgroups: Option<&Result<Cgroups, String>>) -> Result<&Cgroups, String> {
+    match cgroups {
+        Some(Ok(cg)) => Ok(cg),
+        Some(Err(e)) => Err(format!("the cgroup provider is unavailable: {e}")),
+        None => Err("the cgroup provider is not enabled on this server".to_owned()),
+    }
+}
+
+/// Sends the command for `instances` to the workload's provider.
+fn execute(
+    cgroups: Option<&Result<Cgroups, String>>,
+    tenant: &Tenant,
+    s: &StoredSettings,
+    instances: u32,
+) -> Result<(), String> {
+    match s.provider.as_str() {
+        "cgroup" => {
+            let cg = cgroup_provider(cgroups)?;
+            let group = s.provider_ref.as_deref().unwrap_or_default();
+            cg.set_cpu(
+                tenant.id(),
+                group,
+                f64::from(instances.max(1)) * CORES_PER_INSTANCE,
+            )
+            .map_err(|e| e.to_string())
+        }
+        other => Err(format!("provider {other:?} is not available in this build")),
+    }
+}
+
+/// Compares what the provider has in force with the fleet on record and
+/// re-applies the record when they differ; says what it repaired.
+fn reconcile(
+    cgroups: Option<&Result<Cgroups, String>>,
+    tenant: &Tenant,
+    s: &StoredSettings,
+) -> Option<String> {
+    if s.provider != "cgroup" || s.mode != "on" {
+        return None;
+    }
+    let cg = cgroup_provider(cgroups).ok()?;
+    let group = s.provider_ref.as_deref().unwrap_or_default();
+    let want = f64::from(s.commanded.max(1)) * CORES_PER_INSTANCE;
+    let found = match cg.in_force(tenant.id(), group) {
+        Ok(f) => f.cpu_cores,
+        Err(e) => return Some(format!("could not read the group in force: {e}")),
+    };
+    if found.is_some_and(|c| (c - want).abs() < 1e-6) {
+        return None;
+    }
+    let found = found.map_or("no limit".to_owned(), |c| format!("{c} cores"));
+    Some(match cg.set_cpu(tenant.id(), group, want) {
+        Ok(()) => format!("repaired drift: {found} in force, {want} cores on record re-applied"),
+        Err(e) => format!("drift ({found} in force, {want} on record) not repaired: {e}"),
+    })
 }

@@ -6,6 +6,7 @@ pub mod forecast;
 pub mod housekeeping;
 pub mod inference;
 pub mod lstm;
+pub mod providers;
 mod queue;
 mod worker;
 

@@ -32,6 +32,8 @@ pub struct WorkerSettings {
     pub forecast_schedule: cron::Schedule,
     /// When the allocation controller ticks.
     pub allocate_schedule: cron::Schedule,
+    /// The cgroup provider when configured (or why it cannot be used).
+    pub cgroups: Option<Result<crate::providers::cgroup::Cgroups, String>>,
     /// The global LSTM, when ONNX Runtime and the model are available.
     pub lstm: Option<std::sync::Arc<crate::lstm::LstmForecaster>>,
 }
@@ -60,7 +62,10 @@ pub async fn run_workers(
         lstm: settings.lstm.clone(),
     };
     let forecast_schedule = settings.forecast_schedule.clone();
-    let allocate_ctx = AllocateJob { db: db.clone() };
+    let allocate_ctx = AllocateJob {
+        db: db.clone(),
+        cgroups: settings.cgroups.clone(),
+    };
     let allocate_schedule = settings.allocate_schedule.clone();
     let monitor = Monitor::new().shutdown_timeout(settings.shutdown_timeout);
     // Each schedule is piped into a queue in the application database, so a

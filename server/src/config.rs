@@ -54,6 +54,11 @@ pub struct Config {
     pub forecast_schedule: cron::Schedule,
     /// When the allocation controller ticks (cron with seconds).
     pub allocate_schedule: cron::Schedule,
+    /// The cgroup mount (e.g. `/sys/fs/cgroup`) for the `cgroup` allocation
+    /// provider; unset, the provider is off. Groups live under
+    /// `<mount>/<cgroup_base>/<organisation>/<name>`.
+    pub cgroup_mount: Option<PathBuf>,
+    pub cgroup_base: String,
     /// Finished background jobs older than this are pruned.
     pub job_retention: Duration,
     /// How long in-flight requests and jobs get to finish after SIGTERM.
@@ -90,6 +95,8 @@ const KEYS: &[&str] = &[
     "housekeeping_schedule",
     "forecast_schedule",
     "allocate_schedule",
+    "cgroup_mount",
+    "cgroup_base",
     "job_retention_hours",
     "shutdown_timeout_secs",
     "public_url",
@@ -200,6 +207,9 @@ impl Config {
         let forecast_schedule = schedule("forecast_schedule", "30 */5 * * * *")?;
         // After the forecasts of the same five minutes.
         let allocate_schedule = schedule("allocate_schedule", "45 */5 * * * *")?;
+        let cgroup_mount = get("cgroup_mount").map(|(_, v)| PathBuf::from(v));
+        let cgroup_base =
+            get("cgroup_base").map_or_else(|| "headroom".to_owned(), |(_, v)| v.to_owned());
         let job_retention = Duration::from_secs(3600 * positive(raw, "job_retention_hours", 168)?);
         let shutdown_timeout = Duration::from_secs(positive(raw, "shutdown_timeout_secs", 30)?);
         let public_url = match get("public_url") {
@@ -251,6 +261,8 @@ impl Config {
             housekeeping_schedule,
             forecast_schedule,
             allocate_schedule,
+            cgroup_mount,
+            cgroup_base,
             job_retention,
             shutdown_timeout,
             public_url,

@@ -88,6 +88,10 @@ pub fn worker_settings(config: &Config, lstm: Option<Arc<LstmForecaster>>) -> Wo
         housekeeping_schedule: config.housekeeping_schedule.clone(),
         forecast_schedule: config.forecast_schedule.clone(),
         allocate_schedule: config.allocate_schedule.clone(),
+        cgroups: config.cgroup_mount.as_ref().map(|mount| {
+            headroom_jobs::providers::cgroup::Cgroups::detect(mount, &config.cgroup_base)
+                .map_err(|e| e.to_string())
+        }),
         job_retention: config.job_retention,
         shutdown_timeout: config.shutdown_timeout,
         telemetry_retention: headroom_store::telemetry::Retention {
@@ -152,6 +156,7 @@ impl Application {
             auth: Arc::new(auth),
             ingest: Arc::new(ingest),
             feed,
+            cgroup_provider: config.cgroup_mount.is_some(),
         };
         Ok(Self {
             listener,

@@ -327,3 +327,147 @@ async fn controller_decides_and_logs(backend: Backend) {
 }
 
 both_backends!(controller, controller_decides_and_logs);
+
+/// The cgroup provider end to end: a decision is applied as a CPU quota, and
+/// a quota changed behind Headroom's back is repaired by the next tick. Needs
+/// root and writable cgroups; elsewhere it says so loudly and checks nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cgroup_provider_applies_decisions_and_repairs_drift() {
+    use headroom_jobs::providers::cgroup::Cgroups;
+    use reqwest::Method as M;
+    let mount = std::path::Path::new("/sys/fs/cgroup");
+    let base = format!("headroom-it-{}", std::process::id());
+    let probe = Cgroups::detect(mount, &base)
+        .map_err(|e| e.to_string())
+        .and_then(|cg| {
+            cg.set_cpu("probe", "probe", 1.0)
+                .map_err(|e| e.to_string())?;
+            Ok(cg)
+        });
+    let cg = match probe {
+        Ok(cg) => cg,
+        Err(e) => {
+            eprintln!(
+                "\n*** SKIPPED cgroup_provider_applies_decisions_and_repairs_drift: cgroups are not writable here ({e}) ***\n"
+            );
+            return;
+        }
+    };
+    let cleanup = |org: Option<&str>| {
+        for (tenant, group) in [("probe", "probe"), (org.unwrap_or("probe"), "web")] {
+            let _ = cg.remove(tenant, group);
+            for controller in ["", "cpu", "memory", "blkio"] {
+                let root = mount.join(controller);
+                let _ = std::fs::remove_dir(root.join(&base).join(tenant));
+            }
+        }
+        for controller in ["", "cpu", "memory", "blkio"] {
+            let _ = std::fs::remove_dir(mount.join(controller).join(&base));
+        }
+    };
+    let Some(app) = TestApp::spawn_with(
+        Backend::Sqlite,
+        Options {
+            with_worker: true,
+            env: vec![
+                ("HEADROOM_ALLOCATE_SCHEDULE", "* * * * * *".to_owned()),
+                ("HEADROOM_CGROUP_MOUNT", "/sys/fs/cgroup".to_owned()),
+                ("HEADROOM_CGROUP_BASE", base.clone()),
+            ],
+        },
+    )
+    .await
+    else {
+        cleanup(None);
+        return;
+    };
+    let mut owner = Browser::new(&app);
+    let info = owner
+        .signup("Cgroup Co", "owner@cgroup.example", PASSWORD)
+        .await;
+    let org = info["organization"]["id"].as_str().unwrap().to_owned();
+    let key: Value = owner
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "ops", "scopes": ["ingest", "read", "write"] }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = key["secret"].as_str().unwrap().to_owned();
+    let now_s = chrono::Utc::now().timestamp();
+    let points: Vec<Value> = (0..20)
+        .map(|i| json!({ "workload": "web", "metric": "cpu", "timestamp": now_s - i * 60, "value": 250.0 }))
+        .collect();
+    let res = send(&app, &key, M::POST, "/api/v1/metrics", Some(json!(points))).await;
+    assert_eq!(res.status(), 200);
+    let mut body = settings("on");
+    body["provider"] = json!("cgroup");
+    body["provider_ref"] = json!("../escape");
+    let msg = expect_error(
+        send(
+            &app,
+            &key,
+            M::PUT,
+            "/api/v1/workloads/web/allocation",
+            Some(body.clone()),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert!(msg.contains("provider_ref"), "{msg}");
+    body["provider_ref"] = json!("web");
+    body["instances"] = json!(1);
+    let res = send(
+        &app,
+        &key,
+        M::PUT,
+        "/api/v1/workloads/web/allocation",
+        Some(body),
+    )
+    .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+
+    // 2.5 instances of demand at 70 %: 4 cores of quota, applied.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let d: Value = loop {
+        let list: Vec<Value> = send(&app, &key, M::GET, "/api/v1/allocation-decisions", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if let Some(d) = list.into_iter().find(|d| d["status"] != "pending") {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "no decision within a minute");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let in_force = cg.in_force(&org, "web").map(|f| f.cpu_cores);
+    let s: Value = send(&app, &key, M::GET, "/api/v1/workloads/web/allocation", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    // Someone changes the quota by hand; the controller puts it back.
+    cg.set_cpu(&org, "web", 1.0).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let repaired = loop {
+        let now = cg.in_force(&org, "web").unwrap().cpu_cores;
+        if now == Some(4.0) || Instant::now() > deadline {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    cleanup(Some(&org));
+    assert_eq!(
+        (d["status"].as_str(), d["after"].as_i64()),
+        (Some("applied"), Some(4)),
+        "{d}"
+    );
+    assert_eq!(in_force.unwrap(), Some(4.0));
+    assert_eq!(s["instances"], 4, "{s}");
+    assert_eq!(repaired, Some(4.0), "drift not repaired");
+}

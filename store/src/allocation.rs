@@ -343,3 +343,52 @@ impl Db {
         })
     }
 }
+
+impl Db {
+    /// Records how a logged decision's command ended, and the fleet it left.
+    pub async fn finish_decision(
+        &self,
+        tenant: &Tenant,
+        workload: &str,
+        id: &str,
+        status: &str,
+        detail: Option<&str>,
+        commanded: i32,
+    ) -> Result<(), StoreError> {
+        let backend = self.conn().get_database_backend();
+        let tx = self.conn().begin().await?;
+        let sql = format!(
+            "UPDATE allocation_decisions SET status = {}, detail = {} \
+             WHERE organization_id = {} AND id = {}",
+            ph(backend, 1),
+            ph(backend, 2),
+            ph(backend, 3),
+            ph(backend, 4)
+        );
+        tx.execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            vec![
+                status.into(),
+                detail.map(str::to_owned).into(),
+                tenant.id().into(),
+                id.into(),
+            ],
+        ))
+        .await?;
+        let sql = format!(
+            "UPDATE allocation_settings SET commanded = {} WHERE organization_id = {} AND workload = {}",
+            ph(backend, 1),
+            ph(backend, 2),
+            ph(backend, 3)
+        );
+        tx.execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            vec![commanded.into(), tenant.id().into(), workload.into()],
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

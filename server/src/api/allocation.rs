@@ -44,10 +44,13 @@ pub struct AllocationSettingsRequest {
     pub priority: f64,
     /// Instances running now; on creation defaults to `min_instances`.
     pub instances: Option<u32>,
-    /// `none` (decisions are logged, nothing is commanded). Provider adapters
-    /// (AWS Auto Scaling, Linux cgroups) are not available yet.
+    /// `none` (decisions are logged, nothing is commanded) or, where the
+    /// server enables it, `cgroup`: processes on the server's machine, one
+    /// instance = one CPU core of quota. (AWS is not available yet.)
     #[serde(default = "none")]
     pub provider: String,
+    /// With `cgroup`: the group's name (letters, digits, `-`, `_`, `.`); it
+    /// lives under the organisation's own directory.
     pub provider_ref: Option<String>,
 }
 
@@ -200,11 +203,23 @@ pub async fn put_allocation(
     if !(req.priority.is_finite() && (0.0..=100.0).contains(&req.priority)) {
         return Err(unprocessable("priority must be between 0 and 100"));
     }
-    if req.provider != "none" {
-        return Err(unprocessable(format!(
-            "provider {:?} is not available: only \"none\" (decisions are logged, nothing is commanded)",
-            req.provider
-        )));
+    match req.provider.as_str() {
+        "none" => {}
+        "cgroup" if state.cgroup_provider => {
+            let name = req.provider_ref.as_deref().unwrap_or_default();
+            headroom_jobs::providers::cgroup::check_name(name)
+                .map_err(|e| unprocessable(format!("provider_ref: {e}")))?;
+        }
+        "cgroup" => {
+            return Err(unprocessable(
+                "provider \"cgroup\" is not enabled on this server (HEADROOM_CGROUP_MOUNT)",
+            ));
+        }
+        other => {
+            return Err(unprocessable(format!(
+                "provider {other:?} is not available: \"none\" or, where enabled, \"cgroup\""
+            )));
+        }
     }
     if let Some(n) = req.instances
         && n > MAX_INSTANCES

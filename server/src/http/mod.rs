@@ -31,6 +31,8 @@ pub struct AppState {
     pub auth: Arc<AuthSettings>,
     pub ingest: Arc<IngestSettings>,
     pub feed: Feed,
+    /// Whether workloads may use the `cgroup` allocation provider.
+    pub cgroup_provider: bool,
 }
 
 /// Authentication policy, from the config.

@@ -17,10 +17,19 @@ use headroom_core::forecast::{Horizon, Step};
 use headroom_store::allocation::{StoredDecision, StoredSettings};
 use headroom_store::{Db, Tenant};
 
-use crate::providers::cgroup::Cgroups;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+
+use crate::providers::cgroup::{CgroupError, Cgroups};
 
 /// The controller's step: the allocation horizon's.
 pub const STEP_MS: i64 = 300_000;
+
+/// Retries of a failed provider command within one tick (the next tick
+/// decides again from the fleet on record).
+const COMMAND_RETRIES: usize = 3;
 
 /// CPU cores one instance stands for with the cgroup provider.
 pub const CORES_PER_INSTANCE: f64 = 1.0;
@@ -147,6 +156,24 @@ async fn allocate_one(
         target: s.target,
         ..PolicyConfig::default()
     };
+    // Finish what an interrupted tick started before deciding anew; the
+    // settings are read again since that may change the fleet on record.
+    let reread;
+    let s = if let Some(id) = redrive_pending(db, cgroups, tenant, s).await? {
+        tracing::warn!(
+            organization = tenant.id(),
+            workload = s.workload,
+            decision = id,
+            "finished a decision left pending"
+        );
+        reread = db
+            .allocation_settings(tenant, &s.workload)
+            .await?
+            .ok_or("the workload's settings disappeared")?;
+        &reread
+    } else {
+        s
+    };
     let repaired = reconcile(cgroups, tenant, s);
     if let Some(note) = &repaired {
         tracing::warn!(organization = tenant.id(), workload = s.workload, "{note}");
@@ -219,21 +246,80 @@ async fn allocate_one(
         return Ok(None);
     }
     if status == "pending" {
-        let (status, detail, commanded) = match execute(cgroups, tenant, s, decision.after) {
-            Ok(()) => ("applied", None, row.after),
-            Err(e) => ("failed", Some(e), s.commanded),
-        };
-        db.finish_decision(
-            tenant,
-            &s.workload,
-            &row.id,
-            status,
-            detail.as_deref(),
-            commanded,
-        )
-        .await?;
+        finish(db, cgroups, tenant, s, &row).await?;
     }
     Ok(Some(changed))
+}
+
+/// Sends a logged decision's command (retried with backoff) and records how
+/// it ended.
+async fn finish(
+    db: &Db,
+    cgroups: Option<&Result<Cgroups, String>>,
+    tenant: &Tenant,
+    s: &StoredSettings,
+    d: &StoredDecision,
+) -> Result<(), BoxDynError> {
+    let instances = u32::try_from(d.after)?;
+    let attempts = AtomicU32::new(0);
+    let sent = (|| async {
+        attempts.fetch_add(1, Ordering::Relaxed);
+        execute(cgroups, tenant, s, instances)
+    })
+    .retry(
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(5))
+            .with_max_times(COMMAND_RETRIES)
+            .with_jitter(),
+    )
+    // A provider that is missing or misconfigured will not heal in seconds.
+    .when(|e: &CommandError| e.transient)
+    .await;
+    let tries = attempts.load(Ordering::Relaxed);
+    let (status, detail, commanded) = match sent {
+        Ok(()) => ("applied", None, d.after),
+        Err(e) => (
+            "failed",
+            Some(format!(
+                "{} ({tries} attempt{})",
+                e.message,
+                if tries == 1 { "" } else { "s" }
+            )),
+            s.commanded,
+        ),
+    };
+    db.finish_decision(
+        tenant,
+        &s.workload,
+        &d.id,
+        status,
+        detail.as_deref(),
+        commanded,
+    )
+    .await?;
+    Ok(())
+}
+
+/// A decision left `pending` by a worker that stopped between logging it and
+/// finishing it is carried out now, unless a later decision superseded it.
+async fn redrive_pending(
+    db: &Db,
+    cgroups: Option<&Result<Cgroups, String>>,
+    tenant: &Tenant,
+    s: &StoredSettings,
+) -> Result<Option<String>, BoxDynError> {
+    let latest = db
+        .allocation_decisions(tenant, Some(&s.workload), 1)
+        .await?;
+    let Some(d) = latest.into_iter().next() else {
+        return Ok(None);
+    };
+    if d.status != "pending" {
+        return Ok(None);
+    }
+    finish(db, cgroups, tenant, s, &d).await?;
+    Ok(Some(d.id))
 }
 
 fn cgroup_provider(cgroups: Option<&Result<Cgroups, String>>) -> Result<&Cgroups, String> {
@@ -244,25 +330,41 @@ fn cgroup_provider(cgroups: Option<&Result<Cgroups, String>>) -> Result<&Cgroups
     }
 }
 
+/// Why a provider command failed, and whether trying again may help.
+#[derive(Debug)]
+struct CommandError {
+    message: String,
+    transient: bool,
+}
+
 /// Sends the command for `instances` to the workload's provider.
 fn execute(
     cgroups: Option<&Result<Cgroups, String>>,
     tenant: &Tenant,
     s: &StoredSettings,
     instances: u32,
-) -> Result<(), String> {
+) -> Result<(), CommandError> {
+    let permanent = |message| CommandError {
+        message,
+        transient: false,
+    };
     match s.provider.as_str() {
         "cgroup" => {
-            let cg = cgroup_provider(cgroups)?;
+            let cg = cgroup_provider(cgroups).map_err(permanent)?;
             let group = s.provider_ref.as_deref().unwrap_or_default();
             cg.set_cpu(
                 tenant.id(),
                 group,
                 f64::from(instances.max(1)) * CORES_PER_INSTANCE,
             )
-            .map_err(|e| e.to_string())
+            .map_err(|e| CommandError {
+                transient: matches!(e, CgroupError::Io { .. }),
+                message: e.to_string(),
+            })
         }
-        other => Err(format!("provider {other:?} is not available in this build")),
+        other => Err(permanent(format!(
+            "provider {other:?} is not available in this build"
+        ))),
     }
 }
 

@@ -471,3 +471,197 @@ async fn cgroup_provider_applies_decisions_and_repairs_drift() {
     assert_eq!(s["instances"], 4, "{s}");
     assert_eq!(repaired, Some(4.0), "drift not repaired");
 }
+
+/// A decision a stopped worker left `pending` is carried out by the next tick
+/// before it decides anew, and a provider that cannot be reached gives a
+/// recorded `failed` decision, not a lost one. The tick is called directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_decisions_are_finished_and_failures_recorded() {
+    use headroom_jobs::allocate::{STEP_MS, allocate_all};
+    use headroom_jobs::providers::cgroup::Cgroups;
+    use headroom_store::allocation::StoredDecision;
+    use reqwest::Method as M;
+    let mount = std::path::Path::new("/sys/fs/cgroup");
+    let base = format!("headroom-pd-{}", std::process::id());
+    let cg = match Cgroups::detect(mount, &base).and_then(|cg| {
+        cg.set_cpu("probe", "probe", 1.0)?;
+        Ok(cg)
+    }) {
+        Ok(cg) => cg,
+        Err(e) => {
+            eprintln!(
+                "\n*** SKIPPED pending_decisions_are_finished_and_failures_recorded: cgroups are not writable here ({e}) ***\n"
+            );
+            return;
+        }
+    };
+    let cleanup = |org: &str| {
+        for (tenant, group) in [("probe", "probe"), (org, "web")] {
+            let _ = cg.remove(tenant, group);
+            for controller in ["", "cpu", "memory", "blkio"] {
+                let _ = std::fs::remove_dir(mount.join(controller).join(&base).join(tenant));
+            }
+        }
+        for controller in ["", "cpu", "memory", "blkio"] {
+            let _ = std::fs::remove_dir(mount.join(controller).join(&base));
+        }
+    };
+    let Some(app) = TestApp::spawn_with(
+        Backend::Sqlite,
+        Options {
+            with_worker: false,
+            env: vec![("HEADROOM_CGROUP_MOUNT", "/sys/fs/cgroup".to_owned())],
+        },
+    )
+    .await
+    else {
+        cleanup("probe");
+        return;
+    };
+    let mut owner = Browser::new(&app);
+    let info = owner
+        .signup("Pending Co", "owner@pending.example", PASSWORD)
+        .await;
+    let org = info["organization"]["id"].as_str().unwrap().to_owned();
+    let tenant = headroom_store::Tenant::new(org.clone());
+    let key: Value = owner
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "ops", "scopes": ["ingest", "read", "write"] }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = key["secret"].as_str().unwrap().to_owned();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let points: Vec<Value> = (0..20)
+        .map(|i| json!({ "workload": "web", "metric": "cpu", "timestamp": now_ms / 1000 - i * 60, "value": 250.0 }))
+        .collect();
+    assert_eq!(
+        send(&app, &key, M::POST, "/api/v1/metrics", Some(json!(points)))
+            .await
+            .status(),
+        200
+    );
+    let mut body = settings("on");
+    body["provider"] = json!("cgroup");
+    body["provider_ref"] = json!("web");
+    body["instances"] = json!(1);
+    assert_eq!(
+        send(
+            &app,
+            &key,
+            M::PUT,
+            "/api/v1/workloads/web/allocation",
+            Some(body)
+        )
+        .await
+        .status(),
+        200
+    );
+
+    // A worker logged "go to 2" in the previous slot and stopped.
+    let stale = StoredDecision {
+        id: headroom_store::new_id(),
+        workload: "web".into(),
+        source: "controller".into(),
+        slot: now_ms.div_euclid(STEP_MS) - 2,
+        decided_ms: now_ms - 2 * STEP_MS,
+        mode: "on".into(),
+        before: 1,
+        after: 2,
+        warm: 0,
+        reason: "reactive".into(),
+        limits_json: "[]".into(),
+        observed: None,
+        sized_for: None,
+        forecast_version: None,
+        status: "pending".into(),
+        command_id: headroom_store::new_id(),
+        detail: None,
+    };
+    assert!(
+        app.db
+            .record_decision(&tenant, &stale, None, 1, None)
+            .await
+            .unwrap()
+    );
+
+    let provider = Ok(cg.clone());
+    // Ticks one slot back and now: both see demand in their last 5 minutes.
+    let summary = allocate_all(&app.db, Some(&provider), now_ms - STEP_MS)
+        .await
+        .unwrap();
+    assert_eq!(summary.decided, 1);
+    let list: Vec<Value> = send(&app, &key, M::GET, "/api/v1/allocation-decisions", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let old = list.iter().find(|d| d["id"] == stale.id.as_str()).unwrap();
+    let new = list.iter().find(|d| d["id"] != stale.id.as_str()).unwrap();
+    let in_force = cg.in_force(&org, "web").map(|f| f.cpu_cores);
+
+    // The provider goes away: the next slot's change is recorded as failed.
+    let gone: Result<Cgroups, String> = Err("mount gone".into());
+    let mut body = settings("on");
+    body["provider"] = json!("cgroup");
+    body["provider_ref"] = json!("web");
+    body["instances"] = json!(1);
+    assert_eq!(
+        send(
+            &app,
+            &key,
+            M::PUT,
+            "/api/v1/workloads/web/allocation",
+            Some(body)
+        )
+        .await
+        .status(),
+        200
+    );
+    allocate_all(&app.db, Some(&gone), now_ms).await.unwrap();
+    let after: Vec<Value> = send(
+        &app,
+        &key,
+        M::GET,
+        "/api/v1/allocation-decisions?limit=1",
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let s: Value = send(&app, &key, M::GET, "/api/v1/workloads/web/allocation", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    cleanup(&org);
+
+    assert_eq!(old["status"], "applied", "{old}");
+    assert_eq!(
+        (
+            new["before"].as_i64(),
+            new["after"].as_i64(),
+            new["status"].as_str()
+        ),
+        (Some(2), Some(4), Some("applied")),
+        "{new}"
+    );
+    assert_eq!(in_force.unwrap(), Some(4.0));
+    let failed = &after[0];
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["detail"]
+            .as_str()
+            .unwrap()
+            .contains("mount gone (1 attempt)"),
+        "{failed}"
+    );
+    assert_eq!(
+        s["instances"], 1,
+        "a failed command leaves the fleet on record: {s}"
+    );
+}

@@ -638,6 +638,30 @@ async fn pending_decisions_are_finished_and_failures_recorded() {
         .json()
         .await
         .unwrap();
+    // A suggestion with a provider waits for the next tick, which carries it out.
+    let res = send(
+        &app,
+        &key,
+        M::POST,
+        "/api/v1/workloads/web/suggestions",
+        Some(json!({ "instances": 2 })),
+    )
+    .await;
+    let suggested: Value = res.json().await.unwrap();
+    allocate_all(&app.db, Some(&provider), now_ms + STEP_MS)
+        .await
+        .unwrap();
+    let list: Vec<Value> = send(&app, &key, M::GET, "/api/v1/allocation-decisions", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let carried = list
+        .iter()
+        .find(|d| d["id"] == suggested["id"])
+        .cloned()
+        .unwrap();
+    let suggested_in_force = cg.in_force(&org, "web").map(|f| f.cpu_cores);
     cleanup(&org);
 
     assert_eq!(old["status"], "applied", "{old}");

@@ -346,7 +346,9 @@ pub struct SuggestionRequest {
 }
 
 /// The application suggests a fleet size: taken within the workload's bounds,
-/// at most doubling or halving, once a minute; logged and audited.
+/// at most doubling or halving, once a minute; logged and audited. With a
+/// provider and mode `on` it is `pending` until the controller's next tick
+/// carries it out (the controller then keeps deciding from its forecasts).
 #[utoipa::path(post, path = "/api/v1/workloads/{workload}/suggestions", tag = "allocation",
     params(("workload" = String, Path, description = "Workload name")),
     request_body = SuggestionRequest,
@@ -395,13 +397,18 @@ pub async fn suggest(
         }
     })?;
     let execute = settings.mode == "on" && accepted.after != before;
-    let (status, detail) = if execute {
-        (
+    // The provider is driven by the worker: it carries out a pending
+    // decision at its next tick, before deciding anew.
+    let (status, detail) = match (execute, settings.provider.as_str()) {
+        (false, _) => ("logged", None),
+        (true, "none") => (
             "no_provider",
             Some("no provider is configured for this workload: nothing was commanded".to_owned()),
-        )
-    } else {
-        ("logged", None)
+        ),
+        (true, _) => (
+            "pending",
+            Some("carried out at the controller's next tick".to_owned()),
+        ),
     };
     let now_ms = now.timestamp_millis();
     let row = StoredDecision {

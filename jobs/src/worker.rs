@@ -69,86 +69,59 @@ pub async fn run_workers(
     let allocate_schedule = settings.allocate_schedule.clone();
     let monitor = Monitor::new().shutdown_timeout(settings.shutdown_timeout);
     // Each schedule is piped into a queue in the application database, so a
-    // tick survives a restart and is retried on error.
+    // tick survives a restart and is retried on error. A macro rather than a
+    // function: the SQLite and PostgreSQL storages are different types whose
+    // common bounds in apalis' builder are impractical to spell out.
+    macro_rules! register_all {
+        ($storage:expr) => {{
+            let storage = $storage;
+            let (forecast_storage, allocate_storage) = (storage.clone(), storage.clone());
+            monitor
+                .register(move |_restarts| {
+                    WorkerBuilder::new("housekeeping")
+                        .backend(
+                            CronScheduler::new(schedule.clone())
+                                .pipe_to(storage(HOUSEKEEPING_QUEUE)),
+                        )
+                        .retry(RetryPolicy::retries(3))
+                        .data(ctx.clone())
+                        .build(housekeeping::run)
+                })
+                .register(move |_restarts| {
+                    WorkerBuilder::new("forecast")
+                        .backend(
+                            CronScheduler::new(forecast_schedule.clone())
+                                .pipe_to(forecast_storage(FORECAST_QUEUE)),
+                        )
+                        .retry(RetryPolicy::retries(2))
+                        .data(forecast_ctx.clone())
+                        .build(forecast::run)
+                })
+                .register(move |_restarts| {
+                    WorkerBuilder::new("allocate")
+                        .backend(
+                            CronScheduler::new(allocate_schedule.clone())
+                                .pipe_to(allocate_storage(ALLOCATE_QUEUE)),
+                        )
+                        .retry(RetryPolicy::retries(2))
+                        .data(allocate_ctx.clone())
+                        .build(allocate::run)
+                })
+        }};
+    }
     let monitor = match db.backend() {
         Backend::Sqlite => {
             let pool = db.sqlite_pool().expect("sqlite pool").clone();
-            let storage = move |queue: &str| {
+            register_all!(move |queue: &str| {
                 SqliteStorage::new(&pool).with_config(apalis_sqlite::Config::default().queue(queue))
-            };
-            let forecast_storage = storage.clone();
-            let allocate_storage = storage.clone();
-            monitor
-                .register(move |_restarts| {
-                    WorkerBuilder::new("housekeeping")
-                        .backend(
-                            CronScheduler::new(schedule.clone())
-                                .pipe_to(storage(HOUSEKEEPING_QUEUE)),
-                        )
-                        .retry(RetryPolicy::retries(3))
-                        .data(ctx.clone())
-                        .build(housekeeping::run)
-                })
-                .register(move |_restarts| {
-                    WorkerBuilder::new("forecast")
-                        .backend(
-                            CronScheduler::new(forecast_schedule.clone())
-                                .pipe_to(forecast_storage(FORECAST_QUEUE)),
-                        )
-                        .retry(RetryPolicy::retries(2))
-                        .data(forecast_ctx.clone())
-                        .build(forecast::run)
-                })
-                .register(move |_restarts| {
-                    WorkerBuilder::new("allocate")
-                        .backend(
-                            CronScheduler::new(allocate_schedule.clone())
-                                .pipe_to(allocate_storage(ALLOCATE_QUEUE)),
-                        )
-                        .retry(RetryPolicy::retries(2))
-                        .data(allocate_ctx.clone())
-                        .build(allocate::run)
-                })
+            })
         }
         Backend::Postgres => {
             let pool = db.postgres_pool().expect("postgres pool").clone();
-            let storage = move |queue: &str| {
+            register_all!(move |queue: &str| {
                 PostgresStorage::new(&pool)
                     .with_config(apalis_postgres::Config::default().queue(queue))
-            };
-            let forecast_storage = storage.clone();
-            let allocate_storage = storage.clone();
-            monitor
-                .register(move |_restarts| {
-                    WorkerBuilder::new("housekeeping")
-                        .backend(
-                            CronScheduler::new(schedule.clone())
-                                .pipe_to(storage(HOUSEKEEPING_QUEUE)),
-                        )
-                        .retry(RetryPolicy::retries(3))
-                        .data(ctx.clone())
-                        .build(housekeeping::run)
-                })
-                .register(move |_restarts| {
-                    WorkerBuilder::new("forecast")
-                        .backend(
-                            CronScheduler::new(forecast_schedule.clone())
-                                .pipe_to(forecast_storage(FORECAST_QUEUE)),
-                        )
-                        .retry(RetryPolicy::retries(2))
-                        .data(forecast_ctx.clone())
-                        .build(forecast::run)
-                })
-                .register(move |_restarts| {
-                    WorkerBuilder::new("allocate")
-                        .backend(
-                            CronScheduler::new(allocate_schedule.clone())
-                                .pipe_to(allocate_storage(ALLOCATE_QUEUE)),
-                        )
-                        .retry(RetryPolicy::retries(2))
-                        .data(allocate_ctx.clone())
-                        .build(allocate::run)
-                })
+            })
         }
     };
     monitor

@@ -688,4 +688,7 @@ async fn pending_decisions_are_finished_and_failures_recorded() {
         s["instances"], 1,
         "a failed command leaves the fleet on record: {s}"
     );
+    assert_eq!(suggested["status"], "pending", "{suggested}");
+    assert_eq!(carried["status"], "applied", "{carried}");
+    assert_eq!(suggested_in_force.unwrap(), Some(2.0));
 }

@@ -53,6 +53,15 @@ fn settings(mode: &str) -> Value {
     })
 }
 
+/// Settings under the cgroup provider for `group`: mode on, one instance.
+fn cgroup_settings(group: &str) -> Value {
+    let mut body = settings("on");
+    body["provider"] = json!("cgroup");
+    body["provider_ref"] = json!(group);
+    body["instances"] = json!(1);
+    body
+}
+
 async fn controller_decides_and_logs(backend: Backend) {
     let Some(app) = TestApp::spawn_with(
         backend,
@@ -402,9 +411,7 @@ async fn cgroup_provider_applies_decisions_and_repairs_drift() {
         .collect();
     let res = send(&app, &key, M::POST, "/api/v1/metrics", Some(json!(points))).await;
     assert_eq!(res.status(), 200);
-    let mut body = settings("on");
-    body["provider"] = json!("cgroup");
-    body["provider_ref"] = json!("../escape");
+    let mut body = cgroup_settings("../escape");
     let msg = expect_error(
         send(
             &app,
@@ -419,7 +426,6 @@ async fn cgroup_provider_applies_decisions_and_repairs_drift() {
     .await;
     assert!(msg.contains("provider_ref"), "{msg}");
     body["provider_ref"] = json!("web");
-    body["instances"] = json!(1);
     let res = send(
         &app,
         &key,
@@ -544,10 +550,7 @@ async fn pending_decisions_are_finished_and_failures_recorded() {
             .status(),
         200
     );
-    let mut body = settings("on");
-    body["provider"] = json!("cgroup");
-    body["provider_ref"] = json!("web");
-    body["instances"] = json!(1);
+    let body = cgroup_settings("web");
     assert_eq!(
         send(
             &app,
@@ -605,10 +608,7 @@ async fn pending_decisions_are_finished_and_failures_recorded() {
 
     // The provider goes away: the next slot's change is recorded as failed.
     let gone: Result<Cgroups, String> = Err("mount gone".into());
-    let mut body = settings("on");
-    body["provider"] = json!("cgroup");
-    body["provider_ref"] = json!("web");
-    body["instances"] = json!(1);
+    let body = cgroup_settings("web");
     assert_eq!(
         send(
             &app,

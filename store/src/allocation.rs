@@ -1,8 +1,9 @@
 //! Allocation settings, the controller's state per workload, and the
 //! decision log.
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, Statement, TransactionTrait, Value};
 
+use crate::sql::{placeholder as ph, placeholders};
 use crate::{Db, StoreError, Tenant};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,21 +44,6 @@ pub struct StoredDecision {
     pub status: String,
     pub command_id: String,
     pub detail: Option<String>,
-}
-
-fn ph(backend: DbBackend, n: usize) -> String {
-    if backend == DbBackend::Postgres {
-        format!("${n}")
-    } else {
-        "?".to_owned()
-    }
-}
-
-fn list(backend: DbBackend, from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| ph(backend, i))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 const SETTINGS_COLUMNS: &str = "workload, metric, units_per_instance, mode, min_instances, \
@@ -131,7 +117,7 @@ impl Db {
              min_instances = excluded.min_instances, max_instances = excluded.max_instances, \
              target = excluded.target, priority = excluded.priority, provider = excluded.provider, \
              provider_ref = excluded.provider_ref, updated_at = excluded.updated_at{fleet_update}",
-            list(backend, 1, 15)
+            placeholders(backend, 1, 15).join(", ")
         );
         let values: Vec<Value> = vec![
             tenant.id().into(),
@@ -217,7 +203,7 @@ impl Db {
         let sql = format!(
             "INSERT INTO allocation_decisions (organization_id, {DECISION_COLUMNS}) VALUES ({}) \
              ON CONFLICT (organization_id, workload, source, slot) DO NOTHING",
-            list(backend, 1, 18)
+            placeholders(backend, 1, 18).join(", ")
         );
         let values: Vec<Value> = vec![
             tenant.id().into(),

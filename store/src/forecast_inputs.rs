@@ -1,7 +1,8 @@
 //! External events and workload profiles, as customers declare them.
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, Statement, Value};
 
+use crate::sql::placeholders;
 use crate::{Db, StoreError, Tenant};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -23,18 +24,6 @@ pub struct StoredProfile {
     pub peak_hours_json: String,
     pub expected_growth: f64,
     pub updated_ms: i64,
-}
-
-fn placeholders(backend: DbBackend, from: usize, n: usize) -> Vec<String> {
-    (from..from + n)
-        .map(|i| {
-            if backend == DbBackend::Postgres {
-                format!("${i}")
-            } else {
-                "?".to_owned()
-            }
-        })
-        .collect()
 }
 
 const EVENT_COLUMNS: &str = "id, name, workload, starts_at, ends_at, multiplier, created_at";

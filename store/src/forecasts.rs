@@ -1,7 +1,8 @@
 //! Stored forecasts, and which series are active enough to forecast.
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, Statement, Value};
 
+use crate::sql::binder;
 use crate::{Db, StoreError, Tenant};
 
 /// A series some organisation has reported recently.
@@ -26,22 +27,12 @@ pub struct StoredForecast {
     pub steps_json: String,
 }
 
-fn placeholder(backend: DbBackend) -> impl Fn(usize) -> String {
-    move |n| {
-        if backend == DbBackend::Postgres {
-            format!("${n}")
-        } else {
-            "?".to_owned()
-        }
-    }
-}
-
 impl Db {
     /// Series with minute rollups since `since_ms`, in every organisation (for
     /// the forecast job; each result carries its tenant).
     pub async fn active_series(&self, since_ms: i64) -> Result<Vec<ActiveSeries>, StoreError> {
         let backend = self.conn().get_database_backend();
-        let p = placeholder(backend);
+        let p = binder(backend);
         let sql = format!(
             "SELECT DISTINCT organization_id, workload, metric FROM metric_rollups \
              WHERE resolution = {} AND bucket_start >= {} \
@@ -76,7 +67,7 @@ impl Db {
         f: &StoredForecast,
     ) -> Result<bool, StoreError> {
         let backend = self.conn().get_database_backend();
-        let p = placeholder(backend);
+        let p = binder(backend);
         let sql = format!(
             "INSERT INTO forecasts (organization_id, workload, metric, horizon, origin, step_secs, \
              made_at, model_version, steps) VALUES ({}) \
@@ -108,7 +99,7 @@ impl Db {
         workload: &str,
     ) -> Result<Vec<StoredForecast>, StoreError> {
         let backend = self.conn().get_database_backend();
-        let p = placeholder(backend);
+        let p = binder(backend);
         let sql = format!(
             "SELECT f.workload, f.metric, f.horizon, f.origin, f.step_secs, f.made_at, \
              f.model_version, f.steps FROM forecasts f \
@@ -175,7 +166,7 @@ impl Db {
         anomalies: &[StoredAnomaly],
     ) -> Result<u64, StoreError> {
         let backend = self.conn().get_database_backend();
-        let p = placeholder(backend);
+        let p = binder(backend);
         let sql = format!(
             "INSERT INTO anomalies (organization_id, workload, metric, ts, step_secs, value, \
              expected, score, reason, detected_at) VALUES ({}) \
@@ -216,7 +207,7 @@ impl Db {
         limit: u64,
     ) -> Result<Vec<StoredAnomaly>, StoreError> {
         let backend = self.conn().get_database_backend();
-        let p = placeholder(backend);
+        let p = binder(backend);
         let mut values: Vec<Value> = vec![tenant.id().into(), from_ms.into(), to_ms.into()];
         let mut sql = format!(
             "SELECT workload, metric, ts, step_secs, value, expected, score, reason, detected_at \
@@ -263,7 +254,7 @@ impl Db {
         since_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
         let backend = self.conn().get_database_backend();
-        let p = placeholder(backend);
+        let p = binder(backend);
         let sql = format!(
             "SELECT DISTINCT event_type FROM usage_events WHERE organization_id = {} AND ts >= {} \
              ORDER BY event_type",
@@ -294,7 +285,7 @@ impl Db {
         bucket_ms: i64,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
         let backend = self.conn().get_database_backend();
-        let p = placeholder(backend);
+        let p = binder(backend);
         // `bucket_ms` is ours, never the caller's: inlined as a number.
         let bucket = bucket_ms.max(1);
         let sql = format!(

@@ -13,6 +13,7 @@ pub mod forecast_inputs;
 pub mod forecasts;
 pub mod housekeeping;
 mod sessions;
+mod sql;
 pub mod telemetry;
 mod tenant;
 

@@ -8,6 +8,7 @@ use headroom_core::telemetry::{Bucket, Resolution, buckets_for};
 use sea_orm::sqlx;
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait, Value};
 
+use crate::sql::{binder, placeholder};
 use crate::{Db, StoreError, Tenant};
 
 /// Rows per INSERT statement: keeps well under SQLite's bound-parameter limit.
@@ -75,10 +76,7 @@ fn values_clause(backend: DbBackend, rows: usize, cols: usize) -> String {
             let row: Vec<String> = (0..cols)
                 .map(|_| {
                     n += 1;
-                    match backend {
-                        DbBackend::Postgres => format!("${n}"),
-                        _ => "?".to_owned(),
-                    }
+                    placeholder(backend, n)
                 })
                 .collect();
             format!("({})", row.join(", "))
@@ -211,13 +209,7 @@ impl Db {
         to_ms: i64,
     ) -> Result<Vec<Bucket>, StoreError> {
         let backend = self.conn().get_database_backend();
-        let p = |n: usize| {
-            if backend == DbBackend::Postgres {
-                format!("${n}")
-            } else {
-                "?".to_owned()
-            }
-        };
+        let p = binder(backend);
         let sql = format!(
             "SELECT bucket_start, count, sum, min, max, last, last_ts FROM metric_rollups \
              WHERE organization_id = {} AND workload = {} AND metric = {} AND resolution = {} \
@@ -504,13 +496,7 @@ impl Db {
     /// Deletes observations past their retention, for every organisation (housekeeping).
     pub async fn prune_telemetry(&self, now_ms: i64, keep: Retention) -> Result<u64, StoreError> {
         let backend = self.conn().get_database_backend();
-        let p = |n: usize| {
-            if backend == DbBackend::Postgres {
-                format!("${n}")
-            } else {
-                "?".to_owned()
-            }
-        };
+        let p = binder(backend);
         let statements: [(String, Vec<Value>); 7] = [
             (
                 format!("DELETE FROM anomalies WHERE ts < {}", p(1)),

@@ -60,6 +60,14 @@ impl GrowthRisk {
     /// outcomes of other levels (a burst's ×900 onset) say nothing useful
     /// about this one, and the caller's reactive rule serves meanwhile.
     pub fn upper(&self, forecast: f64, level: f64) -> Option<f64> {
+        let sorted = self.sorted_at(forecast)?;
+        let idx = ((sorted.len() - 1) as f64 * level.clamp(0.0, 1.0)).round() as usize;
+        Some((forecast.max(0.0) + 1.0) * f64::from(sorted[idx]).exp() - 1.0)
+    }
+
+    /// The log-ratios recorded at `forecast`'s level, sorted; `None` until
+    /// there are enough.
+    fn sorted_at(&self, forecast: f64) -> Option<Vec<f32>> {
         let b = Self::bin(forecast);
         let window = self
             .bins
@@ -69,8 +77,7 @@ impl GrowthRisk {
             .filter(|w| w.len() >= self.min_samples)?;
         let mut sorted: Vec<f32> = window.iter().copied().collect();
         sorted.sort_by(f32::total_cmp);
-        let idx = ((sorted.len() - 1) as f64 * level.clamp(0.0, 1.0)).round() as usize;
-        Some((forecast.max(0.0) + 1.0) * f64::from(sorted[idx]).exp() - 1.0)
+        Some(sorted)
     }
 
     /// The demand to size for that minimises expected cost: instances paid
@@ -79,15 +86,7 @@ impl GrowthRisk {
     /// is wide (a burst that may go ×10), covering it costs more than the miss
     /// and the tail is left uncovered; where it is narrow, it is covered.
     pub fn economic(&self, forecast: f64, miss_cost: f64, target: f64) -> Option<f64> {
-        let b = Self::bin(forecast);
-        let window = self
-            .bins
-            .iter()
-            .find(|(k, _)| *k == b)
-            .map(|(_, w)| w)
-            .filter(|w| w.len() >= self.min_samples)?;
-        let mut sorted: Vec<f32> = window.iter().copied().collect();
-        sorted.sort_by(f32::total_cmp);
+        let sorted = self.sorted_at(forecast)?;
         let n = sorted.len() as f64;
         let base = forecast.max(0.0) + 1.0;
         let mut best: Option<(f64, f64)> = None;

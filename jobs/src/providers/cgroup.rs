@@ -104,7 +104,7 @@ impl Cgroups {
     /// with its parents when `create`.
     fn dir(
         &self,
-        controller: &str,
+        controller: &'static str,
         tenant: &str,
         group: &str,
         create: bool,
@@ -116,11 +116,7 @@ impl Cgroups {
             Version::V1 => self.mount.join(controller),
         };
         if self.version == Version::V1 && !root.is_dir() {
-            return Err(CgroupError::Unsupported(match controller {
-                "cpu" => "cpu",
-                "memory" => "memory",
-                _ => "blkio",
-            }));
+            return Err(CgroupError::Unsupported(controller));
         }
         let mut dir = root;
         for part in [self.base.as_str(), tenant, group] {
@@ -167,7 +163,7 @@ impl Cgroups {
 
     /// Moves a process into the group (for every controller on v1).
     pub fn add_process(&self, tenant: &str, group: &str, pid: u32) -> Result<(), CgroupError> {
-        let controllers: &[&str] = match self.version {
+        let controllers: &[&'static str] = match self.version {
             Version::V2 => &[""],
             Version::V1 => &["cpu", "memory"],
         };
@@ -281,7 +277,7 @@ impl Cgroups {
 
     /// Removes the group (it must have no processes left).
     pub fn remove(&self, tenant: &str, group: &str) -> Result<(), CgroupError> {
-        let controllers: &[&str] = match self.version {
+        let controllers: &[&'static str] = match self.version {
             Version::V2 => &[""],
             Version::V1 => &["cpu", "memory", "blkio"],
         };

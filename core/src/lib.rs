@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod allocate;
+pub mod billing;
 pub mod forecast;
 pub mod profile;
 pub mod readiness;

@@ -6,6 +6,8 @@ mod names;
 mod rollup;
 mod time;
 
-pub use names::{NameError, validate_metric, validate_name, validate_workload};
+pub use names::{
+    NameError, validate_metric, validate_micro_operation_type, validate_name, validate_workload,
+};
 pub use rollup::{Bucket, Resolution, buckets_for, regroup};
 pub use time::{TimeError, TimeWindow, parse_timestamp};

@@ -35,6 +35,23 @@ pub fn validate_metric(s: &str) -> Result<(), NameError> {
     validate_name("metric", s, 100)
 }
 
+/// Micro-operation types: `MEMORY_READ`, `CPU_INSTRUCTION`, `NETWORK_SEND`, …
+pub fn validate_micro_operation_type(t: &str) -> Result<(), String> {
+    if t.is_empty()
+        || t.len() > 64
+        || !t.starts_with(|c: char| c.is_ascii_uppercase())
+        || !t
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(format!(
+            "micro_operation_type must be UPPER_SNAKE_CASE, e.g. MEMORY_READ (got {:?})",
+            t.chars().take(70).collect::<String>()
+        ));
+    }
+    Ok(())
+}
+
 /// A workload: a service, host group or Auto Scaling group, named by the customer.
 pub fn validate_workload(s: &str) -> Result<(), NameError> {
     validate_name("workload", s, 200)

@@ -1,7 +1,7 @@
 //! Per-item validation: each item becomes a row or a reason it was refused.
 
 use headroom_core::telemetry::{
-    TimeWindow, parse_timestamp, validate_metric, validate_name, validate_workload,
+    TimeWindow, parse_timestamp, validate_metric, validate_micro_operation_type, validate_name, validate_workload,
 };
 use headroom_store::telemetry::{BehaviourEventIn, MicroOperationIn, PointIn, UsageEventIn};
 use serde::Deserialize;
@@ -168,18 +168,7 @@ pub fn usage_event(v: Value, window: &TimeWindow) -> Result<UsageEventIn, String
 pub fn micro_operation(v: Value, window: &TimeWindow) -> Result<MicroOperationIn, String> {
     let b: MicroOperationBody = typed(v)?;
     idempotency_key("operation_id", &b.operation_id)?;
-    let t = &b.micro_operation_type;
-    if t.is_empty()
-        || t.len() > 64
-        || !t.starts_with(|c: char| c.is_ascii_uppercase())
-        || !t
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-    {
-        return Err(format!(
-            "micro_operation_type must be UPPER_SNAKE_CASE, e.g. MEMORY_READ (got {t:?})"
-        ));
-    }
+    validate_micro_operation_type(&b.micro_operation_type)?;
     let u = &b.resource_usage;
     let signed = |field: &str, n: u64| {
         i64::try_from(n).map_err(|_| format!("resource_usage.{field} is too large"))

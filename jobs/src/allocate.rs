@@ -12,9 +12,16 @@
 
 use apalis::prelude::{BoxDynError, Data};
 use apalis_cron::Tick;
+use headroom_core::allocate::Budget;
 use headroom_core::allocate::{Bounds, ControllerState, Fleet, Inputs, Mode, PolicyConfig, decide};
+use headroom_core::billing::{Customer, Decimal, RuleBook};
 use headroom_core::forecast::{Horizon, Step};
 use headroom_store::allocation::{StoredDecision, StoredSettings};
+use headroom_store::billing::{NewNotification, PriceChange};
+use serde_json::json;
+use std::collections::HashMap;
+
+use crate::billing;
 use headroom_store::{Db, Tenant};
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -90,9 +97,10 @@ pub async fn allocate_all(
     now_ms: i64,
 ) -> Result<TickSummary, BoxDynError> {
     let mut summary = TickSummary::default();
+    let mut money = TickMoney::load(db).await?;
     for (tenant, settings) in db.controlled_workloads().await? {
         summary.workloads += 1;
-        match allocate_one(db, cgroups, &tenant, &settings, now_ms).await {
+        match allocate_one(db, cgroups, &mut money, &tenant, &settings, now_ms).await {
             Ok(Some(changed)) => {
                 summary.decided += 1;
                 summary.changed += usize::from(changed);
@@ -108,6 +116,111 @@ pub async fn allocate_all(
         }
     }
     Ok(summary)
+}
+
+/// What a tick knows of prices and budgets: rules and customers read once,
+/// each organisation's budget worked out on first use.
+struct TickMoney {
+    book: RuleBook,
+    customers: HashMap<String, Customer>,
+    budgets: HashMap<String, Option<Budget>>,
+}
+
+impl TickMoney {
+    async fn load(db: &Db) -> Result<Self, BoxDynError> {
+        Ok(Self {
+            book: RuleBook::new(db.price_rules().await?),
+            customers: billing::customers(db)
+                .await?
+                .into_iter()
+                .map(|c| (c.org_id.clone(), c))
+                .collect(),
+            budgets: HashMap::new(),
+        })
+    }
+
+    async fn budget(
+        &mut self,
+        db: &Db,
+        tenant: &Tenant,
+        now_ms: i64,
+    ) -> Result<Option<Budget>, BoxDynError> {
+        if let Some(b) = self.budgets.get(tenant.id()) {
+            return Ok(*b);
+        }
+        let b = match self.customers.get(tenant.id()) {
+            Some(who) => {
+                billing::budget_for_controller(db, tenant, who, &self.book, now_ms).await?
+            }
+            None => None,
+        };
+        self.budgets.insert(tenant.id().to_owned(), b);
+        Ok(b)
+    }
+
+    /// Records what a fleet change does to the workload's hourly run rate,
+    /// and tells the customer about the decision.
+    async fn announce(
+        &self,
+        db: &Db,
+        tenant: &Tenant,
+        d: &StoredDecision,
+        status: &str,
+        now_ms: i64,
+    ) -> Result<(), BoxDynError> {
+        let note = NewNotification {
+            kind: "allocation_decision",
+            title: format!(
+                "{}: {} → {} instances ({status})",
+                d.workload, d.before, d.after
+            ),
+            body: json!({
+                "decision_id": d.id, "workload": d.workload, "before": d.before, "after": d.after,
+                "reason": d.reason, "status": status, "mode": d.mode,
+            }),
+        };
+        db.notify(tenant, &note, now_ms).await?;
+        let Some(who) = self.customers.get(tenant.id()) else {
+            return Ok(());
+        };
+        if status != "applied" {
+            return Ok(());
+        }
+        let Some(per_hour) = billing::instance_hour_price(&self.book, who, now_ms) else {
+            return Ok(());
+        };
+        let (old, new) = (
+            per_hour * Decimal::from(d.before),
+            per_hour * Decimal::from(d.after),
+        );
+        let change = PriceChange {
+            id: String::new(),
+            at_ms: now_ms,
+            subject: format!("run_rate:{}", d.workload),
+            old_price: Some(old),
+            new_price: Some(new),
+            currency: who.currency,
+            reason: "allocation".into(),
+            cause: d.id.clone(),
+        };
+        let note = NewNotification {
+            kind: "price_change",
+            title: format!(
+                "{}: capacity now costs {} {}/hour (was {})",
+                d.workload,
+                new.round_dp(4).normalize(),
+                who.currency,
+                old.round_dp(4).normalize()
+            ),
+            body: json!({
+                "subject": change.subject, "old": old, "new": new, "currency": who.currency,
+                "reason": "allocation", "decision_id": d.id,
+            }),
+        };
+        db.record_price_change(tenant, &change, Some(&note), now_ms)
+            .await?;
+        Ok(())
+    }
 }
 
 /// Forecast steps from the one that starts after `now_ms` on, in instance
@@ -143,6 +256,7 @@ async fn forecast_from_now(
 async fn allocate_one(
     db: &Db,
     cgroups: Option<&Result<Cgroups, String>>,
+    money: &mut TickMoney,
     tenant: &Tenant,
     s: &StoredSettings,
     now_ms: i64,
@@ -188,6 +302,7 @@ async fn allocate_one(
         .map(|v| v / s.units_per_instance);
     let (forecast, version) = forecast_from_now(db, tenant, s, now_ms).await?;
     let commanded = u32::try_from(s.commanded)?;
+    let budget = money.budget(db, tenant, now_ms).await?;
     let decision = decide(
         &cfg,
         &mut state,
@@ -202,7 +317,7 @@ async fn allocate_one(
                 commanded,
             },
             bounds,
-            budget: None,
+            budget,
             mode,
         },
     );
@@ -245,8 +360,16 @@ async fn allocate_one(
     if !inserted {
         return Ok(None);
     }
-    if status == "pending" {
-        finish(db, cgroups, tenant, s, &row).await?;
+    let status = if status == "pending" {
+        finish(db, cgroups, tenant, s, &row).await?
+    } else {
+        status
+    };
+    if changed || status == "failed" {
+        // The decision stands whatever becomes of its announcement.
+        if let Err(e) = money.announce(db, tenant, &row, status, now_ms).await {
+            tracing::warn!(organization = tenant.id(), workload = s.workload, error = %e, "decision not announced");
+        }
     }
     Ok(Some(changed))
 }
@@ -259,7 +382,7 @@ async fn finish(
     tenant: &Tenant,
     s: &StoredSettings,
     d: &StoredDecision,
-) -> Result<(), BoxDynError> {
+) -> Result<&'static str, BoxDynError> {
     let instances = u32::try_from(d.after)?;
     let attempts = AtomicU32::new(0);
     let sent = (|| async {
@@ -298,7 +421,7 @@ async fn finish(
         commanded,
     )
     .await?;
-    Ok(())
+    Ok(status)
 }
 
 /// A decision left `pending` by a worker that stopped between logging it and

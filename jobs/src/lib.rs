@@ -2,6 +2,7 @@
 //! database, and the ONNX runtime used by forecasting.
 
 pub mod allocate;
+pub mod billing;
 pub mod forecast;
 pub mod housekeeping;
 pub mod inference;

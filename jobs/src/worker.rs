@@ -10,6 +10,7 @@ use headroom_store::{Backend, Db};
 use thiserror::Error;
 
 use crate::allocate::{self, AllocateJob};
+use crate::billing::{self, BillingJob};
 use crate::forecast::{self, ForecastJob};
 use crate::housekeeping::{self, Housekeeping};
 
@@ -32,6 +33,8 @@ pub struct WorkerSettings {
     pub forecast_schedule: cron::Schedule,
     /// When the allocation controller ticks.
     pub allocate_schedule: cron::Schedule,
+    /// When budget thresholds are checked.
+    pub billing_schedule: cron::Schedule,
     /// The cgroup provider when configured (or why it cannot be used).
     pub cgroups: Option<Result<crate::providers::cgroup::Cgroups, String>>,
     /// The global LSTM, when ONNX Runtime and the model are available.
@@ -41,6 +44,7 @@ pub struct WorkerSettings {
 const HOUSEKEEPING_QUEUE: &str = "housekeeping";
 const FORECAST_QUEUE: &str = "forecast";
 const ALLOCATE_QUEUE: &str = "allocate";
+const BILLING_QUEUE: &str = "billing";
 
 /// Runs every worker until `shutdown` resolves, then lets in-flight jobs finish
 /// (up to `shutdown_timeout`). Scheduled ticks are written to the job queue in the
@@ -67,6 +71,8 @@ pub async fn run_workers(
         cgroups: settings.cgroups.clone(),
     };
     let allocate_schedule = settings.allocate_schedule.clone();
+    let billing_ctx = BillingJob { db: db.clone() };
+    let billing_schedule = settings.billing_schedule.clone();
     let monitor = Monitor::new().shutdown_timeout(settings.shutdown_timeout);
     // Each schedule is piped into a queue in the application database, so a
     // tick survives a restart and is retried on error. A macro rather than a
@@ -75,7 +81,8 @@ pub async fn run_workers(
     macro_rules! register_all {
         ($storage:expr) => {{
             let storage = $storage;
-            let (forecast_storage, allocate_storage) = (storage.clone(), storage.clone());
+            let (forecast_storage, allocate_storage, billing_storage) =
+                (storage.clone(), storage.clone(), storage.clone());
             monitor
                 .register(move |_restarts| {
                     WorkerBuilder::new("housekeeping")
@@ -106,6 +113,16 @@ pub async fn run_workers(
                         .retry(RetryPolicy::retries(2))
                         .data(allocate_ctx.clone())
                         .build(allocate::run)
+                })
+                .register(move |_restarts| {
+                    WorkerBuilder::new("billing")
+                        .backend(
+                            CronScheduler::new(billing_schedule.clone())
+                                .pipe_to(billing_storage(BILLING_QUEUE)),
+                        )
+                        .retry(RetryPolicy::retries(2))
+                        .data(billing_ctx.clone())
+                        .build(billing::run)
                 })
         }};
     }

@@ -9,6 +9,7 @@ mod m20261125_000004_forecasts;
 mod m20261125_000005_anomalies;
 mod m20261125_000006_forecast_inputs;
 mod m20261125_000007_allocation;
+mod m20261125_000008_billing;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_anomalies::Migration),
             Box::new(m20261125_000006_forecast_inputs::Migration),
             Box::new(m20261125_000007_allocation::Migration),
+            Box::new(m20261125_000008_billing::Migration),
         ]
     }
 }

@@ -54,6 +54,8 @@ pub struct Config {
     pub forecast_schedule: cron::Schedule,
     /// When the allocation controller ticks (cron with seconds).
     pub allocate_schedule: cron::Schedule,
+    /// When budget thresholds are checked (cron with seconds).
+    pub billing_schedule: cron::Schedule,
     /// The cgroup mount (e.g. `/sys/fs/cgroup`) for the `cgroup` allocation
     /// provider; unset, the provider is off. Groups live under
     /// `<mount>/<cgroup_base>/<organisation>/<name>`.
@@ -95,6 +97,7 @@ const KEYS: &[&str] = &[
     "housekeeping_schedule",
     "forecast_schedule",
     "allocate_schedule",
+    "billing_schedule",
     "cgroup_mount",
     "cgroup_base",
     "job_retention_hours",
@@ -207,6 +210,7 @@ impl Config {
         let forecast_schedule = schedule("forecast_schedule", "30 */5 * * * *")?;
         // After the forecasts of the same five minutes.
         let allocate_schedule = schedule("allocate_schedule", "45 */5 * * * *")?;
+        let billing_schedule = schedule("billing_schedule", "15 */5 * * * *")?;
         let cgroup_mount = get("cgroup_mount").map(|(_, v)| PathBuf::from(v));
         let cgroup_base =
             get("cgroup_base").map_or_else(|| "headroom".to_owned(), |(_, v)| v.to_owned());
@@ -261,6 +265,7 @@ impl Config {
             housekeeping_schedule,
             forecast_schedule,
             allocate_schedule,
+            billing_schedule,
             cgroup_mount,
             cgroup_base,
             job_retention,

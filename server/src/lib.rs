@@ -9,5 +9,6 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod notifications;
 pub mod startup;
 pub mod telemetry;

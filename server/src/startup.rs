@@ -88,6 +88,7 @@ pub fn worker_settings(config: &Config, lstm: Option<Arc<LstmForecaster>>) -> Wo
         housekeeping_schedule: config.housekeeping_schedule.clone(),
         forecast_schedule: config.forecast_schedule.clone(),
         allocate_schedule: config.allocate_schedule.clone(),
+        billing_schedule: config.billing_schedule.clone(),
         cgroups: config.cgroup_mount.as_ref().map(|mount| {
             headroom_jobs::providers::cgroup::Cgroups::detect(mount, &config.cgroup_base)
                 .map_err(|e| e.to_string())
@@ -156,6 +157,7 @@ impl Application {
             auth: Arc::new(auth),
             ingest: Arc::new(ingest),
             feed,
+            notifications: crate::notifications::Hub::new(),
             cgroup_provider: config.cgroup_mount.is_some(),
         };
         Ok(Self {
@@ -191,6 +193,10 @@ impl Application {
         let grace = self.config.shutdown_timeout;
         let limiter_state = self.state.auth.clone();
         let relay = tokio::spawn(self.state.feed.clone().relay());
+        let hub = self.state.notifications.clone();
+        // Other processes' notifications are read at the latest this often
+        // (PostgreSQL announces them at once; this process's wake the hub).
+        let hub_task = tokio::spawn(hub.clone().run(db.clone(), Duration::from_millis(250)));
         let app = http::router(self.state);
         tracing::info!(%addr, backend = db.backend().as_str(), worker = self.with_worker, "headroom listening");
 
@@ -216,6 +222,8 @@ impl Application {
         let server = tokio::spawn(async move { server.await });
 
         shutdown.cancelled().await;
+        // Open event streams end now instead of holding the drain up.
+        hub.close();
         tracing::info!(
             grace_secs = grace.as_secs(),
             "shutting down: finishing in-flight work"
@@ -241,6 +249,7 @@ impl Application {
         }
         sweeper.abort();
         relay.abort();
+        hub_task.abort();
         db.close().await?;
         Ok(())
     }

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use headroom_core::accounts::{Email, Role, Tier};
+use headroom_core::billing::{Currency, CurrencyError};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
@@ -20,6 +21,8 @@ pub struct Organization {
     pub created_at: DateTime<Utc>,
     /// Whether device and geography of end-user behaviour events are kept.
     pub store_behaviour_attributes: bool,
+    /// What the organisation is billed in.
+    pub currency: Currency,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +56,10 @@ pub struct NewInvitation<'a> {
 fn org_from(m: organization::Model) -> Result<Organization, StoreError> {
     Ok(Organization {
         tier: m.tier.parse().map_err(StoreError::Corrupt)?,
+        currency: m
+            .currency
+            .parse()
+            .map_err(|e: CurrencyError| StoreError::Corrupt(e.to_string()))?,
         id: m.id,
         name: m.name,
         priority: m.priority,
@@ -150,6 +157,7 @@ impl Db {
             created_at: Set(now),
             store_behaviour_attributes: Set(false),
             privacy_salt: Set(new_salt()),
+            currency: Set(Currency::USD.to_string()),
         }
         .insert(&txn)
         .await?;

@@ -38,6 +38,9 @@ impl Backend {
 pub struct Db {
     conn: DatabaseConnection,
     backend: Backend,
+    /// Raised after a notification is committed, so this process's stream
+    /// hub reads it at once instead of at its next poll.
+    notified: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Db {
@@ -61,11 +64,24 @@ impl Db {
         let conn = Database::connect(opts).await.map_err(StoreError::Connect)?;
         // sea-orm connects lazily for some drivers; make unreachable databases fail here.
         conn.ping().await.map_err(StoreError::Connect)?;
-        Ok(Self { conn, backend })
+        Ok(Self {
+            conn,
+            backend,
+            notified: Default::default(),
+        })
     }
 
     pub fn conn(&self) -> &DatabaseConnection {
         &self.conn
+    }
+
+    /// Woken (one stored permit) whenever this handle commits a notification.
+    pub fn notifications_written(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.notified.clone()
+    }
+
+    pub(crate) fn notification_committed(&self) {
+        self.notified.notify_one();
     }
 
     pub fn backend(&self) -> Backend {

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod allocation;
 pub mod api_keys;
 pub mod audit;
+pub mod billing;
 mod connect;
 pub mod entities;
 mod error;

@@ -18,6 +18,9 @@ pub enum AuditAction {
     OrganizationUpdated,
     AllocationSettingsChanged,
     AllocationSuggested,
+    PriceRuleCreated,
+    PriceRuleEnded,
+    BudgetCapChanged,
 }
 
 impl AuditAction {
@@ -38,6 +41,9 @@ impl AuditAction {
             Self::OrganizationUpdated => "organization_updated",
             Self::AllocationSettingsChanged => "allocation_settings_changed",
             Self::AllocationSuggested => "allocation_suggested",
+            Self::PriceRuleCreated => "price_rule_created",
+            Self::PriceRuleEnded => "price_rule_ended",
+            Self::BudgetCapChanged => "budget_cap_changed",
         }
     }
 }

@@ -31,7 +31,10 @@ pub fn crossed_thresholds(cap: &BudgetCap, projected: Decimal, notified: &[u8]) 
 }
 
 fn micros(x: Decimal) -> i64 {
-    (x * Decimal::from(1_000_000)).round().to_i64().unwrap_or(i64::MAX)
+    (x * Decimal::from(1_000_000))
+        .round()
+        .to_i64()
+        .unwrap_or(i64::MAX)
 }
 
 /// The controller's budget: the cap, the spend projected with the fleet as it
@@ -51,17 +54,30 @@ mod tests {
     use proptest::prelude::*;
 
     fn cap(action: CapAction) -> BudgetCap {
-        BudgetCap { amount: Decimal::from(1000), currency: Currency::USD, action }
+        BudgetCap {
+            amount: Decimal::from(1000),
+            currency: Currency::USD,
+            action,
+        }
     }
 
     #[test]
     fn each_threshold_is_crossed_once() {
         let c = cap(CapAction::Notify);
-        assert_eq!(crossed_thresholds(&c, Decimal::from(499), &[]), Vec::<u8>::new());
+        assert_eq!(
+            crossed_thresholds(&c, Decimal::from(499), &[]),
+            Vec::<u8>::new()
+        );
         assert_eq!(crossed_thresholds(&c, Decimal::from(500), &[]), vec![50]);
         assert_eq!(crossed_thresholds(&c, Decimal::from(900), &[50]), vec![80]);
-        assert_eq!(crossed_thresholds(&c, Decimal::from(2000), &[]), vec![50, 80, 100]);
-        assert_eq!(crossed_thresholds(&c, Decimal::from(2000), &[50, 80, 100]), Vec::<u8>::new());
+        assert_eq!(
+            crossed_thresholds(&c, Decimal::from(2000), &[]),
+            vec![50, 80, 100]
+        );
+        assert_eq!(
+            crossed_thresholds(&c, Decimal::from(2000), &[50, 80, 100]),
+            Vec::<u8>::new()
+        );
     }
 
     proptest! {

@@ -115,7 +115,8 @@ impl FromStr for Dimension {
                 .map(Dimension::Resource)
                 .ok_or_else(shape),
             "unit" => {
-                validate_name("unit", name, 100).map_err(|e| DimensionError::Name(e.to_string()))?;
+                validate_name("unit", name, 100)
+                    .map_err(|e| DimensionError::Name(e.to_string()))?;
                 Ok(Dimension::Unit(name.to_owned()))
             }
             "microop" => {
@@ -146,16 +147,33 @@ mod tests {
 
     #[test]
     fn dimensions_round_trip_through_text() {
-        for s in ["resource:instance", "resource:disk_io_gb", "unit:api_call", "microop:MEMORY_READ"] {
+        for s in [
+            "resource:instance",
+            "resource:disk_io_gb",
+            "unit:api_call",
+            "microop:MEMORY_READ",
+        ] {
             assert_eq!(s.parse::<Dimension>().unwrap().to_string(), s);
         }
     }
 
     #[test]
     fn malformed_dimensions_say_what_is_expected() {
-        assert!(matches!("cpu".parse::<Dimension>(), Err(DimensionError::Shape(_))));
-        assert!(matches!("resource:gpu".parse::<Dimension>(), Err(DimensionError::Shape(_))));
-        assert!(matches!("unit:api call".parse::<Dimension>(), Err(DimensionError::Name(_))));
-        assert!(matches!("microop:memory_read".parse::<Dimension>(), Err(DimensionError::Name(_))));
+        assert!(matches!(
+            "cpu".parse::<Dimension>(),
+            Err(DimensionError::Shape(_))
+        ));
+        assert!(matches!(
+            "resource:gpu".parse::<Dimension>(),
+            Err(DimensionError::Shape(_))
+        ));
+        assert!(matches!(
+            "unit:api call".parse::<Dimension>(),
+            Err(DimensionError::Name(_))
+        ));
+        assert!(matches!(
+            "microop:memory_read".parse::<Dimension>(),
+            Err(DimensionError::Name(_))
+        ));
     }
 }

@@ -29,7 +29,11 @@ impl Projection {
     pub fn from_history(history: &[f64], hours: i64, z: f64) -> Projection {
         let n = history.len() as f64;
         if history.is_empty() || hours <= 0 {
-            return Projection { low: 0.0, mid: 0.0, high: 0.0 };
+            return Projection {
+                low: 0.0,
+                mid: 0.0,
+                high: 0.0,
+            };
         }
         let mean = history.iter().sum::<f64>() / n;
         let var = history.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
@@ -46,8 +50,14 @@ impl Projection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Series {
     /// Instances in force for a workload.
-    Capacity { workload: String, instances: Projection },
-    Usage { dimension: Dimension, per_hour: Projection },
+    Capacity {
+        workload: String,
+        instances: Projection,
+    },
+    Usage {
+        dimension: Dimension,
+        per_hour: Projection,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,22 +88,39 @@ fn dec(x: f64) -> Decimal {
 /// The future hours `[from_hour, period end)` as a rating input, each series
 /// at the quantity `pick` takes from its projection. Platform load and profile
 /// currency stay as last seen; no missed capacity is assumed.
-fn future(base: &RatingInput, from_hour: i64, series: &[Series], pick: fn(&Projection) -> f64) -> RatingInput {
-    let hours: Vec<i64> = (from_hour..base.period.end_ms).step_by(HOUR_MS as usize).collect();
+fn future(
+    base: &RatingInput,
+    from_hour: i64,
+    series: &[Series],
+    pick: fn(&Projection) -> f64,
+) -> RatingInput {
+    let hours: Vec<i64> = (from_hour..base.period.end_ms)
+        .step_by(HOUR_MS as usize)
+        .collect();
     let load = base.platform_load.values().next_back().copied();
-    let profile = base.profile_current.iter().next_back().is_some_and(|&h| h + HOUR_MS >= from_hour);
+    let profile = base
+        .profile_current
+        .iter()
+        .next_back()
+        .is_some_and(|&h| h + HOUR_MS >= from_hour);
     let mut capacity = Vec::new();
     let mut usage = Vec::new();
     for s in series {
         for &h in &hours {
             match s {
-                Series::Capacity { workload, instances } => capacity.push(CapacityHour {
+                Series::Capacity {
+                    workload,
+                    instances,
+                } => capacity.push(CapacityHour {
                     hour_ms: h,
                     workload: workload.clone(),
                     instance_ms: dec(pick(instances)) * Decimal::from(HOUR_MS),
                     missed_ms: 0,
                 }),
-                Series::Usage { dimension, per_hour } => usage.push(UsageHour {
+                Series::Usage {
+                    dimension,
+                    per_hour,
+                } => usage.push(UsageHour {
                     hour_ms: h,
                     dimension: dimension.clone(),
                     quantity: dec(pick(per_hour)),
@@ -103,12 +130,21 @@ fn future(base: &RatingInput, from_hour: i64, series: &[Series], pick: fn(&Proje
     }
     RatingInput {
         customer: base.customer.clone(),
-        period: Period { start_ms: from_hour.max(base.period.start_ms), end_ms: base.period.end_ms },
+        period: Period {
+            start_ms: from_hour.max(base.period.start_ms),
+            end_ms: base.period.end_ms,
+        },
         usage,
         capacity,
         vcpus_per_instance: base.vcpus_per_instance,
-        platform_load: load.map(|l| hours.iter().map(|&h| (h, l)).collect()).unwrap_or_default(),
-        profile_current: if profile { hours.iter().copied().collect() } else { BTreeSet::new() },
+        platform_load: load
+            .map(|l| hours.iter().map(|&h| (h, l)).collect())
+            .unwrap_or_default(),
+        profile_current: if profile {
+            hours.iter().copied().collect()
+        } else {
+            BTreeSet::new()
+        },
     }
 }
 
@@ -128,9 +164,12 @@ pub fn estimate(book: &RuleBook, so_far: &RatingInput, now_ms: i64, series: &[Se
     let mut actual_in = so_far.clone();
     actual_in.period.end_ms = from_hour.min(so_far.period.end_ms);
     let actual = rate(book, &actual_in);
-    let [low, mid, high]: [Statement; 3] =
-        [|p: &Projection| p.low, |p: &Projection| p.mid, |p: &Projection| p.high]
-            .map(|pick| rate(book, &future(so_far, from_hour, series, pick)));
+    let [low, mid, high]: [Statement; 3] = [
+        |p: &Projection| p.low,
+        |p: &Projection| p.mid,
+        |p: &Projection| p.high,
+    ]
+    .map(|pick| rate(book, &future(so_far, from_hour, series, pick)));
     let mut lines: BTreeMap<Dimension, EstimateLine> = BTreeMap::new();
     // The actual part belongs to all three scenarios.
     for (d, a) in actual.by_dimension() {
@@ -164,8 +203,8 @@ pub fn estimate(book: &RuleBook, so_far: &RatingInput, now_ms: i64, series: &[Se
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::billing::rules::tests::{acme, d, price, rule};
     use crate::billing::rules::Scope;
+    use crate::billing::rules::tests::{acme, d, price, rule};
 
     #[test]
     fn history_gives_a_band_that_narrows_with_more_hours() {
@@ -188,18 +227,44 @@ mod tests {
         ]);
         let so_far = RatingInput {
             customer: acme(),
-            period: Period { start_ms: 0, end_ms: 24 * HOUR_MS },
-            usage: vec![UsageHour { hour_ms: 0, dimension: "unit:api_call".parse().unwrap(), quantity: d("100") }],
+            period: Period {
+                start_ms: 0,
+                end_ms: 24 * HOUR_MS,
+            },
+            usage: vec![UsageHour {
+                hour_ms: 0,
+                dimension: "unit:api_call".parse().unwrap(),
+                quantity: d("100"),
+            }],
             capacity: (0..10)
-                .map(|h| CapacityHour { hour_ms: h * HOUR_MS, workload: "w".into(), instance_ms: d("7200000"), missed_ms: 0 })
+                .map(|h| CapacityHour {
+                    hour_ms: h * HOUR_MS,
+                    workload: "w".into(),
+                    instance_ms: d("7200000"),
+                    missed_ms: 0,
+                })
                 .collect(),
             vcpus_per_instance: Decimal::ONE,
             platform_load: BTreeMap::new(),
             profile_current: BTreeSet::new(),
         };
         let series = [
-            Series::Capacity { workload: "w".into(), instances: Projection { low: 1.0, mid: 2.0, high: 3.0 } },
-            Series::Usage { dimension: "unit:api_call".parse().unwrap(), per_hour: Projection { low: 0.0, mid: 10.0, high: 20.0 } },
+            Series::Capacity {
+                workload: "w".into(),
+                instances: Projection {
+                    low: 1.0,
+                    mid: 2.0,
+                    high: 3.0,
+                },
+            },
+            Series::Usage {
+                dimension: "unit:api_call".parse().unwrap(),
+                per_hour: Projection {
+                    low: 0.0,
+                    mid: 10.0,
+                    high: 20.0,
+                },
+            },
         ];
         let e = estimate(&book, &so_far, 10 * HOUR_MS + 5, &series);
         // 10 h × 2 instances at 1 + 100 calls at 0.01.

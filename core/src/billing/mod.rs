@@ -19,3 +19,6 @@ pub use money::{Currency, CurrencyError, round_money};
 pub use period::{HOUR_MS, Period, hour_floor};
 pub use rating::{CapacityHour, RatingInput, Statement, StatementLine, Unpriced, UsageHour, rate};
 pub use rules::{Customer, PriceRule, RuleBook, RuleError, RuleKind, Scope};
+
+/// Downstream crates name decimals through here, so all agree on one version.
+pub use rust_decimal::Decimal;

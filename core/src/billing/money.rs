@@ -83,7 +83,10 @@ impl fmt::Display for Currency {
 
 /// Rounds to the currency's minor unit, half away from zero (commercial rounding).
 pub fn round_money(amount: Decimal, currency: Currency) -> Decimal {
-    amount.round_dp_with_strategy(currency.minor_digits(), RoundingStrategy::MidpointAwayFromZero)
+    amount.round_dp_with_strategy(
+        currency.minor_digits(),
+        RoundingStrategy::MidpointAwayFromZero,
+    )
 }
 
 #[cfg(test)]

@@ -21,7 +21,10 @@ impl Period {
     /// The calendar month (UTC) holding `ms`.
     pub fn month_of(ms: i64) -> Period {
         let t = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
-        Self::month(t.year(), t.month()).unwrap_or(Period { start_ms: 0, end_ms: 0 })
+        Self::month(t.year(), t.month()).unwrap_or(Period {
+            start_ms: 0,
+            end_ms: 0,
+        })
     }
 
     /// `"2026-11"` → November 2026.
@@ -41,9 +44,15 @@ impl Period {
             NaiveDate::from_ymd_opt(year, month + 1, 1)?
         };
         let ms = |d: NaiveDate| -> Option<i64> {
-            Some(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0)?).timestamp_millis())
+            Some(
+                Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0)?)
+                    .timestamp_millis(),
+            )
         };
-        Some(Period { start_ms: ms(start)?, end_ms: ms(next)? })
+        Some(Period {
+            start_ms: ms(start)?,
+            end_ms: ms(next)?,
+        })
     }
 
     /// `"2026-11"`.
@@ -74,7 +83,10 @@ mod tests {
         assert_eq!(Period::month_of(nov.end_ms - 1), nov);
         assert_ne!(Period::month_of(nov.end_ms), nov);
         assert_eq!(Period::parse_month("2024-02").unwrap().hours(), 29 * 24);
-        assert_eq!(Period::parse_month("2026-12").unwrap().end_ms, Period::parse_month("2027-01").unwrap().start_ms);
+        assert_eq!(
+            Period::parse_month("2026-12").unwrap().end_ms,
+            Period::parse_month("2027-01").unwrap().start_ms
+        );
         assert!(Period::parse_month("2026-13").is_none());
         assert!(Period::parse_month("26-11").is_none());
     }

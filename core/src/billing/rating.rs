@@ -103,6 +103,28 @@ struct Acc {
     divisor: Decimal,
 }
 
+/// Instance-milliseconds per hour in `[from_ms, to_ms)` of a fleet that
+/// changed at the given `(at_ms, instances)` steps (sorted; a step before
+/// `from_ms` is the fleet in force at the start). Hours with none are left out.
+pub fn instance_ms_by_hour(steps: &[(i64, i64)], from_ms: i64, to_ms: i64) -> Vec<(i64, i64)> {
+    let mut out: BTreeMap<i64, i64> = BTreeMap::new();
+    for (i, &(at, n)) in steps.iter().enumerate() {
+        let start = at.max(from_ms);
+        let end = steps.get(i + 1).map_or(to_ms, |s| s.0).min(to_ms);
+        if n <= 0 || start >= end {
+            continue;
+        }
+        let mut t = start;
+        while t < end {
+            let h = hour_floor(t);
+            let upto = (h + HOUR_MS).min(end);
+            *out.entry(h).or_default() += n * (upto - t);
+            t = upto;
+        }
+    }
+    out.into_iter().collect()
+}
+
 pub fn rate(book: &RuleBook, input: &RatingInput) -> Statement {
     let who = &input.customer;
     let hour = Decimal::from(HOUR_MS);
@@ -134,7 +156,12 @@ pub fn rate(book: &RuleBook, input: &RatingInput) -> Statement {
 
     for c in input.capacity.iter().filter(|c| in_period(c.hour_ms)) {
         let h = hour_floor(c.hour_ms);
-        let inst = add(Dimension::Resource(Resource::Instance), h, c.instance_ms, hour);
+        let inst = add(
+            Dimension::Resource(Resource::Instance),
+            h,
+            c.instance_ms,
+            hour,
+        );
         let vcpu = add(
             Dimension::Resource(Resource::Vcpu),
             h,
@@ -149,7 +176,12 @@ pub fn rate(book: &RuleBook, input: &RatingInput) -> Statement {
         }
     }
     for u in input.usage.iter().filter(|u| in_period(u.hour_ms)) {
-        add(u.dimension.clone(), hour_floor(u.hour_ms), u.quantity, Decimal::ONE);
+        add(
+            u.dimension.clone(),
+            hour_floor(u.hour_ms),
+            u.quantity,
+            Decimal::ONE,
+        );
     }
 
     let mut premium = Decimal::ZERO;
@@ -168,12 +200,13 @@ pub fn rate(book: &RuleBook, input: &RatingInput) -> Statement {
         }
         let cap = capacity_by_hour.get(&h).copied().unwrap_or_default();
         let before = all_by_hour.get(&h).copied().unwrap_or_default()
-            + cap * (book.tier_premium(who, h)
-                + input
-                    .platform_load
-                    .get(&h)
-                    .map(|&l| book.demand_multiplier(who, h, l) - Decimal::ONE)
-                    .unwrap_or_default());
+            + cap
+                * (book.tier_premium(who, h)
+                    + input
+                        .platform_load
+                        .get(&h)
+                        .map(|&l| book.demand_multiplier(who, h, l) - Decimal::ONE)
+                        .unwrap_or_default());
         discount += rate * before;
     }
 
@@ -225,7 +258,10 @@ mod tests {
     fn input(capacity: Vec<CapacityHour>, usage: Vec<UsageHour>) -> RatingInput {
         RatingInput {
             customer: acme(),
-            period: Period { start_ms: 0, end_ms: 24 * HOUR_MS },
+            period: Period {
+                start_ms: 0,
+                end_ms: 24 * HOUR_MS,
+            },
             usage,
             capacity,
             vcpus_per_instance: Decimal::ONE,
@@ -262,7 +298,10 @@ mod tests {
             &book,
             &input(
                 vec![cap(0, 3, 0), cap(1, 3, 0), cap(2, 4, 0)],
-                vec![usage(0, "unit:api_call", "12345"), usage(30, "unit:api_call", "1")],
+                vec![
+                    usage(0, "unit:api_call", "12345"),
+                    usage(30, "unit:api_call", "1"),
+                ],
             ),
         );
         let amounts: Vec<(String, Decimal, Decimal)> = s
@@ -288,10 +327,33 @@ mod tests {
     fn premium_demand_sla_and_discount_adjust_capacity() {
         let book = RuleBook::new(vec![
             rule("p", Scope::Default, price("resource:instance", "1"), 0),
-            rule("t", Scope::Default, RuleKind::TierPremium { rate: d("0.2") }, 0),
-            rule("m", Scope::Default, RuleKind::DemandMultiplier { min_load: d("0.8"), multiplier: d("1.5") }, 0),
-            rule("s", Scope::Default, RuleKind::SlaCredit { rate: d("0.5") }, 0),
-            rule("g", Scope::Default, RuleKind::ProfileDiscount { rate: d("0.1") }, 0),
+            rule(
+                "t",
+                Scope::Default,
+                RuleKind::TierPremium { rate: d("0.2") },
+                0,
+            ),
+            rule(
+                "m",
+                Scope::Default,
+                RuleKind::DemandMultiplier {
+                    min_load: d("0.8"),
+                    multiplier: d("1.5"),
+                },
+                0,
+            ),
+            rule(
+                "s",
+                Scope::Default,
+                RuleKind::SlaCredit { rate: d("0.5") },
+                0,
+            ),
+            rule(
+                "g",
+                Scope::Default,
+                RuleKind::ProfileDiscount { rate: d("0.1") },
+                0,
+            ),
         ]);
         let mut i = input(vec![cap(0, 10, 0), cap(1, 10, HOUR_MS / 2)], vec![]);
         i.platform_load.insert(0, d("0.9"));
@@ -306,6 +368,24 @@ mod tests {
         // Hour 1: 10 + 2 premium, no demand surcharge, 10 % off.
         assert_eq!(s.profile_discount, d("1.20"));
         assert_eq!(s.total, d("25.30"));
+    }
+
+    #[test]
+    fn fleets_are_split_at_hour_boundaries() {
+        let steps = [(-HOUR_MS, 2), (HOUR_MS / 2, 4), (2 * HOUR_MS, 0)];
+        assert_eq!(
+            instance_ms_by_hour(&steps, 0, 3 * HOUR_MS),
+            vec![
+                (0, 2 * HOUR_MS / 2 + 4 * HOUR_MS / 2),
+                (HOUR_MS, 4 * HOUR_MS)
+            ]
+        );
+        // Open-ended: the last fleet lasts until `to_ms`.
+        assert_eq!(
+            instance_ms_by_hour(&[(0, 1)], 0, HOUR_MS + 10),
+            vec![(0, HOUR_MS), (HOUR_MS, 10)]
+        );
+        assert!(instance_ms_by_hour(&[], 0, HOUR_MS).is_empty());
     }
 
     proptest! {

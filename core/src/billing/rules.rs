@@ -111,7 +111,12 @@ pub enum RuleError {
 
 fn check(field: &'static str, v: Decimal, min: Decimal, max: Decimal) -> Result<(), RuleError> {
     if v < min || v > max {
-        return Err(RuleError::OutOfRange { field, min, max, got: v });
+        return Err(RuleError::OutOfRange {
+            field,
+            min,
+            max,
+            got: v,
+        });
     }
     if v.normalize().scale() > 12 {
         return Err(RuleError::TooPrecise { field });
@@ -127,7 +132,10 @@ impl PriceRule {
         if !on_hour(self.effective_from_ms) || self.effective_to_ms.is_some_and(|t| !on_hour(t)) {
             return Err(RuleError::NotOnHour);
         }
-        if self.effective_to_ms.is_some_and(|t| t <= self.effective_from_ms) {
+        if self
+            .effective_to_ms
+            .is_some_and(|t| t <= self.effective_from_ms)
+        {
             return Err(RuleError::EmptyRange);
         }
         let (zero, one, ten) = (Decimal::ZERO, Decimal::ONE, Decimal::TEN);
@@ -179,7 +187,12 @@ impl RuleBook {
 
     /// Rules in force for the customer at `at_ms` that `pick` accepts, best first:
     /// most specific scope, then latest start, then latest created.
-    fn ranked(&self, who: &Customer, at_ms: i64, pick: impl Fn(&RuleKind) -> bool) -> std::vec::IntoIter<&PriceRule> {
+    fn ranked(
+        &self,
+        who: &Customer,
+        at_ms: i64,
+        pick: impl Fn(&RuleKind) -> bool,
+    ) -> std::vec::IntoIter<&PriceRule> {
         let mut v: Vec<&PriceRule> = self
             .rules
             .iter()
@@ -191,24 +204,39 @@ impl RuleBook {
             })
             .collect();
         v.sort_by(|a, b| {
-            (b.scope.specificity(), b.effective_from_ms, b.created_ms, &b.id).cmp(&(
-                a.scope.specificity(),
-                a.effective_from_ms,
-                a.created_ms,
-                &a.id,
-            ))
+            (
+                b.scope.specificity(),
+                b.effective_from_ms,
+                b.created_ms,
+                &b.id,
+            )
+                .cmp(&(
+                    a.scope.specificity(),
+                    a.effective_from_ms,
+                    a.created_ms,
+                    &a.id,
+                ))
         });
         v.into_iter()
     }
 
     /// The price of one unit of `dimension` at `at_ms`, and the rule that set it.
-    pub fn unit_price(&self, who: &Customer, dim: &Dimension, at_ms: i64) -> Option<(Decimal, &PriceRule)> {
-        self.ranked(who, at_ms, |k| matches!(k, RuleKind::Price { dimension, .. } if dimension == dim))
-            .next()
-            .and_then(|r| match &r.kind {
-                RuleKind::Price { unit_price, .. } => Some((*unit_price, r)),
-                _ => None,
-            })
+    pub fn unit_price(
+        &self,
+        who: &Customer,
+        dim: &Dimension,
+        at_ms: i64,
+    ) -> Option<(Decimal, &PriceRule)> {
+        self.ranked(
+            who,
+            at_ms,
+            |k| matches!(k, RuleKind::Price { dimension, .. } if dimension == dim),
+        )
+        .next()
+        .and_then(|r| match &r.kind {
+            RuleKind::Price { unit_price, .. } => Some((*unit_price, r)),
+            _ => None,
+        })
     }
 
     fn rate_of(&self, who: &Customer, at_ms: i64, name: &str) -> Decimal {
@@ -238,7 +266,9 @@ impl RuleBook {
     /// The capacity multiplier for a platform load. The schedule in force is
     /// the steps of the best-ranked scope that share its latest start.
     pub fn demand_multiplier(&self, who: &Customer, at_ms: i64, load: Decimal) -> Decimal {
-        let mut steps = self.ranked(who, at_ms, |k| matches!(k, RuleKind::DemandMultiplier { .. }));
+        let mut steps = self.ranked(who, at_ms, |k| {
+            matches!(k, RuleKind::DemandMultiplier { .. })
+        });
         let Some(first) = steps.next() else {
             return Decimal::ONE;
         };
@@ -299,24 +329,58 @@ pub(crate) mod tests {
     fn the_most_specific_scope_then_the_latest_start_wins() {
         let book = RuleBook::new(vec![
             rule("d", Scope::Default, price("resource:instance", "0.10"), 0),
-            rule("t", Scope::Tier(Tier::Premium), price("resource:instance", "0.12"), 5),
-            rule("o", Scope::Organization("acme".into()), price("resource:instance", "0.08"), 10),
-            rule("o2", Scope::Organization("acme".into()), price("resource:instance", "0.07"), 20),
-            rule("other", Scope::Organization("globex".into()), price("resource:instance", "0.01"), 0),
+            rule(
+                "t",
+                Scope::Tier(Tier::Premium),
+                price("resource:instance", "0.12"),
+                5,
+            ),
+            rule(
+                "o",
+                Scope::Organization("acme".into()),
+                price("resource:instance", "0.08"),
+                10,
+            ),
+            rule(
+                "o2",
+                Scope::Organization("acme".into()),
+                price("resource:instance", "0.07"),
+                20,
+            ),
+            rule(
+                "other",
+                Scope::Organization("globex".into()),
+                price("resource:instance", "0.01"),
+                0,
+            ),
         ]);
         let dim = Dimension::Resource(Resource::Instance);
-        let at = |h: i64| book.unit_price(&acme(), &dim, h * HOUR_MS).map(|(p, r)| (p, r.id.clone()));
+        let at = |h: i64| {
+            book.unit_price(&acme(), &dim, h * HOUR_MS)
+                .map(|(p, r)| (p, r.id.clone()))
+        };
         assert_eq!(at(0), Some((d("0.10"), "d".into())));
         assert_eq!(at(5), Some((d("0.12"), "t".into())));
         assert_eq!(at(10), Some((d("0.08"), "o".into())));
         assert_eq!(at(25), Some((d("0.07"), "o2".into())));
-        let standard = Customer { tier: Tier::Standard, ..acme() };
-        assert_eq!(book.unit_price(&standard, &dim, 6 * HOUR_MS).unwrap().0, d("0.10"));
+        let standard = Customer {
+            tier: Tier::Standard,
+            ..acme()
+        };
+        assert_eq!(
+            book.unit_price(&standard, &dim, 6 * HOUR_MS).unwrap().0,
+            d("0.10")
+        );
     }
 
     #[test]
     fn ended_rules_and_other_currencies_do_not_apply() {
-        let mut ended = rule("o", Scope::Organization("acme".into()), price("unit:api_call", "2"), 0);
+        let mut ended = rule(
+            "o",
+            Scope::Organization("acme".into()),
+            price("unit:api_call", "2"),
+            0,
+        );
         ended.effective_to_ms = Some(3 * HOUR_MS);
         let mut eur = rule("e", Scope::Default, price("unit:api_call", "9"), 0);
         eur.currency = "eur".parse().unwrap();
@@ -326,15 +390,32 @@ pub(crate) mod tests {
             rule("d", Scope::Default, price("unit:api_call", "1"), 0),
         ]);
         let dim: Dimension = "unit:api_call".parse().unwrap();
-        assert_eq!(book.unit_price(&acme(), &dim, 2 * HOUR_MS).unwrap().0, d("2"));
-        assert_eq!(book.unit_price(&acme(), &dim, 3 * HOUR_MS).unwrap().0, d("1"));
-        assert!(book.unit_price(&acme(), &"unit:other".parse().unwrap(), 0).is_none());
+        assert_eq!(
+            book.unit_price(&acme(), &dim, 2 * HOUR_MS).unwrap().0,
+            d("2")
+        );
+        assert_eq!(
+            book.unit_price(&acme(), &dim, 3 * HOUR_MS).unwrap().0,
+            d("1")
+        );
+        assert!(
+            book.unit_price(&acme(), &"unit:other".parse().unwrap(), 0)
+                .is_none()
+        );
     }
 
     #[test]
     fn demand_schedules_pick_the_highest_step_reached() {
         let step = |id: &str, from: i64, min: &str, m: &str| {
-            rule(id, Scope::Default, RuleKind::DemandMultiplier { min_load: d(min), multiplier: d(m) }, from)
+            rule(
+                id,
+                Scope::Default,
+                RuleKind::DemandMultiplier {
+                    min_load: d(min),
+                    multiplier: d(m),
+                },
+                from,
+            )
         };
         let book = RuleBook::new(vec![
             step("a", 0, "0.5", "1.1"),
@@ -353,9 +434,20 @@ pub(crate) mod tests {
     #[test]
     fn validation_names_the_field() {
         let mut r = rule("x", Scope::Default, price("resource:vcpu", "-1"), 0);
-        assert!(matches!(r.validate(), Err(RuleError::OutOfRange { field: "unit_price", .. })));
+        assert!(matches!(
+            r.validate(),
+            Err(RuleError::OutOfRange {
+                field: "unit_price",
+                ..
+            })
+        ));
         r.kind = price("resource:vcpu", "0.0000000000001");
-        assert_eq!(r.validate(), Err(RuleError::TooPrecise { field: "unit_price" }));
+        assert_eq!(
+            r.validate(),
+            Err(RuleError::TooPrecise {
+                field: "unit_price"
+            })
+        );
         r.kind = price("resource:vcpu", "0.04");
         r.effective_from_ms += 1;
         assert_eq!(r.validate(), Err(RuleError::NotOnHour));

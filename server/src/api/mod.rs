@@ -7,10 +7,12 @@ mod allocation;
 mod api_keys;
 mod audit;
 mod auth;
+mod billing;
 pub mod error;
 mod forecast_inputs;
 mod forecasts;
 pub mod ingest;
+mod notifications;
 mod organization;
 pub mod types;
 
@@ -39,6 +41,7 @@ use crate::http::AppState;
         (name = "ingest", description = "Telemetry, usage and behaviour intake; metric queries"),
         (name = "forecasts", description = "Forecasts with p10/p50/p90 intervals; anomalies; readiness"),
         (name = "allocation", description = "Controller settings per workload, decision log, suggestions"),
+        (name = "billing", description = "Prices, price history, statements, projected invoice, budget cap, notifications"),
         (name = "audit", description = "Security-relevant actions"),
         (name = "admin", description = "Platform administration (operator staff only)"),
     )
@@ -113,10 +116,26 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(organization::revoke_invitation))
         .routes(routes!(api_keys::list_api_keys, api_keys::create_api_key))
         .routes(routes!(api_keys::revoke_api_key))
+        .routes(routes!(billing::current_prices))
+        .routes(routes!(billing::price_history))
+        .routes(routes!(billing::statement))
+        .routes(routes!(billing::billing_estimate))
+        .routes(routes!(
+            billing::get_budget_cap,
+            billing::put_budget_cap,
+            billing::delete_budget_cap
+        ))
+        .routes(routes!(notifications::list_notifications))
+        .routes(routes!(notifications::notification_stream))
         .routes(routes!(audit::organization_audit))
         .routes(routes!(admin::list_organizations))
         .routes(routes!(admin::update_organization))
         .routes(routes!(admin::platform_audit))
+        .routes(routes!(
+            billing::list_price_rules,
+            billing::create_price_rule
+        ))
+        .routes(routes!(billing::end_price_rule))
         .split_for_parts()
 }
 

@@ -61,6 +61,9 @@ pub struct OrganizationView {
     pub created_at: DateTime<Utc>,
     /// Whether device and geography of end-user behaviour events are stored.
     pub store_behaviour_attributes: bool,
+    /// What the organisation is billed in (ISO 4217, lower case).
+    #[schema(value_type = String, example = "usd")]
+    pub currency: String,
 }
 
 impl From<Organization> for OrganizationView {
@@ -72,6 +75,7 @@ impl From<Organization> for OrganizationView {
             priority: o.priority,
             created_at: o.created_at,
             store_behaviour_attributes: o.store_behaviour_attributes,
+            currency: o.currency.to_string(),
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct AppState {
     pub auth: Arc<AuthSettings>,
     pub ingest: Arc<IngestSettings>,
     pub feed: Feed,
+    /// Fans committed notifications out to open event streams.
+    pub notifications: crate::notifications::Hub,
     /// Whether workloads may use the `cgroup` allocation provider.
     pub cgroup_provider: bool,
 }

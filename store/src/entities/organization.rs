@@ -11,6 +11,7 @@ pub struct Model {
     pub created_at: ChronoDateTimeUtc,
     pub store_behaviour_attributes: bool,
     pub privacy_salt: String,
+    pub currency: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

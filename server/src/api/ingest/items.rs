@@ -1,7 +1,8 @@
 //! Per-item validation: each item becomes a row or a reason it was refused.
 
 use headroom_core::telemetry::{
-    TimeWindow, parse_timestamp, validate_metric, validate_micro_operation_type, validate_name, validate_workload,
+    TimeWindow, parse_timestamp, validate_metric, validate_micro_operation_type, validate_name,
+    validate_workload,
 };
 use headroom_store::telemetry::{BehaviourEventIn, MicroOperationIn, PointIn, UsageEventIn};
 use serde::Deserialize;

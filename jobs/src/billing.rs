@@ -1,0 +1,310 @@
+//! Billing's data path: stored usage, capacity in force and rules turned into
+//! a period's statement, the projected invoice, budget-threshold notices and
+//! the controller's budget. The arithmetic is `headroom_core::billing`'s; this
+//! module only gathers its inputs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use apalis::prelude::{BoxDynError, Data};
+use apalis_cron::Tick;
+use headroom_core::allocate::Budget;
+use headroom_core::billing::estimate::Series;
+use headroom_core::billing::{
+    BudgetCap, Customer, Decimal, Dimension, Estimate, HOUR_MS, Period, PriceRule, Projection,
+    RatingInput, Resource, RuleBook, RuleKind, Statement, controller_budget, crossed_thresholds,
+    estimate, hour_floor, rate,
+};
+use headroom_store::billing::{NewNotification, PriceChange};
+use headroom_store::{Db, StoreError, Tenant};
+use serde_json::json;
+
+/// Hours of history a projection learns the hourly level and spread from.
+const HISTORY_HOURS: i64 = 7 * 24;
+/// A 90 % interval (normal quantile).
+const Z90: f64 = 1.645;
+
+/// One vCPU per instance, as the providers allocate it.
+pub fn vcpus_per_instance() -> Decimal {
+    Decimal::try_from(crate::allocate::CORES_PER_INSTANCE).unwrap_or(Decimal::ONE)
+}
+
+pub async fn customer(db: &Db, tenant: &Tenant) -> Result<Option<Customer>, StoreError> {
+    Ok(db.organization(tenant).await?.map(|o| Customer {
+        org_id: o.id,
+        tier: o.tier,
+        currency: o.currency,
+    }))
+}
+
+/// Everything stored for `[from_ms, to_ms)`, as the rating engine reads it.
+pub async fn rating_input(
+    db: &Db,
+    tenant: &Tenant,
+    customer: &Customer,
+    period: Period,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<RatingInput, StoreError> {
+    let mut usage = db.usage_by_hour(tenant, from_ms, to_ms).await?;
+    usage.extend(db.micro_operations_by_hour(tenant, from_ms, to_ms).await?);
+    Ok(RatingInput {
+        customer: customer.clone(),
+        period,
+        usage,
+        capacity: db.capacity_by_hour(tenant, from_ms, to_ms).await?,
+        vcpus_per_instance: vcpus_per_instance(),
+        // Platform load and profile history are not recorded yet, so demand
+        // multipliers and profile discounts cannot be created (the API says so).
+        platform_load: BTreeMap::new(),
+        profile_current: BTreeSet::new(),
+    })
+}
+
+/// A period rated from what is stored; the current period up to now.
+pub async fn statement(
+    db: &Db,
+    tenant: &Tenant,
+    customer: &Customer,
+    book: &RuleBook,
+    period: Period,
+    now_ms: i64,
+) -> Result<Statement, StoreError> {
+    let to = period.end_ms.min(now_ms);
+    let input = rating_input(db, tenant, customer, period, period.start_ms, to).await?;
+    Ok(rate(book, &input))
+}
+
+/// The current period's projected invoice: rated so far, the rest projected
+/// from each series' last week of hours.
+pub async fn projected_invoice(
+    db: &Db,
+    tenant: &Tenant,
+    customer: &Customer,
+    book: &RuleBook,
+    now_ms: i64,
+) -> Result<Estimate, StoreError> {
+    let period = Period::month_of(now_ms);
+    let now_hour = hour_floor(now_ms);
+    let history_from = now_hour - HISTORY_HOURS * HOUR_MS;
+    let so_far = rating_input(db, tenant, customer, period, period.start_ms, now_hour).await?;
+    let recent = rating_input(db, tenant, customer, period, history_from, now_hour).await?;
+    let remaining = (period.end_ms - now_hour) / HOUR_MS;
+    let hours: Vec<i64> = (history_from..now_hour).step_by(HOUR_MS as usize).collect();
+    let history = |by_hour: &BTreeMap<i64, f64>| -> Vec<f64> {
+        hours
+            .iter()
+            .map(|h| by_hour.get(h).copied().unwrap_or(0.0))
+            .collect()
+    };
+    let mut usage: BTreeMap<Dimension, BTreeMap<i64, f64>> = BTreeMap::new();
+    for u in &recent.usage {
+        *usage
+            .entry(u.dimension.clone())
+            .or_default()
+            .entry(u.hour_ms)
+            .or_default() += f64::try_from(u.quantity).unwrap_or(0.0);
+    }
+    let mut capacity: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
+    for c in &recent.capacity {
+        *capacity
+            .entry(c.workload.clone())
+            .or_default()
+            .entry(c.hour_ms)
+            .or_default() += f64::try_from(c.instance_ms).unwrap_or(0.0) / HOUR_MS as f64;
+    }
+    let mut series: Vec<Series> = usage
+        .into_iter()
+        .map(|(dimension, by_hour)| Series::Usage {
+            dimension,
+            per_hour: Projection::from_history(&history(&by_hour), remaining, Z90),
+        })
+        .collect();
+    series.extend(
+        capacity
+            .into_iter()
+            .map(|(workload, by_hour)| Series::Capacity {
+                workload,
+                instances: Projection::from_history(&history(&by_hour), remaining, Z90),
+            }),
+    );
+    Ok(estimate(book, &so_far, now_ms, &series))
+}
+
+fn cap_of(s: &headroom_store::billing::StoredCap) -> BudgetCap {
+    BudgetCap {
+        amount: s.amount,
+        currency: s.currency,
+        action: s.action,
+    }
+}
+
+/// Announces budget thresholds the projected spend has reached this period
+/// (each once); returns the ones announced now.
+pub async fn check_budget(
+    db: &Db,
+    tenant: &Tenant,
+    customer: &Customer,
+    book: &RuleBook,
+    now_ms: i64,
+) -> Result<Vec<u8>, StoreError> {
+    let Some(stored) = db.budget_cap(tenant).await? else {
+        return Ok(Vec::new());
+    };
+    let cap = cap_of(&stored);
+    let est = projected_invoice(db, tenant, customer, book, now_ms).await?;
+    let period = est.period.label();
+    let done = db.announced_thresholds(tenant, &period).await?;
+    let mut announced = Vec::new();
+    for t in crossed_thresholds(&cap, est.expected, &done) {
+        let note = NewNotification {
+            kind: "budget_threshold",
+            title: format!("Projected spend has reached {t} % of the budget cap"),
+            body: json!({
+                "period": period, "threshold": t, "cap": cap.amount, "currency": cap.currency,
+                "projected": est.expected, "projected_low": est.low, "projected_high": est.high,
+                "actual": est.actual, "action": cap.action,
+            }),
+        };
+        if db
+            .announce_threshold(tenant, &period, t, &note, now_ms)
+            .await?
+        {
+            announced.push(t);
+        }
+    }
+    Ok(announced)
+}
+
+/// The price of one instance-hour (instance and its vCPUs, with the tier
+/// premium) at `at_ms`; `None` when no rule prices capacity.
+pub fn instance_hour_price(book: &RuleBook, who: &Customer, at_ms: i64) -> Option<Decimal> {
+    let inst = book.unit_price(who, &Dimension::Resource(Resource::Instance), at_ms);
+    let vcpu = book.unit_price(who, &Dimension::Resource(Resource::Vcpu), at_ms);
+    if inst.is_none() && vcpu.is_none() {
+        return None;
+    }
+    let base = inst.map_or(Decimal::ZERO, |p| p.0)
+        + vcpu.map_or(Decimal::ZERO, |p| p.0) * vcpus_per_instance();
+    Some(base * (Decimal::ONE + book.tier_premium(who, at_ms)))
+}
+
+/// The controller's budget for an organisation with a cap: the projected
+/// spend and the cost of one more instance until the period ends.
+pub async fn budget_for_controller(
+    db: &Db,
+    tenant: &Tenant,
+    customer: &Customer,
+    book: &RuleBook,
+    now_ms: i64,
+) -> Result<Option<Budget>, StoreError> {
+    let Some(stored) = db.budget_cap(tenant).await? else {
+        return Ok(None);
+    };
+    let est = projected_invoice(db, tenant, customer, book, now_ms).await?;
+    let rest_hours = Decimal::from(est.period.end_ms - now_ms) / Decimal::from(HOUR_MS);
+    let per_hour = instance_hour_price(book, customer, now_ms).unwrap_or(Decimal::ZERO);
+    Ok(Some(controller_budget(
+        &cap_of(&stored),
+        est.expected,
+        per_hour * rest_hours,
+    )))
+}
+
+/// The value a rule's kind resolves to for a customer at an hour: a unit
+/// price, a rate, or (for demand schedules) the multiplier at full load.
+fn resolved(book: &RuleBook, who: &Customer, kind: &RuleKind, at_ms: i64) -> Option<Decimal> {
+    match kind {
+        RuleKind::Price { dimension, .. } => book.unit_price(who, dimension, at_ms).map(|p| p.0),
+        RuleKind::TierPremium { .. } => Some(book.tier_premium(who, at_ms)),
+        RuleKind::SlaCredit { .. } => Some(book.sla_credit(who, at_ms)),
+        RuleKind::ProfileDiscount { .. } => Some(book.profile_discount(who, at_ms)),
+        RuleKind::DemandMultiplier { .. } => Some(book.demand_multiplier(who, at_ms, Decimal::ONE)),
+    }
+}
+
+fn subject(kind: &RuleKind) -> String {
+    match kind {
+        RuleKind::Price { dimension, .. } => dimension.to_string(),
+        other => other.name().to_owned(),
+    }
+}
+
+/// The price changes a rule change (`before` → `after` rule books) makes for
+/// each customer at `at_ms`, with the notifications that announce them.
+pub fn rule_changes(
+    before: &RuleBook,
+    after: &RuleBook,
+    rule: &PriceRule,
+    at_ms: i64,
+    customers: &[Customer],
+) -> Vec<(Tenant, PriceChange, NewNotification)> {
+    let mut out = Vec::new();
+    for who in customers {
+        let (old, new) = (
+            resolved(before, who, &rule.kind, at_ms),
+            resolved(after, who, &rule.kind, at_ms),
+        );
+        if old == new {
+            continue;
+        }
+        let subject = subject(&rule.kind);
+        let change = PriceChange {
+            id: String::new(),
+            at_ms,
+            subject: subject.clone(),
+            old_price: old,
+            new_price: new,
+            currency: who.currency,
+            reason: "rule".into(),
+            cause: format!("{}@{at_ms}", rule.id),
+        };
+        let fmt = |v: Option<Decimal>| v.map_or("none".to_owned(), |d| d.normalize().to_string());
+        let note = NewNotification {
+            kind: "price_change",
+            title: format!("{subject}: {} → {} {}", fmt(old), fmt(new), who.currency),
+            body: json!({
+                "subject": subject, "old": old, "new": new, "currency": who.currency,
+                "effective_at": at_ms, "reason": "rule", "rule_id": rule.id,
+            }),
+        };
+        out.push((Tenant::new(who.org_id.clone()), change, note));
+    }
+    out
+}
+
+/// Every customer, as rules are resolved for them.
+pub async fn customers(db: &Db) -> Result<Vec<Customer>, StoreError> {
+    Ok(db
+        .all_organizations()
+        .await?
+        .into_iter()
+        .map(|o| Customer {
+            org_id: o.id,
+            tier: o.tier,
+            currency: o.currency,
+        })
+        .collect())
+}
+
+#[derive(Clone)]
+pub struct BillingJob {
+    pub db: Db,
+}
+
+/// The scheduled billing tick: budget thresholds for every organisation
+/// with a cap.
+pub async fn run(tick: Tick, ctx: Data<BillingJob>) -> Result<(), BoxDynError> {
+    let now_ms = i64::try_from(tick.get_timestamp())?.saturating_mul(1000);
+    let book = RuleBook::new(ctx.db.price_rules().await?);
+    for who in customers(&ctx.db).await? {
+        let tenant = Tenant::new(who.org_id.clone());
+        match check_budget(&ctx.db, &tenant, &who, &book, now_ms).await {
+            Ok(t) if !t.is_empty() => {
+                tracing::info!(organization = who.org_id, thresholds = ?t, "budget thresholds announced")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(organization = who.org_id, error = %e, "budget check failed"),
+        }
+    }
+    Ok(())
+}

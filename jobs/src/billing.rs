@@ -74,8 +74,8 @@ pub async fn statement(
     Ok(rate(book, &input))
 }
 
-/// The current period's projected invoice: rated so far, the rest projected
-/// from each series' last week of hours.
+/// The current period's projected invoice: rated up to now, the rest projected
+/// from each series' last week of whole hours.
 pub async fn projected_invoice(
     db: &Db,
     tenant: &Tenant,
@@ -86,7 +86,7 @@ pub async fn projected_invoice(
     let period = Period::month_of(now_ms);
     let now_hour = hour_floor(now_ms);
     let history_from = now_hour - HISTORY_HOURS * HOUR_MS;
-    let so_far = rating_input(db, tenant, customer, period, period.start_ms, now_hour).await?;
+    let so_far = rating_input(db, tenant, customer, period, period.start_ms, now_ms).await?;
     let recent = rating_input(db, tenant, customer, period, history_from, now_hour).await?;
     let remaining = (period.end_ms - now_hour) / HOUR_MS;
     let hours: Vec<i64> = (history_from..now_hour).step_by(HOUR_MS as usize).collect();

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dimension::Dimension;
 use super::money::Currency;
-use super::period::{HOUR_MS, Period};
+use super::period::{HOUR_MS, Period, hour_floor};
 use super::rating::{CapacityHour, RatingInput, Statement, UsageHour, rate};
 use super::rules::RuleBook;
 
@@ -85,18 +85,27 @@ fn dec(x: f64) -> Decimal {
     Decimal::from_f64(x).unwrap_or_default().round_dp(9)
 }
 
-/// The future hours `[from_hour, period end)` as a rating input, each series
-/// at the quantity `pick` takes from its projection. Platform load and profile
+/// The rest of the period, `[now_ms, period end)`, as a rating input, each
+/// series at the quantity `pick` takes from its projection (the hour in
+/// progress only for its remaining share). Platform load and profile
 /// currency stay as last seen; no missed capacity is assumed.
 fn future(
     base: &RatingInput,
-    from_hour: i64,
+    now_ms: i64,
     series: &[Series],
     pick: fn(&Projection) -> f64,
 ) -> RatingInput {
+    let from_hour = hour_floor(now_ms);
     let hours: Vec<i64> = (from_hour..base.period.end_ms)
         .step_by(HOUR_MS as usize)
         .collect();
+    let share = |h: i64| {
+        if h == from_hour {
+            Decimal::from(h + HOUR_MS - now_ms) / Decimal::from(HOUR_MS)
+        } else {
+            Decimal::ONE
+        }
+    };
     let load = base.platform_load.values().next_back().copied();
     let profile = base
         .profile_current
@@ -114,7 +123,7 @@ fn future(
                 } => capacity.push(CapacityHour {
                     hour_ms: h,
                     workload: workload.clone(),
-                    instance_ms: dec(pick(instances)) * Decimal::from(HOUR_MS),
+                    instance_ms: dec(pick(instances)) * Decimal::from(HOUR_MS) * share(h),
                     missed_ms: 0,
                 }),
                 Series::Usage {
@@ -123,7 +132,7 @@ fn future(
                 } => usage.push(UsageHour {
                     hour_ms: h,
                     dimension: dimension.clone(),
-                    quantity: dec(pick(per_hour)),
+                    quantity: dec(pick(per_hour)) * share(h),
                 }),
             }
         }
@@ -158,18 +167,15 @@ fn line(lines: &mut BTreeMap<Dimension, EstimateLine>, d: Dimension) -> &mut Est
     })
 }
 
-/// `so_far` covers the period up to `now_ms`' hour; the rest is projected.
+/// `so_far` holds what is stored up to `now_ms`; the rest of the period is projected.
 pub fn estimate(book: &RuleBook, so_far: &RatingInput, now_ms: i64, series: &[Series]) -> Estimate {
-    let from_hour = super::period::hour_floor(now_ms);
-    let mut actual_in = so_far.clone();
-    actual_in.period.end_ms = from_hour.min(so_far.period.end_ms);
-    let actual = rate(book, &actual_in);
+    let actual = rate(book, so_far);
     let [low, mid, high]: [Statement; 3] = [
         |p: &Projection| p.low,
         |p: &Projection| p.mid,
         |p: &Projection| p.high,
     ]
-    .map(|pick| rate(book, &future(so_far, from_hour, series, pick)));
+    .map(|pick| rate(book, &future(so_far, now_ms, series, pick)));
     let mut lines: BTreeMap<Dimension, EstimateLine> = BTreeMap::new();
     // The actual part belongs to all three scenarios.
     for (d, a) in actual.by_dimension() {
@@ -266,7 +272,7 @@ mod tests {
                 },
             },
         ];
-        let e = estimate(&book, &so_far, 10 * HOUR_MS + 5, &series);
+        let e = estimate(&book, &so_far, 10 * HOUR_MS, &series);
         // 10 h × 2 instances at 1 + 100 calls at 0.01.
         assert_eq!(e.actual, d("21.00"));
         // Hours 10..20 at 1, 20..24 at 2: mid = 2×10×1 + 2×4×2 = 36; calls 14 h × 10 × 0.01 = 1.40.

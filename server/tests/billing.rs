@@ -1,0 +1,666 @@
+//! Billing end to end, on SQLite and PostgreSQL: pricing rules, exact and
+//! reproducible statements from ingested usage and capacity in force, price
+//! history, budget caps with threshold notifications over server-sent events,
+//! the controller held to a blocking cap, and clear errors that change nothing.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use common::{Backend, Browser, TestApp, expect_error};
+use headroom_core::accounts::{Email, Role, Tier};
+use headroom_core::billing::{
+    Currency, Decimal, HOUR_MS, Period, PriceRule, RuleBook, RuleKind, Scope,
+};
+use headroom_store::Tenant;
+use headroom_store::allocation::{StoredDecision, StoredSettings};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn org_with_key(app: &TestApp, org: &str) -> (Browser, String, String) {
+    let mut owner = Browser::new(app);
+    let info = owner
+        .signup(
+            org,
+            &format!("owner@{}.example", org.to_lowercase()),
+            PASSWORD,
+        )
+        .await;
+    let key: Value = owner
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "ops", "scopes": ["ingest", "read", "write"] }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    (
+        owner,
+        key["secret"].as_str().unwrap().to_owned(),
+        info["organization"]["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn operator(app: &TestApp) -> Browser {
+    let hash = headroom_server::auth::password::hash(PASSWORD.to_owned())
+        .await
+        .unwrap();
+    let email = Email::parse("ops@headroom.example").unwrap();
+    app.db
+        .create_organization_with_user("Operator", Tier::Guaranteed, &email, Role::Admin, hash)
+        .await
+        .unwrap();
+    let mut ops = Browser::new(app);
+    assert_eq!(
+        ops.login("ops@headroom.example", PASSWORD).await.status(),
+        200
+    );
+    ops
+}
+
+async fn send(app: &TestApp, key: &str, path: &str, body: Value) -> Value {
+    let res = app
+        .http
+        .post(app.url(path))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{path}: {}", res.status());
+    res.json().await.unwrap()
+}
+
+async fn get(app: &TestApp, key: &str, path: &str) -> reqwest::Response {
+    app.http
+        .get(app.url(path))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn d(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+/// A rule in force since `from_ms` (seeded through the store: the API only
+/// takes rules from the next hour on, so past hours keep their prices).
+fn rule(id: &str, dim: &str, price: &str, from_ms: i64) -> PriceRule {
+    PriceRule {
+        id: id.into(),
+        scope: Scope::Default,
+        kind: RuleKind::Price {
+            dimension: dim.parse().unwrap(),
+            unit_price: d(price),
+        },
+        currency: Currency::USD,
+        effective_from_ms: from_ms,
+        effective_to_ms: None,
+        created_ms: from_ms,
+    }
+}
+
+async fn seed_rules(app: &TestApp, rules: &[PriceRule]) {
+    for r in rules {
+        app.db.insert_price_rule(r, None, &[], 0).await.unwrap();
+    }
+}
+
+fn applied(workload: &str, at_ms: i64, before: i32, after: i32) -> StoredDecision {
+    StoredDecision {
+        id: headroom_store::new_id(),
+        workload: workload.into(),
+        source: "controller".into(),
+        slot: at_ms / 300_000,
+        decided_ms: at_ms,
+        mode: "on".into(),
+        before,
+        after,
+        warm: 0,
+        reason: "forecast".into(),
+        limits_json: "[]".into(),
+        observed: None,
+        sized_for: None,
+        forecast_version: None,
+        status: "applied".into(),
+        command_id: headroom_store::new_id(),
+        detail: None,
+    }
+}
+
+fn settings(workload: &str) -> StoredSettings {
+    StoredSettings {
+        workload: workload.into(),
+        metric: "cpu".into(),
+        units_per_instance: 100.0,
+        mode: "on".into(),
+        min_instances: 1,
+        max_instances: 20,
+        target: 0.7,
+        priority: 1.0,
+        provider: "none".into(),
+        provider_ref: None,
+        commanded: 2,
+        state_json: None,
+        last_suggestion_ms: None,
+        updated_ms: 0,
+    }
+}
+
+async fn statements_are_exact_and_reproducible(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_owner, key, org_id) = org_with_key(&app, "Acme").await;
+    let tenant = Tenant::new(org_id.clone());
+    // Two whole hours ago, so all of it lies in rated hours.
+    let now = Utc::now().timestamp_millis();
+    let h0 = (now / HOUR_MS - 2) * HOUR_MS;
+    let period = Period::month_of(h0);
+    seed_rules(
+        &app,
+        &[
+            rule("r-call", "unit:api_call", "0.0001", period.start_ms),
+            rule("r-read", "microop:MEMORY_READ", "0.000002", period.start_ms),
+            rule("r-net", "resource:network_gb", "0.05", period.start_ms),
+            rule("r-inst", "resource:instance", "0.10", period.start_ms),
+        ],
+    )
+    .await;
+
+    let t = h0 / 1000 + 60;
+    let events: Vec<Value> = (0..50)
+        .map(|i| json!({ "id": format!("e-{i}"), "type": "api_call", "quantity": 250, "timestamp": t }))
+        .collect();
+    send(&app, &key, "/api/v1/events", json!(events)).await;
+    // The same batch again (a client retry) is counted once.
+    send(&app, &key, "/api/v1/events", json!(events)).await;
+    let ops: Vec<Value> = (0..40)
+        .map(|i| json!({ "timestamp": t, "operation_id": format!("op-{i}"), "micro_operation_type": "MEMORY_READ",
+            "resource_usage": { "cpu_cycles": 10, "memory_bytes": 0, "network_bytes": 25_000_000, "disk_bytes": 0, "execution_time_ms": 1.0 } }))
+        .collect();
+    send(&app, &key, "/api/v1/micro-operations", json!(ops)).await;
+    // Capacity: 2 instances from h0, 5 from h0 + 30 min, back to 2 at h0 + 90 min.
+    app.db
+        .upsert_allocation_settings(&tenant, &settings("api"), Some(2))
+        .await
+        .unwrap();
+    for (at, b, a) in [
+        (h0, 0, 2),
+        (h0 + HOUR_MS / 2, 2, 5),
+        (h0 + 3 * HOUR_MS / 2, 5, 2),
+    ] {
+        assert!(
+            app.db
+                .record_decision(&tenant, &applied("api", at, b, a), None, a, None)
+                .await
+                .unwrap()
+        );
+    }
+    // A decision nobody carried out costs nothing.
+    let mut logged = applied("api", h0 + HOUR_MS / 4, 2, 9);
+    logged.status = "no_provider".into();
+    app.db
+        .record_decision(&tenant, &logged, None, 2, None)
+        .await
+        .unwrap();
+
+    let path = format!("/api/v1/billing/statement?period={}", period.label());
+    let res = get(&app, &key, &path).await;
+    assert_eq!(res.status(), 200);
+    let s: Value = res.json().await.unwrap();
+    let line = |dim: &str| {
+        s["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["dimension"] == dim)
+            .cloned()
+            .unwrap_or_else(|| panic!("{dim} in {s}"))
+    };
+    // 50 × 250 calls at 0.0001.
+    assert_eq!(line("unit:api_call")["quantity"], "12500");
+    assert_eq!(line("unit:api_call")["amount"], "1.25");
+    // 40 reads at 0.000002 = 0.00008 → 0.00.
+    assert_eq!(line("microop:MEMORY_READ")["amount"], "0.00");
+    // 40 × 25 MB = 1 GB at 0.05.
+    assert_eq!(line("resource:network_gb")["quantity"], "1");
+    assert_eq!(line("resource:network_gb")["amount"], "0.05");
+    // Instance-hours up to now: 2×0.5 + 5×1 + 2×(now − h0 − 1.5 h).
+    let tail_h = Decimal::from(now - h0 - 3 * HOUR_MS / 2) / Decimal::from(HOUR_MS);
+    let inst = line("resource:instance");
+    let hours: Decimal = inst["quantity"].as_str().unwrap().parse().unwrap();
+    assert!(
+        hours >= d("6") + d("2") * tail_h && hours <= d("6") + d("2") * tail_h + d("0.01"),
+        "{hours}"
+    );
+    // vCPU has no price: reported, not charged.
+    assert_eq!(s["unpriced"][0]["dimension"], "resource:vcpu");
+    let total: Decimal = s["total"].as_str().unwrap().parse().unwrap();
+    let sum: Decimal = s["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["amount"].as_str().unwrap().parse::<Decimal>().unwrap())
+        .sum();
+    assert_eq!(total, sum);
+
+    // A closed stretch re-rated gives the same cents: rate [period start, h0 + 2h) twice.
+    let who = headroom_jobs::billing::customer(&app.db, &tenant)
+        .await
+        .unwrap()
+        .unwrap();
+    let book = RuleBook::new(app.db.price_rules().await.unwrap());
+    let closed = h0 + 2 * HOUR_MS;
+    let a = headroom_jobs::billing::statement(&app.db, &tenant, &who, &book, period, closed)
+        .await
+        .unwrap();
+    let b = headroom_jobs::billing::statement(&app.db, &tenant, &who, &book, period, closed)
+        .await
+        .unwrap();
+    assert_eq!(a, b);
+    // 2×0.5 + 5×1 + 2×0.5 = 7 instance-hours at 0.10.
+    let inst = a
+        .lines
+        .iter()
+        .find(|l| l.dimension.to_string() == "resource:instance")
+        .unwrap();
+    assert_eq!((inst.quantity, inst.amount), (d("7"), d("0.70")));
+    assert_eq!(a.total, d("0.70") + d("1.25") + d("0.05"));
+
+    // Another organisation sees none of it.
+    let (_o2, key2, _) = org_with_key(&app, "Globex").await;
+    let other: Value = get(&app, &key2, &path).await.json().await.unwrap();
+    assert_eq!(other["total"], "0");
+    assert_eq!(other["lines"], json!([]));
+
+    expect_error(
+        get(&app, &key, "/api/v1/billing/statement?period=2026-13").await,
+        400,
+    )
+    .await;
+    expect_error(
+        get(&app, &key, "/api/v1/billing/statement?period=2999-01").await,
+        400,
+    )
+    .await;
+
+    // The estimate carries the actual part and an ordered interval.
+    let e: Value = get(&app, &key, "/api/v1/billing/estimate")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let num = |v: &Value| v.as_str().unwrap().parse::<Decimal>().unwrap();
+    assert!(
+        num(&e["low"]) <= num(&e["expected"]) && num(&e["expected"]) <= num(&e["high"]),
+        "{e}"
+    );
+    assert!(num(&e["actual"]) <= num(&e["low"]), "{e}");
+    app.stop().await;
+}
+both_backends!(statements, statements_are_exact_and_reproducible);
+
+async fn rules_are_validated_and_announced(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (owner, key, org_id) = org_with_key(&app, "Acme").await;
+    let ops = operator(&app).await;
+    let base = json!({ "scope": "default", "kind": "price", "dimension": "resource:instance",
+        "unit_price": "0.10", "currency": "usd" });
+    let with = |k: &str, v: Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        b
+    };
+    let past = (Utc::now() - chrono::Duration::hours(3)).to_rfc3339();
+    for (body, status, needle) in [
+        (with("dimension", json!("resource:gpu")), 422, "dimension"),
+        (with("unit_price", json!("-1")), 422, "unit_price"),
+        (with("currency", json!("euro")), 422, "currency"),
+        (with("scope", json!("galaxy")), 422, "scope"),
+        (
+            with("kind", json!("demand_multiplier")),
+            422,
+            "not available",
+        ),
+        (with("effective_from", json!(past)), 422, "next whole hour"),
+        (
+            json!({ "scope": "organization", "scope_ref": org_id, "kind": "price", "dimension": "unit:api_call",
+            "unit_price": "1", "currency": "eur" }),
+            422,
+            "currency mismatch",
+        ),
+        (
+            json!({ "scope": "organization", "scope_ref": "nope", "kind": "price", "dimension": "unit:api_call",
+            "unit_price": "1", "currency": "usd" }),
+            404,
+            "",
+        ),
+    ] {
+        let msg = expect_error(
+            ops.post("/api/v1/admin/price-rules", body.clone()).await,
+            status,
+        )
+        .await;
+        assert!(msg.contains(needle), "{body}: {msg}");
+    }
+    // Customers cannot price themselves.
+    expect_error(
+        owner.post("/api/v1/admin/price-rules", base.clone()).await,
+        403,
+    )
+    .await;
+    let rules: Value = ops
+        .get("/api/v1/admin/price-rules")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rules, json!([]), "refused rules left nothing behind");
+    let history: Value = get(&app, &key, "/api/v1/prices/history")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history, json!([]));
+
+    let res = ops.post("/api/v1/admin/price-rules", base.clone()).await;
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    // Every organisation (Acme and the operator's) is told.
+    assert_eq!(created["price_changes"], 2);
+    let id = created["rule"]["id"].as_str().unwrap().to_owned();
+    let history: Value = get(&app, &key, "/api/v1/prices/history")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history.as_array().unwrap().len(), 1, "{history}");
+    assert_eq!(history[0]["subject"], "resource:instance");
+    assert_eq!(history[0]["old"], Value::Null);
+    assert_eq!(history[0]["new"], "0.10");
+    assert_eq!(history[0]["reason"], "rule");
+    let notes: Value = get(&app, &key, "/api/v1/notifications")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(notes[0]["kind"], "price_change");
+
+    // An organisation-specific price beats the default for that organisation only.
+    let org_rule = json!({ "scope": "organization", "scope_ref": org_id, "kind": "price",
+        "dimension": "resource:instance", "unit_price": "0.08", "currency": "usd" });
+    let created: Value = ops
+        .post("/api/v1/admin/price-rules", org_rule)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created["price_changes"], 1);
+    let history: Value = get(&app, &key, "/api/v1/prices/history")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (history[0]["old"].clone(), history[0]["new"].clone()),
+        (json!("0.10"), json!("0.08"))
+    );
+
+    // Ending: unknown rule 404, a past end 422, then a valid end.
+    expect_error(
+        ops.post("/api/v1/admin/price-rules/nope/end", json!({}))
+            .await,
+        404,
+    )
+    .await;
+    expect_error(
+        ops.post(
+            &format!("/api/v1/admin/price-rules/{id}/end"),
+            json!({ "effective_to": past }),
+        )
+        .await,
+        422,
+    )
+    .await;
+    let ended = ops
+        .post(
+            &format!("/api/v1/admin/price-rules/{id}/end"),
+            json!({ "effective_to": null }),
+        )
+        .await;
+    // Ends before it starts: the rule begins at the next hour, which is also the earliest end.
+    expect_error(ended, 422).await;
+    let later = chrono::DateTime::from_timestamp_millis(
+        (Utc::now().timestamp_millis() / HOUR_MS + 2) * HOUR_MS,
+    )
+    .unwrap()
+    .to_rfc3339();
+    let ended = ops
+        .post(
+            &format!("/api/v1/admin/price-rules/{id}/end"),
+            json!({ "effective_to": later }),
+        )
+        .await;
+    assert_eq!(ended.status(), 200);
+    let ended: Value = ended.json().await.unwrap();
+    assert_eq!(
+        ended["effective_to"]
+            .as_str()
+            .map(|s| s.parse::<chrono::DateTime<Utc>>().unwrap().to_rfc3339()),
+        Some(later)
+    );
+    // The default price ending changes nothing for Acme (its own price rules), but tells the operator's organisation.
+    let history: Value = get(&app, &key, "/api/v1/prices/history")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history.as_array().unwrap().len(), 2, "{history}");
+    app.stop().await;
+}
+both_backends!(rules, rules_are_validated_and_announced);
+
+/// Reads server-sent events until `want` events arrived or `within` passed.
+async fn read_events(res: &mut reqwest::Response, want: usize, within: Duration) -> Vec<Value> {
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    while out.len() < want {
+        let chunk = match tokio::time::timeout_at(deadline, res.chunk()).await {
+            Ok(Ok(Some(c))) => c,
+            _ => break,
+        };
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data:")) {
+                out.push(serde_json::from_str(data.trim()).unwrap());
+            }
+        }
+    }
+    out
+}
+
+async fn budget_thresholds_reach_the_browser_once(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (owner, key, org_id) = org_with_key(&app, "Acme").await;
+    let (_o2, key2, _) = org_with_key(&app, "Globex").await;
+    let tenant = Tenant::new(org_id.clone());
+    let now = Utc::now().timestamp_millis();
+    let period = Period::month_of(now);
+    seed_rules(
+        &app,
+        &[rule("r-call", "unit:api_call", "1", period.start_ms)],
+    )
+    .await;
+
+    for (body, needle) in [
+        (
+            json!({ "amount": "100", "currency": "eur", "action": "notify" }),
+            "currency mismatch",
+        ),
+        (
+            json!({ "amount": "-5", "currency": "usd", "action": "notify" }),
+            "positive",
+        ),
+        (
+            json!({ "amount": "100", "currency": "usd", "action": "explode" }),
+            "action",
+        ),
+    ] {
+        let msg = expect_error(owner.put("/api/v1/budget-cap", body).await, 422).await;
+        assert!(msg.contains(needle), "{msg}");
+    }
+    expect_error(get(&app, &key, "/api/v1/budget-cap").await, 404).await;
+    // A key without the admin scope cannot set it.
+    let res = app
+        .http
+        .put(app.url("/api/v1/budget-cap"))
+        .bearer_auth(&key)
+        .json(&json!({ "amount": "100", "currency": "usd", "action": "block" }))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 403).await;
+    let res = owner
+        .put(
+            "/api/v1/budget-cap",
+            json!({ "amount": "100.00", "currency": "usd", "action": "block" }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+
+    // Both organisations listen; only Acme's stream may carry Acme's notices.
+    let mut stream = app
+        .http
+        .get(app.url("/api/v1/notifications/stream"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(
+        stream.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut other = app
+        .http
+        .get(app.url("/api/v1/notifications/stream"))
+        .bearer_auth(&key2)
+        .send()
+        .await
+        .unwrap();
+
+    // 85 calls at 1 already this period: projected ≥ 85 of 100.
+    // Within the hour in progress, so no past hour's history inflates the projection.
+    let t = (now - 60_000).max(now / HOUR_MS * HOUR_MS) as f64 / 1000.0;
+    let events: Vec<Value> = (0..85)
+        .map(|i| json!({ "id": format!("e-{i}"), "type": "api_call", "quantity": 1, "timestamp": t }))
+        .collect();
+    send(&app, &key, "/api/v1/events", json!(events)).await;
+    let who = headroom_jobs::billing::customer(&app.db, &tenant)
+        .await
+        .unwrap()
+        .unwrap();
+    let book = RuleBook::new(app.db.price_rules().await.unwrap());
+    let announced = headroom_jobs::billing::check_budget(&app.db, &tenant, &who, &book, now)
+        .await
+        .unwrap();
+    assert_eq!(announced, vec![50, 80]);
+    let got = read_events(&mut stream, 2, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        (
+            got[0]["body"]["threshold"].clone(),
+            got[1]["body"]["threshold"].clone()
+        ),
+        (json!(50), json!(80))
+    );
+    assert_eq!(got[0]["kind"], "budget_threshold");
+    // A second check announces nothing again.
+    let again = headroom_jobs::billing::check_budget(&app.db, &tenant, &who, &book, now)
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+    assert!(
+        read_events(&mut other, 1, Duration::from_millis(500))
+            .await
+            .is_empty()
+    );
+    let cap: Value = get(&app, &key, "/api/v1/budget-cap")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cap["announced"], json!([50, 80]));
+    assert_eq!(cap["action"], "block");
+
+    // Resuming from an event id replays what came after it.
+    let first_seq = got[0]["seq"].as_i64().unwrap();
+    let mut resumed = app
+        .http
+        .get(app.url("/api/v1/notifications/stream"))
+        .bearer_auth(&key)
+        .header("last-event-id", first_seq.to_string())
+        .send()
+        .await
+        .unwrap();
+    let replay = read_events(&mut resumed, 1, Duration::from_secs(5)).await;
+    assert_eq!(replay[0]["seq"], got[1]["seq"]);
+    let bad = app
+        .http
+        .get(app.url("/api/v1/notifications/stream"))
+        .bearer_auth(&key)
+        .header("last-event-id", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    expect_error(bad, 400).await;
+    // Unauthenticated: refused.
+    expect_error(
+        app.http
+            .get(app.url("/api/v1/notifications/stream"))
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
+
+    // The controller, under a blocking cap that is spent, refuses to scale up.
+    let mut s = settings("api");
+    s.commanded = 1;
+    app.db
+        .upsert_allocation_settings(&tenant, &s, Some(1))
+        .await
+        .unwrap();
+    seed_rules(
+        &app,
+        &[rule("r-inst", "resource:instance", "1", period.start_ms)],
+    )
+    .await;
+    let budget = headroom_jobs::billing::budget_for_controller(
+        &app.db,
+        &tenant,
+        &who,
+        &RuleBook::new(app.db.price_rules().await.unwrap()),
+        now,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(budget.apply(1, 1000).0, 1, "{budget:?}");
+    app.stop().await;
+}
+both_backends!(budget, budget_thresholds_reach_the_browser_once);

@@ -63,6 +63,8 @@ pub enum Bench {
     Forecast(crate::bench::forecast::ForecastBench),
     /// One allocation-controller tick over many workloads (no database).
     Controller(crate::bench::controller::ControllerBench),
+    /// Latency from a committed change to the event at browsers' streams.
+    Notifications(crate::bench::notifications::NotificationBench),
 }
 
 /// Exit codes: 0 done, 1 failed while running, 2 could not start (bad config,
@@ -204,6 +206,9 @@ async fn run(command: Command, config: Config) -> ExitCode {
             })
         }
         Command::Bench(Bench::Ingest(args)) => finish(crate::bench::run(config, args).await),
+        Command::Bench(Bench::Notifications(args)) => {
+            finish(crate::bench::notifications::run(config, args).await)
+        }
         Command::Backtest(_)
         | Command::Bench(Bench::Forecast(_))
         | Command::Bench(Bench::Controller(_)) => {

@@ -57,11 +57,13 @@ impl Hub {
                         #[allow(unreachable_code)]
                         Ok::<(), headroom_store::sea_orm::sqlx::Error>(())
                     };
-                    if let Err(e) = listened.await {
-                        tracing::warn!(error = %e, "notification listener lost; reconnecting");
-                    }
-                    if pg_tx.is_closed() {
+                    let lost = listened.await;
+                    // Shutting down: the pool closed or the hub stopped listening.
+                    if pg_tx.is_closed() || pool.is_closed() {
                         return;
+                    }
+                    if let Err(e) = lost {
+                        tracing::warn!(error = %e, "notification listener lost; reconnecting");
                     }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }

@@ -3,6 +3,7 @@
 pub mod controller;
 pub mod forecast;
 pub mod ingest;
+pub mod notifications;
 
 pub use ingest::{IngestBench, run};
 

@@ -9,3 +9,4 @@ pub mod profile;
 pub mod readiness;
 pub mod retention;
 pub mod telemetry;
+pub mod webhooks;

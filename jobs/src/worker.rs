@@ -13,6 +13,7 @@ use crate::allocate::{self, AllocateJob};
 use crate::billing::{self, BillingJob};
 use crate::forecast::{self, ForecastJob};
 use crate::housekeeping::{self, Housekeeping};
+use crate::webhooks::{self, WebhookJob};
 
 #[derive(Debug, Error)]
 pub enum WorkerError {
@@ -35,6 +36,8 @@ pub struct WorkerSettings {
     pub allocate_schedule: cron::Schedule,
     /// When budget thresholds are checked.
     pub billing_schedule: cron::Schedule,
+    /// When due webhook deliveries are sent.
+    pub webhook_schedule: cron::Schedule,
     /// The cgroup provider when configured (or why it cannot be used).
     pub cgroups: Option<Result<crate::providers::cgroup::Cgroups, String>>,
     /// The global LSTM, when ONNX Runtime and the model are available.
@@ -45,6 +48,7 @@ const HOUSEKEEPING_QUEUE: &str = "housekeeping";
 const FORECAST_QUEUE: &str = "forecast";
 const ALLOCATE_QUEUE: &str = "allocate";
 const BILLING_QUEUE: &str = "billing";
+const WEBHOOK_QUEUE: &str = "webhooks";
 
 /// Runs every worker until `shutdown` resolves, then lets in-flight jobs finish
 /// (up to `shutdown_timeout`). Scheduled ticks are written to the job queue in the
@@ -73,6 +77,8 @@ pub async fn run_workers(
     let allocate_schedule = settings.allocate_schedule.clone();
     let billing_ctx = BillingJob { db: db.clone() };
     let billing_schedule = settings.billing_schedule.clone();
+    let webhook_ctx = WebhookJob::new(db.clone());
+    let webhook_schedule = settings.webhook_schedule.clone();
     let monitor = Monitor::new().shutdown_timeout(settings.shutdown_timeout);
     // Each schedule is piped into a queue in the application database, so a
     // tick survives a restart and is retried on error. A macro rather than a
@@ -81,8 +87,12 @@ pub async fn run_workers(
     macro_rules! register_all {
         ($storage:expr) => {{
             let storage = $storage;
-            let (forecast_storage, allocate_storage, billing_storage) =
-                (storage.clone(), storage.clone(), storage.clone());
+            let (forecast_storage, allocate_storage, billing_storage, webhook_storage) = (
+                storage.clone(),
+                storage.clone(),
+                storage.clone(),
+                storage.clone(),
+            );
             monitor
                 .register(move |_restarts| {
                     WorkerBuilder::new("housekeeping")
@@ -123,6 +133,17 @@ pub async fn run_workers(
                         .retry(RetryPolicy::retries(2))
                         .data(billing_ctx.clone())
                         .build(billing::run)
+                })
+                .register(move |_restarts| {
+                    WorkerBuilder::new("webhooks")
+                        .backend(
+                            CronScheduler::new(webhook_schedule.clone())
+                                .pipe_to(webhook_storage(WEBHOOK_QUEUE)),
+                        )
+                        // A tick that fails is superseded by the next one.
+                        .retry(RetryPolicy::retries(0))
+                        .data(webhook_ctx.clone())
+                        .build(webhooks::run)
                 })
         }};
     }

@@ -10,6 +10,7 @@ mod m20261125_000005_anomalies;
 mod m20261125_000006_forecast_inputs;
 mod m20261125_000007_allocation;
 mod m20261125_000008_billing;
+mod m20261125_000009_webhooks;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_forecast_inputs::Migration),
             Box::new(m20261125_000007_allocation::Migration),
             Box::new(m20261125_000008_billing::Migration),
+            Box::new(m20261125_000009_webhooks::Migration),
         ]
     }
 }

@@ -56,6 +56,11 @@ pub struct Config {
     pub allocate_schedule: cron::Schedule,
     /// When budget thresholds are checked (cron with seconds).
     pub billing_schedule: cron::Schedule,
+    /// When due webhook deliveries are sent (cron with seconds).
+    pub webhook_schedule: cron::Schedule,
+    /// Whether webhook endpoints may be loopback or private-network addresses
+    /// (off: a customer must not make the server call into its own network).
+    pub webhooks_allow_private: bool,
     /// The cgroup mount (e.g. `/sys/fs/cgroup`) for the `cgroup` allocation
     /// provider; unset, the provider is off. Groups live under
     /// `<mount>/<cgroup_base>/<organisation>/<name>`.
@@ -98,6 +103,8 @@ const KEYS: &[&str] = &[
     "forecast_schedule",
     "allocate_schedule",
     "billing_schedule",
+    "webhook_schedule",
+    "webhooks_allow_private",
     "cgroup_mount",
     "cgroup_base",
     "job_retention_hours",
@@ -211,6 +218,18 @@ impl Config {
         // After the forecasts of the same five minutes.
         let allocate_schedule = schedule("allocate_schedule", "45 */5 * * * *")?;
         let billing_schedule = schedule("billing_schedule", "15 */5 * * * *")?;
+        let webhook_schedule = schedule("webhook_schedule", "*/10 * * * * *")?;
+        let webhooks_allow_private = match get("webhooks_allow_private") {
+            None => false,
+            Some((_, v)) if matches!(v.trim(), "1" | "true" | "yes") => true,
+            Some((_, v)) if matches!(v.trim(), "0" | "false" | "no" | "") => false,
+            Some((name, v)) => {
+                return Err(ConfigError::new(
+                    &name,
+                    format!("{v:?} is not true or false"),
+                ));
+            }
+        };
         let cgroup_mount = get("cgroup_mount").map(|(_, v)| PathBuf::from(v));
         let cgroup_base =
             get("cgroup_base").map_or_else(|| "headroom".to_owned(), |(_, v)| v.to_owned());
@@ -266,6 +285,8 @@ impl Config {
             forecast_schedule,
             allocate_schedule,
             billing_schedule,
+            webhook_schedule,
+            webhooks_allow_private,
             cgroup_mount,
             cgroup_base,
             job_retention,

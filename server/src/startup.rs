@@ -89,6 +89,7 @@ pub fn worker_settings(config: &Config, lstm: Option<Arc<LstmForecaster>>) -> Wo
         forecast_schedule: config.forecast_schedule.clone(),
         allocate_schedule: config.allocate_schedule.clone(),
         billing_schedule: config.billing_schedule.clone(),
+        webhook_schedule: config.webhook_schedule.clone(),
         cgroups: config.cgroup_mount.as_ref().map(|mount| {
             headroom_jobs::providers::cgroup::Cgroups::detect(mount, &config.cgroup_base)
                 .map_err(|e| e.to_string())
@@ -159,6 +160,7 @@ impl Application {
             feed,
             notifications: crate::notifications::Hub::new(),
             cgroup_provider: config.cgroup_mount.is_some(),
+            webhooks_allow_private: config.webhooks_allow_private,
         };
         Ok(Self {
             listener,

@@ -675,6 +675,8 @@ struct Other {
     org_id: String,
     workload: String,
     event_id: String,
+    endpoint_id: String,
+    delivery_id: String,
     secrets: Vec<String>,
 }
 
@@ -752,7 +754,40 @@ async fn tenants_never_see_each_other(backend: Backend) {
         )
         .await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    // B sends webhooks to its billing system; one message is queued.
+    let b_hook: Value = b
+        .post(
+            "/api/v1/webhook-endpoints",
+            json!({ "url": "https://billing.beta.example/hooks", "description": "beta-ledger" }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let b_tenant = headroom_store::Tenant::new(b_org.clone());
+    let endpoint_id = b_hook["endpoint"]["id"].as_str().unwrap().to_owned();
+    app.db
+        .notify(
+            &b_tenant,
+            &headroom_store::billing::NewNotification {
+                kind: "price_change",
+                title: "beta-ledger".into(),
+                body: json!({}),
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let delivery_id = app
+        .db
+        .webhook_deliveries(&b_tenant, &endpoint_id, 1)
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
     let other = Other {
+        endpoint_id,
+        delivery_id,
         event_id: b_event["id"].as_str().unwrap().to_owned(),
         workload: "beta-ledger".into(),
         member_id: b_info["user"]["id"].as_str().unwrap().to_owned(),
@@ -791,6 +826,12 @@ async fn tenants_never_see_each_other(backend: Backend) {
                 // Settings are per organisation: A may name a workload like B's,
                 // so the probe body is invalid and must be refused as such.
                 ("put", "/api/v1/workloads/{workload}/allocation") => (&other.workload, 422),
+                ("post", "/api/v1/admin/price-rules/{id}/end") => (&other.org_id, 403),
+                ("delete", "/api/v1/webhook-endpoints/{id}")
+                | ("post", "/api/v1/webhook-endpoints/{id}/rotate-secret")
+                | ("post", "/api/v1/webhook-endpoints/{id}/enable")
+                | ("get", "/api/v1/webhook-endpoints/{id}/deliveries") => (&other.endpoint_id, 404),
+                ("post", "/api/v1/webhook-deliveries/{id}/replay") => (&other.delivery_id, 404),
                 _ => panic!(
                     "no tenant-isolation case for {} {path}: add one here",
                     method.to_uppercase()
@@ -823,7 +864,7 @@ async fn tenants_never_see_each_other(backend: Backend) {
             covered += 1;
         }
     }
-    assert_eq!(covered, 10, "all parameterised routes were exercised");
+    assert_eq!(covered, 16, "all parameterised routes were exercised");
 
     // Lists only ever hold the caller's own rows.
     for path in [
@@ -836,6 +877,9 @@ async fn tenants_never_see_each_other(backend: Backend) {
         "/api/v1/invitations",
         "/api/v1/audit",
         "/api/v1/organization",
+        "/api/v1/webhook-endpoints",
+        "/api/v1/notifications",
+        "/api/v1/prices/history",
     ] {
         let text = a.get(path).await.text().await.unwrap();
         for secret in &other.secrets {

@@ -210,6 +210,14 @@ async fn insert_notification<C: ConnectionTrait>(
         ],
     ))
     .await?;
+    // Billing systems hear of it through the organisation's webhooks.
+    let payload = serde_json::json!({
+        "type": n.kind,
+        "timestamp": chrono::DateTime::<chrono::Utc>::from_timestamp_millis(now_ms)
+            .map(|t| t.to_rfc3339()),
+        "data": { "title": n.title, "details": n.body },
+    });
+    crate::webhooks::enqueue(c, tenant, n.kind, &payload, now_ms).await?;
     if backend == sea_orm::DbBackend::Postgres {
         // Delivered on commit to every process's stream hub.
         c.execute_raw(Statement::from_string(
@@ -499,7 +507,9 @@ impl Db {
         note: &NewNotification,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        insert_notification(self.conn(), tenant, note, now_ms).await?;
+        let txn = self.conn().begin().await?;
+        insert_notification(&txn, tenant, note, now_ms).await?;
+        txn.commit().await?;
         self.notification_committed();
         Ok(())
     }

@@ -17,6 +17,7 @@ mod sessions;
 mod sql;
 pub mod telemetry;
 mod tenant;
+pub mod webhooks;
 
 pub use connect::{Backend, Db, redact};
 pub use error::StoreError;

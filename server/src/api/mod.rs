@@ -15,6 +15,7 @@ pub mod ingest;
 mod notifications;
 mod organization;
 pub mod types;
+mod webhooks;
 
 use axum::Router;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -42,6 +43,7 @@ use crate::http::AppState;
         (name = "forecasts", description = "Forecasts with p10/p50/p90 intervals; anomalies; readiness"),
         (name = "allocation", description = "Controller settings per workload, decision log, suggestions"),
         (name = "billing", description = "Prices, price history, statements, projected invoice, budget cap, notifications"),
+        (name = "webhooks", description = "Signed outgoing webhooks to billing systems: endpoints, secrets, delivery log, replay"),
         (name = "audit", description = "Security-relevant actions"),
         (name = "admin", description = "Platform administration (operator staff only)"),
     )
@@ -127,6 +129,12 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(notifications::list_notifications))
         .routes(routes!(notifications::notification_stream))
+        .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))
+        .routes(routes!(webhooks::delete_endpoint))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::enable_endpoint))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::replay_delivery))
         .routes(routes!(audit::organization_audit))
         .routes(routes!(admin::list_organizations))
         .routes(routes!(admin::update_organization))

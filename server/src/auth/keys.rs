@@ -14,6 +14,13 @@ pub fn random_token(len: usize) -> String {
         .collect()
 }
 
+/// Bytes from the OS-seeded CSPRNG.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    rand::rng().fill(&mut b[..]);
+    b
+}
+
 pub fn new_api_key() -> ApiKeyParts {
     ApiKeyParts::new(random_token(ID_LEN), random_token(SECRET_LEN))
 }

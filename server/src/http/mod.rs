@@ -35,6 +35,8 @@ pub struct AppState {
     pub notifications: crate::notifications::Hub,
     /// Whether workloads may use the `cgroup` allocation provider.
     pub cgroup_provider: bool,
+    /// Whether webhook endpoints may point at loopback or private addresses.
+    pub webhooks_allow_private: bool,
 }
 
 /// Authentication policy, from the config.

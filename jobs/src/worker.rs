@@ -38,6 +38,9 @@ pub struct WorkerSettings {
     pub billing_schedule: cron::Schedule,
     /// When due webhook deliveries are sent.
     pub webhook_schedule: cron::Schedule,
+    /// Stripe, when configured, and when closed hours are pushed to it.
+    pub stripe: Option<crate::stripe::StripeSettings>,
+    pub stripe_schedule: cron::Schedule,
     /// The cgroup provider when configured (or why it cannot be used).
     pub cgroups: Option<Result<crate::providers::cgroup::Cgroups, String>>,
     /// The global LSTM, when ONNX Runtime and the model are available.
@@ -49,6 +52,7 @@ const FORECAST_QUEUE: &str = "forecast";
 const ALLOCATE_QUEUE: &str = "allocate";
 const BILLING_QUEUE: &str = "billing";
 const WEBHOOK_QUEUE: &str = "webhooks";
+const STRIPE_QUEUE: &str = "stripe";
 
 /// Runs every worker until `shutdown` resolves, then lets in-flight jobs finish
 /// (up to `shutdown_timeout`). Scheduled ticks are written to the job queue in the
@@ -79,6 +83,14 @@ pub async fn run_workers(
     let billing_schedule = settings.billing_schedule.clone();
     let webhook_ctx = WebhookJob::new(db.clone());
     let webhook_schedule = settings.webhook_schedule.clone();
+    let stripe_ctx = match &settings.stripe {
+        Some(s) => Some(
+            crate::stripe::StripeJob::new(db.clone(), s.clone())
+                .map_err(|e| WorkerError::Queue(format!("Stripe client: {e}")))?,
+        ),
+        None => None,
+    };
+    let stripe_schedule = settings.stripe_schedule.clone();
     let monitor = Monitor::new().shutdown_timeout(settings.shutdown_timeout);
     // Each schedule is piped into a queue in the application database, so a
     // tick survives a restart and is retried on error. A macro rather than a
@@ -87,12 +99,9 @@ pub async fn run_workers(
     macro_rules! register_all {
         ($storage:expr) => {{
             let storage = $storage;
-            let (forecast_storage, allocate_storage, billing_storage, webhook_storage) = (
-                storage.clone(),
-                storage.clone(),
-                storage.clone(),
-                storage.clone(),
-            );
+            let (forecast_storage, allocate_storage, billing_storage) =
+                (storage.clone(), storage.clone(), storage.clone());
+            let (webhook_storage, stripe_storage) = (storage.clone(), storage.clone());
             monitor
                 .register(move |_restarts| {
                     WorkerBuilder::new("housekeeping")
@@ -144,6 +153,17 @@ pub async fn run_workers(
                         .retry(RetryPolicy::retries(0))
                         .data(webhook_ctx.clone())
                         .build(webhooks::run)
+                })
+                .register(move |_restarts| {
+                    WorkerBuilder::new("stripe")
+                        .backend(
+                            CronScheduler::new(stripe_schedule.clone())
+                                .pipe_to(stripe_storage(STRIPE_QUEUE)),
+                        )
+                        // Unsent pushes stay pending and the next tick re-sends them.
+                        .retry(RetryPolicy::retries(0))
+                        .data(stripe_ctx.clone())
+                        .build(crate::stripe::run)
                 })
         }};
     }

@@ -11,6 +11,7 @@ mod m20261125_000006_forecast_inputs;
 mod m20261125_000007_allocation;
 mod m20261125_000008_billing;
 mod m20261125_000009_webhooks;
+mod m20261125_000010_stripe;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000007_allocation::Migration),
             Box::new(m20261125_000008_billing::Migration),
             Box::new(m20261125_000009_webhooks::Migration),
+            Box::new(m20261125_000010_stripe::Migration),
         ]
     }
 }

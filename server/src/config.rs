@@ -11,6 +11,16 @@ use std::time::Duration;
 use thiserror::Error;
 
 /// A setting that could not be used; the message names the setting.
+/// A secret from the environment: usable, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 #[derive(Debug, Error)]
 #[error("{setting}: {message}")]
 pub struct ConfigError {
@@ -58,6 +68,16 @@ pub struct Config {
     pub billing_schedule: cron::Schedule,
     /// When due webhook deliveries are sent (cron with seconds).
     pub webhook_schedule: cron::Schedule,
+    /// Stripe's secret key (`sk_…`); unset, nothing is pushed to Stripe.
+    pub stripe_secret_key: Option<Redacted>,
+    /// Another Stripe API base URL (a test server); unset: Stripe itself.
+    pub stripe_api_base: Option<String>,
+    /// The Billing Meter's `event_name`; its value is minor currency units.
+    pub stripe_meter_event: String,
+    /// The signing secret (`whsec_…`) of the Stripe webhook endpoint at `/webhooks/stripe`.
+    pub stripe_webhook_secret: Option<Redacted>,
+    /// When closed hours are pushed to Stripe (cron with seconds).
+    pub stripe_schedule: cron::Schedule,
     /// Whether webhook endpoints may be loopback or private-network addresses
     /// (off: a customer must not make the server call into its own network).
     pub webhooks_allow_private: bool,
@@ -105,6 +125,11 @@ const KEYS: &[&str] = &[
     "billing_schedule",
     "webhook_schedule",
     "webhooks_allow_private",
+    "stripe_secret_key",
+    "stripe_api_base",
+    "stripe_meter_event",
+    "stripe_webhook_secret",
+    "stripe_schedule",
     "cgroup_mount",
     "cgroup_base",
     "job_retention_hours",
@@ -219,6 +244,17 @@ impl Config {
         let allocate_schedule = schedule("allocate_schedule", "45 */5 * * * *")?;
         let billing_schedule = schedule("billing_schedule", "15 */5 * * * *")?;
         let webhook_schedule = schedule("webhook_schedule", "*/10 * * * * *")?;
+        let stripe_schedule = schedule("stripe_schedule", "20 */5 * * * *")?;
+        let nonempty = |key: &str| {
+            get(key)
+                .map(|(_, v)| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let stripe_secret_key = nonempty("stripe_secret_key").map(Redacted);
+        let stripe_api_base = nonempty("stripe_api_base");
+        let stripe_meter_event =
+            nonempty("stripe_meter_event").unwrap_or_else(|| "headroom_usage".to_owned());
+        let stripe_webhook_secret = nonempty("stripe_webhook_secret").map(Redacted);
         let webhooks_allow_private = match get("webhooks_allow_private") {
             None => false,
             Some((_, v)) if matches!(v.trim(), "1" | "true" | "yes") => true,
@@ -287,6 +323,11 @@ impl Config {
             billing_schedule,
             webhook_schedule,
             webhooks_allow_private,
+            stripe_secret_key,
+            stripe_api_base,
+            stripe_meter_event,
+            stripe_webhook_secret,
+            stripe_schedule,
             cgroup_mount,
             cgroup_base,
             job_retention,

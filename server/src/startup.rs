@@ -90,6 +90,15 @@ pub fn worker_settings(config: &Config, lstm: Option<Arc<LstmForecaster>>) -> Wo
         allocate_schedule: config.allocate_schedule.clone(),
         billing_schedule: config.billing_schedule.clone(),
         webhook_schedule: config.webhook_schedule.clone(),
+        stripe: config
+            .stripe_secret_key
+            .clone()
+            .map(|key| headroom_jobs::stripe::StripeSettings {
+                secret_key: key.0,
+                api_base: config.stripe_api_base.clone(),
+                event_name: config.stripe_meter_event.clone(),
+            }),
+        stripe_schedule: config.stripe_schedule.clone(),
         cgroups: config.cgroup_mount.as_ref().map(|mount| {
             headroom_jobs::providers::cgroup::Cgroups::detect(mount, &config.cgroup_base)
                 .map_err(|e| e.to_string())
@@ -161,6 +170,7 @@ impl Application {
             notifications: crate::notifications::Hub::new(),
             cgroup_provider: config.cgroup_mount.is_some(),
             webhooks_allow_private: config.webhooks_allow_private,
+            stripe_webhook_secret: config.stripe_webhook_secret.clone().map(|s| s.0),
         };
         Ok(Self {
             listener,

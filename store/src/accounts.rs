@@ -23,6 +23,8 @@ pub struct Organization {
     pub store_behaviour_attributes: bool,
     /// What the organisation is billed in.
     pub currency: Currency,
+    /// Its customer at Stripe, once created.
+    pub stripe_customer_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +62,7 @@ fn org_from(m: organization::Model) -> Result<Organization, StoreError> {
             .currency
             .parse()
             .map_err(|e: CurrencyError| StoreError::Corrupt(e.to_string()))?,
+        stripe_customer_id: m.stripe_customer_id,
         id: m.id,
         name: m.name,
         priority: m.priority,
@@ -158,6 +161,7 @@ impl Db {
             store_behaviour_attributes: Set(false),
             privacy_salt: Set(new_salt()),
             currency: Set(Currency::USD.to_string()),
+            stripe_customer_id: Set(None),
         }
         .insert(&txn)
         .await?;

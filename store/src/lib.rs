@@ -15,6 +15,7 @@ pub mod forecasts;
 pub mod housekeeping;
 mod sessions;
 mod sql;
+pub mod stripe;
 pub mod telemetry;
 mod tenant;
 pub mod webhooks;

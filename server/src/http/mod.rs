@@ -2,12 +2,14 @@
 
 mod health;
 mod metrics;
+mod stripe_webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
-use axum::{Router, middleware, routing::get};
+use axum::routing::{get, post};
+use axum::{Router, middleware};
 use headroom_store::Db;
 use leptos::prelude::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -37,6 +39,8 @@ pub struct AppState {
     pub cgroup_provider: bool,
     /// Whether webhook endpoints may point at loopback or private addresses.
     pub webhooks_allow_private: bool,
+    /// Signing secret of Stripe's webhooks to us; `None`: the receiver is off.
+    pub stripe_webhook_secret: Option<String>,
 }
 
 /// Authentication policy, from the config.
@@ -68,6 +72,7 @@ pub fn router(state: AppState) -> Router {
     let (api, doc) = crate::api::router();
     Router::new()
         .merge(crate::api::with_docs(api, doc))
+        .route("/webhooks/stripe", post(stripe_webhook::receive))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))

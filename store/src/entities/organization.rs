@@ -12,6 +12,7 @@ pub struct Model {
     pub store_behaviour_attributes: bool,
     pub privacy_salt: String,
     pub currency: String,
+    pub stripe_customer_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

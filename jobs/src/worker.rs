@@ -91,6 +91,10 @@ pub async fn run_workers(
         None => None,
     };
     let stripe_schedule = settings.stripe_schedule.clone();
+    // Worker names are registrations in the queue tables; a process killed
+    // without deregistering would block a restart under the same names until
+    // its heartbeat expired, so each process registers its own.
+    let instance = format!("{}-{}", std::process::id(), &headroom_store::new_id()[24..]);
     let monitor = Monitor::new().shutdown_timeout(settings.shutdown_timeout);
     // Each schedule is piped into a queue in the application database, so a
     // tick survives a restart and is retried on error. A macro rather than a
@@ -99,12 +103,28 @@ pub async fn run_workers(
     macro_rules! register_all {
         ($storage:expr) => {{
             let storage = $storage;
+            let [
+                housekeeping_name,
+                forecast_name,
+                allocate_name,
+                billing_name,
+                webhooks_name,
+                stripe_name,
+            ] = [
+                "housekeeping",
+                "forecast",
+                "allocate",
+                "billing",
+                "webhooks",
+                "stripe",
+            ]
+            .map(|w| format!("{w}@{instance}"));
             let (forecast_storage, allocate_storage, billing_storage) =
                 (storage.clone(), storage.clone(), storage.clone());
             let (webhook_storage, stripe_storage) = (storage.clone(), storage.clone());
             monitor
                 .register(move |_restarts| {
-                    WorkerBuilder::new("housekeeping")
+                    WorkerBuilder::new(housekeeping_name.clone())
                         .backend(
                             CronScheduler::new(schedule.clone())
                                 .pipe_to(storage(HOUSEKEEPING_QUEUE)),
@@ -114,7 +134,7 @@ pub async fn run_workers(
                         .build(housekeeping::run)
                 })
                 .register(move |_restarts| {
-                    WorkerBuilder::new("forecast")
+                    WorkerBuilder::new(forecast_name.clone())
                         .backend(
                             CronScheduler::new(forecast_schedule.clone())
                                 .pipe_to(forecast_storage(FORECAST_QUEUE)),
@@ -124,7 +144,7 @@ pub async fn run_workers(
                         .build(forecast::run)
                 })
                 .register(move |_restarts| {
-                    WorkerBuilder::new("allocate")
+                    WorkerBuilder::new(allocate_name.clone())
                         .backend(
                             CronScheduler::new(allocate_schedule.clone())
                                 .pipe_to(allocate_storage(ALLOCATE_QUEUE)),
@@ -134,7 +154,7 @@ pub async fn run_workers(
                         .build(allocate::run)
                 })
                 .register(move |_restarts| {
-                    WorkerBuilder::new("billing")
+                    WorkerBuilder::new(billing_name.clone())
                         .backend(
                             CronScheduler::new(billing_schedule.clone())
                                 .pipe_to(billing_storage(BILLING_QUEUE)),
@@ -144,7 +164,7 @@ pub async fn run_workers(
                         .build(billing::run)
                 })
                 .register(move |_restarts| {
-                    WorkerBuilder::new("webhooks")
+                    WorkerBuilder::new(webhooks_name.clone())
                         .backend(
                             CronScheduler::new(webhook_schedule.clone())
                                 .pipe_to(webhook_storage(WEBHOOK_QUEUE)),
@@ -155,7 +175,7 @@ pub async fn run_workers(
                         .build(webhooks::run)
                 })
                 .register(move |_restarts| {
-                    WorkerBuilder::new("stripe")
+                    WorkerBuilder::new(stripe_name.clone())
                         .backend(
                             CronScheduler::new(stripe_schedule.clone())
                                 .pipe_to(stripe_storage(STRIPE_QUEUE)),

@@ -2,6 +2,8 @@
 //! database (a new SQLite file, or a new PostgreSQL database) and talks HTTP to it.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod stripe;
+
 use std::time::Duration;
 
 use headroom_server::config::Config;
@@ -212,6 +214,11 @@ impl TestApp {
             handle: Some(handle),
             database,
         }
+    }
+
+    /// The database this app runs on (for a second process to share).
+    pub fn database_url(&self) -> String {
+        self.database.url.clone()
     }
 
     pub fn url(&self, path: &str) -> String {

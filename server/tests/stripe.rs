@@ -223,6 +223,10 @@ async fn a_killed_worker_sends_each_unit_once(backend: Backend) {
             .arg("worker")
             .env("HEADROOM_DATABASE_URL", app.database_url())
             .env("HEADROOM_DATA_DIR", std::env::temp_dir())
+            .env(
+                "HEADROOM_MODELS_DIR",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../models"),
+            )
             .env("HEADROOM_STRIPE_SECRET_KEY", "sk_test_headroom")
             .env("HEADROOM_STRIPE_API_BASE", &peer.url)
             .env("HEADROOM_STRIPE_SCHEDULE", "* * * * * *")
@@ -241,6 +245,7 @@ async fn a_killed_worker_sends_each_unit_once(backend: Backend) {
             started.elapsed() < Duration::from_secs(60),
             "the worker never pushed"
         );
+        assert!(first.try_wait().unwrap().is_none(), "the worker exited");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // SIGKILL: no chance to finish or record anything.
@@ -257,6 +262,10 @@ async fn a_killed_worker_sends_each_unit_once(backend: Backend) {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "the restarted worker did not finish"
+        );
+        assert!(
+            second.try_wait().unwrap().is_none(),
+            "the restarted worker exited"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

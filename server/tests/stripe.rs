@@ -335,3 +335,100 @@ async fn signed_webhooks_are_received_once(backend: Backend) {
     app.stop().await;
 }
 both_backends!(webhooks_in, signed_webhooks_are_received_once);
+
+/// localstripe, when the test command started it: `None` (and said so) otherwise.
+fn localstripe() -> Option<String> {
+    match std::env::var("HEADROOM_TEST_LOCALSTRIPE_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!(
+                "CI=true and HEADROOM_TEST_LOCALSTRIPE_URL is unset: run the tests with ./dev test"
+            )
+        }
+        Err(_) => {
+            eprintln!("SKIPPED: localstripe is not running (./dev test starts it)");
+            None
+        }
+    }
+}
+
+/// Against localstripe, a third-party Stripe fake: the customer is created
+/// through async-stripe, and localstripe's own signed `customer.created`
+/// webhook is accepted by `/webhooks/stripe` once.
+async fn localstripe_customers_and_webhooks(backend: Backend) {
+    let Some(ls) = localstripe() else {
+        return;
+    };
+    let peer = StripePeer::start().await;
+    let Some(app) = spawn(backend, &peer).await else {
+        return;
+    };
+    let tenant = org_with_usage(&app, "Acme", Utc::now().timestamp_millis() - 60_000, 1).await;
+    // localstripe signs its webhooks with the secret it is given here.
+    let hook_id = format!("hr-{}", tenant.id());
+    let res = app
+        .http
+        .post(format!("{ls}_config/webhooks/{hook_id}"))
+        .form(&[
+            ("url", app.url("/webhooks/stripe")),
+            ("secret", WEBHOOK_SECRET.to_owned()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.status().is_success(),
+        "localstripe webhook config: {}",
+        res.status()
+    );
+    let s = StripeSettings {
+        secret_key: "sk_test_headroom".into(),
+        api_base: Some(ls.clone()),
+        event_name: "headroom_usage".into(),
+    };
+    let c = client(&s).unwrap();
+    let customer = headroom_jobs::stripe::ensure_customer(&app.db, &c, &tenant)
+        .await
+        .unwrap();
+    assert!(customer.starts_with("cus_"), "{customer}");
+    // Idempotent: asking again gives the same customer, created once.
+    assert_eq!(
+        headroom_jobs::stripe::ensure_customer(&app.db, &c, &tenant)
+            .await
+            .unwrap(),
+        customer
+    );
+    let seen = |app: &TestApp| {
+        let db = app.db.clone();
+        async move {
+            common::query_i64(
+                &db,
+                "SELECT COUNT(*) FROM stripe_events WHERE kind = 'customer.created'",
+            )
+            .await
+        }
+    };
+    let started = Instant::now();
+    while seen(&app).await < 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "localstripe's webhook never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // localstripe sends each event once per endpoint: other tests' endpoints
+    // may add theirs, but this organisation's customer appears once.
+    let fetched: Value = app
+        .http
+        .get(format!("{ls}v1/customers/{customer}"))
+        .basic_auth("sk_test_headroom", Some(""))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched["metadata"]["headroom_organization_id"], tenant.id());
+    app.stop().await;
+}
+both_backends!(localstripe_peer, localstripe_customers_and_webhooks);

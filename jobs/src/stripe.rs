@@ -5,7 +5,7 @@
 //! is recorded as pending *before* it is sent, so a worker killed mid-push
 //! re-sends the same identifier and value, and Stripe counts it once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use apalis::prelude::{BoxDynError, Data};
@@ -16,6 +16,7 @@ use headroom_store::stripe::MeterPush;
 use headroom_store::{Db, Tenant};
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use stripe_billing::billing_meter_event::CreateBillingMeterEvent;
+use stripe_client_core::{RequestBuilder, StripeMethod};
 use stripe_core::customer::CreateCustomer;
 
 use crate::billing;
@@ -119,6 +120,163 @@ pub async fn ensure_customer(
         .send(client)
         .await?;
     Ok(db.set_stripe_customer(tenant, created.id.as_str()).await?)
+}
+
+/// A form request sent through the Stripe client (authentication, API
+/// version, idempotency key) whose answer is read untyped; returns its `id`.
+async fn call(
+    client: &Client,
+    method: StripeMethod,
+    path: &str,
+    params: &[(&str, String)],
+    key: Option<&str>,
+) -> Result<miniserde::json::Value, BoxDynError> {
+    let form: BTreeMap<&str, &str> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut req = RequestBuilder::new(method, path);
+    req = match method {
+        StripeMethod::Get => req.query(&form),
+        _ => req.form(&form),
+    };
+    let mut req = req.customize::<miniserde::json::Value>();
+    if let Some(k) = key {
+        req = req.request_strategy(idempotent(k)?);
+    }
+    Ok(req.send(client).await?)
+}
+
+fn field<'a>(v: &'a miniserde::json::Value, name: &str) -> Option<&'a miniserde::json::Value> {
+    match v {
+        miniserde::json::Value::Object(o) => o.get(name),
+        _ => None,
+    }
+}
+
+fn string_field(v: &miniserde::json::Value, name: &str) -> Result<String, BoxDynError> {
+    match field(v, name) {
+        Some(miniserde::json::Value::String(s)) => Ok(s.clone()),
+        _ => Err(format!("Stripe's answer has no {name}").into()),
+    }
+}
+
+/// The object on record under `key`, or the one `make` creates (then recorded).
+async fn ensure<F, Fut>(db: &Db, key: &str, make: F) -> Result<String, BoxDynError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<String, BoxDynError>>,
+{
+    if let Some(id) = db.stripe_object(key).await? {
+        return Ok(id);
+    }
+    let id = make().await?;
+    Ok(db
+        .set_stripe_object(key, &id, chrono::Utc::now().timestamp_millis())
+        .await?)
+}
+
+/// The Billing Meter that sums the pushed values per customer: found by its
+/// event name among the active meters, or created.
+async fn ensure_meter(db: &Db, client: &Client, s: &StripeSettings) -> Result<String, BoxDynError> {
+    ensure(db, &format!("meter:{}", s.event_name), || async {
+        let list = call(client, StripeMethod::Get, "/billing/meters", &[("status", "active".into()), ("limit", "100".into())], None).await?;
+        if let Some(miniserde::json::Value::Array(meters)) = field(&list, "data") {
+            for m in meters {
+                if matches!(field(m, "event_name"), Some(miniserde::json::Value::String(n)) if *n == s.event_name) {
+                    return string_field(m, "id");
+                }
+            }
+        }
+        let created = call(
+            client,
+            StripeMethod::Post,
+            "/billing/meters",
+            &[
+                ("display_name", "Headroom usage (minor currency units)".into()),
+                ("event_name", s.event_name.clone()),
+                ("default_aggregation[formula]", "sum".into()),
+                ("customer_mapping[type]", "by_id".into()),
+                ("customer_mapping[event_payload_key]", "stripe_customer_id".into()),
+                ("value_settings[event_payload_key]", "value".into()),
+            ],
+            Some(&format!("headroom-meter-{}", s.event_name)),
+        )
+        .await?;
+        string_field(&created, "id")
+    })
+    .await
+}
+
+/// The metered price (one minor unit per unit of the meter) in `currency`,
+/// with its product, created once.
+async fn ensure_price(
+    db: &Db,
+    client: &Client,
+    s: &StripeSettings,
+    currency: &str,
+) -> Result<String, BoxDynError> {
+    let meter = ensure_meter(db, client, s).await?;
+    let product = ensure(db, "product", || async {
+        let p = call(
+            client,
+            StripeMethod::Post,
+            "/products",
+            &[("name", "Headroom usage".into())],
+            Some("headroom-product"),
+        )
+        .await?;
+        string_field(&p, "id")
+    })
+    .await?;
+    ensure(db, &format!("price:{currency}:{meter}"), || async {
+        let p = call(
+            client,
+            StripeMethod::Post,
+            "/prices",
+            &[
+                ("currency", currency.to_owned()),
+                ("unit_amount", "1".into()),
+                ("product", product.clone()),
+                ("recurring[interval]", "month".into()),
+                ("recurring[usage_type]", "metered".into()),
+                ("recurring[meter]", meter.clone()),
+                ("nickname", "Headroom usage, per minor currency unit".into()),
+            ],
+            Some(&format!("headroom-price-{currency}-{meter}")),
+        )
+        .await?;
+        string_field(&p, "id")
+    })
+    .await
+}
+
+/// The organisation's monthly subscription to the metered price, invoiced
+/// (no card needed up front), created once.
+async fn ensure_subscription(
+    db: &Db,
+    client: &Client,
+    s: &StripeSettings,
+    tenant: &Tenant,
+    customer: &str,
+    currency: &str,
+) -> Result<String, BoxDynError> {
+    let price = ensure_price(db, client, s, currency).await?;
+    ensure(db, &format!("subscription:{}", tenant.id()), || async {
+        let sub = call(
+            client,
+            StripeMethod::Post,
+            "/subscriptions",
+            &[
+                ("customer", customer.to_owned()),
+                ("items[0][price]", price.clone()),
+                ("collection_method", "send_invoice".into()),
+                ("days_until_due", "30".into()),
+                ("metadata[headroom_organization_id]", tenant.id().to_owned()),
+            ],
+            Some(&format!("headroom-subscription-{}", tenant.id())),
+        )
+        .await?;
+        string_field(&sub, "id")
+    })
+    .await
 }
 
 /// Pushes every organisation's closed hours; returns the events sent.
@@ -262,7 +420,11 @@ async fn push_period(
         identifier: format!("headroom-{}-{last_hour}", tenant.id()),
         period: label,
         event_name: s.event_name.clone(),
-        customer_id: ensure_customer(db, client, tenant).await?,
+        customer_id: {
+            let c = ensure_customer(db, client, tenant).await?;
+            ensure_subscription(db, client, s, tenant, &c, who.currency.as_str()).await?;
+            c
+        },
         value,
         currency: who.currency.to_string(),
         status: "pending".into(),

@@ -1,4 +1,5 @@
-//! Stripe: each organisation's customer, the meter events pushed (one per
+//! Stripe: each organisation's customer, the objects Headroom made there
+//! (meter, product, metered prices, subscriptions), the meter events pushed (one per
 //! organisation and closed hour, recorded before it is sent so a restarted
 //! worker re-sends the same identifier and value), and received webhook
 //! events (replay protection).
@@ -52,6 +53,18 @@ impl MigrationTrait for Migration {
         manager
             .create_table(
                 Table::create()
+                    .table(StripeObjects::Table)
+                    // `meter:<event name>`, `product`, `price:<currency>:<meter>`,
+                    // `subscription:<organisation>`
+                    .col(string(StripeObjects::Key).primary_key())
+                    .col(string(StripeObjects::StripeId))
+                    .col(big_integer(StripeObjects::CreatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
                     .table(StripeEvents::Table)
                     .col(string(StripeEvents::Id).primary_key())
                     .col(string(StripeEvents::Kind))
@@ -65,6 +78,9 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table(StripeEvents::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(StripeObjects::Table).to_owned())
             .await?;
         manager
             .drop_table(Table::drop().table(MeterPushes::Table).to_owned())
@@ -102,6 +118,14 @@ enum MeterPushes {
     LastError,
     CreatedAt,
     SentAt,
+}
+
+#[derive(DeriveIden)]
+enum StripeObjects {
+    Table,
+    Key,
+    StripeId,
+    CreatedAt,
 }
 
 #[derive(DeriveIden)]

@@ -16,8 +16,16 @@ import hashlib
 import json
 import sys
 
-OPERATIONS = [("/v1/billing/meter_events", "post"), ("/v1/customers", "post")]
-SCHEMAS = ["billing.meter_event", "customer"]
+OPERATIONS = [
+    ("/v1/billing/meter_events", "post"),
+    ("/v1/billing/meters", "get"),
+    ("/v1/billing/meters", "post"),
+    ("/v1/customers", "post"),
+    ("/v1/prices", "post"),
+    ("/v1/products", "post"),
+    ("/v1/subscriptions", "post"),
+]
+SCHEMAS = ["billing.meter_event", "billing.meter", "customer", "price", "product", "subscription"]
 
 raw = open(sys.argv[1], "rb").read()
 spec = json.loads(raw)
@@ -34,8 +42,16 @@ out = {
 }
 for path, method in OPERATIONS:
     op = spec["paths"][path][method]
+    if method == "get":
+        # Query parameters, as one object schema (Stripe encodes them like forms).
+        request = {
+            "properties": {p["name"]: p["schema"] for p in op.get("parameters", []) if p["in"] == "query"},
+            "required": [p["name"] for p in op.get("parameters", []) if p["in"] == "query" and p.get("required")],
+        }
+    else:
+        request = op["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
     out["paths"].setdefault(path, {})[method] = {
-        "requestBody": op["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"],
+        "requestBody": request,
         "response": op["responses"]["200"]["content"]["application/json"]["schema"],
     }
 for name in SCHEMAS:

@@ -168,6 +168,25 @@ async fn meter_events_reach_stripe_once(backend: Backend) {
         let st = peer.state.lock().unwrap();
         let c = &st.customers[&customer];
         assert_eq!(c["metadata"]["headroom_organization_id"], tenant.id());
+        // One meter, one product, one metered price per currency, one subscription each.
+        assert_eq!(
+            (st.meters.len(), st.products.len(), st.prices.len()),
+            (1, 1, 1)
+        );
+        let meter = st.meters.values().next().unwrap();
+        assert_eq!(meter["event_name"], "headroom_usage");
+        assert_eq!(meter["default_aggregation"]["formula"], "sum");
+        let price = st.prices.values().next().unwrap();
+        assert_eq!(
+            (price["currency"].as_str(), price["unit_amount"].as_i64()),
+            (Some("usd"), Some(1))
+        );
+        assert_eq!(price["recurring"]["meter"], meter["id"]);
+        let sub = st.subscriptions.values().next().unwrap();
+        assert_eq!(
+            (sub["customer"].as_str(), sub["collection_method"].as_str()),
+            (Some(customer.as_str()), Some("send_invoice"))
+        );
         let e = st.meter_events.values().next().unwrap();
         assert_eq!(
             (e.customer.as_str(), e.event_name.as_str()),
@@ -192,6 +211,13 @@ async fn meter_events_reach_stripe_once(backend: Backend) {
     );
     // Globex's 10 × 3 calls = 30 cents joined Acme's 120.
     assert_eq!(peer.total_value(), 150);
+    {
+        let st = peer.state.lock().unwrap();
+        assert_eq!(
+            (st.meters.len(), st.prices.len(), st.subscriptions.len()),
+            (1, 1, 2)
+        );
+    }
     let pushes = app
         .db
         .meter_pushes(&key_org, &Period::month_of(next - HOUR_MS - 1).label())

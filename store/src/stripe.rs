@@ -78,6 +78,46 @@ impl Db {
             .ok_or_else(|| StoreError::Corrupt("organisation without the customer just set".into()))
     }
 
+    /// The Stripe object on record under `key` (see the `stripe_objects` table).
+    pub async fn stripe_object(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let backend = self.db_backend();
+        let row = self
+            .conn()
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT stripe_id FROM stripe_objects WHERE key = {}",
+                    binder(backend)(1)
+                ),
+                vec![key.into()],
+            ))
+            .await?;
+        Ok(row.map(|r| r.try_get_by_index::<String>(0)).transpose()?)
+    }
+
+    /// Records a Stripe object unless one is on record; returns the one on record.
+    pub async fn set_stripe_object(
+        &self,
+        key: &str,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<String, StoreError> {
+        let backend = self.db_backend();
+        self.conn()
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "INSERT INTO stripe_objects (key, stripe_id, created_at) VALUES ({}) ON CONFLICT DO NOTHING",
+                    placeholders(backend, 1, 3).join(", ")
+                ),
+                vec![key.into(), id.into(), now_ms.into()],
+            ))
+            .await?;
+        self.stripe_object(key)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("stripe object {key} vanished")))
+    }
+
     /// The organisation whose Stripe customer this is.
     pub async fn organization_by_stripe_customer(
         &self,

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{Value, json};
@@ -31,6 +31,10 @@ pub struct PeerState {
     pub down: bool,
     pub delay: Duration,
     pub customers: BTreeMap<String, Value>,
+    pub meters: BTreeMap<String, Value>,
+    pub products: BTreeMap<String, Value>,
+    pub prices: BTreeMap<String, Value>,
+    pub subscriptions: BTreeMap<String, Value>,
     /// By identifier: each counted once, as Stripe does.
     pub meter_events: BTreeMap<String, MeterEvent>,
     /// Every meter-event request that reached the peer, replays included.
@@ -52,7 +56,7 @@ impl StripePeer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
         let app = axum::Router::new()
-            .route("/v1/{*rest}", post(handle))
+            .route("/v1/{*rest}", post(handle).get(handle_get))
             .with_state(state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { url, state }
@@ -172,6 +176,68 @@ fn check(p: &Value, rest: &str, value: &str) -> Result<(), String> {
     }
 }
 
+async fn handle_get(
+    State(state): State<Arc<Mutex<PeerState>>>,
+    Path(rest): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> (StatusCode, axum::Json<Value>) {
+    if state.lock().unwrap().down {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "down for the test".into(),
+        );
+    }
+    let path = format!("/v1/{rest}");
+    let spec: Value = serde_json::from_str(SPEC).unwrap();
+    let mut st = state.lock().unwrap();
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let Some(op) = spec["paths"].get(&path).and_then(|p| p.get("get")) else {
+        st.violations
+            .push(format!("GET {path}: not an operation of the contract"));
+        return error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "unknown".into(),
+        );
+    };
+    let params: Vec<(String, String)> =
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let mut errors = validate(&op["requestBody"], &params);
+    if !auth.starts_with("Bearer sk_") {
+        errors.push(format!("authorization {auth:?} is not a secret key"));
+    }
+    if !errors.is_empty() {
+        st.violations
+            .push(format!("GET {path}: {}", errors.join("; ")));
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            errors.join("; "),
+        );
+    }
+    let status = params
+        .iter()
+        .find(|(k, _)| k == "status")
+        .map(|(_, v)| v.clone());
+    let data: Vec<Value> = st
+        .meters
+        .values()
+        .filter(|m| status.as_deref().is_none_or(|s| m["status"] == s))
+        .cloned()
+        .collect();
+    (
+        StatusCode::OK,
+        axum::Json(json!({ "object": "list", "data": data, "has_more": false, "url": path })),
+    )
+}
+
 async fn handle(
     State(state): State<Arc<Mutex<PeerState>>>,
     Path(rest): Path<String>,
@@ -289,6 +355,16 @@ async fn handle(
                 );
             }
             let event_name = p.get("event_name").cloned().unwrap_or_default();
+            if !st
+                .meters
+                .values()
+                .any(|m| m["event_name"] == event_name.as_str() && m["status"] == "active")
+            {
+                return fail(
+                    &mut st,
+                    format!("no active meter for event_name {event_name:?}"),
+                );
+            }
             st.meter_events.insert(
                 identifier.clone(),
                 MeterEvent {
@@ -301,6 +377,89 @@ async fn handle(
             json!({ "object": "billing.meter_event", "created": now, "event_name": event_name,
                 "identifier": identifier, "livemode": false, "timestamp": timestamp,
                 "payload": { "stripe_customer_id": customer, "value": value.to_string() } })
+        }
+        "/v1/billing/meters" => {
+            let event_name = p.get("event_name").cloned().unwrap_or_default();
+            if st
+                .meters
+                .values()
+                .any(|m| m["event_name"] == event_name.as_str() && m["status"] == "active")
+            {
+                return fail(
+                    &mut st,
+                    format!("an active meter with event_name {event_name:?} exists"),
+                );
+            }
+            let id = format!("mtr_test{}", st.meters.len() + 1);
+            let m = json!({ "id": id, "object": "billing.meter", "created": now, "updated": now,
+                "livemode": false, "status": "active", "status_transitions": { "deactivated_at": null },
+                "display_name": p.get("display_name"), "event_name": event_name,
+                "customer_mapping": { "type": p.get("customer_mapping[type]").cloned().unwrap_or("by_id".into()),
+                    "event_payload_key": p.get("customer_mapping[event_payload_key]").cloned().unwrap_or("stripe_customer_id".into()) },
+                "default_aggregation": { "formula": p.get("default_aggregation[formula]") },
+                "value_settings": { "event_payload_key": p.get("value_settings[event_payload_key]").cloned().unwrap_or("value".into()) } });
+            st.meters.insert(id, m.clone());
+            m
+        }
+        "/v1/products" => {
+            let id = format!("prod_test{}", st.products.len() + 1);
+            let m = json!({ "id": id, "object": "product", "active": true, "created": now, "updated": now,
+                "images": [], "livemode": false, "marketing_features": [], "metadata": {}, "name": p.get("name") });
+            st.products.insert(id, m.clone());
+            m
+        }
+        "/v1/prices" => {
+            let product = p.get("product").cloned().unwrap_or_default();
+            if !st.products.contains_key(&product) {
+                return fail(&mut st, format!("no such product {product:?}"));
+            }
+            let meter = p.get("recurring[meter]").cloned();
+            if let Some(m) = &meter
+                && !st.meters.contains_key(m)
+            {
+                return fail(&mut st, format!("no such meter {m:?}"));
+            }
+            if meter.is_some()
+                && p.get("recurring[usage_type]").map(String::as_str) != Some("metered")
+            {
+                return fail(&mut st, "a price with a meter must be metered".into());
+            }
+            let id = format!("price_test{}", st.prices.len() + 1);
+            let m = json!({ "id": id, "object": "price", "active": true, "billing_scheme": "per_unit",
+                "created": now, "currency": p.get("currency"), "livemode": false, "metadata": {},
+                "product": product, "type": "recurring", "unit_amount": p.get("unit_amount").and_then(|u| u.parse::<i64>().ok()),
+                "recurring": { "interval": p.get("recurring[interval]"), "usage_type": p.get("recurring[usage_type]"), "meter": meter } });
+            st.prices.insert(id, m.clone());
+            m
+        }
+        "/v1/subscriptions" => {
+            let customer = p.get("customer").cloned().unwrap_or_default();
+            if !st.customers.contains_key(&customer) {
+                return fail(&mut st, format!("no such customer {customer:?}"));
+            }
+            let price = p.get("items[0][price]").cloned().unwrap_or_default();
+            let Some(price_obj) = st.prices.get(&price).cloned() else {
+                return fail(&mut st, format!("no such price {price:?}"));
+            };
+            if p.get("collection_method").map(String::as_str) == Some("send_invoice")
+                && !p.contains_key("days_until_due")
+            {
+                return fail(&mut st, "send_invoice needs days_until_due".into());
+            }
+            let id = format!("sub_test{}", st.subscriptions.len() + 1);
+            let metadata: HashMap<&str, &String> = p
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix("metadata[")?.strip_suffix(']')?, v)))
+                .collect();
+            let m = json!({ "id": id, "object": "subscription", "automatic_tax": { "enabled": false },
+                "billing_cycle_anchor": now, "cancel_at_period_end": false,
+                "collection_method": p.get("collection_method").cloned().unwrap_or("charge_automatically".into()),
+                "created": now, "currency": price_obj["currency"], "current_period_start": now,
+                "current_period_end": now + 30 * 86_400, "customer": customer, "discounts": [],
+                "items": { "object": "list", "data": [{ "price": price_obj }] }, "livemode": false,
+                "metadata": metadata, "start_date": now, "status": "active" });
+            st.subscriptions.insert(id, m.clone());
+            m
         }
         _ => return fail(&mut st, "unhandled".into()),
     };

@@ -3,7 +3,7 @@
 //! the controller's budget. The arithmetic is `headroom_core::billing`'s; this
 //! module only gathers its inputs.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use apalis::prelude::{BoxDynError, Data};
 use apalis_cron::Tick;
@@ -53,10 +53,9 @@ pub async fn rating_input(
         usage,
         capacity: db.capacity_by_hour(tenant, from_ms, to_ms).await?,
         vcpus_per_instance: vcpus_per_instance(),
-        // Platform load and profile history are not recorded yet, so demand
-        // multipliers and profile discounts cannot be created (the API says so).
-        platform_load: BTreeMap::new(),
-        profile_current: BTreeSet::new(),
+        // As recorded when each hour closed (see `record_closed_hours`).
+        platform_load: db.platform_load(from_ms, to_ms).await?,
+        profile_current: db.profile_current_hours(tenant, from_ms, to_ms).await?,
     })
 }
 
@@ -286,15 +285,60 @@ pub async fn customers(db: &Db) -> Result<Vec<Customer>, StoreError> {
         .collect())
 }
 
+/// Workload profiles updated within this long count as current.
+pub const PROFILE_MAX_AGE_MS: i64 = 30 * 24 * HOUR_MS;
+/// A worker that was down catches up at most this many closed hours.
+const CATCH_UP_HOURS: i64 = 48;
+
+/// Records, for each hour closed since the last run, the platform's load
+/// (when its capacity is configured) and whether each organisation's workload
+/// profiles are current, so that rating finds the same inputs every time.
+/// Hours caught up after an outage get the profile state of now.
+pub async fn record_closed_hours(
+    db: &Db,
+    now_ms: i64,
+    capacity_instances: Option<u64>,
+) -> Result<(), StoreError> {
+    let closed = hour_floor(now_ms);
+    let earliest = closed - CATCH_UP_HOURS * HOUR_MS;
+    let first = |last: Option<i64>| last.map_or(closed - HOUR_MS, |h| (h + HOUR_MS).max(earliest));
+    if let Some(cap) = capacity_instances.filter(|&c| c > 0) {
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        let mut h = first(db.last_platform_load_hour().await?);
+        while h < closed {
+            let ms = db.platform_instance_ms(h).await?;
+            let load =
+                (Decimal::from(ms) / (Decimal::from(cap) * Decimal::from(HOUR_MS))).round_dp(6);
+            db.record_platform_load(h, ms, cap, load, now_ms).await?;
+            h += HOUR_MS;
+        }
+    }
+    for who in customers(db).await? {
+        let tenant = Tenant::new(who.org_id.clone());
+        let current = db
+            .profiles_current(&tenant, now_ms - PROFILE_MAX_AGE_MS)
+            .await?;
+        let mut h = first(db.last_profile_hour(&tenant).await?);
+        while h < closed {
+            db.record_profile_hour(&tenant, h, current).await?;
+            h += HOUR_MS;
+        }
+    }
+    Ok(())
+}
+
 #[derive(Clone)]
 pub struct BillingJob {
     pub db: Db,
+    /// Instances the platform can run; `None`: load is not measured.
+    pub platform_capacity_instances: Option<u64>,
 }
 
-/// The scheduled billing tick: budget thresholds for every organisation
-/// with a cap.
+/// The scheduled billing tick: closed hours recorded, then budget
+/// thresholds for every organisation with a cap.
 pub async fn run(tick: Tick, ctx: Data<BillingJob>) -> Result<(), BoxDynError> {
     let now_ms = i64::try_from(tick.get_timestamp())?.saturating_mul(1000);
+    record_closed_hours(&ctx.db, now_ms, ctx.platform_capacity_instances).await?;
     let book = RuleBook::new(ctx.db.price_rules().await?);
     for who in customers(&ctx.db).await? {
         let tenant = Tenant::new(who.org_id.clone());

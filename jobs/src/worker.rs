@@ -34,8 +34,10 @@ pub struct WorkerSettings {
     pub forecast_schedule: cron::Schedule,
     /// When the allocation controller ticks.
     pub allocate_schedule: cron::Schedule,
-    /// When budget thresholds are checked.
+    /// When budget thresholds are checked and closed hours recorded.
     pub billing_schedule: cron::Schedule,
+    /// Instances the platform can run (demand multipliers); `None`: not measured.
+    pub platform_capacity_instances: Option<u64>,
     /// When due webhook deliveries are sent.
     pub webhook_schedule: cron::Schedule,
     /// Stripe, when configured, and when closed hours are pushed to it.
@@ -79,7 +81,10 @@ pub async fn run_workers(
         cgroups: settings.cgroups.clone(),
     };
     let allocate_schedule = settings.allocate_schedule.clone();
-    let billing_ctx = BillingJob { db: db.clone() };
+    let billing_ctx = BillingJob {
+        db: db.clone(),
+        platform_capacity_instances: settings.platform_capacity_instances,
+    };
     let billing_schedule = settings.billing_schedule.clone();
     let webhook_ctx = WebhookJob::new(db.clone());
     let webhook_schedule = settings.webhook_schedule.clone();

@@ -12,6 +12,7 @@ mod m20261125_000007_allocation;
 mod m20261125_000008_billing;
 mod m20261125_000009_webhooks;
 mod m20261125_000010_stripe;
+mod m20261125_000011_billing_hours;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000008_billing::Migration),
             Box::new(m20261125_000009_webhooks::Migration),
             Box::new(m20261125_000010_stripe::Migration),
+            Box::new(m20261125_000011_billing_hours::Migration),
         ]
     }
 }

@@ -68,6 +68,9 @@ pub struct Config {
     pub billing_schedule: cron::Schedule,
     /// When due webhook deliveries are sent (cron with seconds).
     pub webhook_schedule: cron::Schedule,
+    /// Instances the platform can run: platform load (for demand multipliers)
+    /// is instances in force over this. Unset: load is not measured.
+    pub platform_capacity_instances: Option<u64>,
     /// Stripe's secret key (`sk_…`); unset, nothing is pushed to Stripe.
     pub stripe_secret_key: Option<Redacted>,
     /// Another Stripe API base URL (a test server); unset: Stripe itself.
@@ -126,6 +129,7 @@ const KEYS: &[&str] = &[
     "webhook_schedule",
     "webhooks_allow_private",
     "stripe_secret_key",
+    "platform_capacity_instances",
     "stripe_api_base",
     "stripe_meter_event",
     "stripe_webhook_secret",
@@ -245,6 +249,10 @@ impl Config {
         let billing_schedule = schedule("billing_schedule", "15 */5 * * * *")?;
         let webhook_schedule = schedule("webhook_schedule", "*/10 * * * * *")?;
         let stripe_schedule = schedule("stripe_schedule", "20 */5 * * * *")?;
+        let platform_capacity_instances = match raw.get("platform_capacity_instances") {
+            None => None,
+            Some(_) => Some(positive(raw, "platform_capacity_instances", 1)?),
+        };
         let nonempty = |key: &str| {
             get(key)
                 .map(|(_, v)| v.trim().to_owned())
@@ -323,6 +331,7 @@ impl Config {
             billing_schedule,
             webhook_schedule,
             webhooks_allow_private,
+            platform_capacity_instances,
             stripe_secret_key,
             stripe_api_base,
             stripe_meter_event,

@@ -89,6 +89,7 @@ pub fn worker_settings(config: &Config, lstm: Option<Arc<LstmForecaster>>) -> Wo
         forecast_schedule: config.forecast_schedule.clone(),
         allocate_schedule: config.allocate_schedule.clone(),
         billing_schedule: config.billing_schedule.clone(),
+        platform_capacity_instances: config.platform_capacity_instances,
         webhook_schedule: config.webhook_schedule.clone(),
         stripe: config
             .stripe_secret_key
@@ -171,6 +172,7 @@ impl Application {
             cgroup_provider: config.cgroup_mount.is_some(),
             webhooks_allow_private: config.webhooks_allow_private,
             stripe_webhook_secret: config.stripe_webhook_secret.clone().map(|s| s.0),
+            platform_load_measured: config.platform_capacity_instances.is_some(),
         };
         Ok(Self {
             listener,

@@ -327,7 +327,7 @@ async fn rules_are_validated_and_announced(backend: Backend) {
         (
             with("kind", json!("demand_multiplier")),
             422,
-            "not available",
+            "HEADROOM_PLATFORM_CAPACITY_INSTANCES",
         ),
         (with("effective_from", json!(past)), 422, "next whole hour"),
         (
@@ -664,3 +664,111 @@ async fn budget_thresholds_reach_the_browser_once(backend: Backend) {
     app.stop().await;
 }
 both_backends!(budget, budget_thresholds_reach_the_browser_once);
+
+async fn demand_and_profile_rules_use_recorded_hours(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(
+        backend,
+        common::Options {
+            env: vec![("HEADROOM_PLATFORM_CAPACITY_INSTANCES", "10".into())],
+            ..common::Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let (owner, _key, org_id) = org_with_key(&app, "Acme").await;
+    let tenant = Tenant::new(org_id.clone());
+    let ops = operator(&app).await;
+    // Through the API: schedules and discounts are validated like any rule.
+    let step = json!({ "scope": "default", "kind": "demand_multiplier", "min_load": "0.5",
+        "multiplier": "2", "currency": "usd" });
+    let mut missing = step.clone();
+    missing.as_object_mut().unwrap().remove("multiplier");
+    let msg = expect_error(ops.post("/api/v1/admin/price-rules", missing).await, 422).await;
+    assert!(msg.contains("multiplier"), "{msg}");
+    assert_eq!(
+        ops.post("/api/v1/admin/price-rules", step).await.status(),
+        201
+    );
+    let discount =
+        json!({ "scope": "default", "kind": "profile_discount", "rate": "1.5", "currency": "usd" });
+    expect_error(ops.post("/api/v1/admin/price-rules", discount).await, 422).await;
+
+    // For rating the past, the same rules seeded from before it.
+    let now = Utc::now().timestamp_millis();
+    let closed = now / HOUR_MS * HOUR_MS;
+    let last = closed - HOUR_MS;
+    let period = Period::month_of(last);
+    let since = Period::month_of(period.start_ms - 1).start_ms;
+    let mut rules = vec![rule("r-inst", "resource:instance", "1", since)];
+    for (id, kind) in [
+        (
+            "r-demand",
+            RuleKind::DemandMultiplier {
+                min_load: d("0.5"),
+                multiplier: d("2"),
+            },
+        ),
+        ("r-profile", RuleKind::ProfileDiscount { rate: d("0.1") }),
+    ] {
+        let mut r = rule(id, "resource:instance", "1", since);
+        r.kind = kind;
+        rules.push(r);
+    }
+    seed_rules(&app, &rules).await;
+    // 6 of the platform's 10 instances in force since three hours ago: load 0.6.
+    app.db
+        .upsert_allocation_settings(&tenant, &settings("api"), Some(6))
+        .await
+        .unwrap();
+    app.db
+        .record_decision(
+            &tenant,
+            &applied("api", closed - 3 * HOUR_MS, 0, 6),
+            None,
+            6,
+            None,
+        )
+        .await
+        .unwrap();
+    let res = owner
+        .post(
+            "/api/v1/workload-profiles",
+            json!({ "workload": "api", "category": "web", "peak_hours": [9] }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+
+    headroom_jobs::billing::record_closed_hours(&app.db, now, Some(10))
+        .await
+        .unwrap();
+    // Recording again changes nothing.
+    headroom_jobs::billing::record_closed_hours(&app.db, now + 60_000, Some(10))
+        .await
+        .unwrap();
+    let load = app.db.platform_load(last, closed).await.unwrap();
+    assert_eq!(load.get(&last), Some(&d("0.6")));
+    assert!(
+        app.db
+            .profile_current_hours(&tenant, last, closed)
+            .await
+            .unwrap()
+            .contains(&last)
+    );
+
+    let who = headroom_jobs::billing::customer(&app.db, &tenant)
+        .await
+        .unwrap()
+        .unwrap();
+    let book = RuleBook::new(app.db.price_rules().await.unwrap());
+    let s = headroom_jobs::billing::statement(&app.db, &tenant, &who, &book, period, closed)
+        .await
+        .unwrap();
+    // Only the recorded hour carries load and profile state: 6 instance-hours
+    // doubled (+6.00), and 10 % off that hour's 12.00.
+    assert_eq!(s.demand_adjustment, d("6.00"), "{s:?}");
+    assert_eq!(s.profile_discount, d("1.20"), "{s:?}");
+    app.stop().await;
+}
+both_backends!(recorded_hours, demand_and_profile_rules_use_recorded_hours);

@@ -684,6 +684,54 @@ impl Db {
         Ok(out)
     }
 
+    /// Fleet changes confirmed by providers (applied decisions) per
+    /// organisation and workload: the fleet in force at `from_ms`, then every
+    /// change before `to_ms`. One organisation, or (`None`) all of them.
+    pub(crate) async fn fleet_steps(
+        &self,
+        tenant: Option<&Tenant>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<BTreeMap<(String, String), Vec<(i64, i64)>>, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let p = binder(backend);
+        let (scope, mut values): (String, Vec<Value>) = match tenant {
+            Some(t) => (
+                format!("d.organization_id = {} AND ", p(1)),
+                vec![t.id().into()],
+            ),
+            None => (String::new(), Vec::new()),
+        };
+        let n = values.len();
+        let sql = format!(
+            "SELECT d.organization_id, d.workload, d.decided_at, d.after_instances FROM allocation_decisions d \
+             WHERE {scope}d.status = 'applied' AND d.decided_at < {} AND \
+             (d.decided_at >= {} OR d.decided_at = (SELECT MAX(e.decided_at) FROM allocation_decisions e \
+              WHERE e.organization_id = d.organization_id AND e.workload = d.workload \
+              AND e.status = 'applied' AND e.decided_at < {})) \
+             ORDER BY d.organization_id, d.workload, d.decided_at, d.id",
+            p(n + 1),
+            p(n + 2),
+            p(n + 3)
+        );
+        values.extend([to_ms.into(), from_ms.into(), from_ms.into()]);
+        let rows = self
+            .conn()
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        let mut steps: BTreeMap<(String, String), Vec<(i64, i64)>> = BTreeMap::new();
+        for r in &rows {
+            steps
+                .entry((r.try_get_by_index(0)?, r.try_get_by_index(1)?))
+                .or_default()
+                .push((
+                    r.try_get_by_index(2)?,
+                    i64::from(r.try_get_by_index::<i32>(3)?),
+                ));
+        }
+        Ok(steps)
+    }
+
     /// Capacity in force per workload and hour in `[from_ms, to_ms)`: the
     /// fleets providers confirmed (applied decisions), each lasting until the
     /// next, plus the time demand exceeded the capacity in force.
@@ -695,39 +743,12 @@ impl Db {
     ) -> Result<Vec<CapacityHour>, StoreError> {
         let backend = self.conn().get_database_backend();
         let p = binder(backend);
-        // The fleet in force at `from_ms`, then every change until `to_ms`.
-        let sql = format!(
-            "SELECT d.workload, d.decided_at, d.after_instances FROM allocation_decisions d \
-             WHERE d.organization_id = {} AND d.status = 'applied' AND d.decided_at < {} AND \
-             (d.decided_at >= {} OR d.decided_at = (SELECT MAX(e.decided_at) FROM allocation_decisions e \
-              WHERE e.organization_id = d.organization_id AND e.workload = d.workload \
-              AND e.status = 'applied' AND e.decided_at < {})) \
-             ORDER BY d.workload, d.decided_at, d.id",
-            p(1),
-            p(2),
-            p(3),
-            p(4)
-        );
-        let rows = self
-            .conn()
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                vec![
-                    tenant.id().into(),
-                    to_ms.into(),
-                    from_ms.into(),
-                    from_ms.into(),
-                ],
-            ))
-            .await?;
-        let mut steps: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
-        for r in &rows {
-            steps.entry(r.try_get_by_index(0)?).or_default().push((
-                r.try_get_by_index(1)?,
-                i64::from(r.try_get_by_index::<i32>(2)?),
-            ));
-        }
+        let steps: BTreeMap<String, Vec<(i64, i64)>> = self
+            .fleet_steps(Some(tenant), from_ms, to_ms)
+            .await?
+            .into_iter()
+            .map(|((_, workload), s)| (workload, s))
+            .collect();
         // Ticks where observed demand exceeded what the fleet in force could serve.
         let missed_sql = format!(
             "SELECT d.workload, d.decided_at FROM allocation_decisions d JOIN allocation_settings s \

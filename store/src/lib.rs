@@ -7,6 +7,7 @@ pub mod allocation;
 pub mod api_keys;
 pub mod audit;
 pub mod billing;
+mod billing_hours;
 mod connect;
 pub mod entities;
 mod error;

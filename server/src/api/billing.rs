@@ -46,8 +46,8 @@ pub struct PriceRuleRequest {
     pub scope: String,
     /// The tier (`standard`, `premium`, `guaranteed`) or the organisation id.
     pub scope_ref: Option<String>,
-    /// `price`, `tier_premium` or `sla_credit` (`demand_multiplier` and
-    /// `profile_discount` need platform-load and profile history, not yet recorded).
+    /// `price`, `tier_premium`, `sla_credit`, `demand_multiplier` (one step of
+    /// a load schedule; needs platform load measured) or `profile_discount`.
     pub kind: String,
     /// For `price`: `resource:instance|vcpu|memory_gib|network_gb|disk_io_gb`,
     /// `unit:<usage event type>` or `microop:<MICRO_OPERATION_TYPE>`.
@@ -55,9 +55,16 @@ pub struct PriceRuleRequest {
     /// For `price`: per unit (per unit-hour for capacity), a decimal string.
     #[schema(value_type = Option<String>, example = "0.042")]
     pub unit_price: Option<Decimal>,
-    /// For `tier_premium` (share added to capacity) and `sla_credit` (share credited).
+    /// For `tier_premium` (share added to capacity), `sla_credit` (share
+    /// credited) and `profile_discount` (share taken off while profiles are current).
     #[schema(value_type = Option<String>, example = "0.2")]
     pub rate: Option<Decimal>,
+    /// For `demand_multiplier`: the platform load (0..=1 of capacity) from which it applies.
+    #[schema(value_type = Option<String>, example = "0.8")]
+    pub min_load: Option<Decimal>,
+    /// For `demand_multiplier`: capacity charges are multiplied by this.
+    #[schema(value_type = Option<String>, example = "1.25")]
+    pub multiplier: Option<Decimal>,
     #[schema(value_type = String, example = "usd")]
     pub currency: String,
     /// On a whole hour, not before the next one; default: the next whole hour.
@@ -141,6 +148,7 @@ pub struct PriceRuleCreated {
 fn rule_from_request(
     req: PriceRuleRequest,
     customers: &[Customer],
+    load_measured: bool,
     now: i64,
 ) -> ApiResult<PriceRule> {
     let currency: Currency = req.currency.parse().map_err(unprocessable)?;
@@ -198,16 +206,23 @@ fn rule_from_request(
         "sla_credit" => RuleKind::SlaCredit {
             rate: need(req.rate, "rate")?,
         },
-        "demand_multiplier" | "profile_discount" => {
-            return Err(unprocessable(format!(
-                "kind {:?} is not available yet: platform load and profile history are not \
-                 recorded, so such a rule could not be applied reproducibly",
-                req.kind
-            )));
+        "demand_multiplier" if !load_measured => {
+            return Err(unprocessable(
+                "kind \"demand_multiplier\" needs platform load, which this server does not \
+                 measure: set HEADROOM_PLATFORM_CAPACITY_INSTANCES",
+            ));
         }
+        "demand_multiplier" => RuleKind::DemandMultiplier {
+            min_load: need(req.min_load, "min_load")?,
+            multiplier: need(req.multiplier, "multiplier")?,
+        },
+        "profile_discount" => RuleKind::ProfileDiscount {
+            rate: need(req.rate, "rate")?,
+        },
         other => {
             return Err(unprocessable(format!(
-                "kind {other:?} is not one of: price, tier_premium, sla_credit"
+                "kind {other:?} is not one of: price, tier_premium, sla_credit, \
+                 demand_multiplier, profile_discount"
             )));
         }
     };
@@ -266,7 +281,7 @@ pub async fn create_price_rule(
 ) -> ApiResult<(StatusCode, Json<PriceRuleCreated>)> {
     let now = now_ms();
     let customers = bill::customers(&state.db).await?;
-    let rule = rule_from_request(req, &customers, now)?;
+    let rule = rule_from_request(req, &customers, state.platform_load_measured, now)?;
     let before = RuleBook::new(state.db.price_rules().await?);
     let mut all = before.rules().to_vec();
     all.push(rule.clone());

@@ -41,6 +41,8 @@ pub struct AppState {
     pub webhooks_allow_private: bool,
     /// Signing secret of Stripe's webhooks to us; `None`: the receiver is off.
     pub stripe_webhook_secret: Option<String>,
+    /// Whether platform load is measured (demand-multiplier rules need it).
+    pub platform_load_measured: bool,
 }
 
 /// Authentication policy, from the config.

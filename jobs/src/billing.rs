@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 use apalis::prelude::{BoxDynError, Data};
 use apalis_cron::Tick;
 use headroom_core::allocate::Budget;
-use headroom_core::billing::estimate::Series;
+use headroom_core::billing::estimate::{Series, fleet_from_forecast};
 use headroom_core::billing::{
     BudgetCap, Customer, Decimal, Dimension, Estimate, HOUR_MS, Period, PriceRule, Projection,
     RatingInput, Resource, RuleBook, RuleKind, Statement, controller_budget, crossed_thresholds,
     estimate, hour_floor, rate,
 };
+use headroom_core::forecast::{Horizon, Step};
 use headroom_store::billing::{NewNotification, PriceChange};
 use headroom_store::{Db, StoreError, Tenant};
 use serde_json::json;
@@ -118,12 +119,46 @@ pub async fn projected_invoice(
             per_hour: Projection::from_history(&history(&by_hour), remaining, Z90),
         })
         .collect();
+    // Workloads the controller runs follow their demand forecast where it reaches.
+    let mut planned: BTreeMap<String, BTreeMap<i64, Projection>> = BTreeMap::new();
+    for settings in db.allocation_settings_all(tenant).await? {
+        if settings.mode != "on" {
+            continue;
+        }
+        let forecasts = db.latest_forecasts(tenant, &settings.workload).await?;
+        let Some(f) = forecasts
+            .iter()
+            .find(|f| f.metric == settings.metric && f.horizon == Horizon::Planning.as_str())
+        else {
+            continue;
+        };
+        let Ok(steps) = serde_json::from_str::<Vec<Step>>(&f.steps_json) else {
+            continue;
+        };
+        let bounds = (
+            u32::try_from(settings.min_instances).unwrap_or(0),
+            u32::try_from(settings.max_instances).unwrap_or(u32::MAX),
+        );
+        planned.insert(
+            settings.workload.clone(),
+            fleet_from_forecast(
+                &steps,
+                f.origin_ms,
+                f.step_secs * 1000,
+                settings.units_per_instance,
+                settings.target,
+                bounds,
+            ),
+        );
+        capacity.entry(settings.workload).or_default();
+    }
     series.extend(
         capacity
             .into_iter()
             .map(|(workload, by_hour)| Series::Capacity {
-                workload,
                 instances: Projection::from_history(&history(&by_hour), remaining, Z90),
+                by_hour: planned.remove(&workload).unwrap_or_default(),
+                workload,
             }),
     );
     Ok(estimate(book, &so_far, now_ms, &series))

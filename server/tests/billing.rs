@@ -772,3 +772,73 @@ async fn demand_and_profile_rules_use_recorded_hours(backend: Backend) {
     app.stop().await;
 }
 both_backends!(recorded_hours, demand_and_profile_rules_use_recorded_hours);
+
+async fn the_estimate_follows_the_demand_forecast(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_owner, key, org_id) = org_with_key(&app, "Acme").await;
+    let tenant = Tenant::new(org_id.clone());
+    let now = Utc::now().timestamp_millis();
+    let period = Period::month_of(now);
+    seed_rules(
+        &app,
+        &[rule("r-inst", "resource:instance", "1", period.start_ms)],
+    )
+    .await;
+    // A controlled workload (100 units per instance, target 0.7) whose
+    // planning forecast covers this hour and the next two.
+    let mut s = settings("api");
+    s.max_instances = 50;
+    app.db
+        .upsert_allocation_settings(&tenant, &s, Some(2))
+        .await
+        .unwrap();
+    let hf = now / HOUR_MS * HOUR_MS;
+    app.db
+        .insert_forecast(
+            &tenant,
+            &headroom_store::forecasts::StoredForecast {
+                workload: "api".into(),
+                metric: "cpu".into(),
+                horizon: "planning".into(),
+                origin_ms: hf - HOUR_MS,
+                step_secs: 3600,
+                made_at_ms: now,
+                model_version: "statistical-1".into(),
+                steps_json: r#"[{"p10":100,"p50":300,"p90":600,"model":"ets"},{"p10":100,"p50":300,"p90":600,"model":"ets"},{"p10":100,"p50":300,"p90":600,"model":"ets"}]"#.into(),
+            },
+        )
+        .await
+        .unwrap();
+    let e: Value = get(&app, &key, "/api/v1/billing/estimate")
+        .await
+        .json()
+        .await
+        .unwrap();
+    // Fleets: ceil(100/70) = 2, ceil(300/70) = 5, ceil(600/70) = 9 instances,
+    // for what is left of this hour and the next two (within the period).
+    let hours: Decimal = [hf, hf + HOUR_MS, hf + 2 * HOUR_MS]
+        .iter()
+        .filter(|&&h| h < period.end_ms)
+        .map(|&h| {
+            if h == hf {
+                Decimal::from(hf + HOUR_MS - now) / Decimal::from(HOUR_MS)
+            } else {
+                Decimal::ONE
+            }
+        })
+        .sum();
+    let num = |v: &Value| v.as_str().unwrap().parse::<Decimal>().unwrap();
+    for (field, fleet) in [("low", 2), ("expected", 5), ("high", 9)] {
+        let want = Decimal::from(fleet) * hours;
+        let got = num(&e[field]);
+        assert!(
+            (got - want).abs() <= d("0.02"),
+            "{field}: {got} vs {want}: {e}"
+        );
+    }
+    assert!(e["method"].as_str().unwrap().contains("forecast"));
+    app.stop().await;
+}
+both_backends!(forecast_estimate, the_estimate_follows_the_demand_forecast);

@@ -165,6 +165,27 @@ impl Db {
         row.as_ref().map(settings_from_row).transpose()
     }
 
+    /// The organisation's workloads under allocation settings, by name.
+    pub async fn allocation_settings_all(
+        &self,
+        tenant: &Tenant,
+    ) -> Result<Vec<StoredSettings>, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let sql = format!(
+            "SELECT {SETTINGS_COLUMNS} FROM allocation_settings WHERE organization_id = {} ORDER BY workload",
+            ph(backend, 1)
+        );
+        let rows = self
+            .conn()
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                vec![tenant.id().into()],
+            ))
+            .await?;
+        rows.iter().map(settings_from_row).collect()
+    }
+
     /// Every workload the controller acts for (mode not `off`), in every
     /// organisation, each with its tenant.
     pub async fn controlled_workloads(&self) -> Result<Vec<(Tenant, StoredSettings)>, StoreError> {

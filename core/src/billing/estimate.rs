@@ -46,13 +46,52 @@ impl Projection {
     }
 }
 
+/// The fleet a controlled workload will need per hour, from an hourly
+/// forecast of its demand: each quantile ÷ (units per instance × target
+/// utilisation), rounded up to whole instances and kept within the bounds.
+/// Step `i` starts at `origin_ms + (i + 1) × step_ms`.
+pub fn fleet_from_forecast(
+    steps: &[crate::forecast::Step],
+    origin_ms: i64,
+    step_ms: i64,
+    units_per_instance: f64,
+    target: f64,
+    bounds: (u32, u32),
+) -> BTreeMap<i64, Projection> {
+    let per = units_per_instance * target;
+    if step_ms != HOUR_MS || per <= 0.0 || !per.is_finite() {
+        return BTreeMap::new();
+    }
+    let fleet = |demand: f64| {
+        (demand.max(0.0) / per)
+            .ceil()
+            .clamp(f64::from(bounds.0), f64::from(bounds.1))
+    };
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, st)| {
+            (
+                origin_ms + (i as i64 + 1) * step_ms,
+                Projection {
+                    low: fleet(st.p10),
+                    mid: fleet(st.p50),
+                    high: fleet(st.p90),
+                },
+            )
+        })
+        .collect()
+}
+
 /// What is projected for the rest of the period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Series {
-    /// Instances in force for a workload.
+    /// Instances in force for a workload: `by_hour` where a forecast reaches,
+    /// `instances` for the other hours.
     Capacity {
         workload: String,
         instances: Projection,
+        by_hour: BTreeMap<i64, Projection>,
     },
     Usage {
         dimension: Dimension,
@@ -120,10 +159,13 @@ fn future(
                 Series::Capacity {
                     workload,
                     instances,
+                    by_hour,
                 } => capacity.push(CapacityHour {
                     hour_ms: h,
                     workload: workload.clone(),
-                    instance_ms: dec(pick(instances)) * Decimal::from(HOUR_MS) * share(h),
+                    instance_ms: dec(pick(by_hour.get(&h).unwrap_or(instances)))
+                        * Decimal::from(HOUR_MS)
+                        * share(h),
                     missed_ms: 0,
                 }),
                 Series::Usage {
@@ -213,6 +255,34 @@ mod tests {
     use crate::billing::rules::tests::{acme, d, price, rule};
 
     #[test]
+    fn forecasts_become_whole_fleets_within_bounds() {
+        use crate::forecast::Step;
+        let steps = [
+            Step::ordered(50.0, 150.0, 700.0),
+            Step::ordered(0.0, 0.0, 0.0),
+        ];
+        let f = fleet_from_forecast(&steps, 0, HOUR_MS, 100.0, 0.5, (1, 10));
+        // 150 / (100 × 0.5) = 3; 700 / 50 = 14 → capped at 10; nothing → at least 1.
+        assert_eq!(
+            f[&HOUR_MS],
+            Projection {
+                low: 1.0,
+                mid: 3.0,
+                high: 10.0
+            }
+        );
+        assert_eq!(
+            f[&(2 * HOUR_MS)],
+            Projection {
+                low: 1.0,
+                mid: 1.0,
+                high: 1.0
+            }
+        );
+        assert!(fleet_from_forecast(&steps, 0, 300_000, 100.0, 0.5, (1, 10)).is_empty());
+    }
+
+    #[test]
     fn history_gives_a_band_that_narrows_with_more_hours() {
         let h = [10.0, 12.0, 8.0, 10.0];
         let short = Projection::from_history(&h, 1, 1.645);
@@ -262,6 +332,7 @@ mod tests {
                     mid: 2.0,
                     high: 3.0,
                 },
+                by_hour: BTreeMap::new(),
             },
             Series::Usage {
                 dimension: "unit:api_call".parse().unwrap(),

@@ -700,10 +700,13 @@ fn estimate_view(e: Estimate) -> EstimateView {
                 high: l.high,
             })
             .collect(),
-        method: "each series (usage type, micro-operation type, resource, workload capacity) \
-                 projected from its last 7 days of hourly quantities: mean per hour with a 90 % \
-                 band for the sum of the remaining hours, rated with the rules in force in each \
-                 future hour"
+        method: "the rest of the period: each workload the controller runs follows the fleet its \
+                 hourly demand forecast calls for (p10/p50/p90 of demand ÷ units per instance × \
+                 target, within its bounds) where the forecast reaches; every other series \
+                 (usage type, micro-operation type, resource, other capacity) its mean per hour \
+                 over the last 7 days with a 90 % band for the sum; each future hour rated with \
+                 the rules it will have. Per-hour quantiles are summed, so the band is wide \
+                 rather than narrow"
             .into(),
     }
 }

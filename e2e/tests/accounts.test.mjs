@@ -1,4 +1,5 @@
-// Accounts in a real browser: sign up, log out, log in again, create an API key.
+// Accounts in a real browser: sign up, log out, log in again, create an API key, set a
+// budget cap on the billing page.
 //
 //   HEADROOM_E2E_URL=http://127.0.0.1:3000 npm test
 
@@ -42,7 +43,8 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       // Chromium asks for /favicon.ico on its own; the steps below provoke a 401 from
       // /auth/me (after log-out), a 401 from /auth/login (wrong password) and a 403
       // from /organization (key without the read scope). Anything else is a defect.
-      const provoked = ['favicon', '/api/v1/auth/me', '/api/v1/auth/login', '/api/v1/organization'];
+      // The billing page asks for the budget cap, which is a 404 until one is set.
+      const provoked = ['favicon', '/api/v1/auth/me', '/api/v1/auth/login', '/api/v1/organization', '/api/v1/budget-cap'];
       if (m.type() === 'error' && !provoked.some((p) => url.includes(p))) {
         problems.push(`console: ${m.text()} (${url})`);
       }
@@ -136,6 +138,24 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       }, secret);
       assert.equal(answer.status, 403, JSON.stringify(answer));
       assert.match(answer.body.message, /lacks the `read` scope/);
+    });
+
+    await step('billing', async () => {
+      await page.click('a[href="/billing"]');
+      await page.waitForURL('**/billing');
+      // The projected invoice of a new organisation: nothing used, nothing expected.
+      await page.locator('[data-testid="expected"]').waitFor();
+      assert.equal(await page.textContent('[data-testid="expected"]'), '0.00');
+      assert.match(await page.textContent('[data-testid="cap"]'), /No cap/);
+      await page.fill('[data-testid="cap-form"] input[name="amount"]', '2500');
+      await page.selectOption('[data-testid="cap-form"] select[name="action"]', 'block');
+      await submit('[data-testid="cap-form"]');
+      await page.waitForFunction(() => document.querySelector('[data-testid="cap"]').textContent.includes('2,500.00'));
+      assert.match(await page.textContent('[data-testid="cap"]'), /2,500\.00 USD per month, action: block/);
+      // The notification stream is open.
+      await page.waitForFunction(() => document.querySelector('[data-testid="live"]').textContent.includes('live'));
+      const cap = await page.evaluate(async () => (await fetch('/api/v1/budget-cap')).json());
+      assert.equal(cap.amount, '2500');
     });
 
     assert.deepEqual(problems, []);

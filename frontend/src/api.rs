@@ -66,11 +66,60 @@ pub struct InvitationCreated {
     pub token: String,
 }
 
+/// One line of the projected invoice (money as decimal strings, shown as sent).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct EstimateLine {
+    pub dimension: String,
+    pub actual: String,
+    pub low: String,
+    pub expected: String,
+    pub high: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Estimate {
+    pub period: String,
+    pub currency: String,
+    pub as_of: String,
+    pub actual: String,
+    pub low: String,
+    pub expected: String,
+    pub high: String,
+    pub lines: Vec<EstimateLine>,
+    pub method: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct BudgetCap {
+    pub amount: String,
+    pub currency: String,
+    pub action: String,
+    pub updated_at: String,
+    pub announced: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Notification {
+    pub seq: i64,
+    pub kind: String,
+    pub title: String,
+    pub created_at: String,
+}
+
+/// The notification kinds the server streams (each an SSE event name).
+pub const NOTIFICATION_KINDS: [&str; 4] = [
+    "price_change",
+    "budget_threshold",
+    "allocation_decision",
+    "billing_event",
+];
+
 /// An HTTP method the client uses.
 #[derive(Debug, Clone, Copy)]
 pub enum Method {
     Get,
     Post,
+    Put,
     Patch,
     Delete,
 }
@@ -90,6 +139,7 @@ pub async fn call<T: DeserializeOwned>(
         let mut req = match method {
             Method::Get => RequestBuilder::new(&url).method(gloo_net::http::Method::GET),
             Method::Post => RequestBuilder::new(&url).method(gloo_net::http::Method::POST),
+            Method::Put => RequestBuilder::new(&url).method(gloo_net::http::Method::PUT),
             Method::Patch => RequestBuilder::new(&url).method(gloo_net::http::Method::PATCH),
             Method::Delete => RequestBuilder::new(&url).method(gloo_net::http::Method::DELETE),
         };

@@ -5,7 +5,8 @@ use leptos_router::{SsrMode, path};
 
 use crate::auth::{Auth, use_auth};
 use crate::pages::{
-    AcceptInvitationPage, AccountPage, ApiKeysPage, HomePage, LoginPage, MembersPage, SignupPage,
+    AcceptInvitationPage, AccountPage, ApiKeysPage, BillingPage, HomePage, LoginPage, MembersPage,
+    SignupPage,
 };
 
 /// The HTML document around the app, rendered on the server only.
@@ -45,6 +46,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("account") view=AccountPage />
                     <Route path=path!("members") view=MembersPage />
                     <Route path=path!("api-keys") view=ApiKeysPage />
+                    <Route path=path!("billing") view=BillingPage />
                 </Routes>
             </main>
         </Router>
@@ -59,6 +61,7 @@ fn Nav() -> impl IntoView {
             <a href="/" class="brand">"Headroom"</a>
             {move || match auth.me.get() {
                 Some(me) => view! {
+                    <a href="/billing">"Billing"</a>
                     <a href="/members">"Members"</a>
                     <a href="/api-keys">"API keys"</a>
                     <a href="/account" data-testid="nav-account">{me.user.email}</a>

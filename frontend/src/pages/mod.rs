@@ -2,6 +2,7 @@
 
 mod account;
 mod api_keys;
+mod billing;
 mod home;
 mod login;
 mod members;
@@ -9,6 +10,7 @@ mod signup;
 
 pub use account::AccountPage;
 pub use api_keys::ApiKeysPage;
+pub use billing::BillingPage;
 pub use home::HomePage;
 pub use login::{AcceptInvitationPage, LoginPage};
 pub use members::MembersPage;

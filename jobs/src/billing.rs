@@ -122,7 +122,8 @@ pub async fn projected_invoice(
     // Workloads the controller runs follow their demand forecast where it reaches.
     let mut planned: BTreeMap<String, BTreeMap<i64, Projection>> = BTreeMap::new();
     for settings in db.allocation_settings_all(tenant).await? {
-        if settings.mode != "on" {
+        // Only fleets a provider will really run are charged.
+        if settings.mode != "on" || settings.provider == "none" {
             continue;
         }
         let forecasts = db.latest_forecasts(tenant, &settings.workload).await?;

@@ -790,6 +790,8 @@ async fn the_estimate_follows_the_demand_forecast(backend: Backend) {
     // planning forecast covers this hour and the next two.
     let mut s = settings("api");
     s.max_instances = 50;
+    s.provider = "cgroup".into();
+    s.provider_ref = Some("api".into());
     app.db
         .upsert_allocation_settings(&tenant, &s, Some(2))
         .await
@@ -807,6 +809,27 @@ async fn the_estimate_follows_the_demand_forecast(backend: Backend) {
                 made_at_ms: now,
                 model_version: "statistical-1".into(),
                 steps_json: r#"[{"p10":100,"p50":300,"p90":600,"model":"ets"},{"p10":100,"p50":300,"p90":600,"model":"ets"},{"p10":100,"p50":300,"p90":600,"model":"ets"}]"#.into(),
+            },
+        )
+        .await
+        .unwrap();
+    // A workload under no provider is decided for, never run: its forecast costs nothing.
+    app.db
+        .upsert_allocation_settings(&tenant, &settings("batch"), Some(2))
+        .await
+        .unwrap();
+    app.db
+        .insert_forecast(
+            &tenant,
+            &headroom_store::forecasts::StoredForecast {
+                workload: "batch".into(),
+                metric: "cpu".into(),
+                horizon: "planning".into(),
+                origin_ms: hf - HOUR_MS,
+                step_secs: 3600,
+                made_at_ms: now,
+                model_version: "statistical-1".into(),
+                steps_json: r#"[{"p10":9000,"p50":9000,"p90":9000,"model":"ets"}]"#.into(),
             },
         )
         .await

@@ -700,7 +700,8 @@ fn estimate_view(e: Estimate) -> EstimateView {
                 high: l.high,
             })
             .collect(),
-        method: "the rest of the period: each workload the controller runs follows the fleet its \
+        method: "the rest of the period: each workload the controller runs through a provider \
+                 follows the fleet its \
                  hourly demand forecast calls for (p10/p50/p90 of demand ÷ units per instance × \
                  target, within its bounds) where the forecast reaches; every other series \
                  (usage type, micro-operation type, resource, other capacity) its mean per hour \

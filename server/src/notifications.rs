@@ -69,27 +69,38 @@ impl Hub {
                 }
             });
         }
-        let mut last = match db.last_notification_seq().await {
+        // Sequence numbers are taken at insert, so with concurrent writers a
+        // lower one can commit after a higher one. Rows are therefore read
+        // from a watermark that trails by `SETTLE_MS`, and each is sent once.
+        let mut watermark = match db.last_notification_seq().await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "notification hub cannot start");
                 0
             }
         };
+        let mut sent = std::collections::BTreeSet::<i64>::new();
         loop {
             tokio::select! {
                 _ = written.notified() => {}
                 _ = pg_rx.recv() => {}
                 _ = tokio::time::sleep(poll) => {}
             }
+            let mut from = watermark;
             loop {
-                match db.notifications_after(last, 500).await {
+                let settled = chrono::Utc::now().timestamp_millis() - SETTLE_MS;
+                match db.notifications_after(from, 500).await {
                     Ok(rows) => {
                         let full = rows.len() == 500;
                         for n in rows {
-                            last = n.seq;
-                            // No subscribers is not an error.
-                            let _ = self.tx.send(Arc::new(n));
+                            from = n.seq;
+                            if n.created_ms < settled && n.seq > watermark {
+                                watermark = n.seq;
+                            }
+                            if sent.insert(n.seq) {
+                                // No subscribers is not an error.
+                                let _ = self.tx.send(Arc::new(n));
+                            }
                         }
                         if !full {
                             break;
@@ -101,9 +112,15 @@ impl Hub {
                     }
                 }
             }
+            // Only rows above the watermark are read again.
+            sent = sent.split_off(&(watermark + 1));
         }
     }
 }
+
+/// How long a notification's transaction may take to commit after its
+/// sequence number was taken, for the hub still to send it.
+const SETTLE_MS: i64 = 5_000;
 
 impl Default for Hub {
     fn default() -> Self {

@@ -865,3 +865,44 @@ async fn the_estimate_follows_the_demand_forecast(backend: Backend) {
     app.stop().await;
 }
 both_backends!(forecast_estimate, the_estimate_follows_the_demand_forecast);
+
+/// With concurrent writers a notification can commit after one with a
+/// higher number; the stream still delivers it (once).
+async fn late_commits_still_reach_the_stream(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_owner, key, org_id) = org_with_key(&app, "Acme").await;
+    let mut stream = app
+        .http
+        .get(app.url("/api/v1/notifications/stream"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    let now = Utc::now().timestamp_millis();
+    let insert = |seq: i64, title: &str| {
+        format!(
+            "INSERT INTO notifications (seq, organization_id, kind, title, body, created_at) \
+             VALUES ({seq}, '{org_id}', 'price_change', '{title}', '{{}}', {now})"
+        )
+    };
+    // Written behind the hub's back (as another process would), out of order.
+    common::execute(&app.db, &insert(1_000_000, "later number, first commit")).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    common::execute(&app.db, &insert(999_999, "earlier number, late commit")).await;
+    let got = read_events(&mut stream, 2, Duration::from_secs(5)).await;
+    let titles: Vec<&str> = got.iter().map(|n| n["title"].as_str().unwrap()).collect();
+    assert_eq!(
+        titles,
+        vec!["later number, first commit", "earlier number, late commit"]
+    );
+    assert!(
+        read_events(&mut stream, 1, Duration::from_millis(800))
+            .await
+            .is_empty(),
+        "each once"
+    );
+    app.stop().await;
+}
+both_backends!(late_commits, late_commits_still_reach_the_stream);

@@ -124,23 +124,36 @@ pub async fn notification_stream(
         Some(s) => s,
         None => db.last_notification_seq().await?,
     };
-    let backlog = match resume {
-        Some(s) => db.notifications(&tenant, Some(s), None, 500).await?,
-        None => Vec::new(),
-    };
-    if let Some(n) = backlog.last() {
-        last = n.seq;
+    // What the client missed, up to a bound.
+    let mut backlog = Vec::new();
+    if resume.is_some() {
+        while backlog.len() < 5_000 {
+            let page = db.notifications(&tenant, Some(last), None, 500).await?;
+            let n = page.len();
+            if let Some(x) = page.last() {
+                last = x.seq;
+            }
+            backlog.extend(page);
+            if n < 500 {
+                break;
+            }
+        }
     }
+    // The hub sends each notification once, but one committed late may carry
+    // a lower number than others already sent: live ones are only checked
+    // against what the backlog already carried.
+    let sent: std::collections::HashSet<i64> = backlog.iter().map(|n| n.seq).collect();
     let closing = state.notifications.closing();
     let org = tenant.id().to_owned();
     let live = futures::stream::unfold(
-        (rx, last, db, tenant, org),
-        |(mut rx, mut last, db, tenant, org)| async move {
+        (rx, last, sent, db, tenant, org),
+        |(mut rx, mut last, mut sent, db, tenant, org)| async move {
             loop {
                 match rx.recv().await {
-                    Ok(n) if n.organization_id == org && n.seq > last => {
-                        last = n.seq;
-                        return Some((vec![n], (rx, last, db, tenant, org)));
+                    // Those the backlog carried are skipped (each at most once).
+                    Ok(n) if n.organization_id == org && !sent.remove(&n.seq) => {
+                        last = last.max(n.seq);
+                        return Some((vec![n], (rx, last, sent, db, tenant, org)));
                     }
                     Ok(_) => continue,
                     // Fell behind: catch up from the database.
@@ -155,7 +168,7 @@ pub async fn notification_stream(
                         let rows: Vec<Arc<StoredNotification>> =
                             rows.into_iter().map(Arc::new).collect();
                         if !rows.is_empty() {
-                            return Some((rows, (rx, last, db, tenant, org)));
+                            return Some((rows, (rx, last, sent, db, tenant, org)));
                         }
                     }
                     Err(RecvError::Closed) => return None,

@@ -365,7 +365,10 @@ async fn allocate_one(
     } else {
         status
     };
-    if changed || status == "failed" {
+    // Fleets that really changed, or a command that failed. Logged decisions
+    // (forecast-only, no provider) leave the fleet as it is, so they would
+    // repeat every tick; they stay in the decision log.
+    if (changed && status == "applied") || status == "failed" {
         // The decision stands whatever becomes of its announcement.
         if let Err(e) = money.announce(db, tenant, &row, status, now_ms).await {
             tracing::warn!(organization = tenant.id(), workload = s.workload, error = %e, "decision not announced");

@@ -476,6 +476,24 @@ async fn cgroup_provider_applies_decisions_and_repairs_drift() {
     assert_eq!(in_force.unwrap(), Some(4.0));
     assert_eq!(s["instances"], 4, "{s}");
     assert_eq!(repaired, Some(4.0), "drift not repaired");
+    // The customer was told of the change, once.
+    let notes: Vec<Value> = send(&app, &key, M::GET, "/api/v1/notifications", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let told: Vec<&Value> = notes
+        .iter()
+        .filter(|n| n["kind"] == "allocation_decision")
+        .collect();
+    assert_eq!(told.len(), 1, "{notes:?}");
+    assert_eq!(
+        (
+            told[0]["body"]["after"].as_i64(),
+            told[0]["body"]["status"].as_str()
+        ),
+        (Some(4), Some("applied"))
+    );
 }
 
 /// A decision a stopped worker left `pending` is carried out by the next tick

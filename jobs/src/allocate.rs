@@ -41,6 +41,10 @@ const COMMAND_RETRIES: usize = 3;
 /// CPU cores one instance stands for with the cgroup provider.
 pub const CORES_PER_INSTANCE: f64 = 1.0;
 
+/// The readiness score a workload's decision sees: the chance a billable
+/// event of its type arrives within this many seconds.
+pub const READINESS_WITHIN_SECS: f64 = 60.0;
+
 #[derive(Debug, Clone)]
 pub struct AllocateJob {
     pub db: Db,
@@ -303,13 +307,21 @@ async fn allocate_one(
     let (forecast, version) = forecast_from_now(db, tenant, s, now_ms).await?;
     let commanded = u32::try_from(s.commanded)?;
     let budget = money.budget(db, tenant, now_ms).await?;
+    let readiness = match &s.readiness_event {
+        Some(t) => Some(
+            crate::readiness::score(db, tenant, t, now_ms, READINESS_WITHIN_SECS)
+                .await?
+                .0,
+        ),
+        None => None,
+    };
     let decision = decide(
         &cfg,
         &mut state,
         &Inputs {
             observed,
             forecast: &forecast,
-            readiness: None,
+            readiness,
             priority: s.priority,
             // Without provider feedback the commanded fleet is taken as serving.
             fleet: Fleet {

@@ -9,6 +9,7 @@ pub mod inference;
 pub mod lstm;
 pub mod providers;
 mod queue;
+pub mod readiness;
 pub mod stripe;
 pub mod webhooks;
 mod worker;

@@ -13,6 +13,7 @@ mod m20261125_000008_billing;
 mod m20261125_000009_webhooks;
 mod m20261125_000010_stripe;
 mod m20261125_000011_billing_hours;
+mod m20261125_000012_allocation_readiness;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000009_webhooks::Migration),
             Box::new(m20261125_000010_stripe::Migration),
             Box::new(m20261125_000011_billing_hours::Migration),
+            Box::new(m20261125_000012_allocation_readiness::Migration),
         ]
     }
 }

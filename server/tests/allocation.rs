@@ -710,3 +710,77 @@ async fn pending_decisions_are_finished_and_failures_recorded() {
     assert_eq!(carried["status"], "applied", "{carried}");
     assert_eq!(suggested_in_force.unwrap(), Some(2.0));
 }
+
+/// A workload that names a usage-event type gets capacity pre-allocated while
+/// such events are about to arrive (readiness ≥ 0.8), and says why.
+async fn readiness_pre_allocates(backend: Backend) {
+    use headroom_jobs::allocate::allocate_all;
+    use reqwest::Method as M;
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_owner, key) = key_for(&app, "Acme").await;
+    let now_s = chrono::Utc::now().timestamp();
+    // Demand of one instance; job runs every few seconds for the last minutes.
+    let points: Vec<Value> = (0..20)
+        .map(|i| json!({ "workload": "jobs", "metric": "cpu", "timestamp": now_s - i * 60, "value": 50.0 }))
+        .collect();
+    assert_eq!(
+        send(&app, &key, M::POST, "/api/v1/metrics", Some(json!(points)))
+            .await
+            .status(),
+        200
+    );
+    let events: Vec<Value> = (0..120)
+        .map(|i| json!({ "id": format!("run-{i}"), "type": "job_run", "quantity": 1, "timestamp": now_s - i * 5 }))
+        .collect();
+    assert_eq!(
+        send(&app, &key, M::POST, "/api/v1/events", Some(json!(events)))
+            .await
+            .status(),
+        200
+    );
+    let body = |event: &str| {
+        json!({ "metric": "cpu", "units_per_instance": 100.0, "mode": "forecast_only",
+            "min_instances": 1, "max_instances": 20, "instances": 1, "priority": 2,
+            "readiness_event": event })
+    };
+    let msg = expect_error(
+        send(
+            &app,
+            &key,
+            M::PUT,
+            "/api/v1/workloads/jobs/allocation",
+            Some(body("job run")),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert!(msg.contains("readiness_event"), "{msg}");
+    let res = send(
+        &app,
+        &key,
+        M::PUT,
+        "/api/v1/workloads/jobs/allocation",
+        Some(body("job_run")),
+    )
+    .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let out: Value = res.json().await.unwrap();
+    assert_eq!(out["readiness_event"], "job_run");
+
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    allocate_all(&app.db, None, now_ms).await.unwrap();
+    let list: Vec<Value> = send(&app, &key, M::GET, "/api/v1/allocation-decisions", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let d = &list[0];
+    assert_eq!(d["reason"], "readiness", "{d}");
+    // One instance of demand plus ≥ 0.8 × priority 2 pre-allocated.
+    assert!(d["after"].as_i64().unwrap() >= 3, "{d}");
+    app.stop().await;
+}
+both_backends!(readiness, readiness_pre_allocates);

@@ -148,6 +148,7 @@ fn settings(workload: &str) -> StoredSettings {
         state_json: None,
         last_suggestion_ms: None,
         updated_ms: 0,
+        readiness_event: None,
     }
 }
 

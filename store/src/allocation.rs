@@ -23,6 +23,8 @@ pub struct StoredSettings {
     pub state_json: Option<String>,
     pub last_suggestion_ms: Option<i64>,
     pub updated_ms: i64,
+    /// Usage-event type whose readiness score pre-allocates capacity.
+    pub readiness_event: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +50,7 @@ pub struct StoredDecision {
 
 const SETTINGS_COLUMNS: &str = "workload, metric, units_per_instance, mode, min_instances, \
     max_instances, target, priority, provider, provider_ref, commanded, state, \
-    last_suggestion_at, updated_at";
+    last_suggestion_at, updated_at, readiness_event";
 
 fn settings_from_row(r: &sea_orm::QueryResult) -> Result<StoredSettings, StoreError> {
     Ok(StoredSettings {
@@ -66,6 +68,7 @@ fn settings_from_row(r: &sea_orm::QueryResult) -> Result<StoredSettings, StoreEr
         state_json: r.try_get_by_index(11)?,
         last_suggestion_ms: r.try_get_by_index(12)?,
         updated_ms: r.try_get_by_index(13)?,
+        readiness_event: r.try_get_by_index(14)?,
     })
 }
 
@@ -116,8 +119,9 @@ impl Db {
              units_per_instance = excluded.units_per_instance, mode = excluded.mode, \
              min_instances = excluded.min_instances, max_instances = excluded.max_instances, \
              target = excluded.target, priority = excluded.priority, provider = excluded.provider, \
-             provider_ref = excluded.provider_ref, updated_at = excluded.updated_at{fleet_update}",
-            placeholders(backend, 1, 15).join(", ")
+             provider_ref = excluded.provider_ref, updated_at = excluded.updated_at, \
+             readiness_event = excluded.readiness_event{fleet_update}",
+            placeholders(backend, 1, 16).join(", ")
         );
         let values: Vec<Value> = vec![
             tenant.id().into(),
@@ -135,6 +139,7 @@ impl Db {
             s.state_json.clone().into(),
             s.last_suggestion_ms.into(),
             s.updated_ms.into(),
+            s.readiness_event.clone().into(),
         ];
         self.conn()
             .execute_raw(Statement::from_sql_and_values(backend, sql, values))
@@ -201,7 +206,7 @@ impl Db {
         rows.iter()
             .map(|r| {
                 Ok((
-                    Tenant::new(r.try_get_by_index::<String>(14)?),
+                    Tenant::new(r.try_get_by_index::<String>(15)?),
                     settings_from_row(r)?,
                 ))
             })

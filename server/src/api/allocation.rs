@@ -52,6 +52,10 @@ pub struct AllocationSettingsRequest {
     /// With `cgroup`: the group's name (letters, digits, `-`, `_`, `.`); it
     /// lives under the organisation's own directory.
     pub provider_ref: Option<String>,
+    /// A usage-event type whose readiness score (the chance one arrives
+    /// within a minute) pre-allocates capacity: from 0.8, score × priority
+    /// instances on top of what demand calls for.
+    pub readiness_event: Option<String>,
 }
 
 fn default_target() -> f64 {
@@ -126,6 +130,7 @@ pub struct AllocationOut {
     pub priority: f64,
     pub provider: String,
     pub provider_ref: Option<String>,
+    pub readiness_event: Option<String>,
     /// Instances commanded, as last known.
     pub instances: i32,
     /// Controller ticks scored against measured demand, and those that found
@@ -152,6 +157,7 @@ fn settings_out(s: StoredSettings, last: Option<StoredDecision>) -> AllocationOu
         priority: s.priority,
         provider: s.provider,
         provider_ref: s.provider_ref,
+        readiness_event: s.readiness_event,
         instances: s.commanded,
         ticks_scored: state.as_ref().map_or(0, |s| s.scored),
         ticks_under_provisioned: state.as_ref().map_or(0, |s| s.misses),
@@ -221,6 +227,10 @@ pub async fn put_allocation(
             )));
         }
     }
+    if let Some(t) = &req.readiness_event {
+        headroom_core::telemetry::validate_name("readiness_event", t, 100)
+            .map_err(unprocessable)?;
+    }
     if let Some(n) = req.instances
         && n > MAX_INSTANCES
     {
@@ -252,6 +262,7 @@ pub async fn put_allocation(
         state_json: None,
         last_suggestion_ms: None,
         updated_ms: Utc::now().timestamp_millis(),
+        readiness_event: req.readiness_event,
     };
     state
         .db

@@ -234,11 +234,6 @@ pub struct ReadinessScore {
     pub computed_at: DateTime<Utc>,
 }
 
-/// History replayed into the estimator: a week for the hour-of-week profile,
-/// per minute; the last minutes per second, so the recent rate is sharp.
-const READINESS_HISTORY_MS: i64 = 8 * 86_400_000;
-const READINESS_FINE_MS: i64 = 15 * 60_000;
-
 /// Billable-unit readiness: the probability that at least one usage event of
 /// each type arrives within the next seconds, from decayed recent rates and the
 /// hour-of-week profile.
@@ -251,7 +246,6 @@ pub async fn readiness(
     caller: Caller,
     ApiQuery(q): ApiQuery<ReadinessQuery>,
 ) -> ApiResult<Json<Vec<ReadinessScore>>> {
-    use headroom_core::readiness::{Readiness, ReadinessConfig};
     caller.require_scope(Scope::Read)?;
     let within = q.within.unwrap_or(10.0);
     if !(1.0..=3600.0).contains(&within) {
@@ -260,7 +254,7 @@ pub async fn readiness(
         ));
     }
     let now = Utc::now().timestamp_millis();
-    let since = now - READINESS_HISTORY_MS;
+    let since = now - headroom_jobs::readiness::HISTORY_MS;
     let types = match q.event_type {
         Some(t) => {
             headroom_core::telemetry::validate_name("type", &t, 100)
@@ -269,27 +263,15 @@ pub async fn readiness(
         }
         None => state.db.usage_event_types(&caller.tenant, since).await?,
     };
-    let fine_from = now - READINESS_FINE_MS;
     let mut out = Vec::with_capacity(types.len());
     for t in types {
-        let coarse = state
-            .db
-            .usage_event_counts(&caller.tenant, &t, since, fine_from, 60_000)
-            .await?;
-        let fine = state
-            .db
-            .usage_event_counts(&caller.tenant, &t, fine_from, now + 1, 1000)
-            .await?;
-        let mut r = Readiness::new(ReadinessConfig::default());
-        for (start_ms, count) in coarse.iter().chain(&fine) {
-            r.observe(*start_ms as f64 / 1000.0, *count as f64);
-        }
-        r.advance(now as f64 / 1000.0);
+        let (probability, rate) =
+            headroom_jobs::readiness::score(&state.db, &caller.tenant, &t, now, within).await?;
         out.push(ReadinessScore {
             event_type: t,
             within_seconds: within,
-            probability: r.probability(within),
-            events_per_second: r.rate(),
+            probability,
+            events_per_second: rate,
             computed_at: instant(now),
         });
     }

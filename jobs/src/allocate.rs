@@ -490,15 +490,21 @@ fn execute(
         "cgroup" => {
             let cg = cgroup_provider(cgroups).map_err(permanent)?;
             let group = s.provider_ref.as_deref().unwrap_or_default();
+            let failed = |e: CgroupError| CommandError {
+                transient: matches!(e, CgroupError::Io { .. }),
+                message: e.to_string(),
+            };
+            let instances = instances.max(1);
             cg.set_cpu(
                 tenant.id(),
                 group,
-                f64::from(instances.max(1)) * CORES_PER_INSTANCE,
+                f64::from(instances) * CORES_PER_INSTANCE,
             )
-            .map_err(|e| CommandError {
-                transient: matches!(e, CgroupError::Io { .. }),
-                message: e.to_string(),
-            })
+            .map_err(failed)?;
+            if let Some(bytes) = memory_bytes(s, instances) {
+                cg.set_memory(tenant.id(), group, bytes).map_err(failed)?;
+            }
+            Ok(())
         }
         other => Err(permanent(format!(
             "provider {other:?} is not available in this build"
@@ -508,6 +514,12 @@ fn execute(
 
 /// Compares what the provider has in force with the fleet on record and
 /// re-applies the record when they differ; says what it repaired.
+/// The memory limit for a fleet, when the workload sets one per instance.
+fn memory_bytes(s: &StoredSettings, instances: u32) -> Option<u64> {
+    let mib = u64::try_from(s.memory_mib_per_instance?).ok()?;
+    mib.checked_mul(1 << 20)?.checked_mul(u64::from(instances))
+}
+
 fn reconcile(
     cgroups: Option<&Result<Cgroups, String>>,
     tenant: &Tenant,
@@ -519,10 +531,22 @@ fn reconcile(
     let cg = cgroup_provider(cgroups).ok()?;
     let group = s.provider_ref.as_deref().unwrap_or_default();
     let want = f64::from(s.commanded.max(1)) * CORES_PER_INSTANCE;
-    let found = match cg.in_force(tenant.id(), group) {
-        Ok(f) => f.cpu_cores,
+    let (found, memory) = match cg.in_force(tenant.id(), group) {
+        Ok(f) => (f.cpu_cores, f.memory_bytes),
         Err(e) => return Some(format!("could not read the group in force: {e}")),
     };
+    let want_memory = memory_bytes(s, u32::try_from(s.commanded.max(1)).unwrap_or(1));
+    if want_memory.is_some() && memory != want_memory {
+        let bytes = want_memory.unwrap_or_default();
+        return Some(match cg.set_memory(tenant.id(), group, bytes) {
+            Ok(()) => format!(
+                "repaired drift: memory limit {memory:?} in force, {bytes} bytes re-applied"
+            ),
+            Err(e) => {
+                format!("memory drift ({memory:?} in force, {bytes} on record) not repaired: {e}")
+            }
+        });
+    }
     if found.is_some_and(|c| (c - want).abs() < 1e-6) {
         return None;
     }

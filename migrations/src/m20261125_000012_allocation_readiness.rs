@@ -1,5 +1,6 @@
 //! A workload may name the usage-event type whose readiness score (the
-//! chance a billable event arrives within a minute) pre-allocates capacity.
+//! chance a billable event arrives within a minute) pre-allocates capacity,
+//! and the memory each instance gets (a limit the provider applies).
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -16,6 +17,15 @@ impl MigrationTrait for Migration {
                     .add_column(string_null(AllocationSettings::ReadinessEvent))
                     .to_owned(),
             )
+            .await?;
+        // SQLite adds one column per ALTER TABLE.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(AllocationSettings::Table)
+                    .add_column(big_integer_null(AllocationSettings::MemoryMibPerInstance))
+                    .to_owned(),
+            )
             .await
     }
 
@@ -27,6 +37,14 @@ impl MigrationTrait for Migration {
                     .drop_column(AllocationSettings::ReadinessEvent)
                     .to_owned(),
             )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(AllocationSettings::Table)
+                    .drop_column(AllocationSettings::MemoryMibPerInstance)
+                    .to_owned(),
+            )
             .await
     }
 }
@@ -35,4 +53,5 @@ impl MigrationTrait for Migration {
 enum AllocationSettings {
     Table,
     ReadinessEvent,
+    MemoryMibPerInstance,
 }

@@ -426,6 +426,21 @@ async fn cgroup_provider_applies_decisions_and_repairs_drift() {
     .await;
     assert!(msg.contains("provider_ref"), "{msg}");
     body["provider_ref"] = json!("web");
+    body["memory_mib_per_instance"] = json!(8);
+    let msg = expect_error(
+        send(
+            &app,
+            &key,
+            M::PUT,
+            "/api/v1/workloads/web/allocation",
+            Some(body.clone()),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert!(msg.contains("memory_mib_per_instance"), "{msg}");
+    body["memory_mib_per_instance"] = json!(256);
     let res = send(
         &app,
         &key,
@@ -451,6 +466,7 @@ async fn cgroup_provider_applies_decisions_and_repairs_drift() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     let in_force = cg.in_force(&org, "web").map(|f| f.cpu_cores);
+    let memory = cg.in_force(&org, "web").map(|f| f.memory_bytes);
     let s: Value = send(&app, &key, M::GET, "/api/v1/workloads/web/allocation", None)
         .await
         .json()
@@ -474,6 +490,8 @@ async fn cgroup_provider_applies_decisions_and_repairs_drift() {
         "{d}"
     );
     assert_eq!(in_force.unwrap(), Some(4.0));
+    // 4 instances × 256 MiB.
+    assert_eq!(memory.unwrap(), Some(4 * 256 * 1024 * 1024));
     assert_eq!(s["instances"], 4, "{s}");
     assert_eq!(repaired, Some(4.0), "drift not repaired");
     // The customer was told of the change, once.

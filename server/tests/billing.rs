@@ -149,6 +149,7 @@ fn settings(workload: &str) -> StoredSettings {
         last_suggestion_ms: None,
         updated_ms: 0,
         readiness_event: None,
+        memory_mib_per_instance: None,
     }
 }
 

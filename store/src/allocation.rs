@@ -25,6 +25,8 @@ pub struct StoredSettings {
     pub updated_ms: i64,
     /// Usage-event type whose readiness score pre-allocates capacity.
     pub readiness_event: Option<String>,
+    /// Memory limit per instance, applied by the provider with the CPU quota.
+    pub memory_mib_per_instance: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,7 +52,7 @@ pub struct StoredDecision {
 
 const SETTINGS_COLUMNS: &str = "workload, metric, units_per_instance, mode, min_instances, \
     max_instances, target, priority, provider, provider_ref, commanded, state, \
-    last_suggestion_at, updated_at, readiness_event";
+    last_suggestion_at, updated_at, readiness_event, memory_mib_per_instance";
 
 fn settings_from_row(r: &sea_orm::QueryResult) -> Result<StoredSettings, StoreError> {
     Ok(StoredSettings {
@@ -69,6 +71,7 @@ fn settings_from_row(r: &sea_orm::QueryResult) -> Result<StoredSettings, StoreEr
         last_suggestion_ms: r.try_get_by_index(12)?,
         updated_ms: r.try_get_by_index(13)?,
         readiness_event: r.try_get_by_index(14)?,
+        memory_mib_per_instance: r.try_get_by_index(15)?,
     })
 }
 
@@ -120,8 +123,9 @@ impl Db {
              min_instances = excluded.min_instances, max_instances = excluded.max_instances, \
              target = excluded.target, priority = excluded.priority, provider = excluded.provider, \
              provider_ref = excluded.provider_ref, updated_at = excluded.updated_at, \
-             readiness_event = excluded.readiness_event{fleet_update}",
-            placeholders(backend, 1, 16).join(", ")
+             readiness_event = excluded.readiness_event, \
+             memory_mib_per_instance = excluded.memory_mib_per_instance{fleet_update}",
+            placeholders(backend, 1, 17).join(", ")
         );
         let values: Vec<Value> = vec![
             tenant.id().into(),
@@ -140,6 +144,7 @@ impl Db {
             s.last_suggestion_ms.into(),
             s.updated_ms.into(),
             s.readiness_event.clone().into(),
+            s.memory_mib_per_instance.into(),
         ];
         self.conn()
             .execute_raw(Statement::from_sql_and_values(backend, sql, values))
@@ -206,7 +211,7 @@ impl Db {
         rows.iter()
             .map(|r| {
                 Ok((
-                    Tenant::new(r.try_get_by_index::<String>(15)?),
+                    Tenant::new(r.try_get_by_index::<String>(16)?),
                     settings_from_row(r)?,
                 ))
             })

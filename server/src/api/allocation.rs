@@ -56,6 +56,9 @@ pub struct AllocationSettingsRequest {
     /// within a minute) pre-allocates capacity: from 0.8, score × priority
     /// instances on top of what demand calls for.
     pub readiness_event: Option<String>,
+    /// Memory each instance may use, MiB (with `cgroup`: a memory limit of
+    /// instances × this, applied with the CPU quota).
+    pub memory_mib_per_instance: Option<u32>,
 }
 
 fn default_target() -> f64 {
@@ -131,6 +134,7 @@ pub struct AllocationOut {
     pub provider: String,
     pub provider_ref: Option<String>,
     pub readiness_event: Option<String>,
+    pub memory_mib_per_instance: Option<i64>,
     /// Instances commanded, as last known.
     pub instances: i32,
     /// Controller ticks scored against measured demand, and those that found
@@ -158,6 +162,7 @@ fn settings_out(s: StoredSettings, last: Option<StoredDecision>) -> AllocationOu
         provider: s.provider,
         provider_ref: s.provider_ref,
         readiness_event: s.readiness_event,
+        memory_mib_per_instance: s.memory_mib_per_instance,
         instances: s.commanded,
         ticks_scored: state.as_ref().map_or(0, |s| s.scored),
         ticks_under_provisioned: state.as_ref().map_or(0, |s| s.misses),
@@ -231,6 +236,14 @@ pub async fn put_allocation(
         headroom_core::telemetry::validate_name("readiness_event", t, 100)
             .map_err(unprocessable)?;
     }
+    if req
+        .memory_mib_per_instance
+        .is_some_and(|m| !(16..=4_194_304).contains(&m))
+    {
+        return Err(unprocessable(
+            "memory_mib_per_instance must be between 16 and 4194304 (4 TiB)",
+        ));
+    }
     if let Some(n) = req.instances
         && n > MAX_INSTANCES
     {
@@ -263,6 +276,7 @@ pub async fn put_allocation(
         last_suggestion_ms: None,
         updated_ms: Utc::now().timestamp_millis(),
         readiness_event: req.readiness_event,
+        memory_mib_per_instance: req.memory_mib_per_instance.map(i64::from),
     };
     state
         .db

@@ -187,7 +187,7 @@ fn notification_from_row(r: &sea_orm::QueryResult) -> Result<StoredNotification,
     })
 }
 
-async fn insert_notification<C: ConnectionTrait>(
+pub(crate) async fn insert_notification<C: ConnectionTrait>(
     c: &C,
     tenant: &Tenant,
     n: &NewNotification,

@@ -1,8 +1,9 @@
 //! Stripe bookkeeping: customers per organisation, meter pushes, and the
 //! webhook events already processed.
 
-use sea_orm::{ConnectionTrait, Statement, Value};
+use sea_orm::{ConnectionTrait, Statement, TransactionTrait, Value};
 
+use crate::billing::{NewNotification, insert_notification};
 use crate::sql::{binder, placeholders};
 use crate::{Db, StoreError, Tenant};
 
@@ -229,17 +230,19 @@ impl Db {
         Ok(())
     }
 
-    /// Remembers a Stripe webhook event; false if it was seen before (a replay).
+    /// Remembers a Stripe webhook event and, in the same transaction, the
+    /// notification it gives; false (and nothing stored) if it was seen before.
     pub async fn remember_stripe_event(
         &self,
         id: &str,
         kind: &str,
         created_secs: i64,
+        note: Option<(&Tenant, &NewNotification)>,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let backend = self.db_backend();
-        let res = self
-            .conn()
+        let txn = self.conn().begin().await?;
+        let backend = txn.get_database_backend();
+        let res = txn
             .execute_raw(Statement::from_sql_and_values(
                 backend,
                 format!(
@@ -249,6 +252,14 @@ impl Db {
                 vec![id.into(), kind.into(), created_secs.into(), now_ms.into()],
             ))
             .await?;
-        Ok(res.rows_affected() > 0)
+        let new = res.rows_affected() > 0;
+        if new && let Some((tenant, n)) = note {
+            insert_notification(&txn, tenant, n, now_ms).await?;
+        }
+        txn.commit().await?;
+        if new && note.is_some() {
+            self.notification_committed();
+        }
+        Ok(new)
     }
 }

@@ -75,16 +75,6 @@ pub async fn receive(
         return Err(ApiError::bad_request("the event has no id or type"));
     }
     let now = chrono::Utc::now().timestamp_millis();
-    if !state
-        .db
-        .remember_stripe_event(&id, &kind, created, now)
-        .await?
-    {
-        return Ok((
-            StatusCode::OK,
-            Json(json!({ "received": true, "duplicate": true })),
-        ));
-    }
     let object = &raw["data"]["object"];
     let customer = object["customer"].as_str().or_else(|| {
         (object["object"] == "customer")
@@ -95,15 +85,25 @@ pub async fn receive(
         Some(c) => state.db.organization_by_stripe_customer(c).await?,
         None => None,
     };
-    match (&org, invoice_note(&kind, object)) {
-        (Some(org_id), Some(note)) => {
-            state
-                .db
-                .notify(&Tenant::new(org_id.clone()), &note, now)
-                .await?;
-        }
-        _ => tracing::info!(event = id, kind, "Stripe event recorded"),
+    let tenant = org.clone().map(Tenant::new);
+    let note = invoice_note(&kind, object);
+    let told = tenant.as_ref().zip(note.as_ref());
+    if !state
+        .db
+        .remember_stripe_event(&id, &kind, created, told, now)
+        .await?
+    {
+        return Ok((
+            StatusCode::OK,
+            Json(json!({ "received": true, "duplicate": true })),
+        ));
     }
+    tracing::info!(
+        event = id,
+        kind,
+        told = told.is_some(),
+        "Stripe event recorded"
+    );
     Ok((
         StatusCode::OK,
         Json(json!({ "received": true, "organization": org.is_some() })),

@@ -147,6 +147,7 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       await page.locator('[data-testid="expected"]').waitFor();
       assert.equal(await page.textContent('[data-testid="expected"]'), '0.00');
       assert.match(await page.textContent('[data-testid="cap"]'), /No cap/);
+      assert.equal(await page.locator('[data-testid="price-history"] tbody tr').count(), 0);
       await page.fill('[data-testid="cap-form"] input[name="amount"]', '2500');
       await page.selectOption('[data-testid="cap-form"] select[name="action"]', 'block');
       await submit('[data-testid="cap-form"]');

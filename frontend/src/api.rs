@@ -106,6 +106,18 @@ pub struct Notification {
     pub created_at: String,
 }
 
+/// One change of an effective price (old/new as decimal strings).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct PriceChange {
+    pub id: String,
+    pub at: String,
+    pub subject: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+    pub currency: String,
+    pub reason: String,
+}
+
 /// The notification kinds the server streams (each an SSE event name).
 pub const NOTIFICATION_KINDS: [&str; 4] = [
     "price_change",

@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use serde_json::json;
 
 use super::{ErrorNote, RequireLogin, field};
-use crate::api::{BudgetCap, Estimate, Method, Notification, call};
+use crate::api::{BudgetCap, Estimate, Method, Notification, PriceChange, call};
 use crate::auth::use_auth;
 
 #[component]
@@ -39,6 +39,7 @@ fn Billing() -> impl IntoView {
     let estimate = RwSignal::new(None::<Estimate>);
     let cap = RwSignal::new(None::<BudgetCap>);
     let notes = RwSignal::new(Vec::<Notification>::new());
+    let prices = RwSignal::new(Vec::<PriceChange>::new());
     let live = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
     let reload = move || {
@@ -148,6 +149,27 @@ fn Billing() -> impl IntoView {
                 </form>
             })}
             <ErrorNote error />
+        </section>
+        <section class="card">
+            <h2>"Price changes"</h2>
+            {move || prices.with(Vec::is_empty).then(|| view! {
+                <p class="notice">"No price has changed in the last 90 days."</p>
+            })}
+            <table data-testid="price-history">
+                <tbody>
+                    <For each=move || prices.get() key=|c| c.id.clone() let:c>
+                        <tr>
+                            <td><time>{c.at.clone()}</time></td>
+                            <td><code>{c.subject.clone()}</code></td>
+                            <td>{format!("{} → {} {}",
+                                c.old.as_deref().map_or("—".to_owned(), money),
+                                c.new.as_deref().map_or("—".to_owned(), money),
+                                c.currency.to_uppercase())}</td>
+                            <td>{c.reason.clone()}</td>
+                        </tr>
+                    </For>
+                </tbody>
+            </table>
         </section>
         <section class="card">
             <h2>"Notifications " <small data-testid="live">{move || if live.get() { "● live" } else { "○ connecting…" }}</small></h2>

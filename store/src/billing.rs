@@ -12,7 +12,7 @@ use headroom_core::billing::{
 };
 use sea_orm::{ConnectionTrait, Statement, TransactionTrait, Value};
 
-use crate::sql::{binder, placeholders};
+use crate::sql::{binder, exec, placeholders, row, rows};
 use crate::{Db, StoreError, Tenant, new_id};
 
 /// The controller's tick: a missed tick counts this long against the SLA.
@@ -198,8 +198,8 @@ pub(crate) async fn insert_notification<C: ConnectionTrait>(
         "INSERT INTO notifications (organization_id, kind, title, body, created_at) VALUES ({})",
         placeholders(backend, 1, 5).join(", ")
     );
-    c.execute_raw(Statement::from_sql_and_values(
-        backend,
+    exec(
+        c,
         sql,
         vec![
             tenant.id().into(),
@@ -208,7 +208,7 @@ pub(crate) async fn insert_notification<C: ConnectionTrait>(
             n.body.to_string().into(),
             now_ms.into(),
         ],
-    ))
+    )
     .await?;
     // Billing systems hear of it through the organisation's webhooks.
     let payload = serde_json::json!({
@@ -249,12 +249,7 @@ impl Db {
             "INSERT INTO price_rules ({RULE_COLUMNS}, created_by) VALUES ({})",
             placeholders(backend, 1, 12).join(", ")
         );
-        txn.execute_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            rule_values(rule, created_by),
-        ))
-        .await?;
+        exec(&txn, sql, rule_values(rule, created_by)).await?;
         for (tenant, change, note) in changes {
             insert_change(&txn, tenant, change, Some(note), now_ms).await?;
         }
@@ -287,30 +282,28 @@ impl Db {
         let txn = self.conn().begin().await?;
         let backend = txn.get_database_backend();
         let p = binder(backend);
-        let res = txn
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "UPDATE price_rules SET effective_to = {} WHERE id = {}",
-                    p(1),
-                    p(2)
-                ),
-                vec![at_ms.into(), id.into()],
-            ))
-            .await?;
+        let res = exec(
+            &txn,
+            format!(
+                "UPDATE price_rules SET effective_to = {} WHERE id = {}",
+                p(1),
+                p(2)
+            ),
+            vec![at_ms.into(), id.into()],
+        )
+        .await?;
         if res.rows_affected() == 0 {
             return Ok(None);
         }
         for (tenant, change, note) in changes {
             insert_change(&txn, tenant, change, Some(note), now_ms).await?;
         }
-        let row = txn
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                format!("SELECT {RULE_COLUMNS} FROM price_rules WHERE id = {}", p(1)),
-                vec![id.into()],
-            ))
-            .await?;
+        let row = row(
+            &txn,
+            format!("SELECT {RULE_COLUMNS} FROM price_rules WHERE id = {}", p(1)),
+            vec![id.into()],
+        )
+        .await?;
         txn.commit().await?;
         self.notification_committed();
         row.as_ref().map(rule_from_row).transpose()
@@ -352,14 +345,12 @@ impl Db {
             p(3),
             limit.min(10_000)
         );
-        let rows = self
-            .conn()
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                vec![tenant.id().into(), from_ms.into(), to_ms.into()],
-            ))
-            .await?;
+        let rows = rows(
+            self.conn(),
+            sql,
+            vec![tenant.id().into(), from_ms.into(), to_ms.into()],
+        )
+        .await?;
         rows.iter().map(change_from_row).collect()
     }
 
@@ -375,19 +366,18 @@ impl Db {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        self.conn()
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                vec![
-                    tenant.id().into(),
-                    cap.amount.to_string().into(),
-                    cap.currency.to_string().into(),
-                    action.into(),
-                    cap.updated_ms.into(),
-                ],
-            ))
-            .await?;
+        exec(
+            self.conn(),
+            sql,
+            vec![
+                tenant.id().into(),
+                cap.amount.to_string().into(),
+                cap.currency.to_string().into(),
+                action.into(),
+                cap.updated_ms.into(),
+            ],
+        )
+        .await?;
         Ok(())
     }
 
@@ -397,14 +387,7 @@ impl Db {
             "SELECT amount, currency, action, updated_at FROM budget_caps WHERE organization_id = {}",
             binder(backend)(1)
         );
-        let row = self
-            .conn()
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                vec![tenant.id().into()],
-            ))
-            .await?;
+        let row = row(self.conn(), sql, vec![tenant.id().into()]).await?;
         row.map(|r| {
             let action: String = r.try_get_by_index(2)?;
             Ok(StoredCap {
@@ -423,17 +406,15 @@ impl Db {
 
     pub async fn delete_budget_cap(&self, tenant: &Tenant) -> Result<bool, StoreError> {
         let backend = self.conn().get_database_backend();
-        let res = self
-            .conn()
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "DELETE FROM budget_caps WHERE organization_id = {}",
-                    binder(backend)(1)
-                ),
-                vec![tenant.id().into()],
-            ))
-            .await?;
+        let res = exec(
+            self.conn(),
+            format!(
+                "DELETE FROM budget_caps WHERE organization_id = {}",
+                binder(backend)(1)
+            ),
+            vec![tenant.id().into()],
+        )
+        .await?;
         Ok(res.rows_affected() > 0)
     }
 
@@ -454,18 +435,17 @@ impl Db {
              ON CONFLICT DO NOTHING",
             placeholders(backend, 1, 4).join(", ")
         );
-        let res = txn
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                vec![
-                    tenant.id().into(),
-                    period.into(),
-                    i32::from(threshold).into(),
-                    now_ms.into(),
-                ],
-            ))
-            .await?;
+        let res = exec(
+            &txn,
+            sql,
+            vec![
+                tenant.id().into(),
+                period.into(),
+                i32::from(threshold).into(),
+                now_ms.into(),
+            ],
+        )
+        .await?;
         let new = res.rows_affected() > 0;
         if new {
             insert_notification(&txn, tenant, note, now_ms).await?;
@@ -484,18 +464,16 @@ impl Db {
     ) -> Result<Vec<u8>, StoreError> {
         let backend = self.conn().get_database_backend();
         let p = binder(backend);
-        let rows = self
-            .conn()
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "SELECT threshold FROM budget_notices WHERE organization_id = {} AND period = {}",
-                    p(1),
-                    p(2)
-                ),
-                vec![tenant.id().into(), period.into()],
-            ))
-            .await?;
+        let rows = rows(
+            self.conn(),
+            format!(
+                "SELECT threshold FROM budget_notices WHERE organization_id = {} AND period = {}",
+                p(1),
+                p(2)
+            ),
+            vec![tenant.id().into(), period.into()],
+        )
+        .await?;
         rows.iter()
             .map(|r| Ok(u8::try_from(r.try_get_by_index::<i32>(0)?).unwrap_or(u8::MAX)))
             .collect()
@@ -527,14 +505,7 @@ impl Db {
             binder(backend)(1),
             limit.min(10_000)
         );
-        let rows = self
-            .conn()
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                vec![seq.into()],
-            ))
-            .await?;
+        let rows = rows(self.conn(), sql, vec![seq.into()]).await?;
         rows.iter().map(notification_from_row).collect()
     }
 
@@ -576,14 +547,7 @@ impl Db {
             p(1),
             limit.min(1000)
         );
-        let rows = self
-            .conn()
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                vec![tenant.id().into(), bound.into()],
-            ))
-            .await?;
+        let rows = rows(self.conn(), sql, vec![tenant.id().into(), bound.into()]).await?;
         rows.iter().map(notification_from_row).collect()
     }
 
@@ -603,14 +567,12 @@ impl Db {
             p(2),
             p(3)
         );
-        let rows = self
-            .conn()
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                vec![tenant.id().into(), from_ms.into(), to_ms.into()],
-            ))
-            .await?;
+        let rows = rows(
+            self.conn(),
+            sql,
+            vec![tenant.id().into(), from_ms.into(), to_ms.into()],
+        )
+        .await?;
         rows.iter()
             .map(|r| {
                 let t: String = r.try_get_by_index(0)?;
@@ -643,14 +605,12 @@ impl Db {
             p(2),
             p(3)
         );
-        let rows = self
-            .conn()
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                vec![tenant.id().into(), from_ms.into(), to_ms.into()],
-            ))
-            .await?;
+        let rows = rows(
+            self.conn(),
+            sql,
+            vec![tenant.id().into(), from_ms.into(), to_ms.into()],
+        )
+        .await?;
         let gb = Decimal::from(1_000_000_000i64);
         // Byte-milliseconds per GiB-hour.
         let gib_hour = Decimal::from(1i64 << 30) * Decimal::from(HOUR_MS);
@@ -715,10 +675,7 @@ impl Db {
             p(n + 3)
         );
         values.extend([to_ms.into(), from_ms.into(), from_ms.into()]);
-        let rows = self
-            .conn()
-            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
+        let rows = rows(self.conn(), sql, values).await?;
         let mut steps: BTreeMap<(String, String), Vec<(i64, i64)>> = BTreeMap::new();
         for r in &rows {
             steps
@@ -760,14 +717,12 @@ impl Db {
             p(2),
             p(3)
         );
-        let missed_rows = self
-            .conn()
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                missed_sql,
-                vec![tenant.id().into(), from_ms.into(), to_ms.into()],
-            ))
-            .await?;
+        let missed_rows = rows(
+            self.conn(),
+            missed_sql,
+            vec![tenant.id().into(), from_ms.into(), to_ms.into()],
+        )
+        .await?;
         let mut missed: BTreeMap<(String, i64), i64> = BTreeMap::new();
         for r in &missed_rows {
             let at: i64 = r.try_get_by_index(1)?;
@@ -802,28 +757,27 @@ async fn insert_change<C: ConnectionTrait>(
         "INSERT INTO price_changes (organization_id, {CHANGE_COLUMNS}) VALUES ({}) ON CONFLICT DO NOTHING",
         placeholders(backend, 1, 9).join(", ")
     );
-    let res = c
-        .execute_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            vec![
-                tenant.id().into(),
-                if change.id.is_empty() {
-                    new_id()
-                } else {
-                    change.id.clone()
-                }
-                .into(),
-                change.at_ms.into(),
-                change.subject.clone().into(),
-                change.old_price.map(|d| d.to_string()).into(),
-                change.new_price.map(|d| d.to_string()).into(),
-                change.currency.to_string().into(),
-                change.reason.clone().into(),
-                change.cause.clone().into(),
-            ],
-        ))
-        .await?;
+    let res = exec(
+        c,
+        sql,
+        vec![
+            tenant.id().into(),
+            if change.id.is_empty() {
+                new_id()
+            } else {
+                change.id.clone()
+            }
+            .into(),
+            change.at_ms.into(),
+            change.subject.clone().into(),
+            change.old_price.map(|d| d.to_string()).into(),
+            change.new_price.map(|d| d.to_string()).into(),
+            change.currency.to_string().into(),
+            change.reason.clone().into(),
+            change.cause.clone().into(),
+        ],
+    )
+    .await?;
     let new = res.rows_affected() > 0;
     if new && let Some(n) = note {
         insert_notification(c, tenant, n, now_ms).await?;

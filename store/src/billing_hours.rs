@@ -8,7 +8,7 @@ use headroom_core::billing::rating::instance_ms_by_hour;
 use headroom_core::billing::{Decimal, HOUR_MS};
 use sea_orm::{ConnectionTrait, Statement};
 
-use crate::sql::{binder, placeholders};
+use crate::sql::{binder, exec, placeholders, row, rows};
 use crate::{Db, StoreError, Tenant};
 
 impl Db {
@@ -49,23 +49,17 @@ impl Db {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let backend = self.db_backend();
-        let res = self
-            .conn()
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
+        let res = exec(self.conn(), format!(
                     "INSERT INTO platform_load (hour, instance_ms, capacity_instances, load, recorded_at) \
                      VALUES ({}) ON CONFLICT DO NOTHING",
                     placeholders(backend, 1, 5).join(", ")
-                ),
-                vec![
+                ), vec![
                     hour_ms.into(),
                     instance_ms.into(),
                     capacity_instances.into(),
                     load.to_string().into(),
                     now_ms.into(),
-                ],
-            ))
+                ])
             .await?;
         Ok(res.rows_affected() > 0)
     }
@@ -78,18 +72,16 @@ impl Db {
     ) -> Result<BTreeMap<i64, Decimal>, StoreError> {
         let backend = self.db_backend();
         let p = binder(backend);
-        let rows = self
-            .conn()
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "SELECT hour, load FROM platform_load WHERE hour >= {} AND hour < {}",
-                    p(1),
-                    p(2)
-                ),
-                vec![from_ms.into(), to_ms.into()],
-            ))
-            .await?;
+        let rows = rows(
+            self.conn(),
+            format!(
+                "SELECT hour, load FROM platform_load WHERE hour >= {} AND hour < {}",
+                p(1),
+                p(2)
+            ),
+            vec![from_ms.into(), to_ms.into()],
+        )
+        .await?;
         rows.iter()
             .map(|r| {
                 let load: String = r.try_get_by_index(1)?;
@@ -109,16 +101,10 @@ impl Db {
         since_ms: i64,
     ) -> Result<bool, StoreError> {
         let backend = self.db_backend();
-        let row = self
-            .conn()
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
+        let row = row(self.conn(), format!(
                     "SELECT COUNT(*), MIN(updated_at) FROM workload_profiles WHERE organization_id = {}",
                     binder(backend)(1)
-                ),
-                vec![tenant.id().into()],
-            ))
+                ), vec![tenant.id().into()])
             .await?;
         let Some(r) = row else {
             return Ok(false);
@@ -136,16 +122,10 @@ impl Db {
         current: bool,
     ) -> Result<bool, StoreError> {
         let backend = self.db_backend();
-        let res = self
-            .conn()
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
+        let res = exec(self.conn(), format!(
                     "INSERT INTO profile_hours (organization_id, hour, current) VALUES ({}) ON CONFLICT DO NOTHING",
                     placeholders(backend, 1, 3).join(", ")
-                ),
-                vec![tenant.id().into(), hour_ms.into(), current.into()],
-            ))
+                ), vec![tenant.id().into(), hour_ms.into(), current.into()])
             .await?;
         Ok(res.rows_affected() > 0)
     }
@@ -153,17 +133,15 @@ impl Db {
     /// The newest hour recorded for the organisation.
     pub async fn last_profile_hour(&self, tenant: &Tenant) -> Result<Option<i64>, StoreError> {
         let backend = self.db_backend();
-        let row = self
-            .conn()
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "SELECT MAX(hour) FROM profile_hours WHERE organization_id = {}",
-                    binder(backend)(1)
-                ),
-                vec![tenant.id().into()],
-            ))
-            .await?;
+        let row = row(
+            self.conn(),
+            format!(
+                "SELECT MAX(hour) FROM profile_hours WHERE organization_id = {}",
+                binder(backend)(1)
+            ),
+            vec![tenant.id().into()],
+        )
+        .await?;
         Ok(row
             .map(|r| r.try_get_by_index::<Option<i64>>(0))
             .transpose()?
@@ -179,26 +157,24 @@ impl Db {
     ) -> Result<BTreeSet<i64>, StoreError> {
         let backend = self.db_backend();
         let p = binder(backend);
-        let rows = self
-            .conn()
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "SELECT hour FROM profile_hours WHERE organization_id = {} AND current = {} \
+        let rows = rows(
+            self.conn(),
+            format!(
+                "SELECT hour FROM profile_hours WHERE organization_id = {} AND current = {} \
                      AND hour >= {} AND hour < {}",
-                    p(1),
-                    p(2),
-                    p(3),
-                    p(4)
-                ),
-                vec![
-                    tenant.id().into(),
-                    true.into(),
-                    from_ms.into(),
-                    to_ms.into(),
-                ],
-            ))
-            .await?;
+                p(1),
+                p(2),
+                p(3),
+                p(4)
+            ),
+            vec![
+                tenant.id().into(),
+                true.into(),
+                from_ms.into(),
+                to_ms.into(),
+            ],
+        )
+        .await?;
         rows.iter().map(|r| Ok(r.try_get_by_index(0)?)).collect()
     }
 }

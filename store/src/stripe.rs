@@ -1,10 +1,10 @@
 //! Stripe bookkeeping: customers per organisation, meter pushes, and the
 //! webhook events already processed.
 
-use sea_orm::{ConnectionTrait, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, TransactionTrait, Value};
 
 use crate::billing::{NewNotification, insert_notification};
-use crate::sql::{binder, placeholders};
+use crate::sql::{binder, exec, placeholders, row, rows};
 use crate::{Db, StoreError, Tenant};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,28 +53,21 @@ impl Db {
     ) -> Result<String, StoreError> {
         let backend = self.db_backend();
         let p = binder(backend);
-        self.conn()
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
+        exec(self.conn(), format!(
                     "UPDATE organizations SET stripe_customer_id = {} WHERE id = {} AND stripe_customer_id IS NULL",
                     p(1),
                     p(2)
-                ),
-                vec![customer_id.into(), tenant.id().into()],
-            ))
+                ), vec![customer_id.into(), tenant.id().into()])
             .await?;
-        let row = self
-            .conn()
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "SELECT stripe_customer_id FROM organizations WHERE id = {}",
-                    p(1)
-                ),
-                vec![tenant.id().into()],
-            ))
-            .await?;
+        let row = row(
+            self.conn(),
+            format!(
+                "SELECT stripe_customer_id FROM organizations WHERE id = {}",
+                p(1)
+            ),
+            vec![tenant.id().into()],
+        )
+        .await?;
         row.and_then(|r| r.try_get_by_index::<Option<String>>(0).ok().flatten())
             .ok_or_else(|| StoreError::Corrupt("organisation without the customer just set".into()))
     }
@@ -82,17 +75,15 @@ impl Db {
     /// The Stripe object on record under `key` (see the `stripe_objects` table).
     pub async fn stripe_object(&self, key: &str) -> Result<Option<String>, StoreError> {
         let backend = self.db_backend();
-        let row = self
-            .conn()
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "SELECT stripe_id FROM stripe_objects WHERE key = {}",
-                    binder(backend)(1)
-                ),
-                vec![key.into()],
-            ))
-            .await?;
+        let row = row(
+            self.conn(),
+            format!(
+                "SELECT stripe_id FROM stripe_objects WHERE key = {}",
+                binder(backend)(1)
+            ),
+            vec![key.into()],
+        )
+        .await?;
         Ok(row.map(|r| r.try_get_by_index::<String>(0)).transpose()?)
     }
 
@@ -104,15 +95,10 @@ impl Db {
         now_ms: i64,
     ) -> Result<String, StoreError> {
         let backend = self.db_backend();
-        self.conn()
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
+        exec(self.conn(), format!(
                     "INSERT INTO stripe_objects (key, stripe_id, created_at) VALUES ({}) ON CONFLICT DO NOTHING",
                     placeholders(backend, 1, 3).join(", ")
-                ),
-                vec![key.into(), id.into(), now_ms.into()],
-            ))
+                ), vec![key.into(), id.into(), now_ms.into()])
             .await?;
         self.stripe_object(key)
             .await?
@@ -125,17 +111,15 @@ impl Db {
         customer_id: &str,
     ) -> Result<Option<String>, StoreError> {
         let backend = self.db_backend();
-        let row = self
-            .conn()
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "SELECT id FROM organizations WHERE stripe_customer_id = {}",
-                    binder(backend)(1)
-                ),
-                vec![customer_id.into()],
-            ))
-            .await?;
+        let row = row(
+            self.conn(),
+            format!(
+                "SELECT id FROM organizations WHERE stripe_customer_id = {}",
+                binder(backend)(1)
+            ),
+            vec![customer_id.into()],
+        )
+        .await?;
         Ok(row.map(|r| r.try_get_by_index::<String>(0)).transpose()?)
     }
 
@@ -147,17 +131,11 @@ impl Db {
     ) -> Result<Vec<MeterPush>, StoreError> {
         let backend = self.db_backend();
         let p = binder(backend);
-        let rows = self
-            .conn()
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
+        let rows = rows(self.conn(), format!(
                     "SELECT {PUSH_COLUMNS} FROM meter_pushes WHERE organization_id = {} AND period = {} ORDER BY hour",
                     p(1),
                     p(2)
-                ),
-                vec![tenant.id().into(), period.into()],
-            ))
+                ), vec![tenant.id().into(), period.into()])
             .await?;
         rows.iter().map(push_from_row).collect()
     }
@@ -188,10 +166,7 @@ impl Db {
             m.created_ms.into(),
             m.sent_ms.into(),
         ];
-        let res = self
-            .conn()
-            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
+        let res = exec(self.conn(), sql, values).await?;
         Ok(res.rows_affected() > 0)
     }
 
@@ -206,10 +181,7 @@ impl Db {
         let backend = self.db_backend();
         let p = binder(backend);
         let status = if sent_ms.is_some() { "sent" } else { "pending" };
-        self.conn()
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
+        exec(self.conn(), format!(
                     "UPDATE meter_pushes SET status = {}, attempts = attempts + 1, sent_at = {}, last_error = {} \
                      WHERE organization_id = {} AND hour = {}",
                     p(1),
@@ -217,15 +189,13 @@ impl Db {
                     p(3),
                     p(4),
                     p(5)
-                ),
-                vec![
+                ), vec![
                     status.into(),
                     sent_ms.into(),
                     error.map(str::to_owned).into(),
                     tenant.id().into(),
                     hour_ms.into(),
-                ],
-            ))
+                ])
             .await?;
         Ok(())
     }
@@ -242,15 +212,10 @@ impl Db {
     ) -> Result<bool, StoreError> {
         let txn = self.conn().begin().await?;
         let backend = txn.get_database_backend();
-        let res = txn
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
+        let res = exec(&txn, format!(
                     "INSERT INTO stripe_events (id, kind, created, received_at) VALUES ({}) ON CONFLICT DO NOTHING",
                     placeholders(backend, 1, 4).join(", ")
-                ),
-                vec![id.into(), kind.into(), created_secs.into(), now_ms.into()],
-            ))
+                ), vec![id.into(), kind.into(), created_secs.into(), now_ms.into()])
             .await?;
         let new = res.rows_affected() > 0;
         if new && let Some((tenant, n)) = note {

@@ -2,9 +2,9 @@
 //! in the same transaction as the notification it carries, so an event is
 //! never lost between the two.
 
-use sea_orm::{ConnectionTrait, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, TransactionTrait, Value};
 
-use crate::sql::{binder, placeholders};
+use crate::sql::{binder, exec, placeholders, row, rows};
 use crate::{Db, StoreError, Tenant};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,15 +134,10 @@ pub(crate) async fn enqueue<C: ConnectionTrait>(
 ) -> Result<usize, StoreError> {
     let backend = c.get_database_backend();
     let p = binder(backend);
-    let rows = c
-        .query_all_raw(Statement::from_sql_and_values(
-            backend,
-            format!(
+    let rows = rows(c, format!(
                 "SELECT id, event_types FROM webhook_endpoints WHERE organization_id = {} AND status = 'active'",
                 p(1)
-            ),
-            vec![tenant.id().into()],
-        ))
+            ), vec![tenant.id().into()])
         .await?;
     let mut n = 0;
     for r in &rows {
@@ -170,8 +165,7 @@ pub(crate) async fn enqueue<C: ConnectionTrait>(
             None::<String>.into(),
             None::<i64>.into(),
         ];
-        c.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
+        exec(c, sql, values).await?;
         n += 1;
     }
     Ok(n)
@@ -204,9 +198,7 @@ impl Db {
             e.failing_since_ms.into(),
             e.created_ms.into(),
         ];
-        self.conn()
-            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
+        exec(self.conn(), sql, values).await?;
         Ok(())
     }
 
@@ -215,16 +207,10 @@ impl Db {
         tenant: &Tenant,
     ) -> Result<Vec<StoredEndpoint>, StoreError> {
         let backend = self.db_backend();
-        let rows = self
-            .conn()
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
+        let rows = rows(self.conn(), format!(
                     "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE organization_id = {} ORDER BY created_at, id",
                     binder(backend)(1)
-                ),
-                vec![tenant.id().into()],
-            ))
+                ), vec![tenant.id().into()])
             .await?;
         rows.iter().map(|r| endpoint_from_row(r, 0)).collect()
     }
@@ -236,17 +222,11 @@ impl Db {
     ) -> Result<Option<StoredEndpoint>, StoreError> {
         let backend = self.db_backend();
         let p = binder(backend);
-        let row = self
-            .conn()
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
+        let row = row(self.conn(), format!(
                     "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE organization_id = {} AND id = {}",
                     p(1),
                     p(2)
-                ),
-                vec![tenant.id().into(), id.into()],
-            ))
+                ), vec![tenant.id().into(), id.into()])
             .await?;
         row.map(|r| endpoint_from_row(&r, 0)).transpose()
     }
@@ -261,19 +241,18 @@ impl Db {
         let txn = self.conn().begin().await?;
         let backend = txn.get_database_backend();
         let p = binder(backend);
-        let res = txn
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "DELETE FROM webhook_endpoints WHERE organization_id = {} AND id = {}",
-                    p(1),
-                    p(2)
-                ),
-                vec![tenant.id().into(), id.into()],
-            ))
-            .await?;
-        txn.execute_raw(Statement::from_sql_and_values(
-            backend,
+        let res = exec(
+            &txn,
+            format!(
+                "DELETE FROM webhook_endpoints WHERE organization_id = {} AND id = {}",
+                p(1),
+                p(2)
+            ),
+            vec![tenant.id().into(), id.into()],
+        )
+        .await?;
+        exec(
+            &txn,
             format!(
                 "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, \
                  last_error = 'endpoint deleted' WHERE organization_id = {} AND endpoint_id = {} \
@@ -282,7 +261,7 @@ impl Db {
                 p(2)
             ),
             vec![tenant.id().into(), id.into()],
-        ))
+        )
         .await?;
         txn.commit().await?;
         Ok(res.rows_affected() > 0)
@@ -298,20 +277,14 @@ impl Db {
     ) -> Result<bool, StoreError> {
         let backend = self.db_backend();
         let p = binder(backend);
-        let res = self
-            .conn()
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
+        let res = exec(self.conn(), format!(
                     "UPDATE webhook_endpoints SET previous_secret = secret, previous_until = {}, secret = {} \
                      WHERE organization_id = {} AND id = {}",
                     p(1),
                     p(2),
                     p(3),
                     p(4)
-                ),
-                vec![until_ms.into(), secret.into(), tenant.id().into(), id.into()],
-            ))
+                ), vec![until_ms.into(), secret.into(), tenant.id().into(), id.into()])
             .await?;
         Ok(res.rows_affected() > 0)
     }
@@ -326,20 +299,15 @@ impl Db {
         let txn = self.conn().begin().await?;
         let backend = txn.get_database_backend();
         let p = binder(backend);
-        let res = txn
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
+        let res = exec(&txn, format!(
                     "UPDATE webhook_endpoints SET status = 'active', disabled_reason = NULL, failing_since = NULL \
                      WHERE organization_id = {} AND id = {}",
                     p(1),
                     p(2)
-                ),
-                vec![tenant.id().into(), id.into()],
-            ))
+                ), vec![tenant.id().into(), id.into()])
             .await?;
-        txn.execute_raw(Statement::from_sql_and_values(
-            backend,
+        exec(
+            &txn,
             format!(
                 "UPDATE webhook_deliveries SET next_attempt_at = {} WHERE organization_id = {} \
                  AND endpoint_id = {} AND status = 'pending'",
@@ -348,7 +316,7 @@ impl Db {
                 p(3)
             ),
             vec![now_ms.into(), tenant.id().into(), id.into()],
-        ))
+        )
         .await?;
         txn.commit().await?;
         Ok(res.rows_affected() > 0)
@@ -382,39 +350,30 @@ impl Db {
             p(1),
             limit.min(1000)
         );
-        let rows = self
-            .conn()
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                vec![now_ms.into()],
-            ))
-            .await?;
+        let rows = rows(self.conn(), sql, vec![now_ms.into()]).await?;
         let mut out = Vec::new();
         for r in &rows {
             let tenant = Tenant::new(r.try_get_by_index::<String>(0)?);
             let delivery = delivery_from_row(r, 1)?;
             let endpoint = endpoint_from_row(r, 12)?;
-            let claimed = self
-                .conn()
-                .execute_raw(Statement::from_sql_and_values(
-                    backend,
-                    format!(
-                        "UPDATE webhook_deliveries SET next_attempt_at = {} WHERE organization_id = {} \
+            let claimed = exec(
+                self.conn(),
+                format!(
+                    "UPDATE webhook_deliveries SET next_attempt_at = {} WHERE organization_id = {} \
                          AND id = {} AND status = 'pending' AND next_attempt_at = {}",
-                        p(1),
-                        p(2),
-                        p(3),
-                        p(4)
-                    ),
-                    vec![
-                        (now_ms + lease_ms).into(),
-                        tenant.id().into(),
-                        delivery.id.clone().into(),
-                        delivery.next_attempt_ms.into(),
-                    ],
-                ))
-                .await?;
+                    p(1),
+                    p(2),
+                    p(3),
+                    p(4)
+                ),
+                vec![
+                    (now_ms + lease_ms).into(),
+                    tenant.id().into(),
+                    delivery.id.clone().into(),
+                    delivery.next_attempt_ms.into(),
+                ],
+            )
+            .await?;
             if claimed.rows_affected() == 1 {
                 out.push(DueDelivery {
                     tenant,
@@ -437,30 +396,22 @@ impl Db {
         let txn = self.conn().begin().await?;
         let backend = txn.get_database_backend();
         let p = binder(backend);
-        let n_row = txn
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
+        let n_row = row(&txn, format!(
                     "SELECT COUNT(*) FROM webhook_attempts WHERE organization_id = {} AND delivery_id = {}",
                     p(1),
                     p(2)
-                ),
-                vec![tenant.id().into(), delivery.id.clone().into()],
-            ))
+                ), vec![tenant.id().into(), delivery.id.clone().into()])
             .await?;
         let n = n_row
             .map(|r| r.try_get_by_index::<i64>(0))
             .transpose()?
             .unwrap_or(0)
             + 1;
-        txn.execute_raw(Statement::from_sql_and_values(
-            backend,
-            format!(
+        exec(&txn, format!(
                 "INSERT INTO webhook_attempts (organization_id, delivery_id, n, at, status_code, error, duration_ms) \
                  VALUES ({})",
                 placeholders(backend, 1, 7).join(", ")
-            ),
-            vec![
+            ), vec![
                 tenant.id().into(),
                 delivery.id.clone().into(),
                 (n as i32).into(),
@@ -468,13 +419,10 @@ impl Db {
                 result.status_code.into(),
                 result.error.clone().into(),
                 result.duration_ms.into(),
-            ],
-        ))
+            ])
         .await?;
         let delivered_at = (result.status == "delivered").then_some(result.at_ms);
-        txn.execute_raw(Statement::from_sql_and_values(
-            backend,
-            format!(
+        exec(&txn, format!(
                 "UPDATE webhook_deliveries SET status = {}, attempts = attempts + 1, next_attempt_at = {}, \
                  last_status_code = {}, last_error = {}, delivered_at = {} WHERE organization_id = {} AND id = {}",
                 p(1),
@@ -484,8 +432,7 @@ impl Db {
                 p(5),
                 p(6),
                 p(7)
-            ),
-            vec![
+            ), vec![
                 result.status.into(),
                 result.next_attempt_ms.into(),
                 result.status_code.into(),
@@ -493,8 +440,7 @@ impl Db {
                 delivered_at.into(),
                 tenant.id().into(),
                 delivery.id.clone().into(),
-            ],
-        ))
+            ])
         .await?;
         let endpoint_sql = if result.status == "delivered" {
             format!(
@@ -517,15 +463,10 @@ impl Db {
         }
         values.push(tenant.id().into());
         values.push(delivery.endpoint_id.clone().into());
-        txn.execute_raw(Statement::from_sql_and_values(
-            backend,
-            endpoint_sql,
-            values,
-        ))
-        .await?;
+        exec(&txn, endpoint_sql, values).await?;
         if let Some(reason) = &result.disable {
-            txn.execute_raw(Statement::from_sql_and_values(
-                backend,
+            exec(
+                &txn,
                 format!(
                     "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = {} \
                      WHERE organization_id = {} AND id = {}",
@@ -538,7 +479,7 @@ impl Db {
                     tenant.id().into(),
                     delivery.endpoint_id.clone().into(),
                 ],
-            ))
+            )
             .await?;
         }
         txn.commit().await?;
@@ -554,20 +495,18 @@ impl Db {
     ) -> Result<Vec<StoredDelivery>, StoreError> {
         let backend = self.db_backend();
         let p = binder(backend);
-        let rows = self
-            .conn()
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE organization_id = {} \
+        let rows = rows(
+            self.conn(),
+            format!(
+                "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE organization_id = {} \
                      AND endpoint_id = {} ORDER BY created_at DESC, id DESC LIMIT {}",
-                    p(1),
-                    p(2),
-                    limit.min(500)
-                ),
-                vec![tenant.id().into(), endpoint_id.into()],
-            ))
-            .await?;
+                p(1),
+                p(2),
+                limit.min(500)
+            ),
+            vec![tenant.id().into(), endpoint_id.into()],
+        )
+        .await?;
         rows.iter().map(|r| delivery_from_row(r, 0)).collect()
     }
 
@@ -578,19 +517,17 @@ impl Db {
     ) -> Result<Vec<StoredAttempt>, StoreError> {
         let backend = self.db_backend();
         let p = binder(backend);
-        let rows = self
-            .conn()
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "SELECT n, at, status_code, error, duration_ms FROM webhook_attempts \
+        let rows = rows(
+            self.conn(),
+            format!(
+                "SELECT n, at, status_code, error, duration_ms FROM webhook_attempts \
                      WHERE organization_id = {} AND delivery_id = {} ORDER BY n",
-                    p(1),
-                    p(2)
-                ),
-                vec![tenant.id().into(), delivery_id.into()],
-            ))
-            .await?;
+                p(1),
+                p(2)
+            ),
+            vec![tenant.id().into(), delivery_id.into()],
+        )
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(StoredAttempt {
@@ -614,34 +551,22 @@ impl Db {
     ) -> Result<Option<StoredDelivery>, StoreError> {
         let backend = self.db_backend();
         let p = binder(backend);
-        let res = self
-            .conn()
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
+        let res = exec(self.conn(), format!(
                     "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = {} \
                      WHERE organization_id = {} AND id = {}",
                     p(1),
                     p(2),
                     p(3)
-                ),
-                vec![now_ms.into(), tenant.id().into(), id.into()],
-            ))
+                ), vec![now_ms.into(), tenant.id().into(), id.into()])
             .await?;
         if res.rows_affected() == 0 {
             return Ok(None);
         }
-        let row = self
-            .conn()
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
+        let row = row(self.conn(), format!(
                     "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE organization_id = {} AND id = {}",
                     p(1),
                     p(2)
-                ),
-                vec![tenant.id().into(), id.into()],
-            ))
+                ), vec![tenant.id().into(), id.into()])
             .await?;
         row.map(|r| delivery_from_row(&r, 0)).transpose()
     }

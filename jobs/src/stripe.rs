@@ -11,7 +11,7 @@ use std::time::Duration;
 use apalis::prelude::{BoxDynError, Data};
 use apalis_cron::Tick;
 use backon::{ExponentialBuilder, Retryable};
-use headroom_core::billing::{HOUR_MS, Period, RuleBook};
+use headroom_core::billing::{Customer, HOUR_MS, Period, RuleBook};
 use headroom_store::stripe::MeterPush;
 use headroom_store::{Db, Tenant};
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
@@ -289,8 +289,7 @@ pub async fn push_all(
     let book = RuleBook::new(db.price_rules().await?);
     let mut sent = 0;
     for who in billing::customers(db).await? {
-        let tenant = Tenant::new(who.org_id.clone());
-        match push_org(db, client, s, &book, &tenant, now_ms).await {
+        match push_org(db, client, s, &book, &who, now_ms).await {
             Ok(n) => sent += n,
             // One organisation's trouble must not hold the others up.
             Err(e) => {
@@ -362,7 +361,7 @@ async fn push_org(
     client: &Client,
     s: &StripeSettings,
     book: &RuleBook,
-    tenant: &Tenant,
+    who: &Customer,
     now_ms: i64,
 ) -> Result<usize, BoxDynError> {
     let closed = now_ms.div_euclid(HOUR_MS) * HOUR_MS;
@@ -371,7 +370,7 @@ async fn push_org(
     let previous = Period::month_of(current.start_ms - 1);
     let mut sent = 0;
     for period in [previous, current] {
-        sent += push_period(db, client, s, book, tenant, period, closed, now_ms).await?;
+        sent += push_period(db, client, s, book, who, period, closed, now_ms).await?;
     }
     Ok(sent)
 }
@@ -382,14 +381,12 @@ async fn push_period(
     client: &Client,
     s: &StripeSettings,
     book: &RuleBook,
-    tenant: &Tenant,
+    who: &Customer,
     period: Period,
     closed: i64,
     now_ms: i64,
 ) -> Result<usize, BoxDynError> {
-    let Some(who) = billing::customer(db, tenant).await? else {
-        return Ok(0);
-    };
+    let tenant = &Tenant::new(who.org_id.clone());
     let label = period.label();
     let pushes = db.meter_pushes(tenant, &label).await?;
     let mut sent = 0;
@@ -407,7 +404,7 @@ async fn push_period(
     {
         return Ok(sent);
     }
-    let statement = billing::statement(db, tenant, &who, book, period, upto).await?;
+    let statement = billing::statement(db, tenant, who, book, period, upto).await?;
     let to_date = who.currency.to_minor_units(statement.total).unwrap_or(0);
     let pushed: i64 = pushes.iter().map(|p| p.value).sum();
     // Credits are carried forward, never sent as negative usage.

@@ -5,10 +5,11 @@
 //!
 //! A decision to change the fleet is logged as `pending` before its command is
 //! sent, then marked `applied` or `failed`, so an outage never loses one.
-//! Providers: `cgroup` (CPU quota, one instance = one core, on this machine)
-//! and `none` (logged with status `no_provider`, nothing commanded). Before
-//! deciding, the cgroup in force is compared with the fleet on record and
-//! repaired if it drifted.
+//! Providers (see [`crate::providers`]): `cgroup` (CPU quota, one instance =
+//! one core, on this machine), `aws` (an Auto Scaling group) and `none`
+//! (logged with status `no_provider`, nothing commanded). Before deciding,
+//! what the provider has in force is compared with the record and repaired if
+//! it drifted.
 
 use apalis::prelude::{BoxDynError, Data};
 use apalis_cron::Tick;
@@ -29,7 +30,8 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 
-use crate::providers::cgroup::{CgroupError, Cgroups};
+use crate::providers::{Desired, ProviderError, Providers};
+use headroom_core::allocate::spot::{self, Purchase, SpotInputs};
 
 /// The controller's step: the allocation horizon's.
 pub const STEP_MS: i64 = 300_000;
@@ -38,8 +40,13 @@ pub const STEP_MS: i64 = 300_000;
 /// decides again from the fleet on record).
 const COMMAND_RETRIES: usize = 3;
 
-/// CPU cores one instance stands for with the cgroup provider.
-pub const CORES_PER_INSTANCE: f64 = 1.0;
+/// Spot prices of this many hours back are weighed.
+const SPOT_HISTORY_HOURS: u32 = 7 * 24;
+/// Interruptions per spot instance-hour assumed: about one a month per
+/// instance, more pessimistic than the worst band AWS's advisor publishes.
+const SPOT_INTERRUPTIONS_PER_HOUR: f64 = 0.001;
+/// Spot must be at least this much cheaper, all risk counted.
+const SPOT_MIN_SAVING: f64 = 0.2;
 
 /// The readiness score a workload's decision sees: the chance a billable
 /// event of its type arrives within this many seconds.
@@ -48,8 +55,7 @@ pub const READINESS_WITHIN_SECS: f64 = 60.0;
 #[derive(Debug, Clone)]
 pub struct AllocateJob {
     pub db: Db,
-    /// The cgroup provider, when configured (or why it cannot be used).
-    pub cgroups: Option<Result<Cgroups, String>>,
+    pub providers: Providers,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +71,7 @@ pub struct TickSummary {
 
 pub async fn run(tick: Tick, ctx: Data<AllocateJob>) -> Result<(), BoxDynError> {
     let now_ms = i64::try_from(tick.get_timestamp())?.saturating_mul(1000);
-    let s = allocate_all(&ctx.db, ctx.cgroups.as_ref(), now_ms).await?;
+    let s = allocate_all(&ctx.db, &ctx.providers, now_ms).await?;
     metrics::counter!("headroom_allocation_decisions_total").increment(s.decided as u64);
     tracing::info!(
         workloads = s.workloads,
@@ -97,14 +103,14 @@ pub fn label<T: serde::Serialize>(v: &T) -> String {
 /// One tick for every controlled workload as of `now_ms`.
 pub async fn allocate_all(
     db: &Db,
-    cgroups: Option<&Result<Cgroups, String>>,
+    providers: &Providers,
     now_ms: i64,
 ) -> Result<TickSummary, BoxDynError> {
     let mut summary = TickSummary::default();
     let mut money = TickMoney::load(db).await?;
     for (tenant, settings) in db.controlled_workloads().await? {
         summary.workloads += 1;
-        match allocate_one(db, cgroups, &mut money, &tenant, &settings, now_ms).await {
+        match allocate_one(db, providers, &mut money, &tenant, &settings, now_ms).await {
             Ok(Some(changed)) => {
                 summary.decided += 1;
                 summary.changed += usize::from(changed);
@@ -259,7 +265,7 @@ async fn forecast_from_now(
 /// Returns whether the fleet changed, or `None` when this slot was decided.
 async fn allocate_one(
     db: &Db,
-    cgroups: Option<&Result<Cgroups, String>>,
+    providers: &Providers,
     money: &mut TickMoney,
     tenant: &Tenant,
     s: &StoredSettings,
@@ -277,7 +283,7 @@ async fn allocate_one(
     // Finish what an interrupted tick started before deciding anew; the
     // settings are read again since that may change the fleet on record.
     let reread;
-    let s = if let Some(id) = redrive_pending(db, cgroups, tenant, s).await? {
+    let s = if let Some(id) = redrive_pending(db, providers, tenant, s).await? {
         tracing::warn!(
             organization = tenant.id(),
             workload = s.workload,
@@ -292,7 +298,7 @@ async fn allocate_one(
     } else {
         s
     };
-    let repaired = reconcile(cgroups, tenant, s);
+    let repaired = reconcile(providers, tenant, s).await;
     if let Some(note) = &repaired {
         tracing::warn!(organization = tenant.id(), workload = s.workload, "{note}");
     }
@@ -373,7 +379,8 @@ async fn allocate_one(
         return Ok(None);
     }
     let status = if status == "pending" {
-        finish(db, cgroups, tenant, s, &row).await?
+        let needed = needed_hours(&forecast, decision.before, cfg.target);
+        finish(db, providers, tenant, s, &row, needed).await?
     } else {
         status
     };
@@ -389,20 +396,94 @@ async fn allocate_one(
     Ok(Some(changed))
 }
 
+/// How long new capacity above `before` is expected to be needed: the
+/// forecast steps from now on whose upper quantile exceeds what `before`
+/// instances serve at the target, at least one step (hours).
+fn needed_hours(forecast: &[Step], before: u32, target: f64) -> f64 {
+    let serving = f64::from(before) * target;
+    let steps = forecast.iter().take_while(|st| st.p90 > serving).count();
+    steps.max(1) as f64 * STEP_MS as f64 / 3_600_000.0
+}
+
+/// What the provider should have in force for `instances` and `warm`.
+fn desired(s: &StoredSettings, instances: u32, warm: u32) -> Desired {
+    Desired {
+        instances,
+        // AWS does not allow a warm pool beside spot capacity.
+        warm: if s.provider == "aws" && s.allow_spot {
+            0
+        } else {
+            warm
+        },
+        min: u32::try_from(s.min_instances).unwrap_or(0),
+        max: u32::try_from(s.max_instances).unwrap_or(0),
+        memory_bytes: memory_bytes(s, instances.max(1)),
+        // Priority 1 is the kernel's default weight (100).
+        io_weight: Some((s.priority * 100.0).round().clamp(1.0, 10_000.0) as u32),
+        instance_type: s.instance_type.clone(),
+        purchase: None,
+    }
+}
+
+/// Spot or on-demand for a workload that allows spot, from the group's spot
+/// price history; `None` when spot is not allowed.
+async fn purchase(
+    providers: &Providers,
+    s: &StoredSettings,
+    needed_hours: f64,
+) -> Result<Option<Purchase>, ProviderError> {
+    if s.provider != "aws" || !s.allow_spot {
+        return Ok(None);
+    }
+    let (Some(kind), Some(on_demand)) = (&s.instance_type, s.on_demand_micros_per_hour) else {
+        return Ok(None);
+    };
+    let prices = providers
+        .aws()?
+        .spot_prices(kind, SPOT_HISTORY_HOURS)
+        .await?;
+    Ok(Some(spot::choose(&SpotInputs {
+        on_demand_micros: on_demand,
+        spot_history: &prices,
+        needed_hours,
+        interruption_rate: SPOT_INTERRUPTIONS_PER_HOUR,
+        min_saving: SPOT_MIN_SAVING,
+        allow_spot: true,
+    })))
+}
+
+fn purchase_note(p: &Purchase) -> String {
+    match p {
+        Purchase::Spot { expected_saving } => format!(
+            "bought as spot (expected saving {:.0} %)",
+            expected_saving * 100.0
+        ),
+        Purchase::OnDemand { why } => format!("bought on demand ({})", label(why)),
+    }
+}
+
 /// Sends a logged decision's command (retried with backoff) and records how
 /// it ended.
 async fn finish(
     db: &Db,
-    cgroups: Option<&Result<Cgroups, String>>,
+    providers: &Providers,
     tenant: &Tenant,
     s: &StoredSettings,
     d: &StoredDecision,
+    needed_hours: f64,
 ) -> Result<&'static str, BoxDynError> {
     let instances = u32::try_from(d.after)?;
+    let warm = u32::try_from(d.warm)?;
+    let target = s.provider_ref.as_deref().unwrap_or_default();
     let attempts = AtomicU32::new(0);
     let sent = (|| async {
         attempts.fetch_add(1, Ordering::Relaxed);
-        execute(cgroups, tenant, s, instances)
+        let mut want = desired(s, instances, warm);
+        want.purchase = purchase(providers, s, needed_hours).await?;
+        providers
+            .apply(&s.provider, tenant.id(), target, &want, &d.command_id)
+            .await
+            .map(|()| want.purchase)
     })
     .retry(
         ExponentialBuilder::default()
@@ -412,11 +493,15 @@ async fn finish(
             .with_jitter(),
     )
     // A provider that is missing or misconfigured will not heal in seconds.
-    .when(|e: &CommandError| e.transient)
+    .when(|e: &ProviderError| e.transient)
     .await;
     let tries = attempts.load(Ordering::Relaxed);
-    let (status, detail, commanded) = match sent {
-        Ok(()) => ("applied", None, d.after),
+    let (status, detail, fleet) = match sent {
+        Ok(bought) => (
+            "applied",
+            bought.as_ref().map(purchase_note),
+            (d.after, desired(s, instances, warm).warm as i32),
+        ),
         Err(e) => (
             "failed",
             Some(format!(
@@ -424,18 +509,16 @@ async fn finish(
                 e.message,
                 if tries == 1 { "" } else { "s" }
             )),
-            s.commanded,
+            (s.commanded, s.warm_commanded),
         ),
     };
-    db.finish_decision(
-        tenant,
-        &s.workload,
-        &d.id,
-        status,
-        detail.as_deref(),
-        commanded,
-    )
-    .await?;
+    // A repair noted on the decision stays beside how it ended.
+    let detail = match (&d.detail, detail) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => b.or_else(|| a.clone()),
+    };
+    db.finish_decision(tenant, &s.workload, &d.id, status, detail.as_deref(), fleet)
+        .await?;
     Ok(status)
 }
 
@@ -443,7 +526,7 @@ async fn finish(
 /// finishing it is carried out now, unless a later decision superseded it.
 async fn redrive_pending(
     db: &Db,
-    cgroups: Option<&Result<Cgroups, String>>,
+    providers: &Providers,
     tenant: &Tenant,
     s: &StoredSettings,
 ) -> Result<Option<String>, BoxDynError> {
@@ -456,103 +539,47 @@ async fn redrive_pending(
     if d.status != "pending" {
         return Ok(None);
     }
-    finish(db, cgroups, tenant, s, &d).await?;
+    // The forecast it was sized from is gone: one step is assumed.
+    finish(db, providers, tenant, s, &d, STEP_MS as f64 / 3_600_000.0).await?;
     Ok(Some(d.id))
 }
 
-fn cgroup_provider(cgroups: Option<&Result<Cgroups, String>>) -> Result<&Cgroups, String> {
-    match cgroups {
-        Some(Ok(cg)) => Ok(cg),
-        Some(Err(e)) => Err(format!("the cgroup provider is unavailable: {e}")),
-        None => Err("the cgroup provider is not enabled on this server".to_owned()),
-    }
-}
-
-/// Why a provider command failed, and whether trying again may help.
-#[derive(Debug)]
-struct CommandError {
-    message: String,
-    transient: bool,
-}
-
-/// Sends the command for `instances` to the workload's provider.
-fn execute(
-    cgroups: Option<&Result<Cgroups, String>>,
-    tenant: &Tenant,
-    s: &StoredSettings,
-    instances: u32,
-) -> Result<(), CommandError> {
-    let permanent = |message| CommandError {
-        message,
-        transient: false,
-    };
-    match s.provider.as_str() {
-        "cgroup" => {
-            let cg = cgroup_provider(cgroups).map_err(permanent)?;
-            let group = s.provider_ref.as_deref().unwrap_or_default();
-            let failed = |e: CgroupError| CommandError {
-                transient: matches!(e, CgroupError::Io { .. }),
-                message: e.to_string(),
-            };
-            let instances = instances.max(1);
-            cg.set_cpu(
-                tenant.id(),
-                group,
-                f64::from(instances) * CORES_PER_INSTANCE,
-            )
-            .map_err(failed)?;
-            if let Some(bytes) = memory_bytes(s, instances) {
-                cg.set_memory(tenant.id(), group, bytes).map_err(failed)?;
-            }
-            Ok(())
-        }
-        other => Err(permanent(format!(
-            "provider {other:?} is not available in this build"
-        ))),
-    }
-}
-
-/// Compares what the provider has in force with the fleet on record and
-/// re-applies the record when they differ; says what it repaired.
+/// Compares what the provider has in force with the record and re-applies
+/// the record when they differ; says what it repaired.
 /// The memory limit for a fleet, when the workload sets one per instance.
 fn memory_bytes(s: &StoredSettings, instances: u32) -> Option<u64> {
     let mib = u64::try_from(s.memory_mib_per_instance?).ok()?;
     mib.checked_mul(1 << 20)?.checked_mul(u64::from(instances))
 }
 
-fn reconcile(
-    cgroups: Option<&Result<Cgroups, String>>,
-    tenant: &Tenant,
-    s: &StoredSettings,
-) -> Option<String> {
-    if s.provider != "cgroup" || s.mode != "on" {
+async fn reconcile(providers: &Providers, tenant: &Tenant, s: &StoredSettings) -> Option<String> {
+    if s.provider == "none" || s.mode != "on" {
         return None;
     }
-    let cg = cgroup_provider(cgroups).ok()?;
-    let group = s.provider_ref.as_deref().unwrap_or_default();
-    let want = f64::from(s.commanded.max(1)) * CORES_PER_INSTANCE;
-    let (found, memory) = match cg.in_force(tenant.id(), group) {
-        Ok(f) => (f.cpu_cores, f.memory_bytes),
-        Err(e) => return Some(format!("could not read the group in force: {e}")),
+    let target = s.provider_ref.as_deref().unwrap_or_default();
+    let want = desired(
+        s,
+        u32::try_from(s.commanded).unwrap_or(0),
+        u32::try_from(s.warm_commanded).unwrap_or(0),
+    );
+    let found = match providers.in_force(&s.provider, tenant.id(), target).await {
+        Ok(f) => f,
+        Err(e) => return Some(format!("could not read what is in force: {e}")),
     };
-    let want_memory = memory_bytes(s, u32::try_from(s.commanded.max(1)).unwrap_or(1));
-    if want_memory.is_some() && memory != want_memory {
-        let bytes = want_memory.unwrap_or_default();
-        return Some(match cg.set_memory(tenant.id(), group, bytes) {
-            Ok(()) => format!(
-                "repaired drift: memory limit {memory:?} in force, {bytes} bytes re-applied"
-            ),
-            Err(e) => {
-                format!("memory drift ({memory:?} in force, {bytes} on record) not repaired: {e}")
-            }
-        });
-    }
-    if found.is_some_and(|c| (c - want).abs() < 1e-6) {
+    let drift = want.drift(&found);
+    if drift.is_empty() {
         return None;
     }
-    let found = found.map_or("no limit".to_owned(), |c| format!("{c} cores"));
-    Some(match cg.set_cpu(tenant.id(), group, want) {
-        Ok(()) => format!("repaired drift: {found} in force, {want} cores on record re-applied"),
-        Err(e) => format!("drift ({found} in force, {want} on record) not repaired: {e}"),
-    })
+    let drift = drift.join(", ");
+    // A fresh token: the repair is a command of its own.
+    let token = headroom_store::new_id();
+    Some(
+        match providers
+            .apply(&s.provider, tenant.id(), target, &want, &token)
+            .await
+        {
+            Ok(()) => format!("repaired drift: {drift}; the record was re-applied"),
+            Err(e) => format!("drift ({drift}) not repaired: {e}"),
+        },
+    )
 }

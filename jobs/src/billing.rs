@@ -26,7 +26,7 @@ const Z90: f64 = 1.645;
 
 /// One vCPU per instance, as the providers allocate it.
 pub fn vcpus_per_instance() -> Decimal {
-    Decimal::try_from(crate::allocate::CORES_PER_INSTANCE).unwrap_or(Decimal::ONE)
+    Decimal::try_from(crate::providers::cgroup::CORES_PER_INSTANCE).unwrap_or(Decimal::ONE)
 }
 
 pub async fn customer(db: &Db, tenant: &Tenant) -> Result<Option<Customer>, StoreError> {

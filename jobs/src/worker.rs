@@ -45,6 +45,8 @@ pub struct WorkerSettings {
     pub stripe_schedule: cron::Schedule,
     /// The cgroup provider when configured (or why it cannot be used).
     pub cgroups: Option<Result<crate::providers::cgroup::Cgroups, String>>,
+    /// Where the AWS provider connects, when it is enabled.
+    pub aws: Option<crate::providers::aws::AwsSettings>,
     /// The global LSTM, when ONNX Runtime and the model are available.
     pub lstm: Option<std::sync::Arc<crate::lstm::LstmForecaster>>,
 }
@@ -76,9 +78,16 @@ pub async fn run_workers(
         lstm: settings.lstm.clone(),
     };
     let forecast_schedule = settings.forecast_schedule.clone();
+    let aws = match &settings.aws {
+        Some(a) => Some(Ok(crate::providers::aws::Aws::connect(a).await)),
+        None => None,
+    };
     let allocate_ctx = AllocateJob {
         db: db.clone(),
-        cgroups: settings.cgroups.clone(),
+        providers: crate::providers::Providers {
+            cgroups: settings.cgroups.clone(),
+            aws,
+        },
     };
     let allocate_schedule = settings.allocate_schedule.clone();
     let billing_ctx = BillingJob {

@@ -14,6 +14,7 @@ mod m20261125_000009_webhooks;
 mod m20261125_000010_stripe;
 mod m20261125_000011_billing_hours;
 mod m20261125_000012_allocation_readiness;
+mod m20261125_000013_allocation_aws;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000010_stripe::Migration),
             Box::new(m20261125_000011_billing_hours::Migration),
             Box::new(m20261125_000012_allocation_readiness::Migration),
+            Box::new(m20261125_000013_allocation_aws::Migration),
         ]
     }
 }

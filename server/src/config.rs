@@ -89,6 +89,10 @@ pub struct Config {
     /// `<mount>/<cgroup_base>/<organisation>/<name>`.
     pub cgroup_mount: Option<PathBuf>,
     pub cgroup_base: String,
+    /// The `aws` allocation provider (Auto Scaling groups), when enabled
+    /// (`HEADROOM_AWS_PROVIDER`); credentials come from the AWS SDK's standard
+    /// environment variables, profile or instance role.
+    pub aws: Option<headroom_jobs::providers::aws::AwsSettings>,
     /// Finished background jobs older than this are pruned.
     pub job_retention: Duration,
     /// How long in-flight requests and jobs get to finish after SIGTERM.
@@ -136,6 +140,9 @@ const KEYS: &[&str] = &[
     "stripe_schedule",
     "cgroup_mount",
     "cgroup_base",
+    "aws_provider",
+    "aws_region",
+    "aws_endpoint_url",
     "job_retention_hours",
     "shutdown_timeout_secs",
     "public_url",
@@ -263,16 +270,34 @@ impl Config {
         let stripe_meter_event =
             nonempty("stripe_meter_event").unwrap_or_else(|| "headroom_usage".to_owned());
         let stripe_webhook_secret = nonempty("stripe_webhook_secret").map(Redacted);
-        let webhooks_allow_private = match get("webhooks_allow_private") {
-            None => false,
-            Some((_, v)) if matches!(v.trim(), "1" | "true" | "yes") => true,
-            Some((_, v)) if matches!(v.trim(), "0" | "false" | "no" | "") => false,
-            Some((name, v)) => {
-                return Err(ConfigError::new(
+        let flag = |key: &str| -> Result<bool, ConfigError> {
+            match get(key) {
+                None => Ok(false),
+                Some((_, v)) if matches!(v.trim(), "1" | "true" | "yes") => Ok(true),
+                Some((_, v)) if matches!(v.trim(), "0" | "false" | "no" | "") => Ok(false),
+                Some((name, v)) => Err(ConfigError::new(
                     &name,
                     format!("{v:?} is not true or false"),
+                )),
+            }
+        };
+        let webhooks_allow_private = flag("webhooks_allow_private")?;
+        let aws = if flag("aws_provider")? {
+            let endpoint_url = nonempty("aws_endpoint_url");
+            if let Some(url) = &endpoint_url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(ConfigError::new(
+                    &name_of(raw, "aws_endpoint_url"),
+                    format!("{url:?} is not an http:// or https:// URL"),
                 ));
             }
+            Some(headroom_jobs::providers::aws::AwsSettings {
+                region: nonempty("aws_region"),
+                endpoint_url,
+            })
+        } else {
+            None
         };
         let cgroup_mount = get("cgroup_mount").map(|(_, v)| PathBuf::from(v));
         let cgroup_base =
@@ -339,6 +364,7 @@ impl Config {
             stripe_schedule,
             cgroup_mount,
             cgroup_base,
+            aws,
             job_retention,
             shutdown_timeout,
             public_url,

@@ -104,6 +104,7 @@ pub fn worker_settings(config: &Config, lstm: Option<Arc<LstmForecaster>>) -> Wo
             headroom_jobs::providers::cgroup::Cgroups::detect(mount, &config.cgroup_base)
                 .map_err(|e| e.to_string())
         }),
+        aws: config.aws.clone(),
         job_retention: config.job_retention,
         shutdown_timeout: config.shutdown_timeout,
         telemetry_retention: headroom_store::telemetry::Retention {
@@ -170,6 +171,7 @@ impl Application {
             feed,
             notifications: crate::notifications::Hub::new(),
             cgroup_provider: config.cgroup_mount.is_some(),
+            aws_provider: config.aws.is_some(),
             webhooks_allow_private: config.webhooks_allow_private,
             stripe_webhook_secret: config.stripe_webhook_secret.clone().map(|s| s.0),
             platform_load_measured: config.platform_capacity_instances.is_some(),

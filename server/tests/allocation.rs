@@ -520,6 +520,7 @@ async fn cgroup_provider_applies_decisions_and_repairs_drift() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_decisions_are_finished_and_failures_recorded() {
     use headroom_jobs::allocate::{STEP_MS, allocate_all};
+    use headroom_jobs::providers::Providers;
     use headroom_jobs::providers::cgroup::Cgroups;
     use headroom_store::allocation::StoredDecision;
     use reqwest::Method as M;
@@ -627,9 +628,12 @@ async fn pending_decisions_are_finished_and_failures_recorded() {
             .unwrap()
     );
 
-    let provider = Ok(cg.clone());
+    let provider = Providers {
+        cgroups: Some(Ok(cg.clone())),
+        aws: None,
+    };
     // Ticks one slot back and now: both see demand in their last 5 minutes.
-    let summary = allocate_all(&app.db, Some(&provider), now_ms - STEP_MS)
+    let summary = allocate_all(&app.db, &provider, now_ms - STEP_MS)
         .await
         .unwrap();
     assert_eq!(summary.decided, 1);
@@ -643,7 +647,10 @@ async fn pending_decisions_are_finished_and_failures_recorded() {
     let in_force = cg.in_force(&org, "web").map(|f| f.cpu_cores);
 
     // The provider goes away: the next slot's change is recorded as failed.
-    let gone: Result<Cgroups, String> = Err("mount gone".into());
+    let gone = Providers {
+        cgroups: Some(Err("mount gone".into())),
+        aws: None,
+    };
     let body = cgroup_settings("web");
     assert_eq!(
         send(
@@ -657,7 +664,7 @@ async fn pending_decisions_are_finished_and_failures_recorded() {
         .status(),
         200
     );
-    allocate_all(&app.db, Some(&gone), now_ms).await.unwrap();
+    allocate_all(&app.db, &gone, now_ms).await.unwrap();
     let after: Vec<Value> = send(
         &app,
         &key,
@@ -684,7 +691,7 @@ async fn pending_decisions_are_finished_and_failures_recorded() {
     )
     .await;
     let suggested: Value = res.json().await.unwrap();
-    allocate_all(&app.db, Some(&provider), now_ms + STEP_MS)
+    allocate_all(&app.db, &provider, now_ms + STEP_MS)
         .await
         .unwrap();
     let list: Vec<Value> = send(&app, &key, M::GET, "/api/v1/allocation-decisions", None)
@@ -733,6 +740,7 @@ async fn pending_decisions_are_finished_and_failures_recorded() {
 /// such events are about to arrive (readiness ≥ 0.8), and says why.
 async fn readiness_pre_allocates(backend: Backend) {
     use headroom_jobs::allocate::allocate_all;
+    use headroom_jobs::providers::Providers;
     use reqwest::Method as M;
     let Some(app) = TestApp::spawn(backend).await else {
         return;
@@ -789,7 +797,9 @@ async fn readiness_pre_allocates(backend: Backend) {
     assert_eq!(out["readiness_event"], "job_run");
 
     let now_ms = chrono::Utc::now().timestamp_millis();
-    allocate_all(&app.db, None, now_ms).await.unwrap();
+    allocate_all(&app.db, &Providers::default(), now_ms)
+        .await
+        .unwrap();
     let list: Vec<Value> = send(&app, &key, M::GET, "/api/v1/allocation-decisions", None)
         .await
         .json()

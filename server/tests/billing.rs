@@ -150,6 +150,10 @@ fn settings(workload: &str) -> StoredSettings {
         updated_ms: 0,
         readiness_event: None,
         memory_mib_per_instance: None,
+        instance_type: None,
+        allow_spot: false,
+        on_demand_micros_per_hour: None,
+        warm_commanded: 0,
     }
 }
 

@@ -27,6 +27,16 @@ pub struct StoredSettings {
     pub readiness_event: Option<String>,
     /// Memory limit per instance, applied by the provider with the CPU quota.
     pub memory_mib_per_instance: Option<i64>,
+    /// The instance type the provider should run (AWS: the group's launch
+    /// template), when Headroom manages it.
+    pub instance_type: Option<String>,
+    /// Whether spot capacity may be bought when it is cheap and stable enough.
+    pub allow_spot: bool,
+    /// The on-demand price of one instance-hour, micro-dollars (what spot
+    /// prices are weighed against).
+    pub on_demand_micros_per_hour: Option<i64>,
+    /// Warm (stopped, ready) instances commanded beside the fleet.
+    pub warm_commanded: i32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +62,10 @@ pub struct StoredDecision {
 
 const SETTINGS_COLUMNS: &str = "workload, metric, units_per_instance, mode, min_instances, \
     max_instances, target, priority, provider, provider_ref, commanded, state, \
-    last_suggestion_at, updated_at, readiness_event, memory_mib_per_instance";
+    last_suggestion_at, updated_at, readiness_event, memory_mib_per_instance, instance_type, \
+    allow_spot, on_demand_micros_per_hour, warm_commanded";
+/// Columns in `SETTINGS_COLUMNS`.
+const SETTINGS_COUNT: usize = 20;
 
 fn settings_from_row(r: &sea_orm::QueryResult) -> Result<StoredSettings, StoreError> {
     Ok(StoredSettings {
@@ -72,6 +85,10 @@ fn settings_from_row(r: &sea_orm::QueryResult) -> Result<StoredSettings, StoreEr
         updated_ms: r.try_get_by_index(13)?,
         readiness_event: r.try_get_by_index(14)?,
         memory_mib_per_instance: r.try_get_by_index(15)?,
+        instance_type: r.try_get_by_index(16)?,
+        allow_spot: r.try_get_by_index(17)?,
+        on_demand_micros_per_hour: r.try_get_by_index(18)?,
+        warm_commanded: r.try_get_by_index(19)?,
     })
 }
 
@@ -124,8 +141,10 @@ impl Db {
              target = excluded.target, priority = excluded.priority, provider = excluded.provider, \
              provider_ref = excluded.provider_ref, updated_at = excluded.updated_at, \
              readiness_event = excluded.readiness_event, \
-             memory_mib_per_instance = excluded.memory_mib_per_instance{fleet_update}",
-            placeholders(backend, 1, 17).join(", ")
+             memory_mib_per_instance = excluded.memory_mib_per_instance, \
+             instance_type = excluded.instance_type, allow_spot = excluded.allow_spot, \
+             on_demand_micros_per_hour = excluded.on_demand_micros_per_hour{fleet_update}",
+            placeholders(backend, 1, SETTINGS_COUNT + 1).join(", ")
         );
         let values: Vec<Value> = vec![
             tenant.id().into(),
@@ -145,6 +164,10 @@ impl Db {
             s.updated_ms.into(),
             s.readiness_event.clone().into(),
             s.memory_mib_per_instance.into(),
+            s.instance_type.clone().into(),
+            s.allow_spot.into(),
+            s.on_demand_micros_per_hour.into(),
+            s.warm_commanded.into(),
         ];
         self.conn()
             .execute_raw(Statement::from_sql_and_values(backend, sql, values))
@@ -211,7 +234,7 @@ impl Db {
         rows.iter()
             .map(|r| {
                 Ok((
-                    Tenant::new(r.try_get_by_index::<String>(16)?),
+                    Tenant::new(r.try_get_by_index::<String>(SETTINGS_COUNT)?),
                     settings_from_row(r)?,
                 ))
             })
@@ -362,7 +385,8 @@ impl Db {
 }
 
 impl Db {
-    /// Records how a logged decision's command ended, and the fleet it left.
+    /// Records how a logged decision's command ended, and the fleet it left
+    /// (instances, warm instances).
     pub async fn finish_decision(
         &self,
         tenant: &Tenant,
@@ -370,40 +394,45 @@ impl Db {
         id: &str,
         status: &str,
         detail: Option<&str>,
-        commanded: i32,
+        fleet: (i32, i32),
     ) -> Result<(), StoreError> {
-        let backend = self.conn().get_database_backend();
+        let p = crate::sql::binder(self.conn().get_database_backend());
         let tx = self.conn().begin().await?;
-        let sql = format!(
-            "UPDATE allocation_decisions SET status = {}, detail = {} \
-             WHERE organization_id = {} AND id = {}",
-            ph(backend, 1),
-            ph(backend, 2),
-            ph(backend, 3),
-            ph(backend, 4)
-        );
-        tx.execute_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
+        crate::sql::exec(
+            &tx,
+            format!(
+                "UPDATE allocation_decisions SET status = {}, detail = {} \
+                 WHERE organization_id = {} AND id = {}",
+                p(1),
+                p(2),
+                p(3),
+                p(4)
+            ),
             vec![
                 status.into(),
                 detail.map(str::to_owned).into(),
                 tenant.id().into(),
                 id.into(),
             ],
-        ))
+        )
         .await?;
-        let sql = format!(
-            "UPDATE allocation_settings SET commanded = {} WHERE organization_id = {} AND workload = {}",
-            ph(backend, 1),
-            ph(backend, 2),
-            ph(backend, 3)
-        );
-        tx.execute_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            vec![commanded.into(), tenant.id().into(), workload.into()],
-        ))
+        crate::sql::exec(
+            &tx,
+            format!(
+                "UPDATE allocation_settings SET commanded = {}, warm_commanded = {} \
+                 WHERE organization_id = {} AND workload = {}",
+                p(1),
+                p(2),
+                p(3),
+                p(4)
+            ),
+            vec![
+                fleet.0.into(),
+                fleet.1.into(),
+                tenant.id().into(),
+                workload.into(),
+            ],
+        )
         .await?;
         tx.commit().await?;
         Ok(())

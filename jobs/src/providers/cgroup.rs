@@ -9,8 +9,13 @@
 
 use std::path::{Path, PathBuf};
 
+use super::{Desired, Provider, ProviderError};
+
 /// CFS period used for quotas (the kernel's default).
 const PERIOD_US: u64 = 100_000;
+
+/// CPU cores one instance stands for.
+pub const CORES_PER_INSTANCE: f64 = 1.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -290,6 +295,54 @@ impl Cgroups {
             }
         }
         Ok(())
+    }
+}
+
+impl From<CgroupError> for ProviderError {
+    fn from(e: CgroupError) -> Self {
+        Self {
+            // Files that could not be written may be a passing state (a busy
+            // group); anything else is configuration.
+            transient: matches!(e, CgroupError::Io { .. }),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// One instance is [`CORES_PER_INSTANCE`] cores of quota; the memory limit is
+/// for the whole group; I/O weight where the machine has the controller.
+impl Provider for Cgroups {
+    async fn apply(
+        &self,
+        tenant: &str,
+        group: &str,
+        want: &Desired,
+        _token: &str,
+    ) -> Result<(), ProviderError> {
+        // Writing a value is idempotent; no token is needed.
+        let instances = want.instances.max(1);
+        self.set_cpu(tenant, group, f64::from(instances) * CORES_PER_INSTANCE)?;
+        if let Some(bytes) = want.memory_bytes {
+            self.set_memory(tenant, group, bytes)?;
+        }
+        if let Some(weight) = want.io_weight {
+            match self.set_io_weight(tenant, group, weight) {
+                Ok(()) | Err(CgroupError::Unsupported(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn in_force(&self, tenant: &str, group: &str) -> Result<super::InForce, ProviderError> {
+        let f = Cgroups::in_force(self, tenant, group)?;
+        Ok(super::InForce {
+            instances: f
+                .cpu_cores
+                .map(|c| (c / CORES_PER_INSTANCE).round().max(0.0) as u32),
+            memory_bytes: f.memory_bytes,
+            ..Default::default()
+        })
     }
 }
 

@@ -45,12 +45,15 @@ pub struct AllocationSettingsRequest {
     /// Instances running now; on creation defaults to `min_instances`.
     pub instances: Option<u32>,
     /// `none` (decisions are logged, nothing is commanded) or, where the
-    /// server enables it, `cgroup`: processes on the server's machine, one
-    /// instance = one CPU core of quota. (AWS is not available yet.)
+    /// server enables them, `cgroup` (processes on the server's machine, one
+    /// instance = one CPU core of quota) and `aws` (an EC2 Auto Scaling
+    /// group: desired capacity, bounds, warm pool, instance type, spot).
     #[serde(default = "none")]
     pub provider: String,
     /// With `cgroup`: the group's name (letters, digits, `-`, `_`, `.`); it
-    /// lives under the organisation's own directory.
+    /// lives under the organisation's own directory. With `aws`: the Auto
+    /// Scaling group's name; the group must carry the tag
+    /// `headroom:organization` = the organisation's id.
     pub provider_ref: Option<String>,
     /// A usage-event type whose readiness score (the chance one arrives
     /// within a minute) pre-allocates capacity: from 0.8, score × priority
@@ -59,6 +62,17 @@ pub struct AllocationSettingsRequest {
     /// Memory each instance may use, MiB (with `cgroup`: a memory limit of
     /// instances × this, applied with the CPU quota).
     pub memory_mib_per_instance: Option<u32>,
+    /// With `aws`: the instance type the group should launch (e.g.
+    /// `m7g.large`); a change makes a new launch template version.
+    pub instance_type: Option<String>,
+    /// With `aws`: buy spot capacity when the spot price history makes it at
+    /// least 20 % cheaper, interruptions priced in (needs `instance_type` and
+    /// `on_demand_usd_per_hour`). AWS keeps no warm pool beside spot.
+    #[serde(default)]
+    pub allow_spot: bool,
+    /// With `aws` and `allow_spot`: the on-demand price of one instance-hour
+    /// of `instance_type`, US dollars.
+    pub on_demand_usd_per_hour: Option<f64>,
 }
 
 fn default_target() -> f64 {
@@ -135,8 +149,13 @@ pub struct AllocationOut {
     pub provider_ref: Option<String>,
     pub readiness_event: Option<String>,
     pub memory_mib_per_instance: Option<i64>,
+    pub instance_type: Option<String>,
+    pub allow_spot: bool,
+    pub on_demand_usd_per_hour: Option<f64>,
     /// Instances commanded, as last known.
     pub instances: i32,
+    /// Warm (stopped, ready) instances commanded beside them.
+    pub warm: i32,
     /// Controller ticks scored against measured demand, and those that found
     /// demand above the capacity in force.
     pub ticks_scored: u64,
@@ -163,7 +182,11 @@ fn settings_out(s: StoredSettings, last: Option<StoredDecision>) -> AllocationOu
         provider_ref: s.provider_ref,
         readiness_event: s.readiness_event,
         memory_mib_per_instance: s.memory_mib_per_instance,
+        instance_type: s.instance_type,
+        allow_spot: s.allow_spot,
+        on_demand_usd_per_hour: s.on_demand_micros_per_hour.map(|m| m as f64 / 1e6),
         instances: s.commanded,
+        warm: s.warm_commanded,
         ticks_scored: state.as_ref().map_or(0, |s| s.scored),
         ticks_under_provisioned: state.as_ref().map_or(0, |s| s.misses),
         updated_at: instant(s.updated_ms),
@@ -173,6 +196,62 @@ fn settings_out(s: StoredSettings, last: Option<StoredDecision>) -> AllocationOu
 
 fn unprocessable(e: impl std::fmt::Display) -> ApiError {
     ApiError::unprocessable(e.to_string())
+}
+
+/// An Auto Scaling group name as AWS accepts it: 1–255 characters, no
+/// control characters.
+fn check_group_name(name: &str) -> Result<(), ApiError> {
+    if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
+        return Err(unprocessable(
+            "provider_ref: the Auto Scaling group's name, 1 to 255 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// The AWS-only settings make sense together and only with `aws`; returns
+/// the on-demand price in micro-dollars.
+fn check_aws_fields(req: &AllocationSettingsRequest) -> Result<Option<i64>, ApiError> {
+    let aws = req.provider == "aws";
+    if !aws
+        && (req.instance_type.is_some() || req.allow_spot || req.on_demand_usd_per_hour.is_some())
+    {
+        return Err(unprocessable(
+            "instance_type, allow_spot and on_demand_usd_per_hour apply to provider \"aws\" only",
+        ));
+    }
+    if aws && req.memory_mib_per_instance.is_some() {
+        return Err(unprocessable(
+            "memory_mib_per_instance applies to provider \"cgroup\" only (with \"aws\" the instance type sets it)",
+        ));
+    }
+    if let Some(t) = &req.instance_type {
+        // AWS's names: family, generation and size, e.g. m7g.large, u-6tb1.metal.
+        let ok = (3..=40).contains(&t.len())
+            && t.contains('.')
+            && t.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-'));
+        if !ok {
+            return Err(unprocessable(format!(
+                "instance_type {t:?} is not an EC2 instance type such as \"m7g.large\""
+            )));
+        }
+    }
+    let price = match req.on_demand_usd_per_hour {
+        None => None,
+        Some(p) if p.is_finite() && p > 0.0 && p <= 1_000.0 => Some((p * 1e6).round() as i64),
+        Some(_) => {
+            return Err(unprocessable(
+                "on_demand_usd_per_hour must be a price above 0 and at most 1000",
+            ));
+        }
+    };
+    if req.allow_spot && (req.instance_type.is_none() || price.is_none()) {
+        return Err(unprocessable(
+            "allow_spot needs instance_type and on_demand_usd_per_hour (what spot prices are weighed against)",
+        ));
+    }
+    Ok(price)
 }
 
 /// Creates or changes how the controller treats a workload.
@@ -221,17 +300,28 @@ pub async fn put_allocation(
             headroom_jobs::providers::cgroup::check_name(name)
                 .map_err(|e| unprocessable(format!("provider_ref: {e}")))?;
         }
-        "cgroup" => {
-            return Err(unprocessable(
-                "provider \"cgroup\" is not enabled on this server (HEADROOM_CGROUP_MOUNT)",
-            ));
+        "aws" if state.aws_provider => {
+            let name = req.provider_ref.as_deref().unwrap_or_default();
+            check_group_name(name)?;
+        }
+        "cgroup" | "aws" => {
+            return Err(unprocessable(format!(
+                "provider {:?} is not enabled on this server ({})",
+                req.provider,
+                if req.provider == "aws" {
+                    "HEADROOM_AWS_PROVIDER"
+                } else {
+                    "HEADROOM_CGROUP_MOUNT"
+                }
+            )));
         }
         other => {
             return Err(unprocessable(format!(
-                "provider {other:?} is not available: \"none\" or, where enabled, \"cgroup\""
+                "provider {other:?} is not available: \"none\" or, where enabled, \"cgroup\" or \"aws\""
             )));
         }
     }
+    let on_demand_micros_per_hour = check_aws_fields(&req)?;
     if let Some(t) = &req.readiness_event {
         headroom_core::telemetry::validate_name("readiness_event", t, 100)
             .map_err(unprocessable)?;
@@ -277,6 +367,10 @@ pub async fn put_allocation(
         updated_ms: Utc::now().timestamp_millis(),
         readiness_event: req.readiness_event,
         memory_mib_per_instance: req.memory_mib_per_instance.map(i64::from),
+        instance_type: req.instance_type,
+        allow_spot: req.allow_spot,
+        on_demand_micros_per_hour,
+        warm_commanded: existing.as_ref().map_or(0, |e| e.warm_commanded),
     };
     state
         .db
@@ -445,7 +539,8 @@ pub async fn suggest(
         mode: settings.mode.clone(),
         before: before as i32,
         after: accepted.after as i32,
-        warm: 0,
+        // The warm pool stays as the controller last set it.
+        warm: settings.warm_commanded,
         reason: "suggested".into(),
         limits_json: if accepted.clamped {
             r#"["clamped"]"#.into()

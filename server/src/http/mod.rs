@@ -37,6 +37,8 @@ pub struct AppState {
     pub notifications: crate::notifications::Hub,
     /// Whether workloads may use the `cgroup` allocation provider.
     pub cgroup_provider: bool,
+    /// Whether workloads may use the `aws` allocation provider.
+    pub aws_provider: bool,
     /// Whether webhook endpoints may point at loopback or private addresses.
     pub webhooks_allow_private: bool,
     /// Signing secret of Stripe's webhooks to us; `None`: the receiver is off.

@@ -339,6 +339,19 @@ impl Browser {
         info
     }
 
+    /// Creates an API key with `scopes` and returns its secret.
+    pub async fn api_key(&self, scopes: &[&str]) -> String {
+        let res = self
+            .post(
+                "/api/v1/api-keys",
+                serde_json::json!({ "name": "ops", "scopes": scopes }),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "API key created");
+        let key: serde_json::Value = res.json().await.unwrap();
+        key["secret"].as_str().unwrap().to_owned()
+    }
+
     pub async fn login(&mut self, email: &str, password: &str) -> reqwest::Response {
         let res = self
             .post(

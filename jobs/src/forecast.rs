@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::lstm::{LstmError, LstmForecaster, fill_gaps};
 
 /// Series without a point for this long are not forecast.
-const ACTIVE_WITHIN_MS: i64 = 86_400_000;
+pub(crate) const ACTIVE_WITHIN_MS: i64 = 86_400_000;
 /// History a behavioural profile is rebuilt from: a week and a day, so each
 /// hour of the week has been seen once before it is judged.
 const PROFILE_HISTORY_MS: i64 = 8 * 86_400_000;
@@ -86,14 +86,17 @@ pub async fn forecast_all(
         for series in &active {
             grids.push(load_grid(db, series, horizon, now_ms).await?);
         }
-        // The LSTM speaks 5-minute steps, 12 ahead: the allocation horizon.
+        // The version the registry made live; until one is, the best this
+        // process has (the engine itself picks per step by measured error).
+        let live = db.live_model(horizon.as_str()).await?.map(|m| m.version);
         let lstm = lstm.filter(|m| {
-            horizon == Horizon::Allocation
-                && m.spec().horizon >= horizon.steps()
-                && horizon.step_secs() == LSTM_STEP_SECS
+            lstm_serves(m, horizon)
+                && live
+                    .as_ref()
+                    .is_none_or(|v| *v == crate::models::with_lstm(m))
         });
         let version = match lstm {
-            Some(m) => format!("{STATISTICAL_VERSION}+{}", m.spec().version),
+            Some(m) => crate::models::with_lstm(m),
             None => STATISTICAL_VERSION.to_owned(),
         };
         // Engines and the model are CPU work: off the async workers, and the
@@ -253,13 +256,21 @@ async fn with_declared_inputs(
 
 /// The step the LSTM was trained on.
 const LSTM_STEP_SECS: u64 = 300;
+
+/// Whether the LSTM can take part at `horizon`: it speaks 5-minute steps, 12
+/// ahead, i.e. the allocation horizon.
+pub(crate) fn lstm_serves(m: &LstmForecaster, horizon: Horizon) -> bool {
+    horizon == Horizon::Allocation
+        && m.spec().horizon >= horizon.steps()
+        && horizon.step_secs() == LSTM_STEP_SECS
+}
 /// Rows between LSTM forecasts offered over a series' history: enough to
 /// score it against the statistical models, a twelfth of the inference.
 const LSTM_OFFER_EVERY: usize = 12;
 
 /// For each grid, the LSTM's p50 after every `LSTM_OFFER_EVERY`-th row (counted
 /// back from the last, which always gets one), each from that row's window only.
-fn lstm_offers(
+pub(crate) fn lstm_offers(
     model: &LstmForecaster,
     grids: &[Grid],
     steps: usize,
@@ -287,7 +298,7 @@ fn lstm_offers(
     Ok(out)
 }
 
-async fn load_grid(
+pub(crate) async fn load_grid(
     db: &Db,
     series: &ActiveSeries,
     horizon: Horizon,

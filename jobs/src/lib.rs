@@ -7,6 +7,7 @@ pub mod forecast;
 pub mod housekeeping;
 pub mod inference;
 pub mod lstm;
+pub mod models;
 pub mod providers;
 mod queue;
 pub mod readiness;

@@ -32,6 +32,9 @@ pub struct WorkerSettings {
     pub shutdown_timeout: Duration,
     pub telemetry_retention: headroom_store::telemetry::Retention,
     pub forecast_schedule: cron::Schedule,
+    /// When the model registry checks recent accuracy (and scores versions
+    /// when due).
+    pub models_schedule: cron::Schedule,
     /// When the allocation controller ticks.
     pub allocate_schedule: cron::Schedule,
     /// When budget thresholds are checked and closed hours recorded.
@@ -57,6 +60,7 @@ const ALLOCATE_QUEUE: &str = "allocate";
 const BILLING_QUEUE: &str = "billing";
 const WEBHOOK_QUEUE: &str = "webhooks";
 const STRIPE_QUEUE: &str = "stripe";
+const MODELS_QUEUE: &str = "models";
 
 /// Runs every worker until `shutdown` resolves, then lets in-flight jobs finish
 /// (up to `shutdown_timeout`). Scheduled ticks are written to the job queue in the
@@ -78,6 +82,11 @@ pub async fn run_workers(
         lstm: settings.lstm.clone(),
     };
     let forecast_schedule = settings.forecast_schedule.clone();
+    let models_ctx = crate::models::ModelJob {
+        db: db.clone(),
+        lstm: settings.lstm.clone(),
+    };
+    let models_schedule = settings.models_schedule.clone();
     let aws = match &settings.aws {
         Some(a) => Some(Ok(crate::providers::aws::Aws::connect(a).await)),
         None => None,
@@ -124,6 +133,7 @@ pub async fn run_workers(
                 billing_name,
                 webhooks_name,
                 stripe_name,
+                models_name,
             ] = [
                 "housekeeping",
                 "forecast",
@@ -131,11 +141,13 @@ pub async fn run_workers(
                 "billing",
                 "webhooks",
                 "stripe",
+                "models",
             ]
             .map(|w| format!("{w}@{instance}"));
             let (forecast_storage, allocate_storage, billing_storage) =
                 (storage.clone(), storage.clone(), storage.clone());
-            let (webhook_storage, stripe_storage) = (storage.clone(), storage.clone());
+            let (webhook_storage, stripe_storage, models_storage) =
+                (storage.clone(), storage.clone(), storage.clone());
             monitor
                 .register(move |_restarts| {
                     WorkerBuilder::new(housekeeping_name.clone())
@@ -198,6 +210,17 @@ pub async fn run_workers(
                         .retry(RetryPolicy::retries(0))
                         .data(stripe_ctx.clone())
                         .build(crate::stripe::run)
+                })
+                .register(move |_restarts| {
+                    WorkerBuilder::new(models_name.clone())
+                        .backend(
+                            CronScheduler::new(models_schedule.clone())
+                                .pipe_to(models_storage(MODELS_QUEUE)),
+                        )
+                        // The next tick checks again.
+                        .retry(RetryPolicy::retries(0))
+                        .data(models_ctx.clone())
+                        .build(crate::models::run)
                 })
         }};
     }

@@ -15,6 +15,7 @@ mod m20261125_000010_stripe;
 mod m20261125_000011_billing_hours;
 mod m20261125_000012_allocation_readiness;
 mod m20261125_000013_allocation_aws;
+mod m20261125_000014_model_versions;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000011_billing_hours::Migration),
             Box::new(m20261125_000012_allocation_readiness::Migration),
             Box::new(m20261125_000013_allocation_aws::Migration),
+            Box::new(m20261125_000014_model_versions::Migration),
         ]
     }
 }

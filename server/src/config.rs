@@ -62,6 +62,8 @@ pub struct Config {
     pub housekeeping_schedule: cron::Schedule,
     /// When every active series is forecast (cron with seconds).
     pub forecast_schedule: cron::Schedule,
+    /// When the model registry checks recent accuracy and scores versions when due.
+    pub models_schedule: cron::Schedule,
     /// When the allocation controller ticks (cron with seconds).
     pub allocate_schedule: cron::Schedule,
     /// When budget thresholds are checked (cron with seconds).
@@ -128,6 +130,7 @@ const KEYS: &[&str] = &[
     "log_format",
     "housekeeping_schedule",
     "forecast_schedule",
+    "models_schedule",
     "allocate_schedule",
     "billing_schedule",
     "webhook_schedule",
@@ -251,6 +254,8 @@ impl Config {
         let housekeeping_schedule = schedule("housekeeping_schedule", "0 */10 * * * *")?;
         // Five minutes: the allocation horizon's step.
         let forecast_schedule = schedule("forecast_schedule", "30 */5 * * * *")?;
+        // Hourly, between forecast runs.
+        let models_schedule = schedule("models_schedule", "0 52 * * * *")?;
         // After the forecasts of the same five minutes.
         let allocate_schedule = schedule("allocate_schedule", "45 */5 * * * *")?;
         let billing_schedule = schedule("billing_schedule", "15 */5 * * * *")?;
@@ -352,6 +357,7 @@ impl Config {
             log_format,
             housekeeping_schedule,
             forecast_schedule,
+            models_schedule,
             allocate_schedule,
             billing_schedule,
             webhook_schedule,

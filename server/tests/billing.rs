@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::{Backend, Browser, TestApp, expect_error};
-use headroom_core::accounts::{Email, Role, Tier};
 use headroom_core::billing::{
     Currency, Decimal, HOUR_MS, Period, PriceRule, RuleBook, RuleKind, Scope,
 };
@@ -45,20 +44,7 @@ async fn org_with_key(app: &TestApp, org: &str) -> (Browser, String, String) {
 }
 
 async fn operator(app: &TestApp) -> Browser {
-    let hash = headroom_server::auth::password::hash(PASSWORD.to_owned())
-        .await
-        .unwrap();
-    let email = Email::parse("ops@headroom.example").unwrap();
-    app.db
-        .create_organization_with_user("Operator", Tier::Guaranteed, &email, Role::Admin, hash)
-        .await
-        .unwrap();
-    let mut ops = Browser::new(app);
-    assert_eq!(
-        ops.login("ops@headroom.example", PASSWORD).await.status(),
-        200
-    );
-    ops
+    common::operator(app, PASSWORD).await
 }
 
 async fn send(app: &TestApp, key: &str, path: &str, body: Value) -> Value {

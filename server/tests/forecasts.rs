@@ -519,3 +519,134 @@ both_backends!(
     declared_inputs,
     declared_events_and_profiles_shape_forecasts
 );
+
+/// The model registry: versions are scored on the same recent data, the best
+/// goes live when none is, the live one's recent accuracy is checked between
+/// scorings, a drop below its registered score re-scores at once, operators
+/// see the registry, and the forecast job serves the live version.
+async fn model_registry_scores_and_serves_the_live_version(backend: Backend) {
+    use headroom_jobs::models::{STATISTICAL, check};
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut owner = Browser::new(&app);
+    owner.signup("Acme", "owner@acme.example", PASSWORD).await;
+    let key = owner.api_key(&["ingest", "read"]).await;
+    // Three days of 5-minute CPU with a daily cycle and a little noise.
+    let now_s = chrono::Utc::now().timestamp();
+    let start = now_s - now_s.rem_euclid(300) - 863 * 300;
+    for (w, level) in [("web-1", 50.0), ("web-2", 20.0)] {
+        let points: Vec<Value> = (0..864i64)
+            .map(|i| {
+                let t = start + i * 300;
+                let phase = t.rem_euclid(86_400) as f64 / 86_400.0 * std::f64::consts::TAU;
+                let noise = ((i * 7919) % 13 - 6) as f64 * 0.3;
+                json!({ "workload": w, "metric": "cpu", "timestamp": t,
+                        "value": level + 0.6 * level * phase.sin() + noise })
+            })
+            .collect();
+        let res = app
+            .http
+            .post(app.url("/api/v1/metrics"))
+            .bearer_auth(&key)
+            .json(&points)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    // The LSTM takes part where ONNX Runtime is present.
+    let lstm = headroom_jobs::inference::init_runtime(None).ok().map(|()| {
+        std::sync::Arc::new(
+            headroom_jobs::lstm::LstmForecaster::load(std::path::Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../models"
+            )))
+            .unwrap(),
+        )
+    });
+    let now_ms = now_s * 1000;
+
+    let first = check(&app.db, lstm.as_ref(), now_ms, false).await.unwrap();
+    let alloc = &first[0];
+    assert_eq!(
+        alloc.scored_because.as_deref(),
+        Some("no version is live yet")
+    );
+    assert_eq!(alloc.scores.len(), 1 + usize::from(lstm.is_some()));
+    let (_, stat) = alloc.scores.iter().find(|(n, _)| n == STATISTICAL).unwrap();
+    // 24 hourly origins × 12 steps × 2 series, each forecast from its past.
+    assert_eq!((stat.steps, stat.series), (576, 2), "{stat:?}");
+    assert!(stat.mase.is_finite() && stat.mase < 3.0, "{stat:?}");
+    assert!(stat.coverage > 0.2 && stat.coverage <= 1.0, "{stat:?}");
+    let best = alloc
+        .scores
+        .iter()
+        .min_by(|a, b| a.1.mase.total_cmp(&b.1.mase))
+        .unwrap();
+    assert_eq!(alloc.live.as_deref(), Some(best.0.as_str()));
+    // Planning needs more than a week of history: nothing scored or live.
+    assert!(first[1].scores.is_empty() && first[1].live.is_none());
+
+    // Not due again: only the live version's recent accuracy is measured.
+    let second = check(&app.db, lstm.as_ref(), now_ms, false).await.unwrap();
+    assert_eq!(second[0].scored_because, None);
+    let recent = second[0].recent.expect("recent accuracy measured");
+    assert_eq!(recent.steps, 6 * 12 * 2);
+
+    // Operators see the registry; customers do not.
+    let ops = common::operator(&app, PASSWORD).await;
+    let models: Value = ops.get("/api/v1/admin/models").await.json().await.unwrap();
+    let live = &models[0];
+    assert_eq!(
+        (live["horizon"].as_str(), live["status"].as_str()),
+        (Some("allocation"), Some("live")),
+        "{models}"
+    );
+    assert_eq!(live["version"].as_str(), Some(best.0.as_str()));
+    assert!(live["recent_mase"].as_f64().is_some(), "{live}");
+    assert!(
+        live["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("no version is live yet"),
+        "{live}"
+    );
+    expect_error(owner.get("/api/v1/admin/models").await, 403).await;
+
+    // The registered score made to look far better than the live version
+    // does now: the next check sees the drop and scores every version again.
+    common::execute(&app.db, "UPDATE model_versions SET mase = 0.01").await;
+    let third = check(&app.db, lstm.as_ref(), now_ms, false).await.unwrap();
+    let why = third[0].scored_because.clone().unwrap_or_default();
+    assert!(why.contains("recent MASE"), "{why}");
+    let stored = app.db.live_model("allocation").await.unwrap().unwrap();
+    assert!(
+        (stored.mase.unwrap() - best.1.mase).abs() < 1e-9,
+        "{stored:?}"
+    );
+
+    // The forecast job serves the live version.
+    headroom_jobs::forecast::forecast_all(&app.db, lstm.as_ref(), now_ms)
+        .await
+        .unwrap();
+    let body: Value = get(
+        &app,
+        Some(&key),
+        "/api/v1/workloads/web-1/forecast?horizon=allocation",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        body["forecasts"][0]["model_version"].as_str(),
+        Some(best.0.as_str()),
+        "{body}"
+    );
+    app.stop().await;
+}
+both_backends!(
+    model_registry,
+    model_registry_scores_and_serves_the_live_version
+);

@@ -14,6 +14,7 @@ mod error;
 pub mod forecast_inputs;
 pub mod forecasts;
 pub mod housekeeping;
+pub mod models;
 mod sessions;
 mod sql;
 pub mod stripe;

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod horizon;
 pub mod inputs;
 pub mod models;
+pub mod registry;
 
 pub use engine::{EngineConfig, Family, SeriesForecaster};
 pub use horizon::{Grid, Horizon, STATISTICAL_VERSION, grid_from_buckets};

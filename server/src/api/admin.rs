@@ -1,4 +1,5 @@
-//! Platform administration: every organisation, tiers and priorities, the whole audit log.
+//! Platform administration: every organisation, tiers and priorities, the whole audit log,
+//! the forecasting versions and their measured accuracy.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -87,6 +88,63 @@ pub async fn platform_audit(
             .await?
             .into_iter()
             .map(Into::into)
+            .collect(),
+    ))
+}
+
+/// A forecasting version and its measured accuracy.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ModelVersionView {
+    /// `allocation` (next hour, 5-minute steps) or `planning` (7 days, hourly).
+    pub horizon: String,
+    pub version: String,
+    /// `live` (serves forecasts), `candidate` or `retired`.
+    pub status: String,
+    /// MASE over the recent data it was scored on (lower is better; 1 is the
+    /// seasonal-naive error).
+    pub mase: Option<f64>,
+    /// Share of actual values inside its p10–p90 interval (0.8 is calibrated).
+    pub coverage: Option<f64>,
+    pub steps: i64,
+    pub series: i64,
+    pub scored_at: chrono::DateTime<chrono::Utc>,
+    pub promoted_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The live version's MASE over the last hours, measured between scorings.
+    pub recent_mase: Option<f64>,
+    pub recent_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Why the last scoring kept or changed the live version.
+    pub note: Option<String>,
+}
+
+/// The model registry: every forecasting version per horizon, live first.
+#[utoipa::path(get, path = "/api/v1/admin/models", tag = "admin",
+    security(("session" = [])),
+    responses((status = 200, body = Vec<ModelVersionView>), (status = 403, body = ErrorBody)))]
+pub async fn list_models(
+    State(state): State<AppState>,
+    _admin: PlatformAdmin,
+) -> ApiResult<Json<Vec<ModelVersionView>>> {
+    use crate::api::forecasts::instant;
+    Ok(Json(
+        state
+            .db
+            .model_versions()
+            .await?
+            .into_iter()
+            .map(|m| ModelVersionView {
+                horizon: m.horizon,
+                version: m.version,
+                status: m.status,
+                mase: m.mase,
+                coverage: m.coverage,
+                steps: m.steps,
+                series: m.series,
+                scored_at: instant(m.scored_ms),
+                promoted_at: m.promoted_ms.map(instant),
+                recent_mase: m.recent_mase,
+                recent_at: m.recent_ms.map(instant),
+                note: m.note,
+            })
             .collect(),
     ))
 }

@@ -139,6 +139,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::list_organizations))
         .routes(routes!(admin::update_organization))
         .routes(routes!(admin::platform_audit))
+        .routes(routes!(admin::list_models))
         .routes(routes!(
             billing::list_price_rules,
             billing::create_price_rule

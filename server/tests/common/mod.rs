@@ -370,6 +370,26 @@ impl Browser {
 }
 
 /// Asserts a JSON error answer with this status, and returns its message.
+/// A platform operator (an admin of a guaranteed-tier operator organisation),
+/// logged in.
+pub async fn operator(app: &TestApp, password: &str) -> Browser {
+    use headroom_core::accounts::{Email, Role, Tier};
+    let hash = headroom_server::auth::password::hash(password.to_owned())
+        .await
+        .unwrap();
+    let email = Email::parse("ops@headroom.example").unwrap();
+    app.db
+        .create_organization_with_user("Operator", Tier::Guaranteed, &email, Role::Admin, hash)
+        .await
+        .unwrap();
+    let mut ops = Browser::new(app);
+    assert_eq!(
+        ops.login("ops@headroom.example", password).await.status(),
+        200
+    );
+    ops
+}
+
 pub async fn expect_error(res: reqwest::Response, status: u16) -> String {
     assert_eq!(res.status(), status, "{:?}", res.url().path());
     let body: serde_json::Value = res.json().await.expect("JSON error body");

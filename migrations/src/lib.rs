@@ -16,6 +16,7 @@ mod m20261125_000011_billing_hours;
 mod m20261125_000012_allocation_readiness;
 mod m20261125_000013_allocation_aws;
 mod m20261125_000014_model_versions;
+mod m20261125_000015_usage_allocation;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000012_allocation_readiness::Migration),
             Box::new(m20261125_000013_allocation_aws::Migration),
             Box::new(m20261125_000014_model_versions::Migration),
+            Box::new(m20261125_000015_usage_allocation::Migration),
         ]
     }
 }

@@ -612,3 +612,149 @@ async fn retention_prunes_old_observations(backend: Backend) {
     app.stop().await;
 }
 both_backends!(retention, retention_prunes_old_observations);
+
+/// Each usage event records the allocation in force for its workload when it
+/// happened (the last applied decision at or before its timestamp), and the
+/// events are listed back with it, scoped to the organisation.
+async fn events_link_the_allocation_in_force(backend: Backend) {
+    use headroom_store::allocation::StoredDecision;
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (owner, key) = tenant(&app, "Acme", &["ingest", "read", "write"]).await;
+    let org = owner
+        .get("/api/v1/organization")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .http
+        .put(app.url("/api/v1/workloads/web/allocation"))
+        .bearer_auth(&key)
+        .json(
+            &json!({ "metric": "cpu", "units_per_instance": 100, "mode": "on",
+                       "min_instances": 1, "max_instances": 9 }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // The decision log: 3 instances applied 30 minutes ago, a failed change
+    // to 9 twenty minutes ago, 5 applied ten minutes ago.
+    let now = now_s();
+    let acme = headroom_store::Tenant::new(org);
+    let mut ids = Vec::new();
+    for (i, (ago, after, status)) in [(30, 3, "applied"), (20, 9, "failed"), (10, 5, "applied")]
+        .into_iter()
+        .enumerate()
+    {
+        let d = StoredDecision {
+            id: headroom_store::new_id(),
+            workload: "web".into(),
+            source: "controller".into(),
+            slot: i as i64,
+            decided_ms: (now - ago * 60) * 1000,
+            mode: "on".into(),
+            before: 1,
+            after,
+            warm: 0,
+            reason: "reactive".into(),
+            limits_json: "[]".into(),
+            observed: None,
+            sized_for: None,
+            forecast_version: None,
+            status: status.into(),
+            command_id: headroom_store::new_id(),
+            detail: None,
+        };
+        assert!(
+            app.db
+                .record_decision(&acme, &d, None, after, None)
+                .await
+                .unwrap()
+        );
+        ids.push(d.id);
+    }
+    let events = json!([
+        { "id": "e-before", "type": "api_call", "quantity": 1, "timestamp": now - 40 * 60, "workload": "web" },
+        { "id": "e-three", "type": "api_call", "quantity": 1, "timestamp": now - 25 * 60, "workload": "web" },
+        { "id": "e-still-three", "type": "api_call", "quantity": 1, "timestamp": now - 15 * 60, "workload": "web" },
+        { "id": "e-five", "type": "api_call", "quantity": 2, "timestamp": now - 60, "workload": "web" },
+        { "id": "e-other", "type": "api_call", "quantity": 1, "timestamp": now - 60, "workload": "batch" },
+        { "id": "e-none", "type": "export", "quantity": 1, "timestamp": now - 60 },
+    ]);
+    let r = report(send(&app, &key, "/api/v1/events", events).await).await;
+    assert_eq!(r["accepted"], 6, "{r}");
+
+    let list = |query: String| {
+        let req = app
+            .http
+            .get(app.url(&format!("/api/v1/events?{query}")))
+            .bearer_auth(&key);
+        async move { req.send().await.unwrap() }
+    };
+    let window = format!("from={}&to={}", now - 3600, now + 1);
+    let got: Vec<Value> = list(window.clone()).await.json().await.unwrap();
+    let by_id = |id: &str| got.iter().find(|e| e["id"] == id).unwrap().clone();
+    assert_eq!(got.len(), 6);
+    assert_eq!(got[0]["timestamp"], got[1]["timestamp"], "newest first");
+    assert!(by_id("e-before")["allocation"].is_null());
+    for (id, decision, instances) in [
+        ("e-three", &ids[0], 3),
+        ("e-still-three", &ids[0], 3),
+        ("e-five", &ids[2], 5),
+    ] {
+        let a = &by_id(id)["allocation"];
+        assert_eq!(
+            (a["decision_id"].as_str(), a["instances"].as_i64()),
+            (Some(decision.as_str()), Some(instances)),
+            "{id}: {a}"
+        );
+    }
+    assert!(by_id("e-other")["allocation"].is_null());
+    assert!(by_id("e-none")["allocation"].is_null());
+    assert_eq!(by_id("e-five")["quantity"], 2.0);
+
+    // Filters, limits and clear errors.
+    let only: Vec<Value> = list(format!("{window}&type=export"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(only.len(), 1);
+    let web: Vec<Value> = list(format!("{window}&workload=web&limit=2"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = web.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(names, ["e-five", "e-still-three"]);
+    for (query, needle) in [
+        (format!("from={now}&to={now}"), "to must be after from"),
+        (format!("{window}&limit=0"), "limit"),
+        (format!("{window}&workload=bad%20name!"), "workload"),
+        ("from=yesterday&to=1".to_owned(), "from"),
+    ] {
+        let msg = expect_error(list(query.clone()).await, 422).await;
+        assert!(msg.contains(needle), "{query}: {msg}");
+    }
+    // Another organisation sees none of them.
+    let (_, other) = tenant(&app, "Beta", &["read"]).await;
+    let theirs: Vec<Value> = app
+        .http
+        .get(app.url(&format!("/api/v1/events?{window}")))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(theirs.is_empty());
+    app.stop().await;
+}
+both_backends!(event_allocation, events_link_the_allocation_in_force);

@@ -438,3 +438,76 @@ impl Db {
         Ok(())
     }
 }
+
+/// The allocation in force for a workload at an instant: the last applied
+/// decision and the instances it left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InForceSnapshot {
+    pub decision_id: String,
+    pub instances: i32,
+}
+
+/// Workloads looked up per statement.
+const WORKLOADS_PER_QUERY: usize = 100;
+
+impl Db {
+    /// For each `(workload, instant)`, the allocation in force then, if the
+    /// workload ever had an applied decision by that instant. Reads only the
+    /// decisions from the one in force at the earliest instant on, one
+    /// statement per hundred workloads.
+    pub async fn allocations_in_force(
+        &self,
+        tenant: &Tenant,
+        at: &[(Option<&str>, i64)],
+    ) -> Result<Vec<Option<InForceSnapshot>>, StoreError> {
+        let mut workloads: Vec<&str> = at.iter().filter_map(|(w, _)| *w).collect();
+        workloads.sort_unstable();
+        workloads.dedup();
+        if workloads.is_empty() {
+            return Ok(vec![None; at.len()]);
+        }
+        let min = at.iter().map(|(_, t)| *t).min().unwrap_or_default();
+        let max = at.iter().map(|(_, t)| *t).max().unwrap_or_default();
+        let backend = self.db_backend();
+        // workload → (decided_at, snapshot), oldest first.
+        let mut found: std::collections::HashMap<String, Vec<(i64, InForceSnapshot)>> =
+            std::collections::HashMap::new();
+        for chunk in workloads.chunks(WORKLOADS_PER_QUERY) {
+            let n = chunk.len();
+            let sql = format!(
+                "SELECT d.workload, d.id, d.decided_at, d.after_instances FROM allocation_decisions d \
+                 WHERE d.organization_id = {} AND d.status = 'applied' AND d.workload IN ({}) \
+                 AND d.decided_at <= {} AND d.decided_at >= COALESCE((SELECT MAX(e.decided_at) \
+                 FROM allocation_decisions e WHERE e.organization_id = d.organization_id \
+                 AND e.workload = d.workload AND e.status = 'applied' AND e.decided_at <= {}), {}) \
+                 ORDER BY d.workload, d.decided_at",
+                ph(backend, 1),
+                placeholders(backend, 2, n).join(", "),
+                ph(backend, n + 2),
+                ph(backend, n + 3),
+                ph(backend, n + 4)
+            );
+            let mut values: Vec<Value> = vec![tenant.id().into()];
+            values.extend(chunk.iter().map(|w| Value::from(*w)));
+            values.extend([max.into(), min.into(), min.into()]);
+            for r in crate::sql::rows(self.conn(), sql, values).await? {
+                found.entry(r.try_get_by_index(0)?).or_default().push((
+                    r.try_get_by_index(2)?,
+                    InForceSnapshot {
+                        decision_id: r.try_get_by_index(1)?,
+                        instances: r.try_get_by_index(3)?,
+                    },
+                ));
+            }
+        }
+        Ok(at
+            .iter()
+            .map(|(w, t)| {
+                let list = found.get(*w.as_ref()?)?;
+                // The last decided at or before the instant.
+                let i = list.partition_point(|(d, _)| d <= t);
+                i.checked_sub(1).map(|i| list[i].1.clone())
+            })
+            .collect())
+    }
+}

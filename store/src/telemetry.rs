@@ -254,13 +254,20 @@ impl Db {
         events: &[UsageEventIn],
         now_ms: i64,
     ) -> Result<InsertOutcome, StoreError> {
+        // The allocation in force at each event: attributes its cost.
+        let at: Vec<(Option<&str>, i64)> = events
+            .iter()
+            .map(|e| (e.workload.as_deref(), e.ts_ms))
+            .collect();
+        let in_force = self.allocations_in_force(tenant, &at).await?;
         let inserted = match self.postgres_pool() {
-            Some(pool) => insert_usage_events_pg(pool, tenant, events, now_ms).await?,
+            Some(pool) => insert_usage_events_pg(pool, tenant, events, &in_force, now_ms).await?,
             None => {
                 let org = tenant.id().to_owned();
                 let rows = events
                     .iter()
-                    .map(|e| {
+                    .zip(&in_force)
+                    .map(|(e, a)| {
                         vec![
                             org.clone().into(),
                             e.id.clone().into(),
@@ -271,6 +278,8 @@ impl Db {
                             e.attributes.clone().into(),
                             e.fingerprint.clone().into(),
                             now_ms.into(),
+                            a.as_ref().map(|a| a.decision_id.clone()).into(),
+                            a.as_ref().map(|a| a.instances).into(),
                         ]
                     })
                     .collect();
@@ -287,6 +296,8 @@ impl Db {
                         "attributes",
                         "fingerprint",
                         "received_at",
+                        "allocation_decision_id",
+                        "allocation_instances",
                     ],
                     &["id"],
                     rows,
@@ -561,9 +572,18 @@ async fn insert_usage_events_pg(
     pool: &sqlx::PgPool,
     tenant: &Tenant,
     events: &[UsageEventIn],
+    in_force: &[Option<crate::allocation::InForceSnapshot>],
     now_ms: i64,
 ) -> Result<Vec<Vec<String>>, StoreError> {
     let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    let decisions: Vec<Option<&str>> = in_force
+        .iter()
+        .map(|a| a.as_ref().map(|a| a.decision_id.as_str()))
+        .collect();
+    let instances: Vec<Option<i32>> = in_force
+        .iter()
+        .map(|a| a.as_ref().map(|a| a.instances))
+        .collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     let quantities: Vec<f64> = events.iter().map(|e| e.quantity).collect();
     let ts: Vec<i64> = events.iter().map(|e| e.ts_ms).collect();
@@ -571,10 +591,13 @@ async fn insert_usage_events_pg(
     let attributes: Vec<Option<&str>> = events.iter().map(|e| e.attributes.as_deref()).collect();
     let fingerprints: Vec<&str> = events.iter().map(|e| e.fingerprint.as_str()).collect();
     let rows: Vec<(String,)> = sqlx::query_as(
-        "INSERT INTO usage_events (organization_id, id, event_type, quantity, ts, workload, attributes, fingerprint, received_at) \
-         SELECT $1, u.id, u.event_type, u.quantity, u.ts, u.workload, u.attributes, u.fingerprint, $9 \
-         FROM UNNEST($2::text[], $3::text[], $4::float8[], $5::int8[], $6::text[], $7::text[], $8::text[]) \
-           AS u(id, event_type, quantity, ts, workload, attributes, fingerprint) \
+        "INSERT INTO usage_events (organization_id, id, event_type, quantity, ts, workload, attributes, \
+         fingerprint, received_at, allocation_decision_id, allocation_instances) \
+         SELECT $1, u.id, u.event_type, u.quantity, u.ts, u.workload, u.attributes, u.fingerprint, $9, \
+           u.decision, u.instances \
+         FROM UNNEST($2::text[], $3::text[], $4::float8[], $5::int8[], $6::text[], $7::text[], $8::text[], \
+           $10::text[], $11::int4[]) \
+           AS u(id, event_type, quantity, ts, workload, attributes, fingerprint, decision, instances) \
          ON CONFLICT (organization_id, id) DO NOTHING RETURNING id",
     )
     .bind(tenant.id())
@@ -586,6 +609,8 @@ async fn insert_usage_events_pg(
     .bind(&attributes)
     .bind(&fingerprints)
     .bind(now_ms)
+    .bind(&decisions)
+    .bind(&instances)
     .fetch_all(pool)
     .await
     .map_err(StoreError::Sqlx)?;
@@ -632,4 +657,74 @@ async fn merge_rollups<C: ConnectionTrait>(
             .await?;
     }
     Ok(())
+}
+
+/// A stored usage event, as listed back to its organisation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredUsageEvent {
+    pub id: String,
+    pub event_type: String,
+    pub quantity: f64,
+    pub ts_ms: i64,
+    pub workload: Option<String>,
+    pub attributes: Option<String>,
+    pub received_ms: i64,
+    /// The allocation in force when the event happened, if any.
+    pub allocation: Option<crate::allocation::InForceSnapshot>,
+}
+
+impl Db {
+    /// The organisation's usage events in `[from_ms, to_ms)`, newest first,
+    /// optionally of one type and workload.
+    pub async fn usage_events_between(
+        &self,
+        tenant: &Tenant,
+        from_ms: i64,
+        to_ms: i64,
+        event_type: Option<&str>,
+        workload: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<StoredUsageEvent>, StoreError> {
+        let p = crate::sql::binder(self.db_backend());
+        let mut sql = format!(
+            "SELECT id, event_type, quantity, ts, workload, attributes, received_at, \
+             allocation_decision_id, allocation_instances FROM usage_events \
+             WHERE organization_id = {} AND ts >= {} AND ts < {}",
+            p(1),
+            p(2),
+            p(3)
+        );
+        let mut values: Vec<Value> = vec![tenant.id().into(), from_ms.into(), to_ms.into()];
+        for (column, v) in [("event_type", event_type), ("workload", workload)] {
+            if let Some(v) = v {
+                values.push(v.into());
+                sql.push_str(&format!(" AND {column} = {}", p(values.len())));
+            }
+        }
+        values.push((limit as i64).into());
+        sql.push_str(&format!(" ORDER BY ts DESC, id LIMIT {}", p(values.len())));
+        crate::sql::rows(self.conn(), sql, values)
+            .await?
+            .iter()
+            .map(|r| {
+                let decision: Option<String> = r.try_get_by_index(7)?;
+                let instances: Option<i32> = r.try_get_by_index(8)?;
+                Ok(StoredUsageEvent {
+                    id: r.try_get_by_index(0)?,
+                    event_type: r.try_get_by_index(1)?,
+                    quantity: r.try_get_by_index(2)?,
+                    ts_ms: r.try_get_by_index(3)?,
+                    workload: r.try_get_by_index(4)?,
+                    attributes: r.try_get_by_index(5)?,
+                    received_ms: r.try_get_by_index(6)?,
+                    allocation: decision.zip(instances).map(|(decision_id, instances)| {
+                        crate::allocation::InForceSnapshot {
+                            decision_id,
+                            instances,
+                        }
+                    }),
+                })
+            })
+            .collect()
+    }
 }

@@ -84,7 +84,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(organization::get_organization))
         .routes(routes!(organization::update_privacy))
         .routes(routes!(ingest::ingest_metrics))
-        .routes(routes!(ingest::ingest_events))
+        .routes(routes!(ingest::ingest_events, ingest::list_events))
         .routes(routes!(ingest::ingest_micro_operations))
         .routes(routes!(ingest::ingest_behaviour))
         .routes(routes!(ingest::query_metrics))

@@ -2,6 +2,7 @@
 //! in batches; each item stored once or refused with its index and reason.
 
 pub mod body;
+mod events;
 pub mod feed;
 pub mod items;
 mod query;
@@ -24,6 +25,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+pub use events::{__path_list_events, list_events};
 pub(crate) use query::instant;
 pub use query::{__path_query_metrics, query_metrics};
 

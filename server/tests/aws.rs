@@ -299,6 +299,16 @@ async fn aws_provider_drives_auto_scaling_groups() {
     .await;
     assert_eq!(res.status(), 200);
 
+    // The spot workload's group has a warm pool, which AWS does not allow
+    // beside the mixed instances policy spot needs.
+    peer.asg
+        .put_warm_pool()
+        .auto_scaling_group_name(&batch)
+        .min_size(1)
+        .send()
+        .await
+        .unwrap();
+
     // One tick: every workload decides 4 instances and commands its group.
     let summary = allocate_all(&app.db, &providers, now_ms).await.unwrap();
     assert_eq!(summary.decided, 3, "{summary:?}");
@@ -354,6 +364,11 @@ async fn aws_provider_drives_auto_scaling_groups() {
         peer.versions(&batch_template).await.len(),
         1,
         "type unchanged"
+    );
+    assert_eq!(
+        peer.warm_pool(&batch).await,
+        None,
+        "warm pool removed first"
     );
 
     // Someone else's group: refused, recorded, untouched.
@@ -428,6 +443,31 @@ async fn aws_provider_drives_auto_scaling_groups() {
     assert_eq!(versions.len(), 3, "{versions:?}");
     let f = aws.in_force(&org, &web).await.unwrap();
     assert!(want.drift(&f).is_empty(), "{f:?}");
+    // Turning a group with a warm pool to spot removes the pool first (AWS
+    // allows no warm pool beside a mixed instances policy).
+    let (conv, _) = peer.group("conv", &org).await;
+    peer.asg
+        .put_warm_pool()
+        .auto_scaling_group_name(&conv)
+        .min_size(2)
+        .send()
+        .await
+        .unwrap();
+    let spot = Desired {
+        instance_type: None,
+        purchase: Some(headroom_core::allocate::spot::Purchase::Spot {
+            expected_saving: 0.5,
+        }),
+        ..want.clone()
+    };
+    aws.apply(&org, &conv, &spot, "command-2").await.unwrap();
+    assert_eq!(peer.warm_pool(&conv).await, None);
+    let f = aws.in_force(&org, &conv).await.unwrap();
+    assert_eq!(
+        (f.on_demand_percent, f.instances),
+        (Some(0), Some(3)),
+        "{f:?}"
+    );
     // Another organisation cannot read it either.
     let e = aws.in_force("someone-else", &web).await.unwrap_err();
     assert!(!e.transient && e.message.contains("not tagged"), "{e:?}");

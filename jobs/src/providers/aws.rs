@@ -263,6 +263,17 @@ impl Aws {
             .map(|c| uncount(c.min_size()).unwrap_or(0)))
     }
 
+    async fn delete_warm_pool(&self, name: &str) -> Result<(), ProviderError> {
+        self.autoscaling
+            .delete_warm_pool()
+            .auto_scaling_group_name(name)
+            .force_delete(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteWarmPool", e))?;
+        Ok(())
+    }
+
     /// Spot prices of the last `hours` for `instance_type`, micro-dollars per
     /// instance-hour, every zone.
     pub async fn spot_prices(
@@ -311,6 +322,11 @@ impl Provider for Aws {
             }
             (None, _) => None,
         };
+        let becomes_mixed = want.purchase.is_some() && template.as_ref().is_some_and(|t| !t.mixed);
+        if becomes_mixed && self.warm_pool(name).await?.is_some() {
+            // AWS refuses a mixed instances policy beside a warm pool.
+            self.delete_warm_pool(name).await?;
+        }
         let mut update = self
             .autoscaling
             .update_auto_scaling_group()
@@ -370,13 +386,7 @@ impl Provider for Aws {
                     .await
                     .map_err(|e| sdk_error("PutWarmPool", e))?;
             } else if want.warm == 0 && pool.is_some() {
-                self.autoscaling
-                    .delete_warm_pool()
-                    .auto_scaling_group_name(name)
-                    .force_delete(true)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("DeleteWarmPool", e))?;
+                self.delete_warm_pool(name).await?;
             }
         }
         Ok(())

@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::{Backend, Browser, Options, TestApp, expect_error};
-use headroom_core::accounts::{Email, Role, Tier};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -583,19 +582,7 @@ async fn platform_admins_see_every_organization(backend: Backend) {
     let mut ada = Browser::new(&app);
     let acme = ada.signup("Acme", "ada@example.com", PASSWORD).await;
     let acme_id = acme["organization"]["id"].as_str().unwrap().to_owned();
-    let hash = headroom_server::auth::password::hash(PASSWORD.to_owned())
-        .await
-        .unwrap();
-    let email = Email::parse("ops@headroom.example").unwrap();
-    app.db
-        .create_organization_with_user("Operator", Tier::Guaranteed, &email, Role::Admin, hash)
-        .await
-        .unwrap();
-    let mut ops = Browser::new(&app);
-    assert_eq!(
-        ops.login("ops@headroom.example", PASSWORD).await.status(),
-        200
-    );
+    let ops = common::operator(&app, PASSWORD).await;
 
     let orgs: Value = ops
         .get("/api/v1/admin/organizations")

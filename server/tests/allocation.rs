@@ -12,24 +12,9 @@ use serde_json::{Value, json};
 const PASSWORD: &str = "correct horse battery staple";
 
 async fn key_for(app: &TestApp, org: &str) -> (Browser, String) {
-    let mut owner = Browser::new(app);
-    owner
-        .signup(
-            org,
-            &format!("owner@{}.example", org.to_lowercase()),
-            PASSWORD,
-        )
-        .await;
-    let key: Value = owner
-        .post(
-            "/api/v1/api-keys",
-            json!({ "name": "ops", "scopes": ["ingest", "read", "write"] }),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    (owner, key["secret"].as_str().unwrap().to_owned())
+    let (owner, _, key) =
+        common::org_with_key(app, org, PASSWORD, &["ingest", "read", "write"]).await;
+    (owner, key)
 }
 
 async fn send(

@@ -10,7 +10,7 @@ mod common;
 
 use aws_sdk_autoscaling::types::Tag;
 use aws_sdk_ec2::types::{InstanceType, RequestLaunchTemplateData};
-use common::{Backend, Browser, Options, TestApp, expect_error};
+use common::{Backend, Options, TestApp, expect_error};
 use headroom_jobs::allocate::{STEP_MS, allocate_all};
 use headroom_jobs::providers::aws::{Aws, AwsSettings, TENANT_TAG};
 use headroom_jobs::providers::{Desired, Provider, Providers};
@@ -219,10 +219,9 @@ async fn aws_provider_drives_auto_scaling_groups() {
         run: headroom_store::new_id()[20..].to_lowercase(),
     };
     let (app, providers) = aws_app(&config).await;
-    let mut owner = Browser::new(&app);
-    let info = owner.signup("Aws Co", "owner@aws.example", PASSWORD).await;
+    let (_owner, info, key) =
+        common::org_with_key(&app, "Aws", PASSWORD, &["ingest", "read", "write"]).await;
     let org = info["organization"]["id"].as_str().unwrap().to_owned();
-    let key = owner.api_key(&["ingest", "read", "write"]).await;
     let (web, web_template) = peer.group("web", &org).await;
     let (batch, batch_template) = peer.group("batch", &org).await;
     let (foreign, _) = peer.group("foreign", "someone-else").await;
@@ -485,11 +484,8 @@ async fn an_unreachable_aws_gives_a_failed_decision() {
         .port();
     let config = sdk_config(&format!("http://127.0.0.1:{port}")).await;
     let (app, providers) = aws_app(&config).await;
-    let mut owner = Browser::new(&app);
-    owner
-        .signup("Down Co", "owner@down.example", PASSWORD)
-        .await;
-    let key = owner.api_key(&["ingest", "read", "write"]).await;
+    let (_owner, _, key) =
+        common::org_with_key(&app, "Down", PASSWORD, &["ingest", "read", "write"]).await;
     let now_ms = demand(&app, &key, &["web"]).await;
     let res = send(
         &app,
@@ -521,9 +517,7 @@ async fn an_unreachable_aws_gives_a_failed_decision() {
 #[tokio::test]
 async fn aws_is_refused_where_not_enabled() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    let mut owner = Browser::new(&app);
-    owner.signup("Off Co", "owner@off.example", PASSWORD).await;
-    let key = owner.api_key(&["write"]).await;
+    let (_owner, _, key) = common::org_with_key(&app, "Off", PASSWORD, &["write"]).await;
     let msg = expect_error(
         send(
             &app,

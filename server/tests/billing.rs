@@ -19,26 +19,11 @@ use serde_json::{Value, json};
 const PASSWORD: &str = "correct horse battery staple";
 
 async fn org_with_key(app: &TestApp, org: &str) -> (Browser, String, String) {
-    let mut owner = Browser::new(app);
-    let info = owner
-        .signup(
-            org,
-            &format!("owner@{}.example", org.to_lowercase()),
-            PASSWORD,
-        )
-        .await;
-    let key: Value = owner
-        .post(
-            "/api/v1/api-keys",
-            json!({ "name": "ops", "scopes": ["ingest", "read", "write"] }),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (owner, info, key) =
+        common::org_with_key(app, org, PASSWORD, &["ingest", "read", "write"]).await;
     (
         owner,
-        key["secret"].as_str().unwrap().to_owned(),
+        key,
         info["organization"]["id"].as_str().unwrap().to_owned(),
     )
 }

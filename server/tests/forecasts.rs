@@ -11,24 +11,9 @@ use serde_json::{Value, json};
 const PASSWORD: &str = "correct horse battery staple";
 
 async fn key_for(app: &TestApp, org: &str) -> String {
-    let mut owner = Browser::new(app);
-    owner
-        .signup(
-            org,
-            &format!("owner@{}.example", org.to_lowercase()),
-            PASSWORD,
-        )
-        .await;
-    let key: Value = owner
-        .post(
-            "/api/v1/api-keys",
-            json!({ "name": "agent", "scopes": ["ingest", "read"] }),
-        )
+    common::org_with_key(app, org, PASSWORD, &["ingest", "read"])
         .await
-        .json()
-        .await
-        .unwrap();
-    key["secret"].as_str().unwrap().to_owned()
+        .2
 }
 
 async fn get(app: &TestApp, key: Option<&str>, path: &str) -> reqwest::Response {
@@ -529,9 +514,7 @@ async fn model_registry_scores_and_serves_the_live_version(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let mut owner = Browser::new(&app);
-    owner.signup("Acme", "owner@acme.example", PASSWORD).await;
-    let key = owner.api_key(&["ingest", "read"]).await;
+    let (owner, _, key) = common::org_with_key(&app, "Acme", PASSWORD, &["ingest", "read"]).await;
     // Three days of 5-minute CPU with a daily cycle and a little noise.
     let now_s = chrono::Utc::now().timestamp();
     let start = now_s - now_s.rem_euclid(300) - 863 * 300;

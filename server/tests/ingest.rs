@@ -12,24 +12,8 @@ const PASSWORD: &str = "correct horse battery staple";
 
 /// An organisation with an API key of the given scopes.
 async fn tenant(app: &TestApp, name: &str, scopes: &[&str]) -> (Browser, String) {
-    let mut owner = Browser::new(app);
-    owner
-        .signup(
-            name,
-            &format!("owner@{}.example", name.to_lowercase()),
-            PASSWORD,
-        )
-        .await;
-    let key: Value = owner
-        .post(
-            "/api/v1/api-keys",
-            json!({ "name": "agent", "scopes": scopes }),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    (owner, key["secret"].as_str().unwrap().to_owned())
+    let (owner, _, key) = common::org_with_key(app, name, PASSWORD, scopes).await;
+    (owner, key)
 }
 
 async fn send(app: &TestApp, key: &str, path: &str, body: Value) -> reqwest::Response {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::stripe::{SPEC, StripePeer, validate};
-use common::{Backend, Browser, Options, TestApp, expect_error};
+use common::{Backend, Options, TestApp, expect_error};
 use headroom_core::billing::{Currency, HOUR_MS, Period, PriceRule, RuleKind, Scope};
 use headroom_jobs::stripe::{StripeSettings, client, push_all};
 use headroom_store::Tenant;
@@ -114,30 +114,14 @@ async fn seed_rules(app: &TestApp, at: i64) {
 
 /// A new organisation with `calls` api_call events at `at_ms`; returns its tenant.
 async fn org_with_usage(app: &TestApp, name: &str, at_ms: i64, calls: usize) -> Tenant {
-    let mut owner = Browser::new(app);
-    let info = owner
-        .signup(
-            name,
-            &format!("owner@{}.example", name.to_lowercase()),
-            PASSWORD,
-        )
-        .await;
-    let key: Value = owner
-        .post(
-            "/api/v1/api-keys",
-            json!({ "name": "ingest", "scopes": ["ingest"] }),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (_owner, info, key) = common::org_with_key(app, name, PASSWORD, &["ingest"]).await;
     let events: Vec<Value> = (0..calls)
         .map(|i| json!({ "id": format!("{name}-{i}"), "type": "api_call", "quantity": 3, "timestamp": at_ms as f64 / 1000.0 }))
         .collect();
     let res = app
         .http
         .post(app.url("/api/v1/events"))
-        .bearer_auth(key["secret"].as_str().unwrap())
+        .bearer_auth(&key)
         .json(&events)
         .send()
         .await

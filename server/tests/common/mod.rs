@@ -370,6 +370,26 @@ impl Browser {
 }
 
 /// Asserts a JSON error answer with this status, and returns its message.
+/// A new organisation `org` whose owner (`owner@<org>.example`) is signed in,
+/// with its sign-up answer and an API key of `scopes`.
+pub async fn org_with_key(
+    app: &TestApp,
+    org: &str,
+    password: &str,
+    scopes: &[&str],
+) -> (Browser, serde_json::Value, String) {
+    let mut owner = Browser::new(app);
+    let info = owner
+        .signup(
+            org,
+            &format!("owner@{}.example", org.to_lowercase()),
+            password,
+        )
+        .await;
+    let key = owner.api_key(scopes).await;
+    (owner, info, key)
+}
+
 /// A platform operator (an admin of a guaranteed-tier operator organisation),
 /// logged in.
 pub async fn operator(app: &TestApp, password: &str) -> Browser {

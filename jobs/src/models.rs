@@ -116,8 +116,19 @@ pub async fn check(
             verdict: None,
             recent: None,
         };
+        // A live version this build no longer ships (an older LSTM, where
+        // this process has a newer one) gives way to what runs here; one that
+        // only lacks ONNX Runtime in this process is kept.
+        let retired = live.as_ref().is_some_and(|l| {
+            !names.contains(&l.version) && lstm.is_some_and(|m| lstm_serves(m, horizon))
+        });
         let mut due = if force {
             Some("asked for".to_owned())
+        } else if retired {
+            Some(format!(
+                "the live version {} is not shipped by this build",
+                live.as_ref().map_or("", |l| l.version.as_str())
+            ))
         } else {
             match &live {
                 None => Some("no version is live yet".to_owned()),
@@ -157,9 +168,12 @@ pub async fn check(
                 .iter()
                 .map(|(n, s)| (n.as_str(), *s))
                 .collect();
-            if let Some((name, verdict)) =
-                registry::choose(live.as_ref().map(|l| l.version.as_str()), &scored)
-            {
+            if let Some((name, verdict)) = registry::choose(
+                live.as_ref()
+                    .filter(|_| !retired)
+                    .map(|l| l.version.as_str()),
+                &scored,
+            ) {
                 let reason = match &verdict {
                     Verdict::FirstLive { reason }
                     | Verdict::Promote { reason }

@@ -99,7 +99,7 @@ async fn forecasts_are_made_on_schedule_and_served(backend: Backend) {
         let f = by_horizon(horizon);
         assert_eq!(f["metric"], "cpu");
         assert_eq!(f["step_seconds"], step);
-        // With ONNX Runtime present the LSTM takes part: `statistical-1+lstm-1`.
+        // With ONNX Runtime present the LSTM takes part: `statistical-1+lstm-2`.
         assert!(
             f["model_version"]
                 .as_str()
@@ -608,6 +608,22 @@ async fn model_registry_scores_and_serves_the_live_version(backend: Backend) {
         (stored.mase.unwrap() - best.1.mase).abs() < 1e-9,
         "{stored:?}"
     );
+
+    // A live version the build no longer ships (an older LSTM) gives way
+    // at the next check to the best that runs here.
+    if lstm.is_some() {
+        common::execute(
+            &app.db,
+            "UPDATE model_versions SET version = 'statistical-1+lstm-0' WHERE status = 'live'",
+        )
+        .await;
+        let fourth = check(&app.db, lstm.as_ref(), now_ms, false).await.unwrap();
+        let why = fourth[0].scored_because.clone().unwrap_or_default();
+        assert!(why.contains("statistical-1+lstm-0 is not shipped"), "{why}");
+        assert_eq!(fourth[0].live.as_deref(), Some(best.0.as_str()));
+        let stored = app.db.live_model("allocation").await.unwrap().unwrap();
+        assert_eq!(stored.version, best.0, "{stored:?}");
+    }
 
     // The forecast job serves the live version.
     headroom_jobs::forecast::forecast_all(&app.db, lstm.as_ref(), now_ms)

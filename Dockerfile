@@ -91,8 +91,9 @@ FROM ${RUNTIME_IMAGE} AS runtime
 
 ARG ONNXRUNTIME_VERSION=1.31.1
 
+# iproute2: `tc`, for the cgroup provider's bandwidth caps (HEADROOM_CGROUP_NET_DEVICE).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates libstdc++6 \
+    && apt-get install -y --no-install-recommends ca-certificates libstdc++6 iproute2 \
     && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system --gid 10001 headroom \

@@ -17,8 +17,9 @@ use headroom_core::allocate::Budget;
 use headroom_core::allocate::{Bounds, ControllerState, Fleet, Inputs, Mode, PolicyConfig, decide};
 use headroom_core::billing::{Customer, Decimal, RuleBook};
 use headroom_core::forecast::{Horizon, Step};
-use headroom_store::allocation::{StoredDecision, StoredSettings};
+use headroom_store::allocation::{DecisionWrite, StoredDecision, StoredSettings, TickReads};
 use headroom_store::billing::{NewNotification, PriceChange};
+use headroom_store::forecasts::StoredForecast;
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -30,7 +31,8 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 
-use crate::providers::{Desired, ProviderError, Providers};
+use crate::providers::aws::Query;
+use crate::providers::{Desired, InForce, ProviderError, Providers};
 use headroom_core::allocate::spot::{self, Purchase, SpotInputs};
 
 /// The controller's step: the allocation horizon's.
@@ -101,6 +103,10 @@ pub fn label<T: serde::Serialize>(v: &T) -> String {
 }
 
 /// One tick for every controlled workload as of `now_ms`.
+///
+/// Inputs are read for all workloads at once ([`Db::tick_reads`]), every
+/// decision is logged in bulk before any command is sent
+/// ([`Db::record_decisions`]), then the commands go out.
 pub async fn allocate_all(
     db: &Db,
     providers: &Providers,
@@ -108,21 +114,64 @@ pub async fn allocate_all(
 ) -> Result<TickSummary, BoxDynError> {
     let mut summary = TickSummary::default();
     let mut money = TickMoney::load(db).await?;
-    for (tenant, settings) in db.controlled_workloads().await? {
+    let mut reads = db
+        .tick_reads(now_ms - STEP_MS, now_ms, Horizon::Allocation.as_str())
+        .await?;
+    let workloads = db.controlled_workloads().await?;
+    let mut in_force = aws_in_force(providers, &workloads).await;
+    let mut planned = Vec::new();
+    for (tenant, settings) in workloads {
         summary.workloads += 1;
-        match allocate_one(db, providers, &mut money, &tenant, &settings, now_ms).await {
-            Ok(Some(changed)) => {
-                summary.decided += 1;
-                summary.changed += usize::from(changed);
-            }
-            Ok(None) => summary.repeated += 1,
+        let workload = settings.workload.clone();
+        let found = in_force.remove(&(tenant.id().to_owned(), workload.clone()));
+        match plan(
+            db,
+            providers,
+            &mut money,
+            &mut reads,
+            found,
+            tenant.clone(),
+            settings,
+            now_ms,
+        )
+        .await
+        {
+            Ok(p) => planned.push(p),
             // One workload's bad data must not stop the others.
             Err(e) => tracing::error!(
                 organization = tenant.id(),
-                workload = settings.workload,
+                workload,
                 error = %e,
                 "allocation decision failed"
             ),
+        }
+    }
+    let writes: Vec<DecisionWrite<'_>> = planned
+        .iter()
+        .map(|p| DecisionWrite {
+            tenant: &p.tenant,
+            decision: &p.row,
+            state_json: Some(&p.state_json),
+            // Logged first with the fleet unchanged: a retried tick finds
+            // the decision and sends nothing.
+            commanded: p.settings.commanded,
+        })
+        .collect();
+    let inserted = db.record_decisions(&writes).await?;
+    for (p, new) in planned.iter().zip(inserted) {
+        if !new {
+            summary.repeated += 1;
+            continue;
+        }
+        summary.decided += 1;
+        summary.changed += usize::from(p.changed);
+        if let Err(e) = carry_out(db, providers, &money, p, now_ms).await {
+            tracing::error!(
+                organization = p.tenant.id(),
+                workload = p.settings.workload,
+                error = %e,
+                "allocation decision not carried out"
+            );
         }
     }
     Ok(summary)
@@ -234,18 +283,13 @@ impl TickMoney {
 }
 
 /// Forecast steps from the one that starts after `now_ms` on, in instance
-/// units, with the model version; empty when the forecast is stale.
-async fn forecast_from_now(
-    db: &Db,
-    tenant: &Tenant,
+/// units, with the model version; empty without a forecast.
+fn forecast_from_now(
+    stored: Option<&StoredForecast>,
     s: &StoredSettings,
     now_ms: i64,
 ) -> Result<(Vec<Step>, Option<String>), BoxDynError> {
-    let stored = db.latest_forecasts(tenant, &s.workload).await?;
-    let Some(f) = stored
-        .into_iter()
-        .find(|f| f.metric == s.metric && f.horizon == Horizon::Allocation.as_str())
-    else {
+    let Some(f) = stored else {
         return Ok((Vec::new(), None));
     };
     let steps: Vec<Step> = serde_json::from_str(&f.steps_json)?;
@@ -259,18 +303,70 @@ async fn forecast_from_now(
         .skip(elapsed)
         .map(|st| Step::ordered(st.p10 / per, st.p50 / per, st.p90 / per))
         .collect();
-    Ok((steps, Some(f.model_version)))
+    Ok((steps, Some(f.model_version.clone())))
 }
 
-/// Returns whether the fleet changed, or `None` when this slot was decided.
-async fn allocate_one(
+/// A workload's decision for this tick, made but not yet logged.
+struct Planned {
+    tenant: Tenant,
+    settings: StoredSettings,
+    row: StoredDecision,
+    state_json: String,
+    /// The forecast from now on, in instances (how long new capacity is needed).
+    forecast: Vec<Step>,
+    target: f64,
+    before: u32,
+    changed: bool,
+}
+
+/// What the AWS provider has in force for the tick's AWS workloads that are
+/// `on`, read in batches (a hundred groups a call) before anyone decides; by
+/// (organisation id, workload). Empty without the provider: each workload's
+/// own read then says why.
+async fn aws_in_force(
+    providers: &Providers,
+    workloads: &[(Tenant, StoredSettings)],
+) -> HashMap<(String, String), Result<InForce, ProviderError>> {
+    let Ok(aws) = providers.aws() else {
+        return HashMap::new();
+    };
+    let (keys, queries): (Vec<_>, Vec<_>) = workloads
+        .iter()
+        .filter(|(_, s)| s.provider == "aws" && s.mode == "on")
+        .map(|(t, s)| {
+            (
+                (t.id().to_owned(), s.workload.clone()),
+                Query {
+                    tenant: t.id(),
+                    name: s.provider_ref.as_deref().unwrap_or_default(),
+                    instance_type: s.instance_type.is_some(),
+                },
+            )
+        })
+        .unzip();
+    if queries.is_empty() {
+        return HashMap::new();
+    }
+    keys.into_iter()
+        .zip(aws.in_force_many(&queries).await)
+        .collect()
+}
+
+/// Decides for one workload from the tick's reads, after finishing what an
+/// interrupted tick left pending and repairing drift. `found` is what the
+/// provider had in force when the tick began, when it was read in a batch.
+#[allow(clippy::too_many_arguments)]
+async fn plan(
     db: &Db,
     providers: &Providers,
     money: &mut TickMoney,
-    tenant: &Tenant,
-    s: &StoredSettings,
+    reads: &mut TickReads,
+    found: Option<Result<InForce, ProviderError>>,
+    tenant: Tenant,
+    s: StoredSettings,
     now_ms: i64,
-) -> Result<Option<bool>, BoxDynError> {
+) -> Result<Planned, BoxDynError> {
+    let key = (tenant.id().to_owned(), s.workload.clone());
     let mode = parse_mode(&s.mode).ok_or_else(|| format!("unknown mode {:?}", s.mode))?;
     let bounds = Bounds::new(
         u32::try_from(s.min_instances)?,
@@ -282,23 +378,25 @@ async fn allocate_one(
     };
     // Finish what an interrupted tick started before deciding anew; the
     // settings are read again since that may change the fleet on record.
-    let reread;
-    let s = if let Some(id) = redrive_pending(db, providers, tenant, s).await? {
+    let mut found = found;
+    let s = if let Some(d) = reads.pending.remove(&key) {
+        // Carrying it out changes what is in force: read again below.
+        found = None;
+        // The forecast it was sized from is gone: one step is assumed.
+        finish(db, providers, &tenant, &s, &d, STEP_MS as f64 / 3_600_000.0).await?;
         tracing::warn!(
             organization = tenant.id(),
             workload = s.workload,
-            decision = id,
+            decision = d.id,
             "finished a decision left pending"
         );
-        reread = db
-            .allocation_settings(tenant, &s.workload)
+        db.allocation_settings(&tenant, &s.workload)
             .await?
-            .ok_or("the workload's settings disappeared")?;
-        &reread
+            .ok_or("the workload's settings disappeared")?
     } else {
         s
     };
-    let repaired = reconcile(providers, tenant, s).await;
+    let repaired = reconcile(providers, &tenant, &s, found).await;
     if let Some(note) = &repaired {
         tracing::warn!(organization = tenant.id(), workload = s.workload, "{note}");
     }
@@ -306,16 +404,13 @@ async fn allocate_one(
         Some(j) => serde_json::from_str(j)?,
         None => ControllerState::new(&cfg),
     };
-    let observed = db
-        .recent_mean(tenant, &s.workload, &s.metric, now_ms - STEP_MS, now_ms)
-        .await?
-        .map(|v| v / s.units_per_instance);
-    let (forecast, version) = forecast_from_now(db, tenant, s, now_ms).await?;
+    let observed = reads.means.get(&key).map(|v| v / s.units_per_instance);
+    let (forecast, version) = forecast_from_now(reads.forecasts.get(&key), &s, now_ms)?;
     let commanded = u32::try_from(s.commanded)?;
-    let budget = money.budget(db, tenant, now_ms).await?;
+    let budget = money.budget(db, &tenant, now_ms).await?;
     let readiness = match &s.readiness_event {
         Some(t) => Some(
-            crate::readiness::score(db, tenant, t, now_ms, READINESS_WITHIN_SECS)
+            crate::readiness::score(db, &tenant, t, now_ms, READINESS_WITHIN_SECS)
                 .await?
                 .0,
         ),
@@ -371,29 +466,44 @@ async fn allocate_one(
         detail,
     };
     let state_json = serde_json::to_string(&state)?;
-    // Logged first (fleet unchanged): a retried tick finds it and sends nothing.
-    let inserted = db
-        .record_decision(tenant, &row, Some(&state_json), s.commanded, None)
-        .await?;
-    if !inserted {
-        return Ok(None);
-    }
-    let status = if status == "pending" {
-        let needed = needed_hours(&forecast, decision.before, cfg.target);
-        finish(db, providers, tenant, s, &row, needed).await?
+    Ok(Planned {
+        tenant,
+        settings: s,
+        row,
+        state_json,
+        forecast,
+        target: cfg.target,
+        before: decision.before,
+        changed,
+    })
+}
+
+/// Sends a logged decision's command (when it has one) and announces the
+/// outcome.
+async fn carry_out(
+    db: &Db,
+    providers: &Providers,
+    money: &TickMoney,
+    p: &Planned,
+    now_ms: i64,
+) -> Result<(), BoxDynError> {
+    let (tenant, s, row) = (&p.tenant, &p.settings, &p.row);
+    let status = if row.status == "pending" {
+        let needed = needed_hours(&p.forecast, p.before, p.target);
+        finish(db, providers, tenant, s, row, needed).await?
     } else {
-        status
+        row.status.as_str()
     };
     // Fleets that really changed, or a command that failed. Logged decisions
     // (forecast-only, no provider) leave the fleet as it is, so they would
     // repeat every tick; they stay in the decision log.
-    if (changed && status == "applied") || status == "failed" {
+    if (p.changed && status == "applied") || status == "failed" {
         // The decision stands whatever becomes of its announcement.
-        if let Err(e) = money.announce(db, tenant, &row, status, now_ms).await {
+        if let Err(e) = money.announce(db, tenant, row, status, now_ms).await {
             tracing::warn!(organization = tenant.id(), workload = s.workload, error = %e, "decision not announced");
         }
     }
-    Ok(Some(changed))
+    Ok(())
 }
 
 /// How long new capacity above `before` is expected to be needed: the
@@ -418,6 +528,7 @@ fn desired(s: &StoredSettings, instances: u32, warm: u32) -> Desired {
         min: u32::try_from(s.min_instances).unwrap_or(0),
         max: u32::try_from(s.max_instances).unwrap_or(0),
         memory_bytes: memory_bytes(s, instances.max(1)),
+        network_bits_per_sec: network_bits(s, instances.max(1)),
         // Priority 1 is the kernel's default weight (100).
         io_weight: Some((s.priority * 100.0).round().clamp(1.0, 10_000.0) as u32),
         instance_type: s.instance_type.clone(),
@@ -522,37 +633,27 @@ async fn finish(
     Ok(status)
 }
 
-/// A decision left `pending` by a worker that stopped between logging it and
-/// finishing it is carried out now, unless a later decision superseded it.
-async fn redrive_pending(
-    db: &Db,
-    providers: &Providers,
-    tenant: &Tenant,
-    s: &StoredSettings,
-) -> Result<Option<String>, BoxDynError> {
-    let latest = db
-        .allocation_decisions(tenant, Some(&s.workload), 1)
-        .await?;
-    let Some(d) = latest.into_iter().next() else {
-        return Ok(None);
-    };
-    if d.status != "pending" {
-        return Ok(None);
-    }
-    // The forecast it was sized from is gone: one step is assumed.
-    finish(db, providers, tenant, s, &d, STEP_MS as f64 / 3_600_000.0).await?;
-    Ok(Some(d.id))
-}
-
-/// Compares what the provider has in force with the record and re-applies
-/// the record when they differ; says what it repaired.
 /// The memory limit for a fleet, when the workload sets one per instance.
 fn memory_bytes(s: &StoredSettings, instances: u32) -> Option<u64> {
     let mib = u64::try_from(s.memory_mib_per_instance?).ok()?;
     mib.checked_mul(1 << 20)?.checked_mul(u64::from(instances))
 }
 
-async fn reconcile(providers: &Providers, tenant: &Tenant, s: &StoredSettings) -> Option<String> {
+/// The egress cap for a fleet, when the workload sets one per instance.
+fn network_bits(s: &StoredSettings, instances: u32) -> Option<u64> {
+    let mbit = u64::try_from(s.network_mbit_per_instance?).ok()?;
+    mbit.checked_mul(1_000_000)?
+        .checked_mul(u64::from(instances))
+}
+
+/// Compares what the provider has in force with the record and re-applies
+/// the record when they differ; says what it repaired.
+async fn reconcile(
+    providers: &Providers,
+    tenant: &Tenant,
+    s: &StoredSettings,
+    found: Option<Result<InForce, ProviderError>>,
+) -> Option<String> {
     if s.provider == "none" || s.mode != "on" {
         return None;
     }
@@ -562,7 +663,11 @@ async fn reconcile(providers: &Providers, tenant: &Tenant, s: &StoredSettings) -
         u32::try_from(s.commanded).unwrap_or(0),
         u32::try_from(s.warm_commanded).unwrap_or(0),
     );
-    let found = match providers.in_force(&s.provider, tenant.id(), target).await {
+    let found = match found {
+        Some(f) => f,
+        None => providers.in_force(&s.provider, tenant.id(), target).await,
+    };
+    let found = match found {
         Ok(f) => f,
         Err(e) => return Some(format!("could not read what is in force: {e}")),
     };

@@ -17,6 +17,8 @@ mod m20261125_000012_allocation_readiness;
 mod m20261125_000013_allocation_aws;
 mod m20261125_000014_model_versions;
 mod m20261125_000015_usage_allocation;
+mod m20261125_000016_allocation_network;
+mod m20261125_000017_pending_decisions;
 
 pub struct Migrator;
 
@@ -39,6 +41,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000013_allocation_aws::Migration),
             Box::new(m20261125_000014_model_versions::Migration),
             Box::new(m20261125_000015_usage_allocation::Migration),
+            Box::new(m20261125_000016_allocation_network::Migration),
+            Box::new(m20261125_000017_pending_decisions::Migration),
         ]
     }
 }

@@ -63,6 +63,8 @@ pub enum Bench {
     Forecast(crate::bench::forecast::ForecastBench),
     /// One allocation-controller tick over many workloads (no database).
     Controller(crate::bench::controller::ControllerBench),
+    /// The allocation job's whole tick against the configured database.
+    Tick(crate::bench::tick::TickBench),
     /// Latency from a committed change to the event at browsers' streams.
     Notifications(crate::bench::notifications::NotificationBench),
 }
@@ -209,6 +211,7 @@ async fn run(command: Command, config: Config) -> ExitCode {
         Command::Bench(Bench::Notifications(args)) => {
             finish(crate::bench::notifications::run(config, args).await)
         }
+        Command::Bench(Bench::Tick(args)) => finish(crate::bench::tick::run(config, args).await),
         Command::Backtest(_)
         | Command::Bench(Bench::Forecast(_))
         | Command::Bench(Bench::Controller(_)) => {

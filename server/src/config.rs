@@ -91,6 +91,11 @@ pub struct Config {
     /// `<mount>/<cgroup_base>/<organisation>/<name>`.
     pub cgroup_mount: Option<PathBuf>,
     pub cgroup_base: String,
+    /// The network device whose egress the `cgroup` provider shapes with
+    /// `tc` (unset: no bandwidth limits), and where the net_prio controller
+    /// is mounted (unset: found in /proc/mounts).
+    pub cgroup_net_device: Option<String>,
+    pub cgroup_net_prio: Option<PathBuf>,
     /// The `aws` allocation provider (Auto Scaling groups), when enabled
     /// (`HEADROOM_AWS_PROVIDER`); credentials come from the AWS SDK's standard
     /// environment variables, profile or instance role.
@@ -143,6 +148,8 @@ const KEYS: &[&str] = &[
     "stripe_schedule",
     "cgroup_mount",
     "cgroup_base",
+    "cgroup_net_device",
+    "cgroup_net_prio",
     "aws_provider",
     "aws_region",
     "aws_endpoint_url",
@@ -307,6 +314,8 @@ impl Config {
         let cgroup_mount = get("cgroup_mount").map(|(_, v)| PathBuf::from(v));
         let cgroup_base =
             get("cgroup_base").map_or_else(|| "headroom".to_owned(), |(_, v)| v.to_owned());
+        let cgroup_net_device = nonempty("cgroup_net_device");
+        let cgroup_net_prio = get("cgroup_net_prio").map(|(_, v)| PathBuf::from(v));
         let job_retention = Duration::from_secs(3600 * positive(raw, "job_retention_hours", 168)?);
         let shutdown_timeout = Duration::from_secs(positive(raw, "shutdown_timeout_secs", 30)?);
         let public_url = match get("public_url") {
@@ -370,6 +379,8 @@ impl Config {
             stripe_schedule,
             cgroup_mount,
             cgroup_base,
+            cgroup_net_device,
+            cgroup_net_prio,
             aws,
             job_retention,
             shutdown_timeout,

@@ -102,8 +102,14 @@ pub fn worker_settings(config: &Config, lstm: Option<Arc<LstmForecaster>>) -> Wo
             }),
         stripe_schedule: config.stripe_schedule.clone(),
         cgroups: config.cgroup_mount.as_ref().map(|mount| {
-            headroom_jobs::providers::cgroup::Cgroups::detect(mount, &config.cgroup_base)
-                .map_err(|e| e.to_string())
+            use headroom_jobs::providers::{bandwidth::Bandwidth, cgroup::Cgroups};
+            let cg = Cgroups::detect(mount, &config.cgroup_base).map_err(|e| e.to_string())?;
+            match &config.cgroup_net_device {
+                Some(dev) => Bandwidth::detect(dev, config.cgroup_net_prio.as_deref())
+                    .map(|bw| cg.with_bandwidth(bw))
+                    .map_err(|e| format!("HEADROOM_CGROUP_NET_DEVICE: {e}")),
+                None => Ok(cg),
+            }
         }),
         aws: config.aws.clone(),
         job_retention: config.job_retention,

@@ -426,12 +426,29 @@ async fn cgroup_provider_applies_decisions_and_repairs_drift() {
     .await;
     assert!(msg.contains("memory_mib_per_instance"), "{msg}");
     body["memory_mib_per_instance"] = json!(256);
+    body["network_mbit_per_instance"] = json!(0);
+    let msg = expect_error(
+        send(
+            &app,
+            &key,
+            M::PUT,
+            "/api/v1/workloads/web/allocation",
+            Some(body.clone()),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert!(msg.contains("network_mbit_per_instance"), "{msg}");
+    body.as_object_mut()
+        .unwrap()
+        .remove("network_mbit_per_instance");
     let res = send(
         &app,
         &key,
         M::PUT,
         "/api/v1/workloads/web/allocation",
-        Some(body),
+        Some(body.clone()),
     )
     .await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
@@ -497,6 +514,76 @@ async fn cgroup_provider_applies_decisions_and_repairs_drift() {
         ),
         (Some(4), Some("applied"))
     );
+
+    // A bandwidth cap on a server with no device to shape: the decision is
+    // recorded as failed with the reason, and nothing was half-applied.
+    let res = send(
+        &app,
+        &key,
+        M::POST,
+        "/api/v1/metrics",
+        Some(json!(
+            points
+                .iter()
+                .map(|p| {
+                    let mut p = p.clone();
+                    p["workload"] = json!("api");
+                    p
+                })
+                .collect::<Vec<_>>()
+        )),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let mut api = body;
+    api["provider_ref"] = json!("api");
+    api["network_mbit_per_instance"] = json!(100);
+    let res = send(
+        &app,
+        &key,
+        M::PUT,
+        "/api/v1/workloads/api/allocation",
+        Some(api),
+    )
+    .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let d: Value = loop {
+        let list: Vec<Value> = send(&app, &key, M::GET, "/api/v1/allocation-decisions", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if let Some(d) = list
+            .into_iter()
+            .find(|d| d["workload"] == "api" && d["status"] != "pending")
+        {
+            break d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no decision for api within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let untouched = cg.in_force(&org, "api").unwrap().cpu_cores;
+    let _ = cg.remove(&org, "api");
+    cleanup(Some(&org));
+    assert_eq!(d["status"], "failed", "{d}");
+    assert!(
+        d["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("HEADROOM_CGROUP_NET_DEVICE"),
+        "{d}"
+    );
+    assert_eq!(untouched, None, "a failed command left a CPU quota behind");
+    let s: Value = send(&app, &key, M::GET, "/api/v1/workloads/api/allocation", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["network_mbit_per_instance"], 100, "{s}");
 }
 
 /// A decision a stopped worker left `pending` is carried out by the next tick

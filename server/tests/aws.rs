@@ -4,7 +4,8 @@
 //! and spot share; drift made behind Headroom's back is repaired; a group not
 //! tagged for the organisation is never touched; a retried command makes no
 //! second launch-template version; an unreachable AWS gives a recorded
-//! failed decision with the fleet on record unchanged.
+//! failed decision with the fleet on record unchanged; a tick reads a
+//! hundred groups with one call.
 
 mod common;
 
@@ -12,10 +13,11 @@ use aws_sdk_autoscaling::types::Tag;
 use aws_sdk_ec2::types::{InstanceType, RequestLaunchTemplateData};
 use common::{Backend, Options, TestApp, expect_error};
 use headroom_jobs::allocate::{STEP_MS, allocate_all};
-use headroom_jobs::providers::aws::{Aws, AwsSettings, TENANT_TAG};
+use headroom_jobs::providers::aws::{Aws, AwsSettings, Query, TENANT_TAG};
 use headroom_jobs::providers::{Desired, Provider, Providers};
 use reqwest::Method as M;
 use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -164,6 +166,10 @@ async fn send(
 /// The app with the `aws` provider allowed (no worker: ticks are called
 /// directly), and the providers a tick gets: AWS at `config`'s endpoint.
 async fn aws_app(config: &aws_config::SdkConfig) -> (TestApp, Providers) {
+    aws_app_with(Aws::from_sdk_config(config)).await
+}
+
+async fn aws_app_with(aws: Aws) -> (TestApp, Providers) {
     let app = TestApp::spawn_with(
         Backend::Sqlite,
         Options {
@@ -175,7 +181,7 @@ async fn aws_app(config: &aws_config::SdkConfig) -> (TestApp, Providers) {
     .unwrap();
     let providers = Providers {
         cgroups: None,
-        aws: Some(Ok(Aws::from_sdk_config(config))),
+        aws: Some(Ok(aws)),
     };
     (app, providers)
 }
@@ -199,7 +205,8 @@ async fn demand(app: &TestApp, key: &str, workloads: &[&str]) -> i64 {
 
 /// The newest decision for `workload`.
 async fn last_decision(app: &TestApp, key: &str, workload: &str) -> Value {
-    let list: Vec<Value> = send(app, key, M::GET, "/api/v1/allocation-decisions", None)
+    let path = format!("/api/v1/allocation-decisions?workload={workload}");
+    let list: Vec<Value> = send(app, key, M::GET, &path, None)
         .await
         .json()
         .await
@@ -236,6 +243,11 @@ async fn aws_provider_drives_auto_scaling_groups() {
     // Settings that cannot work are refused with the reason.
     for (field, value, needle) in [
         ("memory_mib_per_instance", json!(512), "cgroup"),
+        (
+            "network_mbit_per_instance",
+            json!(100),
+            "network_mbit_per_instance applies",
+        ),
         ("instance_type", json!("T3 large"), "instance_type"),
         ("allow_spot", json!(true), "allow_spot needs"),
         (
@@ -433,6 +445,7 @@ async fn aws_provider_drives_auto_scaling_groups() {
         max: 8,
         memory_bytes: None,
         io_weight: None,
+        network_bits_per_sec: None,
         instance_type: Some("t3.xlarge".into()),
         purchase: None,
     };
@@ -534,4 +547,199 @@ async fn aws_is_refused_where_not_enabled() {
     )
     .await;
     assert!(msg.contains("HEADROOM_AWS_PROVIDER"), "{msg}");
+}
+
+/// The AWS API actions a client sent, in order (Query protocol: the body's
+/// `Action=`).
+#[derive(Debug, Clone, Default)]
+struct Calls(Arc<Mutex<Vec<String>>>);
+
+impl Calls {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+impl aws_sdk_autoscaling::config::Intercept for Calls {
+    fn name(&self) -> &'static str {
+        "calls"
+    }
+
+    fn read_before_transmit(
+        &self,
+        ctx: &aws_sdk_autoscaling::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_autoscaling::config::RuntimeComponents,
+        _: &mut aws_sdk_autoscaling::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let body = String::from_utf8_lossy(ctx.request().body().bytes().unwrap_or_default());
+        if let Some(action) = body.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
+            self.0.lock().unwrap().push(action.to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// A tick reads every AWS workload's group in batches of a hundred (warm
+/// pools with them), not one DescribeAutoScalingGroups per workload; what it
+/// reads is what the one-group read gives; a missing or foreign group fails
+/// its own workload only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_reads_a_hundred_groups_a_call() {
+    let Some(endpoint) = moto() else { return };
+    let config = sdk_config(&endpoint).await;
+    let calls = Calls::default();
+    let aws = Aws::from_clients(
+        aws_sdk_autoscaling::Client::from_conf(
+            aws_sdk_autoscaling::config::Builder::from(&config)
+                .interceptor(calls.clone())
+                .build(),
+        ),
+        aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::config::Builder::from(&config)
+                .interceptor(calls.clone())
+                .build(),
+        ),
+    );
+    let peer = Peer {
+        asg: aws_sdk_autoscaling::Client::new(&config),
+        ec2: aws_sdk_ec2::Client::new(&config),
+        run: headroom_store::new_id()[20..].to_lowercase(),
+    };
+    let (app, providers) = aws_app_with(aws).await;
+    let (_owner, info, key) =
+        common::org_with_key(&app, "Many", PASSWORD, &["ingest", "read", "write"]).await;
+    let org = info["organization"]["id"].as_str().unwrap().to_owned();
+
+    const N: usize = 120;
+    let mut groups = Vec::new();
+    for i in 0..N {
+        groups.push(peer.group(&format!("g{i}"), &org).await.0);
+    }
+    let (alien, _) = peer.group("alien", "someone-else").await;
+    let workloads: Vec<String> = (0..N).map(|i| format!("w{i}")).collect();
+    let mut all: Vec<&str> = workloads.iter().map(String::as_str).collect();
+    all.extend(["ghost", "alien"]);
+    let now_ms = demand(&app, &key, &all).await;
+    let put = |workload: String, group: String, mode: &'static str| {
+        let (app, key) = (&app, &key);
+        async move {
+            let res = send(
+                app,
+                key,
+                M::PUT,
+                &format!("/api/v1/workloads/{workload}/allocation"),
+                Some(json!({
+                    "metric": "cpu", "units_per_instance": 100.0, "mode": mode,
+                    "min_instances": 1, "max_instances": 8, "provider": "aws",
+                    "provider_ref": group,
+                })),
+            )
+            .await;
+            assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        }
+    };
+    for (w, g) in workloads.iter().zip(&groups) {
+        put(w.clone(), g.clone(), "on").await;
+    }
+    put("ghost".into(), format!("ghost-{}", peer.run), "on").await;
+    put("alien".into(), alien.clone(), "on").await;
+
+    // The first tick sizes every fleet (2.5 instances of demand: 4).
+    let s = allocate_all(&app.db, &providers, now_ms - STEP_MS)
+        .await
+        .unwrap();
+    assert_eq!((s.decided, s.changed), (N + 2, N + 2), "{s:?}");
+    assert_eq!(peer.describe(&groups[7]).await.desired_capacity(), Some(4));
+    for (w, why) in [
+        ("ghost", "no Auto Scaling group named"),
+        ("alien", "is not tagged"),
+    ] {
+        let d = last_decision(&app, &key, w).await;
+        assert_eq!(d["status"], "failed", "{d}");
+        assert!(
+            d["detail"].as_str().unwrap_or_default().contains(why),
+            "{d}"
+        );
+    }
+    assert_eq!(peer.describe(&alien).await.desired_capacity(), Some(1));
+
+    // The one-group read and the batch agree, warm pool and instance type
+    // included.
+    peer.asg
+        .put_warm_pool()
+        .auto_scaling_group_name(&groups[3])
+        .min_size(2)
+        .send()
+        .await
+        .unwrap();
+    let aws = providers.aws().unwrap();
+    let queries: Vec<Query<'_>> = groups[..5]
+        .iter()
+        .map(|g| Query {
+            tenant: &org,
+            name: g,
+            instance_type: true,
+        })
+        .chain([Query {
+            tenant: "someone-else",
+            name: &groups[0],
+            instance_type: false,
+        }])
+        .collect();
+    let batch = aws.in_force_many(&queries).await;
+    for (q, b) in queries[..5].iter().zip(&batch) {
+        assert_eq!(
+            b.as_ref().unwrap(),
+            &aws.in_force(q.tenant, q.name).await.unwrap()
+        );
+    }
+    let f = batch[3].as_ref().unwrap();
+    assert_eq!(
+        (f.warm, f.instances, f.instance_type.as_deref()),
+        (Some(2), Some(4), Some("t3.small")),
+        "{f:?}"
+    );
+    assert!(
+        batch[5]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("not tagged")
+    );
+    peer.asg
+        .delete_warm_pool()
+        .auto_scaling_group_name(&groups[3])
+        .force_delete(true)
+        .send()
+        .await
+        .unwrap();
+
+    // The next tick, with one group drifted: N groups read in two calls, one
+    // repair (its describe and its update), nothing else.
+    put("ghost".into(), format!("ghost-{}", peer.run), "off").await;
+    put("alien".into(), alien.clone(), "off").await;
+    peer.asg
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(&groups[11])
+        .desired_capacity(2)
+        .send()
+        .await
+        .unwrap();
+    calls.take();
+    let s = allocate_all(&app.db, &providers, now_ms).await.unwrap();
+    assert_eq!(s.decided, N, "{s:?}");
+    let sent = calls.take();
+    let count = |action: &str| sent.iter().filter(|a| *a == action).count();
+    assert_eq!(count("DescribeAutoScalingGroups"), 3, "{sent:?}");
+    assert_eq!(count("UpdateAutoScalingGroup"), 1, "{sent:?}");
+    assert_eq!(sent.len(), 4, "{sent:?}");
+    let d = last_decision(&app, &key, "w11").await;
+    assert!(
+        d["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("2 instances in force, 4 on record"),
+        "{d}"
+    );
+    assert_eq!(peer.describe(&groups[11]).await.desired_capacity(), Some(4));
 }

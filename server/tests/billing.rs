@@ -125,6 +125,7 @@ fn settings(workload: &str) -> StoredSettings {
         allow_spot: false,
         on_demand_micros_per_hour: None,
         warm_commanded: 0,
+        network_mbit_per_instance: None,
     }
 }
 

@@ -3,7 +3,10 @@
 
 use sea_orm::{ConnectionTrait, Statement, TransactionTrait, Value};
 
-use crate::sql::{placeholder as ph, placeholders};
+use std::collections::{HashMap, HashSet};
+
+use crate::forecasts::StoredForecast;
+use crate::sql::{binder, placeholder, placeholder as ph, placeholders};
 use crate::{Db, StoreError, Tenant};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +40,8 @@ pub struct StoredSettings {
     pub on_demand_micros_per_hour: Option<i64>,
     /// Warm (stopped, ready) instances commanded beside the fleet.
     pub warm_commanded: i32,
+    /// Egress bandwidth per instance, Mbit/s (cgroup provider, with `tc`).
+    pub network_mbit_per_instance: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,9 +68,9 @@ pub struct StoredDecision {
 const SETTINGS_COLUMNS: &str = "workload, metric, units_per_instance, mode, min_instances, \
     max_instances, target, priority, provider, provider_ref, commanded, state, \
     last_suggestion_at, updated_at, readiness_event, memory_mib_per_instance, instance_type, \
-    allow_spot, on_demand_micros_per_hour, warm_commanded";
+    allow_spot, on_demand_micros_per_hour, warm_commanded, network_mbit_per_instance";
 /// Columns in `SETTINGS_COLUMNS`.
-const SETTINGS_COUNT: usize = 20;
+const SETTINGS_COUNT: usize = 21;
 
 fn settings_from_row(r: &sea_orm::QueryResult) -> Result<StoredSettings, StoreError> {
     Ok(StoredSettings {
@@ -89,6 +94,7 @@ fn settings_from_row(r: &sea_orm::QueryResult) -> Result<StoredSettings, StoreEr
         allow_spot: r.try_get_by_index(17)?,
         on_demand_micros_per_hour: r.try_get_by_index(18)?,
         warm_commanded: r.try_get_by_index(19)?,
+        network_mbit_per_instance: r.try_get_by_index(20)?,
     })
 }
 
@@ -143,7 +149,8 @@ impl Db {
              readiness_event = excluded.readiness_event, \
              memory_mib_per_instance = excluded.memory_mib_per_instance, \
              instance_type = excluded.instance_type, allow_spot = excluded.allow_spot, \
-             on_demand_micros_per_hour = excluded.on_demand_micros_per_hour{fleet_update}",
+             on_demand_micros_per_hour = excluded.on_demand_micros_per_hour, \
+             network_mbit_per_instance = excluded.network_mbit_per_instance{fleet_update}",
             placeholders(backend, 1, SETTINGS_COUNT + 1).join(", ")
         );
         let values: Vec<Value> = vec![
@@ -168,6 +175,7 @@ impl Db {
             s.allow_spot.into(),
             s.on_demand_micros_per_hour.into(),
             s.warm_commanded.into(),
+            s.network_mbit_per_instance.into(),
         ];
         self.conn()
             .execute_raw(Statement::from_sql_and_values(backend, sql, values))
@@ -259,26 +267,7 @@ impl Db {
              ON CONFLICT (organization_id, workload, source, slot) DO NOTHING",
             placeholders(backend, 1, 18).join(", ")
         );
-        let values: Vec<Value> = vec![
-            tenant.id().into(),
-            d.id.clone().into(),
-            d.workload.clone().into(),
-            d.source.clone().into(),
-            d.slot.into(),
-            d.decided_ms.into(),
-            d.mode.clone().into(),
-            d.before.into(),
-            d.after.into(),
-            d.warm.into(),
-            d.reason.clone().into(),
-            d.limits_json.clone().into(),
-            d.observed.into(),
-            d.sized_for.into(),
-            d.forecast_version.clone().into(),
-            d.status.clone().into(),
-            d.command_id.clone().into(),
-            d.detail.clone().into(),
-        ];
+        let values = decision_values(tenant, d).to_vec();
         let inserted = tx
             .execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?
@@ -339,52 +328,235 @@ impl Db {
             .await?;
         rows.iter().map(decision_from_row).collect()
     }
-
-    /// Mean of a series over `[from_ms, to_ms)` from its minute rollups.
-    pub async fn recent_mean(
-        &self,
-        tenant: &Tenant,
-        workload: &str,
-        metric: &str,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Option<f64>, StoreError> {
-        let backend = self.conn().get_database_backend();
-        let sql = format!(
-            "SELECT SUM(sum), CAST(SUM(count) AS BIGINT) FROM metric_rollups WHERE organization_id = {} \
-             AND workload = {} AND metric = {} AND resolution = 60 AND bucket_start >= {} \
-             AND bucket_start < {}",
-            ph(backend, 1),
-            ph(backend, 2),
-            ph(backend, 3),
-            ph(backend, 4),
-            ph(backend, 5)
-        );
-        let row = self
-            .conn()
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                vec![
-                    tenant.id().into(),
-                    workload.into(),
-                    metric.into(),
-                    from_ms.into(),
-                    to_ms.into(),
-                ],
-            ))
-            .await?;
-        let Some(r) = row else { return Ok(None) };
-        let sum: Option<f64> = r.try_get_by_index(0)?;
-        let count: Option<i64> = r.try_get_by_index(1)?;
-        Ok(match (sum, count) {
-            (Some(s), Some(c)) if c > 0 => Some(s / c as f64),
-            _ => None,
-        })
-    }
 }
 
+/// What one controller tick reads for every controlled workload (mode not
+/// `off`), keyed by (organisation id, workload): three statements in all,
+/// however many workloads there are.
+#[derive(Debug, Default)]
+pub struct TickReads {
+    /// Mean of the workload's metric over the window, from minute rollups.
+    pub means: HashMap<(String, String), f64>,
+    /// The latest forecast of the workload's metric at the given horizon.
+    pub forecasts: HashMap<(String, String), StoredForecast>,
+    /// The workload's newest decision left `pending` (a tick interrupted
+    /// between logging it and carrying it out).
+    pub pending: HashMap<(String, String), StoredDecision>,
+}
+
+/// A decision to log in [`Db::record_decisions`], with the state and fleet it
+/// leaves.
+#[derive(Debug, Clone)]
+pub struct DecisionWrite<'a> {
+    pub tenant: &'a Tenant,
+    pub decision: &'a StoredDecision,
+    pub state_json: Option<&'a str>,
+    pub commanded: i32,
+}
+
+/// A decision's values in `organization_id, DECISION_COLUMNS` order.
+fn decision_values(tenant: &Tenant, d: &StoredDecision) -> [Value; 18] {
+    [
+        tenant.id().into(),
+        d.id.clone().into(),
+        d.workload.clone().into(),
+        d.source.clone().into(),
+        d.slot.into(),
+        d.decided_ms.into(),
+        d.mode.clone().into(),
+        d.before.into(),
+        d.after.into(),
+        d.warm.into(),
+        d.reason.clone().into(),
+        d.limits_json.clone().into(),
+        d.observed.into(),
+        d.sized_for.into(),
+        d.forecast_version.clone().into(),
+        d.status.clone().into(),
+        d.command_id.clone().into(),
+        d.detail.clone().into(),
+    ]
+}
+
+/// Rows per statement when decisions are written in bulk (18 values each,
+/// well inside both backends' limit on bound values).
+const DECISION_CHUNK: usize = 500;
+
 impl Db {
+    /// [`TickReads`] for the window `[from_ms, to_ms)` and `horizon`.
+    pub async fn tick_reads(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        horizon: &str,
+    ) -> Result<TickReads, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let p = binder(backend);
+        let mut out = TickReads::default();
+        // Joined from the settings so each workload's rollups are found
+        // through the primary key, not by scanning every recent bucket.
+        let means = crate::sql::rows(
+            self.conn(),
+            format!(
+                "SELECT s.organization_id, s.workload, SUM(r.sum), CAST(SUM(r.count) AS BIGINT) \
+                 FROM allocation_settings s JOIN metric_rollups r \
+                 ON r.organization_id = s.organization_id AND r.workload = s.workload \
+                 AND r.metric = s.metric AND r.resolution = 60 \
+                 AND r.bucket_start >= {} AND r.bucket_start < {} \
+                 WHERE s.mode <> 'off' GROUP BY s.organization_id, s.workload",
+                p(1),
+                p(2)
+            ),
+            vec![from_ms.into(), to_ms.into()],
+        )
+        .await?;
+        for r in &means {
+            let sum: Option<f64> = r.try_get_by_index(2)?;
+            let count: Option<i64> = r.try_get_by_index(3)?;
+            if let (Some(sum), Some(count)) = (sum, count)
+                && count > 0
+            {
+                out.means.insert(
+                    (r.try_get_by_index(0)?, r.try_get_by_index(1)?),
+                    sum / count as f64,
+                );
+            }
+        }
+        let forecasts = crate::sql::rows(
+            self.conn(),
+            format!(
+                "SELECT s.organization_id, f.workload, f.metric, f.horizon, f.origin, f.step_secs, \
+                 f.made_at, f.model_version, f.steps \
+                 FROM allocation_settings s JOIN forecasts f \
+                 ON f.organization_id = s.organization_id AND f.workload = s.workload \
+                 AND f.metric = s.metric AND f.horizon = {} \
+                 AND f.origin = (SELECT MAX(g.origin) FROM forecasts g \
+                   WHERE g.organization_id = s.organization_id AND g.workload = s.workload \
+                   AND g.metric = s.metric AND g.horizon = {}) \
+                 WHERE s.mode <> 'off'",
+                p(1),
+                p(2)
+            ),
+            vec![horizon.into(), horizon.into()],
+        )
+        .await?;
+        for r in &forecasts {
+            let f = StoredForecast {
+                workload: r.try_get_by_index(1)?,
+                metric: r.try_get_by_index(2)?,
+                horizon: r.try_get_by_index(3)?,
+                origin_ms: r.try_get_by_index(4)?,
+                step_secs: i64::from(r.try_get_by_index::<i32>(5)?),
+                made_at_ms: r.try_get_by_index(6)?,
+                model_version: r.try_get_by_index(7)?,
+                steps_json: r.try_get_by_index(8)?,
+            };
+            out.forecasts
+                .insert((r.try_get_by_index(0)?, f.workload.clone()), f);
+        }
+        // Found through a partial index of pending decisions (migration 017);
+        // one a newer decision superseded is not carried out.
+        let pending = crate::sql::rows(
+            self.conn(),
+            format!(
+                "SELECT {DECISION_COLUMNS}, organization_id FROM allocation_decisions d \
+                 WHERE status = 'pending' AND NOT EXISTS (SELECT 1 FROM allocation_decisions n \
+                   WHERE n.organization_id = d.organization_id AND n.workload = d.workload \
+                   AND n.decided_at > d.decided_at) \
+                 ORDER BY decided_at, id"
+            ),
+            vec![],
+        )
+        .await?;
+        for r in &pending {
+            let d = decision_from_row(r)?;
+            let org: String = r.try_get_by_index(17)?;
+            // Ordered oldest first: the newest stays.
+            out.pending.insert((org, d.workload.clone()), d);
+        }
+        Ok(out)
+    }
+
+    /// Logs many decisions, like [`Db::record_decision`] for each (a slot
+    /// already decided changes nothing), in one transaction per chunk of
+    /// rows with one statement for the decisions and one for the settings.
+    /// Returns, in order, whether each was new.
+    pub async fn record_decisions(
+        &self,
+        writes: &[DecisionWrite<'_>],
+    ) -> Result<Vec<bool>, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let mut inserted = Vec::with_capacity(writes.len());
+        for chunk in writes.chunks(DECISION_CHUNK) {
+            let tx = self.conn().begin().await?;
+            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 18);
+            let mut rows = Vec::with_capacity(chunk.len());
+            for w in chunk {
+                let d = w.decision;
+                rows.push(format!(
+                    "({})",
+                    placeholders(backend, values.len() + 1, 18).join(", ")
+                ));
+                values.extend(decision_values(w.tenant, d));
+            }
+            let new: HashSet<String> = crate::sql::rows(
+                &tx,
+                format!(
+                    "INSERT INTO allocation_decisions (organization_id, {DECISION_COLUMNS}) \
+                     VALUES {} ON CONFLICT (organization_id, workload, source, slot) DO NOTHING \
+                     RETURNING id",
+                    rows.join(", ")
+                ),
+                values,
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get_by_index::<String>(0))
+            .collect::<Result<_, _>>()?;
+            let fresh: Vec<&DecisionWrite<'_>> = chunk
+                .iter()
+                .filter(|w| new.contains(&w.decision.id))
+                .collect();
+            if !fresh.is_empty() {
+                // VALUES columns are column1.. on both backends; typed so
+                // PostgreSQL does not read the parameters as text.
+                let mut values: Vec<Value> = Vec::with_capacity(fresh.len() * 4);
+                let mut rows = Vec::with_capacity(fresh.len());
+                for w in &fresh {
+                    let n = values.len();
+                    rows.push(format!(
+                        "({}, {}, {}, CAST({} AS INTEGER))",
+                        placeholder(backend, n + 1),
+                        placeholder(backend, n + 2),
+                        placeholder(backend, n + 3),
+                        placeholder(backend, n + 4)
+                    ));
+                    values.extend([
+                        w.tenant.id().into(),
+                        w.decision.workload.clone().into(),
+                        w.state_json.map(str::to_owned).into(),
+                        w.commanded.into(),
+                    ]);
+                }
+                crate::sql::exec(
+                    &tx,
+                    format!(
+                        "UPDATE allocation_settings SET state = COALESCE(v.column3, state), \
+                         commanded = v.column4 FROM (VALUES {}) AS v \
+                         WHERE allocation_settings.organization_id = v.column1 \
+                         AND allocation_settings.workload = v.column2",
+                        rows.join(", ")
+                    ),
+                    values,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            inserted.extend(chunk.iter().map(|w| new.contains(&w.decision.id)));
+        }
+        Ok(inserted)
+    }
+
     /// Records how a logged decision's command ended, and the fleet it left
     /// (instances, warm instances).
     pub async fn finish_decision(

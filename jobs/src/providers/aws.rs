@@ -19,11 +19,15 @@ use aws_sdk_autoscaling::types::{
     MixedInstancesPolicy, WarmPoolState,
 };
 use aws_sdk_ec2::types::{InstanceType, RequestLaunchTemplateData};
+use std::collections::HashMap;
 
 use super::{Desired, InForce, Provider, ProviderError, on_demand_percent};
 
 /// The tag naming the organisation a group belongs to.
 pub const TENANT_TAG: &str = "headroom:organization";
+
+/// Groups per DescribeAutoScalingGroups call (AWS's largest page).
+const GROUPS_PER_CALL: usize = 100;
 
 /// Spot prices are asked for Linux instances (the price AWS lists first).
 const PRODUCT: &str = "Linux/UNIX";
@@ -39,6 +43,16 @@ const TRANSIENT_CODES: &[&str] = &[
     "ResourceContention",
     "ScalingActivityInProgress",
 ];
+
+/// One group to read in [`Aws::in_force_many`].
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    pub tenant: &'a str,
+    pub name: &'a str,
+    /// Whether to read the launch template's instance type (one more call
+    /// per template version; only workloads that manage the type need it).
+    pub instance_type: bool,
+}
 
 #[derive(Debug, Clone)]
 pub struct Aws {
@@ -133,29 +147,70 @@ impl Aws {
 
     /// From a configuration built elsewhere (explicit credentials, say).
     pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Self {
-        Self {
-            autoscaling: aws_sdk_autoscaling::Client::new(config),
-            ec2: aws_sdk_ec2::Client::new(config),
-        }
+        Self::from_clients(
+            aws_sdk_autoscaling::Client::new(config),
+            aws_sdk_ec2::Client::new(config),
+        )
+    }
+
+    /// From clients configured elsewhere (with interceptors, say).
+    pub fn from_clients(
+        autoscaling: aws_sdk_autoscaling::Client,
+        ec2: aws_sdk_ec2::Client,
+    ) -> Self {
+        Self { autoscaling, ec2 }
     }
 
     /// The tenant's group, or why it cannot be commanded.
     async fn group(&self, tenant: &str, name: &str) -> Result<AutoScalingGroup, ProviderError> {
-        let out = self
-            .autoscaling
-            .describe_auto_scaling_groups()
-            .auto_scaling_group_names(name)
-            .send()
-            .await
-            .map_err(|e| sdk_error("DescribeAutoScalingGroups", e))?;
-        let group = out
-            .auto_scaling_groups()
-            .iter()
-            .find(|g| g.auto_scaling_group_name() == Some(name))
-            .cloned()
-            .ok_or_else(|| {
-                ProviderError::permanent(format!("no Auto Scaling group named {name:?}"))
-            })?;
+        let found = self.groups(&[name]).await?;
+        Self::owned(tenant, name, found.get(name)).cloned()
+    }
+
+    /// The groups among `names` that exist, by name: one
+    /// DescribeAutoScalingGroups call per hundred names (and per page).
+    async fn groups(
+        &self,
+        names: &[&str],
+    ) -> Result<HashMap<String, AutoScalingGroup>, ProviderError> {
+        let mut out = HashMap::with_capacity(names.len());
+        for chunk in names.chunks(GROUPS_PER_CALL) {
+            let mut token: Option<String> = None;
+            loop {
+                let page = self
+                    .autoscaling
+                    .describe_auto_scaling_groups()
+                    .set_auto_scaling_group_names(Some(
+                        chunk.iter().map(|n| (*n).to_owned()).collect(),
+                    ))
+                    .max_records(GROUPS_PER_CALL as i32)
+                    .set_next_token(token.take())
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("DescribeAutoScalingGroups", e))?;
+                for g in page.auto_scaling_groups() {
+                    if let Some(n) = g.auto_scaling_group_name() {
+                        out.insert(n.to_owned(), g.clone());
+                    }
+                }
+                match page.next_token() {
+                    Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                    _ => break,
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `group` when it exists and is tagged for `tenant`, or why not.
+    fn owned<'g>(
+        tenant: &str,
+        name: &str,
+        group: Option<&'g AutoScalingGroup>,
+    ) -> Result<&'g AutoScalingGroup, ProviderError> {
+        let group = group.ok_or_else(|| {
+            ProviderError::permanent(format!("no Auto Scaling group named {name:?}"))
+        })?;
         let owner = group
             .tags()
             .iter()
@@ -168,6 +223,80 @@ impl Aws {
             )));
         }
         Ok(group)
+    }
+
+    /// What is in force for many groups, in `queries`' order, with one
+    /// DescribeAutoScalingGroups call per hundred groups (warm pools come
+    /// with the groups). A launch template version is described only for
+    /// queries that ask for the instance type, once per version.
+    pub async fn in_force_many(
+        &self,
+        queries: &[Query<'_>],
+    ) -> Vec<Result<InForce, ProviderError>> {
+        let mut names: Vec<&str> = queries.iter().map(|q| q.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        let groups = match self.groups(&names).await {
+            Ok(g) => g,
+            Err(e) => return vec![Err(e); queries.len()],
+        };
+        let mut versions: HashMap<(String, String), Result<Option<String>, ProviderError>> =
+            HashMap::new();
+        let mut out = Vec::with_capacity(queries.len());
+        for q in queries {
+            let group = match Self::owned(q.tenant, q.name, groups.get(q.name)) {
+                Ok(g) => g,
+                Err(e) => {
+                    out.push(Err(e));
+                    continue;
+                }
+            };
+            let template = Self::template(group);
+            let instance_type = match (&template, q.instance_type) {
+                (Some(t), true) => {
+                    let key = (t.id.clone(), t.version.clone());
+                    if !versions.contains_key(&key) {
+                        let kind = self.template_version(t).await.map(|v| v.1);
+                        versions.insert(key.clone(), kind);
+                    }
+                    match &versions[&key] {
+                        Ok(kind) => kind.clone(),
+                        Err(e) => {
+                            out.push(Err(e.clone()));
+                            continue;
+                        }
+                    }
+                }
+                _ => None,
+            };
+            out.push(Ok(Self::in_force_of(group, template, instance_type)));
+        }
+        out
+    }
+
+    /// A described group as [`InForce`].
+    fn in_force_of(
+        group: &AutoScalingGroup,
+        template: Option<Template>,
+        instance_type: Option<String>,
+    ) -> InForce {
+        let mixed = template.as_ref().is_some_and(|t| t.mixed);
+        // A mixed instances policy admits no warm pool, so none is reported.
+        let warm = (!mixed).then(|| {
+            group
+                .warm_pool_configuration()
+                .and_then(|c| uncount(c.min_size()))
+                .unwrap_or(0)
+        });
+        InForce {
+            instances: uncount(group.desired_capacity()),
+            warm,
+            bounds: uncount(group.min_size()).zip(uncount(group.max_size())),
+            memory_bytes: None,
+            network_bits_per_sec: None,
+            instance_type,
+            on_demand_percent: template.and_then(|t| t.on_demand_percent),
+        }
     }
 
     fn template(group: &AutoScalingGroup) -> Option<Template> {
@@ -250,19 +379,6 @@ impl Aws {
         Ok(Some(version.to_string()))
     }
 
-    async fn warm_pool(&self, name: &str) -> Result<Option<u32>, ProviderError> {
-        let out = self
-            .autoscaling
-            .describe_warm_pool()
-            .auto_scaling_group_name(name)
-            .send()
-            .await
-            .map_err(|e| sdk_error("DescribeWarmPool", e))?;
-        Ok(out
-            .warm_pool_configuration()
-            .map(|c| uncount(c.min_size()).unwrap_or(0)))
-    }
-
     async fn delete_warm_pool(&self, name: &str) -> Result<(), ProviderError> {
         self.autoscaling
             .delete_warm_pool()
@@ -323,7 +439,11 @@ impl Provider for Aws {
             (None, _) => None,
         };
         let becomes_mixed = want.purchase.is_some() && template.as_ref().is_some_and(|t| !t.mixed);
-        if becomes_mixed && self.warm_pool(name).await?.is_some() {
+        // The warm pool comes with the group's description.
+        let pool = group
+            .warm_pool_configuration()
+            .map(|c| uncount(c.min_size()).unwrap_or(0));
+        if becomes_mixed && pool.is_some() {
             // AWS refuses a mixed instances policy beside a warm pool.
             self.delete_warm_pool(name).await?;
         }
@@ -375,7 +495,6 @@ impl Provider for Aws {
             .map_err(|e| sdk_error("UpdateAutoScalingGroup", e))?;
         let mixed = want.purchase.is_some() || template.as_ref().is_some_and(|t| t.mixed);
         if !mixed {
-            let pool = self.warm_pool(name).await?;
             if want.warm > 0 && pool != Some(want.warm) {
                 self.autoscaling
                     .put_warm_pool()
@@ -399,19 +518,6 @@ impl Provider for Aws {
             Some(t) => self.template_version(t).await?.1,
             None => None,
         };
-        let mixed = template.as_ref().is_some_and(|t| t.mixed);
-        let warm = if mixed {
-            None
-        } else {
-            Some(self.warm_pool(name).await?.unwrap_or(0))
-        };
-        Ok(InForce {
-            instances: uncount(group.desired_capacity()),
-            warm,
-            bounds: uncount(group.min_size()).zip(uncount(group.max_size())),
-            memory_bytes: None,
-            instance_type,
-            on_demand_percent: template.and_then(|t| t.on_demand_percent),
-        })
+        Ok(Self::in_force_of(&group, template, instance_type))
     }
 }

@@ -1,6 +1,7 @@
 //! Linux control groups, for processes on the machine Headroom runs on: CPU
 //! quota, memory limit and block-I/O weight, on the unified (v2) hierarchy or
-//! the v1 controllers, whichever the machine mounts.
+//! the v1 controllers, whichever the machine mounts; egress bandwidth with
+//! `tc` where a device is configured (see [`super::bandwidth`]).
 //!
 //! Groups live under one root Headroom is given (e.g. `/sys/fs/cgroup/headroom`
 //! on v2, or `headroom` inside each v1 controller), each organisation in its
@@ -9,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::bandwidth::{Bandwidth, BandwidthError};
 use super::{Desired, Provider, ProviderError};
 
 /// CFS period used for quotas (the kernel's default).
@@ -34,6 +36,12 @@ pub enum CgroupError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "a network bandwidth limit needs HEADROOM_CGROUP_NET_DEVICE (the device to shape) and the net_prio controller"
+    )]
+    NoBandwidth,
+    #[error("network bandwidth: {0}")]
+    Network(#[from] BandwidthError),
 }
 
 /// Which hierarchy the machine has.
@@ -49,6 +57,8 @@ pub struct InForce {
     /// CPU cores of quota; `None` when unlimited.
     pub cpu_cores: Option<f64>,
     pub memory_bytes: Option<u64>,
+    /// Egress cap on the configured device, bits/s.
+    pub network_bits_per_sec: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +69,8 @@ pub struct Cgroups {
     /// controller.
     base: String,
     version: Version,
+    /// Egress limits, when a device is configured.
+    bandwidth: Option<Bandwidth>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError + '_ {
@@ -98,7 +110,18 @@ impl Cgroups {
             mount: mount.to_owned(),
             base: base.to_owned(),
             version,
+            bandwidth: None,
         })
+    }
+
+    /// Also caps groups' egress bandwidth through `bw`.
+    pub fn with_bandwidth(mut self, bw: Bandwidth) -> Self {
+        self.bandwidth = Some(bw);
+        self
+    }
+
+    pub fn bandwidth(&self) -> Option<&Bandwidth> {
+        self.bandwidth.as_ref()
     }
 
     pub fn version(&self) -> Version {
@@ -116,11 +139,20 @@ impl Cgroups {
     ) -> Result<PathBuf, CgroupError> {
         check_name(tenant)?;
         check_name(group)?;
-        let root = match self.version {
-            Version::V2 => self.mount.clone(),
-            Version::V1 => self.mount.join(controller),
+        // net_prio exists only as a v1 hierarchy, wherever it is mounted.
+        let (root, unified) = match (controller, self.version) {
+            ("net_prio", _) => (
+                self.bandwidth
+                    .as_ref()
+                    .ok_or(CgroupError::NoBandwidth)?
+                    .root()
+                    .to_owned(),
+                false,
+            ),
+            (_, Version::V2) => (self.mount.clone(), true),
+            (_, Version::V1) => (self.mount.join(controller), false),
         };
-        if self.version == Version::V1 && !root.is_dir() {
+        if !unified && !root.is_dir() {
             return Err(CgroupError::Unsupported(controller));
         }
         let mut dir = root;
@@ -128,7 +160,7 @@ impl Cgroups {
             dir.push(part);
             if create && !dir.is_dir() {
                 std::fs::create_dir(&dir).map_err(io(&dir))?;
-                if self.version == Version::V2 {
+                if unified {
                     // Children need the controllers delegated by their parent.
                     self.delegate(dir.parent().expect("has a parent"))?;
                 }
@@ -166,15 +198,52 @@ impl Cgroups {
             .map_err(io(&path))
     }
 
-    /// Moves a process into the group (for every controller on v1).
-    pub fn add_process(&self, tenant: &str, group: &str, pid: u32) -> Result<(), CgroupError> {
-        let controllers: &[&'static str] = match self.version {
-            Version::V2 => &[""],
-            Version::V1 => &["cpu", "memory"],
+    /// The v1 hierarchies (or the one v2 one, `""`) a group has a directory
+    /// in; net_prio when bandwidth is configured.
+    fn hierarchies(&self) -> Vec<&'static str> {
+        let mut out = match self.version {
+            Version::V2 => vec![""],
+            Version::V1 => ["cpu", "memory", "blkio"]
+                .into_iter()
+                .filter(|c| *c == "cpu" || self.mount.join(c).is_dir())
+                .collect(),
         };
-        for c in controllers {
+        if self.bandwidth.is_some() {
+            out.push("net_prio");
+        }
+        out
+    }
+
+    /// Moves a process into the group (in every hierarchy on v1).
+    pub fn add_process(&self, tenant: &str, group: &str, pid: u32) -> Result<(), CgroupError> {
+        for c in self.hierarchies() {
             let dir = self.dir(c, tenant, group, true)?;
             Self::write(&dir, "cgroup.procs", &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Caps the group's egress on the configured device at `bits_per_sec`.
+    pub fn set_network(
+        &self,
+        tenant: &str,
+        group: &str,
+        bits_per_sec: u64,
+    ) -> Result<(), CgroupError> {
+        let bw = self.bandwidth.as_ref().ok_or(CgroupError::NoBandwidth)?;
+        let dir = self.dir("net_prio", tenant, group, true)?;
+        bw.set(&dir, &bw.root().join(&self.base), bits_per_sec)?;
+        Ok(())
+    }
+
+    /// Lifts the group's egress cap, if it has one (and bandwidth is configured).
+    pub fn clear_network(&self, tenant: &str, group: &str) -> Result<(), CgroupError> {
+        let Some(bw) = &self.bandwidth else {
+            return Ok(());
+        };
+        let dir = self.dir("net_prio", tenant, group, false)?;
+        if dir.is_dir() {
+            bw.clear(&dir)?;
         }
         Ok(())
     }
@@ -241,6 +310,7 @@ impl Cgroups {
             return Ok(InForce {
                 cpu_cores: None,
                 memory_bytes: None,
+                network_bits_per_sec: None,
             });
         }
         let cpu_cores = match self.version {
@@ -274,19 +344,29 @@ impl Cgroups {
         } else {
             None
         };
+        let network_bits_per_sec = match &self.bandwidth {
+            Some(bw) => {
+                let dir = self.dir("net_prio", tenant, group, false)?;
+                if dir.is_dir() {
+                    bw.in_force(&dir)?
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
         Ok(InForce {
             cpu_cores,
             memory_bytes,
+            network_bits_per_sec,
         })
     }
 
-    /// Removes the group (it must have no processes left).
+    /// Removes the group (it must have no processes left), and its traffic
+    /// class.
     pub fn remove(&self, tenant: &str, group: &str) -> Result<(), CgroupError> {
-        let controllers: &[&'static str] = match self.version {
-            Version::V2 => &[""],
-            Version::V1 => &["cpu", "memory", "blkio"],
-        };
-        for c in controllers {
+        self.clear_network(tenant, group)?;
+        for c in self.hierarchies() {
             let Ok(dir) = self.dir(c, tenant, group, false) else {
                 continue;
             };
@@ -303,7 +383,11 @@ impl From<CgroupError> for ProviderError {
         Self {
             // Files that could not be written may be a passing state (a busy
             // group); anything else is configuration.
-            transient: matches!(e, CgroupError::Io { .. }),
+            transient: match &e {
+                CgroupError::Io { .. } => true,
+                CgroupError::Network(b) => b.transient(),
+                _ => false,
+            },
             message: e.to_string(),
         }
     }
@@ -319,7 +403,11 @@ impl Provider for Cgroups {
         want: &Desired,
         _token: &str,
     ) -> Result<(), ProviderError> {
-        // Writing a value is idempotent; no token is needed.
+        // Writing a value is idempotent; no token is needed. A limit that
+        // cannot be applied here fails the command before anything changes.
+        if want.network_bits_per_sec.is_some() && self.bandwidth.is_none() {
+            return Err(CgroupError::NoBandwidth.into());
+        }
         let instances = want.instances.max(1);
         self.set_cpu(tenant, group, f64::from(instances) * CORES_PER_INSTANCE)?;
         if let Some(bytes) = want.memory_bytes {
@@ -331,6 +419,11 @@ impl Provider for Cgroups {
                 Err(e) => return Err(e.into()),
             }
         }
+        match want.network_bits_per_sec {
+            Some(bits) => self.set_network(tenant, group, bits)?,
+            // The workload's setting was removed: nothing stays capped.
+            None => self.clear_network(tenant, group)?,
+        }
         Ok(())
     }
 
@@ -341,6 +434,7 @@ impl Provider for Cgroups {
                 .cpu_cores
                 .map(|c| (c / CORES_PER_INSTANCE).round().max(0.0) as u32),
             memory_bytes: f.memory_bytes,
+            network_bits_per_sec: f.network_bits_per_sec,
             ..Default::default()
         })
     }

@@ -3,6 +3,7 @@
 //! reads back what is in force, so the controller can repair drift.
 
 pub mod aws;
+pub mod bandwidth;
 pub mod cgroup;
 
 use std::future::Future;
@@ -24,6 +25,8 @@ pub struct Desired {
     pub memory_bytes: Option<u64>,
     /// Relative I/O weight (cgroup), from the workload's priority.
     pub io_weight: Option<u32>,
+    /// Egress bandwidth cap for the whole fleet, bits/s (cgroup, with `tc`).
+    pub network_bits_per_sec: Option<u64>,
     /// The instance type to run (AWS launch template), when Headroom manages it.
     pub instance_type: Option<String>,
     /// Spot or on-demand for new capacity, when it was decided this time.
@@ -38,6 +41,7 @@ pub struct InForce {
     pub warm: Option<u32>,
     pub bounds: Option<(u32, u32)>,
     pub memory_bytes: Option<u64>,
+    pub network_bits_per_sec: Option<u64>,
     pub instance_type: Option<String>,
     /// Share of capacity above the base bought on demand, 0–100 (AWS).
     pub on_demand_percent: Option<u32>,
@@ -82,6 +86,18 @@ impl Desired {
                 "memory limit {} in force, {want} bytes on record",
                 f.memory_bytes
                     .map_or("none".to_owned(), |b| format!("{b} bytes"))
+            ));
+        }
+        // tc reports rates rounded to kbit/s.
+        if let Some(want) = self.network_bits_per_sec
+            && f
+                .network_bits_per_sec
+                .is_none_or(|b| b.abs_diff(want) > (want / 1000).max(1000))
+        {
+            out.push(format!(
+                "network cap {} in force, {want} bit/s on record",
+                f.network_bits_per_sec
+                    .map_or("none".to_owned(), |b| format!("{b} bit/s"))
             ));
         }
         if let Some(want) = &self.instance_type
@@ -234,6 +250,7 @@ mod tests {
             max: 10,
             memory_bytes: None,
             io_weight: None,
+            network_bits_per_sec: None,
             instance_type: Some("t3.large".into()),
             purchase: None,
         }
@@ -246,6 +263,7 @@ mod tests {
             warm: Some(1),
             bounds: Some((1, 10)),
             memory_bytes: None,
+            network_bits_per_sec: None,
             instance_type: Some("t3.large".into()),
             on_demand_percent: Some(0),
         };
@@ -259,6 +277,7 @@ mod tests {
             warm: Some(0),
             bounds: Some((0, 10)),
             memory_bytes: Some(1),
+            network_bits_per_sec: None,
             instance_type: Some("t3.small".into()),
             on_demand_percent: Some(0),
         };
@@ -271,6 +290,28 @@ mod tests {
         assert!(d[0].contains("5 instances in force, 3 on record"));
         assert!(d[3].contains("t3.small"));
         assert!(d[4].contains("0 % on demand"));
+    }
+
+    #[test]
+    fn a_network_cap_within_tc_rounding_has_not_drifted() {
+        let mut w = want();
+        w.instance_type = None;
+        w.network_bits_per_sec = Some(12_345_678);
+        let at = |bits| InForce {
+            instances: Some(3),
+            network_bits_per_sec: bits,
+            ..Default::default()
+        };
+        // tc shows 12345Kbit.
+        assert!(w.drift(&at(Some(12_345_000))).is_empty());
+        assert_eq!(
+            w.drift(&at(Some(2_000_000))),
+            vec!["network cap 2000000 bit/s in force, 12345678 bit/s on record".to_owned()]
+        );
+        assert_eq!(
+            w.drift(&at(None)),
+            vec!["network cap none in force, 12345678 bit/s on record".to_owned()]
+        );
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub struct AllocationSettingsRequest {
     /// Memory each instance may use, MiB (with `cgroup`: a memory limit of
     /// instances × this, applied with the CPU quota).
     pub memory_mib_per_instance: Option<u32>,
+    /// With `cgroup`: egress bandwidth each instance may use, Mbit/s (the
+    /// group's traffic on the server's configured device is shaped to
+    /// instances × this with `tc`; needs `HEADROOM_CGROUP_NET_DEVICE`).
+    pub network_mbit_per_instance: Option<u32>,
     /// With `aws`: the instance type the group should launch (e.g.
     /// `m7g.large`); a change makes a new launch template version.
     pub instance_type: Option<String>,
@@ -149,6 +153,7 @@ pub struct AllocationOut {
     pub provider_ref: Option<String>,
     pub readiness_event: Option<String>,
     pub memory_mib_per_instance: Option<i64>,
+    pub network_mbit_per_instance: Option<i32>,
     pub instance_type: Option<String>,
     pub allow_spot: bool,
     pub on_demand_usd_per_hour: Option<f64>,
@@ -182,6 +187,7 @@ fn settings_out(s: StoredSettings, last: Option<StoredDecision>) -> AllocationOu
         provider_ref: s.provider_ref,
         readiness_event: s.readiness_event,
         memory_mib_per_instance: s.memory_mib_per_instance,
+        network_mbit_per_instance: s.network_mbit_per_instance,
         instance_type: s.instance_type,
         allow_spot: s.allow_spot,
         on_demand_usd_per_hour: s.on_demand_micros_per_hour.map(|m| m as f64 / 1e6),
@@ -223,6 +229,11 @@ fn check_aws_fields(req: &AllocationSettingsRequest) -> Result<Option<i64>, ApiE
     if aws && req.memory_mib_per_instance.is_some() {
         return Err(unprocessable(
             "memory_mib_per_instance applies to provider \"cgroup\" only (with \"aws\" the instance type sets it)",
+        ));
+    }
+    if aws && req.network_mbit_per_instance.is_some() {
+        return Err(unprocessable(
+            "network_mbit_per_instance applies to provider \"cgroup\" only (with \"aws\" the instance type sets it)",
         ));
     }
     if let Some(t) = &req.instance_type {
@@ -334,6 +345,14 @@ pub async fn put_allocation(
             "memory_mib_per_instance must be between 16 and 4194304 (4 TiB)",
         ));
     }
+    if req
+        .network_mbit_per_instance
+        .is_some_and(|m| !(1..=400_000).contains(&m))
+    {
+        return Err(unprocessable(
+            "network_mbit_per_instance must be between 1 and 400000 (400 Gbit/s)",
+        ));
+    }
     if let Some(n) = req.instances
         && n > MAX_INSTANCES
     {
@@ -371,6 +390,7 @@ pub async fn put_allocation(
         allow_spot: req.allow_spot,
         on_demand_micros_per_hour,
         warm_commanded: existing.as_ref().map_or(0, |e| e.warm_commanded),
+        network_mbit_per_instance: req.network_mbit_per_instance.map(|m| m as i32),
     };
     state
         .db

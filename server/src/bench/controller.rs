@@ -25,6 +25,20 @@ pub struct ControllerBench {
     pub rounds: usize,
 }
 
+/// The demo's NAB traces as demand in instances (median 10).
+pub(crate) fn demand_traces() -> anyhow::Result<Vec<Vec<f64>>> {
+    crate::demo::SERIES
+        .iter()
+        .map(|(_, _, csv)| {
+            let values: Vec<Option<f64>> = crate::demo::parse_csv(csv)?
+                .into_iter()
+                .map(|r| Some(r.1))
+                .collect();
+            Ok(scale_demand(&values, 10.0)?.into_iter().flatten().collect())
+        })
+        .collect()
+}
+
 struct Workload {
     state: ControllerState,
     fleet: Fleet,
@@ -37,16 +51,7 @@ pub fn run(args: ControllerBench) -> anyhow::Result<()> {
         args.workloads > 0 && args.history > 1 && args.rounds > 0,
         "--workloads, --history and --rounds must be positive"
     );
-    let traces: Vec<Vec<f64>> = crate::demo::SERIES
-        .iter()
-        .map(|(_, _, csv)| {
-            let values: Vec<Option<f64>> = crate::demo::parse_csv(csv)?
-                .into_iter()
-                .map(|r| Some(r.1))
-                .collect();
-            Ok(scale_demand(&values, 10.0)?.into_iter().flatten().collect())
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let traces = demand_traces()?;
     let cfg = PolicyConfig::default();
     let workloads: Vec<Workload> = (0..args.workloads)
         .map(|i| {

@@ -4,6 +4,7 @@ pub mod controller;
 pub mod forecast;
 pub mod ingest;
 pub mod notifications;
+pub mod tick;
 
 pub use ingest::{IngestBench, run};
 

@@ -1,0 +1,251 @@
+//! `headroom bench tick`: the allocation job's whole tick against the
+//! configured database: read every workload's inputs, decide, log every
+//! decision. Workloads use provider `none`, so no command is sent and what is
+//! timed is the database and the policy.
+//!
+//! Seeds `--workloads` workloads over `--organizations` new organisations,
+//! each with five minute-rollups of demand and an allocation-horizon forecast
+//! (made from windows of the real NAB traces), then runs two ticks: the first
+//! (no learnt state yet) and the next slot's (state from the first).
+
+use std::time::Instant;
+
+use headroom_core::accounts::Tier;
+use headroom_core::forecast::Step;
+use headroom_jobs::allocate::{STEP_MS, allocate_all};
+use headroom_jobs::providers::Providers;
+use headroom_store::sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use headroom_store::{Db, Tenant};
+
+use crate::config::Config;
+use crate::startup::Application;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TickBench {
+    #[arg(long, default_value_t = 100_000)]
+    pub workloads: usize,
+    #[arg(long, default_value_t = 100)]
+    pub organizations: usize,
+}
+
+/// Rows per seeding statement.
+const CHUNK: usize = 1000;
+
+async fn insert(
+    db: &Db,
+    table: &str,
+    columns: &[&str],
+    rows: Vec<Vec<Value>>,
+) -> anyhow::Result<()> {
+    let backend = db.conn().get_database_backend();
+    for chunk in rows.chunks(CHUNK) {
+        let mut n = 0;
+        let mut values = Vec::with_capacity(chunk.len() * columns.len());
+        let tuples: Vec<String> = chunk
+            .iter()
+            .map(|row| {
+                let marks: Vec<String> = row
+                    .iter()
+                    .map(|_| {
+                        n += 1;
+                        if backend == DbBackend::Postgres {
+                            format!("${n}")
+                        } else {
+                            "?".to_owned()
+                        }
+                    })
+                    .collect();
+                values.extend(row.iter().cloned());
+                format!("({})", marks.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO {table} ({}) VALUES {}",
+            columns.join(", "),
+            tuples.join(", ")
+        );
+        db.conn()
+            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.workloads > 0 && args.organizations > 0,
+        "--workloads and --organizations must be positive"
+    );
+    let app = Application::build(config, false).await?;
+    let db = app.db().clone();
+    let run_id = headroom_store::new_id();
+    let hash = crate::auth::password::hash(crate::auth::keys::random_token(32)).await?;
+    let mut tenants = Vec::new();
+    for i in 0..args.organizations.min(args.workloads) {
+        let email =
+            headroom_core::accounts::Email::parse(&format!("tick-{run_id}-{i}@bench.invalid"))?;
+        let (org, _) = db
+            .create_organization_with_owner(
+                &format!("tick bench {run_id} {i}"),
+                Tier::Standard,
+                &email,
+                hash.clone(),
+            )
+            .await?;
+        tenants.push(Tenant::new(org.id));
+    }
+
+    let traces = super::controller::demand_traces()?;
+    // Ticks land mid-slot, like the scheduled job's (second 45 of minute 5n).
+    let now_ms = (chrono::Utc::now().timestamp_millis().div_euclid(STEP_MS) + 1) * STEP_MS + 45_000;
+    let origin = now_ms.div_euclid(STEP_MS) * STEP_MS - STEP_MS;
+    let seeded = Instant::now();
+    let (mut settings, mut rollups, mut forecasts) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..args.workloads {
+        let org = tenants[i % tenants.len()].id().to_owned();
+        let workload = format!("w{i}");
+        let trace = &traces[i % traces.len()];
+        let at = (i / traces.len()).wrapping_mul(37) % trace.len().saturating_sub(13).max(1);
+        // One instance serves 100 units; the trace is in instances.
+        let now = trace[at] * 100.0;
+        settings.push(vec![
+            org.clone().into(),
+            workload.clone().into(),
+            "requests".into(),
+            100.0f64.into(),
+            "on".into(),
+            1i32.into(),
+            1000i32.into(),
+            0.7f64.into(),
+            1.0f64.into(),
+            "none".into(),
+            (((now / 70.0).ceil() as i32).max(1)).into(),
+            now_ms.into(),
+        ]);
+        for m in 1..=5 {
+            let bucket = now_ms - m * 60_000;
+            let bucket = bucket - bucket.rem_euclid(60_000);
+            rollups.push(vec![
+                org.clone().into(),
+                workload.clone().into(),
+                "requests".into(),
+                60i32.into(),
+                bucket.into(),
+                12i64.into(),
+                (now * 12.0).into(),
+                now.into(),
+                now.into(),
+                now.into(),
+                bucket.into(),
+            ]);
+        }
+        let steps: Vec<Step> = (1..=12)
+            .map(|h| {
+                let v = trace.get(at + h).copied().unwrap_or(trace[at]) * 100.0;
+                Step::ordered(v * 0.8, v, v * 1.3)
+            })
+            .collect();
+        forecasts.push(vec![
+            org.into(),
+            workload.into(),
+            "requests".into(),
+            "allocation".into(),
+            origin.into(),
+            300i32.into(),
+            origin.into(),
+            "statistical-1".into(),
+            serde_json::to_string(&steps)?.into(),
+        ]);
+    }
+    insert(
+        &db,
+        "allocation_settings",
+        &[
+            "organization_id",
+            "workload",
+            "metric",
+            "units_per_instance",
+            "mode",
+            "min_instances",
+            "max_instances",
+            "target",
+            "priority",
+            "provider",
+            "commanded",
+            "updated_at",
+        ],
+        settings,
+    )
+    .await?;
+    insert(
+        &db,
+        "metric_rollups",
+        &[
+            "organization_id",
+            "workload",
+            "metric",
+            "resolution",
+            "bucket_start",
+            "count",
+            "sum",
+            "min",
+            "max",
+            "last",
+            "last_ts",
+        ],
+        rollups,
+    )
+    .await?;
+    insert(
+        &db,
+        "forecasts",
+        &[
+            "organization_id",
+            "workload",
+            "metric",
+            "horizon",
+            "origin",
+            "step_secs",
+            "made_at",
+            "model_version",
+            "steps",
+        ],
+        forecasts,
+    )
+    .await?;
+    println!(
+        "tick bench ({}): {} workloads over {} organisations seeded in {:.1} s",
+        db.backend().as_str(),
+        args.workloads,
+        tenants.len(),
+        seeded.elapsed().as_secs_f64()
+    );
+
+    let providers = Providers::default();
+    for (label, at) in [
+        ("first tick (no learnt state)", now_ms),
+        ("next slot (state from the first)", now_ms + STEP_MS),
+    ] {
+        let started = Instant::now();
+        let s = allocate_all(&db, &providers, at)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let secs = started.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            s.decided >= args.workloads,
+            "only {} of {} workloads decided",
+            s.decided,
+            args.workloads
+        );
+        println!(
+            "{label}: {secs:.3} s for {} workloads ({:.1} us/workload), {} changed the fleet",
+            s.workloads,
+            secs * 1e6 / s.workloads as f64,
+            s.changed
+        );
+    }
+    if let Some(peak) = super::ingest::peak_rss_kib() {
+        println!("peak resident memory: {:.1} MiB", peak as f64 / 1024.0);
+    }
+    Ok(())
+}

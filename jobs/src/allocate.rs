@@ -113,12 +113,15 @@ pub async fn allocate_all(
     now_ms: i64,
 ) -> Result<TickSummary, BoxDynError> {
     let mut summary = TickSummary::default();
+    let started = std::time::Instant::now();
     let mut money = TickMoney::load(db).await?;
     let mut reads = db
         .tick_reads(now_ms - STEP_MS, now_ms, Horizon::Allocation.as_str())
         .await?;
     let workloads = db.controlled_workloads().await?;
+    let read_ms = started.elapsed().as_millis();
     let mut in_force = aws_in_force(providers, &workloads).await;
+    let provider_ms = started.elapsed().as_millis() - read_ms;
     let mut planned = Vec::new();
     for (tenant, settings) in workloads {
         summary.workloads += 1;
@@ -157,7 +160,9 @@ pub async fn allocate_all(
             commanded: p.settings.commanded,
         })
         .collect();
+    let planned_ms = started.elapsed().as_millis();
     let inserted = db.record_decisions(&writes).await?;
+    let logged_ms = started.elapsed().as_millis();
     for (p, new) in planned.iter().zip(inserted) {
         if !new {
             summary.repeated += 1;
@@ -174,6 +179,16 @@ pub async fn allocate_all(
             );
         }
     }
+    // Where a tick's time goes, for whoever sizes the worker.
+    tracing::debug!(
+        workloads = summary.workloads,
+        read_ms,
+        provider_read_ms = provider_ms,
+        decide_ms = planned_ms - read_ms - provider_ms,
+        log_ms = logged_ms - planned_ms,
+        command_ms = started.elapsed().as_millis() - logged_ms,
+        "allocation tick phases"
+    );
     Ok(summary)
 }
 

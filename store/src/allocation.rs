@@ -354,6 +354,94 @@ pub struct DecisionWrite<'a> {
     pub commanded: i32,
 }
 
+/// Rows per transaction on PostgreSQL, where a chunk is one statement over
+/// arrays however long it is.
+const DECISION_CHUNK_PG: usize = 5000;
+
+/// [`Db::record_decisions`] on PostgreSQL: each chunk as two statements over
+/// arrays (`UNNEST`), parsed and planned once instead of once per row.
+async fn record_decisions_pg(
+    pool: &sea_orm::sqlx::PgPool,
+    writes: &[DecisionWrite<'_>],
+) -> Result<Vec<bool>, StoreError> {
+    use sea_orm::sqlx;
+    let mut inserted = Vec::with_capacity(writes.len());
+    for chunk in writes.chunks(DECISION_CHUNK_PG) {
+        let ds: Vec<&StoredDecision> = chunk.iter().map(|w| w.decision).collect();
+        let text = |f: fn(&StoredDecision) -> &str| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
+        let maybe =
+            |f: fn(&StoredDecision) -> Option<&str>| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
+        let int = |f: fn(&StoredDecision) -> i32| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
+        let big = |f: fn(&StoredDecision) -> i64| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
+        let float =
+            |f: fn(&StoredDecision) -> Option<f64>| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
+        let mut tx = pool.begin().await.map_err(StoreError::Sqlx)?;
+        // The columns are DECISION_COLUMNS, spelt out: queries are static text.
+        let new: HashSet<String> = sqlx::query_as::<_, (String,)>(
+            "INSERT INTO allocation_decisions (organization_id, id, workload, source, slot, \
+             decided_at, mode, before_instances, after_instances, warm, reason, limits, observed, \
+             sized_for, forecast_version, status, command_id, detail) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], \
+               $6::int8[], $7::text[], $8::int4[], $9::int4[], $10::int4[], $11::text[], \
+               $12::text[], $13::float8[], $14::float8[], $15::text[], $16::text[], $17::text[], \
+               $18::text[]) \
+             ON CONFLICT (organization_id, workload, source, slot) DO NOTHING RETURNING id",
+        )
+        .bind(chunk.iter().map(|w| w.tenant.id()).collect::<Vec<_>>())
+        .bind(text(|d| &d.id))
+        .bind(text(|d| &d.workload))
+        .bind(text(|d| &d.source))
+        .bind(big(|d| d.slot))
+        .bind(big(|d| d.decided_ms))
+        .bind(text(|d| &d.mode))
+        .bind(int(|d| d.before))
+        .bind(int(|d| d.after))
+        .bind(int(|d| d.warm))
+        .bind(text(|d| &d.reason))
+        .bind(text(|d| &d.limits_json))
+        .bind(float(|d| d.observed))
+        .bind(float(|d| d.sized_for))
+        .bind(maybe(|d| d.forecast_version.as_deref()))
+        .bind(text(|d| &d.status))
+        .bind(text(|d| &d.command_id))
+        .bind(maybe(|d| d.detail.as_deref()))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::Sqlx)?
+        .into_iter()
+        .map(|(id,)| id)
+        .collect();
+        let fresh: Vec<&DecisionWrite<'_>> = chunk
+            .iter()
+            .filter(|w| new.contains(&w.decision.id))
+            .collect();
+        if !fresh.is_empty() {
+            sqlx::query(
+                "UPDATE allocation_settings s SET state = COALESCE(u.state, s.state), \
+                 commanded = u.commanded \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[]) \
+                   AS u(org, workload, state, commanded) \
+                 WHERE s.organization_id = u.org AND s.workload = u.workload",
+            )
+            .bind(fresh.iter().map(|w| w.tenant.id()).collect::<Vec<_>>())
+            .bind(
+                fresh
+                    .iter()
+                    .map(|w| w.decision.workload.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(fresh.iter().map(|w| w.state_json).collect::<Vec<_>>())
+            .bind(fresh.iter().map(|w| w.commanded).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Sqlx)?;
+        }
+        tx.commit().await.map_err(StoreError::Sqlx)?;
+        inserted.extend(chunk.iter().map(|w| new.contains(&w.decision.id)));
+    }
+    Ok(inserted)
+}
+
 /// A decision's values in `organization_id, DECISION_COLUMNS` order.
 fn decision_values(tenant: &Tenant, d: &StoredDecision) -> [Value; 18] {
     [
@@ -485,6 +573,9 @@ impl Db {
         &self,
         writes: &[DecisionWrite<'_>],
     ) -> Result<Vec<bool>, StoreError> {
+        if let Some(pool) = self.postgres_pool() {
+            return record_decisions_pg(pool, writes).await;
+        }
         let backend = self.conn().get_database_backend();
         let mut inserted = Vec::with_capacity(writes.len());
         for chunk in writes.chunks(DECISION_CHUNK) {

@@ -90,8 +90,7 @@ impl Desired {
         }
         // tc reports rates rounded to kbit/s.
         if let Some(want) = self.network_bits_per_sec
-            && f
-                .network_bits_per_sec
+            && f.network_bits_per_sec
                 .is_none_or(|b| b.abs_diff(want) > (want / 1000).max(1000))
         {
             out.push(format!(

@@ -166,6 +166,23 @@ pub async fn allocate_all(
     for (p, new) in planned.iter().zip(inserted) {
         if !new {
             summary.repeated += 1;
+            // A repair this retried tick made is a command too: it goes on
+            // the slot's decision.
+            if let Some(note) = &p.repaired {
+                let note = format!("retried tick: {note}");
+                if let Err(e) = db
+                    .append_decision_note(
+                        &p.tenant,
+                        &p.row.workload,
+                        &p.row.source,
+                        p.row.slot,
+                        &note,
+                    )
+                    .await
+                {
+                    tracing::warn!(organization = p.tenant.id(), workload = p.row.workload, error = %e, "repair not noted on the decision");
+                }
+            }
             continue;
         }
         summary.decided += 1;
@@ -332,6 +349,8 @@ struct Planned {
     target: f64,
     before: u32,
     changed: bool,
+    /// What reconciliation repaired (or failed to) before deciding.
+    repaired: Option<String>,
 }
 
 /// What the AWS provider has in force for the tick's AWS workloads that are
@@ -490,6 +509,7 @@ async fn plan(
         target: cfg.target,
         before: decision.before,
         changed,
+        repaired,
     })
 }
 

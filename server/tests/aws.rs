@@ -742,4 +742,25 @@ async fn a_tick_reads_a_hundred_groups_a_call() {
         "{d}"
     );
     assert_eq!(peer.describe(&groups[11]).await.desired_capacity(), Some(4));
+
+    // The same slot ticked again (a retried job) decides nothing new, but a
+    // drift it repairs is noted on the slot's decision.
+    peer.asg
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(&groups[12])
+        .desired_capacity(1)
+        .send()
+        .await
+        .unwrap();
+    let s = allocate_all(&app.db, &providers, now_ms).await.unwrap();
+    assert_eq!((s.decided, s.repeated), (0, N), "{s:?}");
+    assert_eq!(peer.describe(&groups[12]).await.desired_capacity(), Some(4));
+    let d = last_decision(&app, &key, "w12").await;
+    assert!(
+        d["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("retried tick: repaired drift: 1 instances in force, 4 on record"),
+        "{d}"
+    );
 }

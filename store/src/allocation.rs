@@ -648,6 +648,43 @@ impl Db {
         Ok(inserted)
     }
 
+    /// Adds `note` to the detail of the decision already logged for
+    /// `workload`'s `slot` by `source` (what a retried tick did to it).
+    pub async fn append_decision_note(
+        &self,
+        tenant: &Tenant,
+        workload: &str,
+        source: &str,
+        slot: i64,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        let p = binder(self.conn().get_database_backend());
+        crate::sql::exec(
+            self.conn(),
+            format!(
+                "UPDATE allocation_decisions SET detail = CASE WHEN detail IS NULL THEN {} \
+                 ELSE detail || '; ' || {} END \
+                 WHERE organization_id = {} AND workload = {} AND source = {} AND slot = {}",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6)
+            ),
+            vec![
+                note.into(),
+                note.into(),
+                tenant.id().into(),
+                workload.into(),
+                source.into(),
+                slot.into(),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Records how a logged decision's command ended, and the fleet it left
     /// (instances, warm instances).
     pub async fn finish_decision(

@@ -31,6 +31,16 @@ async fn send(
     req.send().await.unwrap()
 }
 
+/// PUTs allocation settings that must be refused (422); the error message.
+async fn refused_settings(app: &TestApp, key: &str, workload: &str, body: Value) -> String {
+    let path = format!("/api/v1/workloads/{workload}/allocation");
+    expect_error(
+        send(app, key, reqwest::Method::PUT, &path, Some(body)).await,
+        422,
+    )
+    .await
+}
+
 fn settings(mode: &str) -> Value {
     json!({
         "metric": "cpu", "units_per_instance": 100.0, "mode": mode,
@@ -85,15 +95,7 @@ async fn controller_decides_and_logs(backend: Backend) {
             "provider",
         ),
     ] {
-        let res = send(
-            &app,
-            &key,
-            M::PUT,
-            "/api/v1/workloads/web-1/allocation",
-            Some(body),
-        )
-        .await;
-        let msg = expect_error(res, 422).await;
+        let msg = refused_settings(&app, &key, "web-1", body).await;
         assert!(msg.contains(needle), "{msg}");
     }
     let msg = expect_error(
@@ -397,48 +399,15 @@ async fn cgroup_provider_applies_decisions_and_repairs_drift() {
     let res = send(&app, &key, M::POST, "/api/v1/metrics", Some(json!(points))).await;
     assert_eq!(res.status(), 200);
     let mut body = cgroup_settings("../escape");
-    let msg = expect_error(
-        send(
-            &app,
-            &key,
-            M::PUT,
-            "/api/v1/workloads/web/allocation",
-            Some(body.clone()),
-        )
-        .await,
-        422,
-    )
-    .await;
+    let msg = refused_settings(&app, &key, "web", body.clone()).await;
     assert!(msg.contains("provider_ref"), "{msg}");
     body["provider_ref"] = json!("web");
     body["memory_mib_per_instance"] = json!(8);
-    let msg = expect_error(
-        send(
-            &app,
-            &key,
-            M::PUT,
-            "/api/v1/workloads/web/allocation",
-            Some(body.clone()),
-        )
-        .await,
-        422,
-    )
-    .await;
+    let msg = refused_settings(&app, &key, "web", body.clone()).await;
     assert!(msg.contains("memory_mib_per_instance"), "{msg}");
     body["memory_mib_per_instance"] = json!(256);
     body["network_mbit_per_instance"] = json!(0);
-    let msg = expect_error(
-        send(
-            &app,
-            &key,
-            M::PUT,
-            "/api/v1/workloads/web/allocation",
-            Some(body.clone()),
-        )
-        .await,
-        422,
-    )
-    .await;
+    let msg = refused_settings(&app, &key, "web", body.clone()).await;
     assert!(msg.contains("network_mbit_per_instance"), "{msg}");
     body.as_object_mut()
         .unwrap()
@@ -843,18 +812,7 @@ async fn readiness_pre_allocates(backend: Backend) {
             "min_instances": 1, "max_instances": 20, "instances": 1, "priority": 2,
             "readiness_event": event })
     };
-    let msg = expect_error(
-        send(
-            &app,
-            &key,
-            M::PUT,
-            "/api/v1/workloads/jobs/allocation",
-            Some(body("job run")),
-        )
-        .await,
-        422,
-    )
-    .await;
+    let msg = refused_settings(&app, &key, "jobs", body("job run")).await;
     assert!(msg.contains("readiness_event"), "{msg}");
     let res = send(
         &app,

@@ -580,23 +580,17 @@ impl Db {
         let mut inserted = Vec::with_capacity(writes.len());
         for chunk in writes.chunks(DECISION_CHUNK) {
             let tx = self.conn().begin().await?;
-            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 18);
-            let mut rows = Vec::with_capacity(chunk.len());
-            for w in chunk {
-                let d = w.decision;
-                rows.push(format!(
-                    "({})",
-                    placeholders(backend, values.len() + 1, 18).join(", ")
-                ));
-                values.extend(decision_values(w.tenant, d));
-            }
+            let values: Vec<Value> = chunk
+                .iter()
+                .flat_map(|w| decision_values(w.tenant, w.decision))
+                .collect();
             let new: HashSet<String> = crate::sql::rows(
                 &tx,
                 format!(
                     "INSERT INTO allocation_decisions (organization_id, {DECISION_COLUMNS}) \
                      VALUES {} ON CONFLICT (organization_id, workload, source, slot) DO NOTHING \
                      RETURNING id",
-                    rows.join(", ")
+                    crate::sql::values_clause(backend, chunk.len(), 18)
                 ),
                 values,
             )

@@ -25,4 +25,5 @@ pub mod webhooks;
 pub use connect::{Backend, Db, redact};
 pub use error::StoreError;
 pub use sea_orm;
+pub use sql::values_clause;
 pub use tenant::{Tenant, new_id};

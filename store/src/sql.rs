@@ -22,6 +22,23 @@ pub(crate) fn placeholders(backend: DbBackend, from: usize, n: usize) -> Vec<Str
     (from..from + n).map(|i| placeholder(backend, i)).collect()
 }
 
+/// `$1, $2…` or `?, ?…` rows for a multi-row VALUES list.
+pub fn values_clause(backend: DbBackend, rows: usize, cols: usize) -> String {
+    let mut n = 0;
+    (0..rows)
+        .map(|_| {
+            let row: Vec<String> = (0..cols)
+                .map(|_| {
+                    n += 1;
+                    placeholder(backend, n)
+                })
+                .collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Runs one statement with its values on a connection or transaction.
 pub(crate) async fn exec<C: ConnectionTrait>(
     c: &C,

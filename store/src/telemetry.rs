@@ -6,9 +6,9 @@ use std::collections::{HashMap, HashSet};
 
 use headroom_core::telemetry::{Bucket, Resolution, buckets_for};
 use sea_orm::sqlx;
-use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, Statement, TransactionTrait, Value};
 
-use crate::sql::{binder, placeholder};
+use crate::sql::{binder, values_clause};
 use crate::{Db, StoreError, Tenant};
 
 /// Rows per INSERT statement: keeps well under SQLite's bound-parameter limit.
@@ -66,23 +66,6 @@ pub struct InsertOutcome {
     pub duplicates: Vec<usize>,
     /// Same idempotency key as a stored row, different content.
     pub conflicts: Vec<usize>,
-}
-
-/// `$1, $2…` or `?, ?…` rows for a multi-row VALUES list.
-fn values_clause(backend: DbBackend, rows: usize, cols: usize) -> String {
-    let mut n = 0;
-    (0..rows)
-        .map(|_| {
-            let row: Vec<String> = (0..cols)
-                .map(|_| {
-                    n += 1;
-                    placeholder(backend, n)
-                })
-                .collect();
-            format!("({})", row.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Inserts rows, ignoring existing keys, and returns the keys that were new. `key`

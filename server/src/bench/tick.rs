@@ -42,30 +42,11 @@ async fn insert(
 ) -> anyhow::Result<()> {
     let backend = db.conn().get_database_backend();
     for chunk in rows.chunks(CHUNK) {
-        let mut n = 0;
-        let mut values = Vec::with_capacity(chunk.len() * columns.len());
-        let tuples: Vec<String> = chunk
-            .iter()
-            .map(|row| {
-                let marks: Vec<String> = row
-                    .iter()
-                    .map(|_| {
-                        n += 1;
-                        if backend == DbBackend::Postgres {
-                            format!("${n}")
-                        } else {
-                            "?".to_owned()
-                        }
-                    })
-                    .collect();
-                values.extend(row.iter().cloned());
-                format!("({})", marks.join(", "))
-            })
-            .collect();
+        let values: Vec<Value> = chunk.iter().flatten().cloned().collect();
         let sql = format!(
             "INSERT INTO {table} ({}) VALUES {}",
             columns.join(", "),
-            tuples.join(", ")
+            headroom_store::values_clause(backend, chunk.len(), columns.len())
         );
         db.conn()
             .execute_raw(Statement::from_sql_and_values(backend, sql, values))

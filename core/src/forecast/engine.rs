@@ -1,8 +1,15 @@
 //! One series, many candidate models, online: every observation scores the
 //! forecasts each model made for it, feeds the model, and slides the conformal
 //! error windows. A forecast uses the candidate with the lowest recent
-//! (exponentially decayed) absolute error and that model's own recent errors for
-//! its p10/p90, so model choice and calibration follow the series as it changes.
+//! (exponentially decayed) absolute error at each step, so model choice follows
+//! the series as it changes.
+//!
+//! Its p10/p90 come from the recent errors of what the engine *served* at that
+//! step (whichever model was chosen each time), not from the chosen model's own
+//! window: a model is chosen because its recent errors were small, so its own
+//! window understates the error of "the best model so far" and its interval
+//! covers less than it claims. The chosen model's window is the fallback until
+//! the served one holds enough errors.
 
 use std::collections::VecDeque;
 
@@ -111,14 +118,65 @@ impl Candidate {
     }
 }
 
+/// What the engine served after each observation, scored like a candidate.
+struct Served {
+    /// Served points after each of the last `horizon` observations, newest last.
+    pending: VecDeque<Option<Vec<f64>>>,
+    errors: Vec<ErrorWindow>,
+    /// The last observation's served points are not recorded yet: they are
+    /// taken at the next observation, after any forecast offered for it.
+    open: bool,
+}
+
 /// The online forecaster of one series.
 pub struct SeriesForecaster {
     cfg: EngineConfig,
     candidates: Vec<Candidate>,
+    served: Served,
     decay: f64,
     last_value: Option<f64>,
     observed: usize,
     scratch: Vec<f64>,
+}
+
+fn error_windows(cfg: &EngineConfig) -> Vec<ErrorWindow> {
+    (0..cfg.horizon)
+        .map(|_| {
+            ErrorWindow::new(
+                cfg.calibration_window,
+                (1.0 - cfg.coverage) / 2.0,
+                cfg.adapt_rate,
+            )
+        })
+        .collect()
+}
+
+/// Scores forecasts made at the last observations against the actual `y`:
+/// `pending[len-1]` was made one step ago (h=1), `pending[len-h]` h steps ago.
+/// Calls `scored(h - 1, error)` for each.
+fn score_pending(
+    pending: &VecDeque<Option<Vec<f64>>>,
+    horizon: usize,
+    y: f64,
+    mut scored: impl FnMut(usize, f64),
+) {
+    let len = pending.len();
+    for h in 1..=len.min(horizon) {
+        if let Some(f) = &pending[len - h] {
+            scored(h - 1, y - f[h - 1]);
+        }
+    }
+}
+
+/// The window at horizon index `i` if it holds at least `min` errors, else
+/// the nearest longer horizon's that does (wider, so the interval errs on the
+/// safe side), else the nearest shorter one's.
+fn enough_window(errors: &[ErrorWindow], i: usize, min: usize) -> Option<&ErrorWindow> {
+    let enough = |w: &&ErrorWindow| w.len() >= min;
+    errors[i..]
+        .iter()
+        .find(enough)
+        .or_else(|| errors[..i].iter().rev().find(enough))
 }
 
 impl SeriesForecaster {
@@ -136,19 +194,16 @@ impl SeriesForecaster {
                 spec: *spec,
                 model: spec.build(),
                 pending: VecDeque::with_capacity(cfg.horizon + 1),
-                errors: (0..cfg.horizon)
-                    .map(|_| {
-                        ErrorWindow::new(
-                            cfg.calibration_window,
-                            (1.0 - cfg.coverage) / 2.0,
-                            cfg.adapt_rate,
-                        )
-                    })
-                    .collect(),
+                errors: error_windows(&cfg),
                 score_sum: vec![0.0; cfg.horizon],
                 score_weight: vec![0.0; cfg.horizon],
             })
             .collect();
+        let served = Served {
+            pending: VecDeque::with_capacity(cfg.horizon + 1),
+            errors: error_windows(&cfg),
+            open: false,
+        };
         let decay = if cfg.score_half_life > 0.0 {
             0.5f64.powf(1.0 / cfg.score_half_life)
         } else {
@@ -158,6 +213,7 @@ impl SeriesForecaster {
             scratch: vec![0.0; cfg.horizon],
             cfg,
             candidates,
+            served,
             decay,
             last_value: None,
             observed: 0,
@@ -182,20 +238,20 @@ impl SeriesForecaster {
             return; // nothing known yet: there is no time axis to keep
         };
         let horizon = self.cfg.horizon;
+        self.record_served();
+        if let Some(y) = actual {
+            let s = &mut self.served;
+            score_pending(&s.pending, horizon, y, |i, e| s.errors[i].push(e));
+        }
         for c in &mut self.candidates {
             if let Some(y) = actual {
                 c.score_sum.iter_mut().for_each(|v| *v *= self.decay);
                 c.score_weight.iter_mut().for_each(|v| *v *= self.decay);
-                // pending[len-1] was made one step ago (h=1), pending[len-h] h steps ago.
-                let len = c.pending.len();
-                for h in 1..=len.min(horizon) {
-                    if let Some(f) = &c.pending[len - h] {
-                        let e = y - f[h - 1];
-                        c.errors[h - 1].push(e);
-                        c.score_sum[h - 1] += e.abs();
-                        c.score_weight[h - 1] += 1.0;
-                    }
-                }
+                score_pending(&c.pending, horizon, y, |i, e| {
+                    c.errors[i].push(e);
+                    c.score_sum[i] += e.abs();
+                    c.score_weight[i] += 1.0;
+                });
             }
             if matches!(c.spec, ModelSpec::Ensemble { .. }) {
                 continue; // assembled below, from the others' new forecasts
@@ -211,10 +267,45 @@ impl SeriesForecaster {
             c.pending.push_back(made);
         }
         self.assemble_ensembles();
+        self.served.open = true;
         if actual.is_some() {
             self.observed += 1;
         }
         self.last_value = Some(fill);
+    }
+
+    /// Records what [`forecast`](Self::forecast) would have served after the
+    /// last observation (offers included), before the next one scores it.
+    fn record_served(&mut self) {
+        if !std::mem::take(&mut self.served.open) {
+            return;
+        }
+        let points: Option<Vec<f64>> = (0..self.cfg.horizon)
+            .map(|i| {
+                let c = self.choose(i)?;
+                c.pending.back()?.as_ref().map(|f| f[i])
+            })
+            .collect();
+        let s = &mut self.served;
+        if s.pending.len() == self.cfg.horizon {
+            s.pending.pop_front();
+        }
+        s.pending.push_back(points);
+    }
+
+    /// The candidate that serves horizon index `i`: the best recent score
+    /// among models that can forecast now; before any is scored, the first
+    /// candidate able to forecast.
+    fn choose(&self, i: usize) -> Option<&Candidate> {
+        self.candidates
+            .iter()
+            .filter(|c| matches!(c.pending.back(), Some(Some(_))))
+            .min_by(|a, b| match (a.score(i), b.score(i)) {
+                (Some(x), Some(y)) => x.total_cmp(&y),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            })
     }
 
     /// Hands the engine a forecast made outside it (the LSTM) for the current
@@ -294,22 +385,10 @@ impl SeriesForecaster {
         let mut models = Vec::with_capacity(self.cfg.horizon);
         let mut scores = Vec::with_capacity(self.cfg.horizon);
         for i in 0..self.cfg.horizon {
-            // Best recent score at this step among models that can forecast;
-            // before any is scored, the first candidate able to forecast.
-            let chosen = self
-                .candidates
-                .iter()
-                .filter(|c| matches!(c.pending.back(), Some(Some(_))))
-                .min_by(|a, b| match (a.score(i), b.score(i)) {
-                    (Some(x), Some(y)) => x.total_cmp(&y),
-                    (Some(_), None) => std::cmp::Ordering::Less,
-                    (None, Some(_)) => std::cmp::Ordering::Greater,
-                    (None, None) => std::cmp::Ordering::Equal,
-                })
-                .ok_or(ForecastError::TooShort {
-                    have: self.observed,
-                    need: 2,
-                })?;
+            let chosen = self.choose(i).ok_or(ForecastError::TooShort {
+                have: self.observed,
+                need: 2,
+            })?;
             let Some(Some(points)) = chosen.pending.back() else {
                 unreachable!("filtered above")
             };
@@ -329,15 +408,16 @@ impl SeriesForecaster {
         })
     }
 
-    /// The error window for horizon index `i`: its own when it holds enough
-    /// errors, otherwise the nearest longer horizon that does (wider, so the
-    /// interval errs on the safe side), otherwise the fullest shorter one.
-    fn window_for<'a>(&self, c: &'a Candidate, i: usize) -> Option<&'a ErrorWindow> {
-        let enough = |w: &&ErrorWindow| w.len() >= self.cfg.min_calibration;
-        c.errors[i..]
+    /// The error window for horizon index `i`: the served forecast's once it
+    /// holds enough errors at this step; until then the chosen model's, at
+    /// this step or a neighbouring one (see [`enough_window`]); otherwise the
+    /// chosen model's fullest window.
+    fn window_for<'a>(&'a self, c: &'a Candidate, i: usize) -> Option<&'a ErrorWindow> {
+        let min = self.cfg.min_calibration;
+        self.served.errors[i..=i]
             .iter()
-            .find(enough)
-            .or_else(|| c.errors[..i].iter().rev().find(enough))
+            .find(|w| w.len() >= min)
+            .or_else(|| enough_window(&c.errors, i, min))
             .or_else(|| {
                 c.errors
                     .iter()
@@ -465,6 +545,38 @@ mod tests {
             !f.offer(ModelSpec::Median { window: 3 }, vec![1.0, 2.0]),
             "not a candidate"
         );
+    }
+
+    #[test]
+    fn intervals_come_from_the_errors_of_what_was_served() {
+        // A ramp: naive is always 1 short. The offered model is exact, but
+        // only every other step is it offered, so what the engine serves
+        // alternates between an exact forecast and one that is 1 short.
+        let mut c = cfg(1, vec![ModelSpec::Naive, ModelSpec::Lstm]);
+        c.adapt_rate = 0.0;
+        let mut f = SeriesForecaster::new(c).unwrap();
+        for t in 0..=200 {
+            f.observe(Some(t as f64));
+            if t % 2 == 0 {
+                assert!(f.offer(ModelSpec::Lstm, vec![t as f64 + 1.0]));
+            }
+        }
+        // Offered at the last step: the exact model serves, and its own
+        // errors are all 0, but half of what was served missed by 1.
+        let fc = f.forecast().unwrap();
+        assert_eq!(fc.models, vec!["lstm"]);
+        let s = fc.steps[0];
+        assert_eq!(s.p50, 201.0);
+        assert_eq!(s.p10, 201.0);
+        assert!((s.p90 - 202.0).abs() < 1e-9, "{s:?}");
+        // A single candidate serves itself: its own errors, as before (all
+        // +1; the interval is ordered around p50).
+        let mut f = SeriesForecaster::new(cfg(1, vec![ModelSpec::Naive])).unwrap();
+        for t in 0..200 {
+            f.observe(Some(t as f64));
+        }
+        let s = f.forecast().unwrap().steps[0];
+        assert_eq!((s.p10, s.p50, s.p90), (199.0, 199.0, 200.0));
     }
 
     #[test]

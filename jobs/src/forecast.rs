@@ -51,6 +51,9 @@ pub struct RunSummary {
     pub stored: usize,
     /// Too little history at that horizon yet (not an error).
     pub skipped: usize,
+    /// Already forecast from the horizon's latest closed step (an hourly
+    /// horizon changes once an hour, not at every run): not computed again.
+    pub current: usize,
     /// Anomalies stored for the first time.
     pub anomalies: u64,
 }
@@ -64,6 +67,7 @@ pub async fn run(tick: Tick, ctx: Data<ForecastJob>) -> Result<(), BoxDynError> 
         series = summary.series,
         stored = summary.stored,
         skipped = summary.skipped,
+        current = summary.current,
         anomalies = summary.anomalies,
         "forecast run finished"
     );
@@ -82,8 +86,22 @@ pub async fn forecast_all(
         ..RunSummary::default()
     };
     for horizon in Horizon::ALL {
-        let mut grids = Vec::with_capacity(active.len());
-        for series in &active {
+        let done = db
+            .forecast_at_origin(horizon.as_str(), last_closed_step(horizon, now_ms))
+            .await?;
+        let todo: Vec<&ActiveSeries> = active
+            .iter()
+            .filter(|s| {
+                !done.contains(&(
+                    s.tenant.id().to_owned(),
+                    s.workload.clone(),
+                    s.metric.clone(),
+                ))
+            })
+            .collect();
+        summary.current += active.len() - todo.len();
+        let mut grids = Vec::with_capacity(todo.len());
+        for series in &todo {
             grids.push(load_grid(db, series, horizon, now_ms).await?);
         }
         // The version the registry made live; until one is, the best this
@@ -145,7 +163,7 @@ pub async fn forecast_all(
                 .collect::<Vec<_>>())
         })
         .await??;
-        for (series, made) in active.iter().zip(forecasts) {
+        for (series, made) in todo.into_iter().zip(forecasts) {
             let Some(made) = made else {
                 summary.skipped += 1;
                 continue;
@@ -173,6 +191,13 @@ pub async fn forecast_all(
         summary.anomalies += detect_anomalies(db, series, now_ms).await?;
     }
     Ok(summary)
+}
+
+/// Start of the horizon's last step that ended by `now_ms`: the origin a
+/// forecast made now has when the series reported in that step.
+fn last_closed_step(horizon: Horizon, now_ms: i64) -> i64 {
+    let step_ms = horizon.step_secs() as i64 * 1000;
+    now_ms.div_euclid(step_ms) * step_ms - step_ms
 }
 
 /// What the engine made of one series, before declared inputs are applied.

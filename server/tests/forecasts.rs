@@ -202,6 +202,10 @@ async fn forecasts_are_made_on_schedule_and_served(backend: Backend) {
         .await
         .unwrap();
     assert_eq!((again.stored, again.anomalies), (0, 0), "{again:?}");
+    // Nor does it forecast again what it already forecast from the same
+    // closed step: every series and horizon is current or too short.
+    assert_eq!(again.current + again.skipped, 2 * 2, "{again:?}");
+    assert!(again.current >= 2, "{again:?}");
 
     // The jump was flagged, with its reason; the ordinary workload was not.
     let anomalies: Value = get(&app, Some(&key), "/api/v1/anomalies")

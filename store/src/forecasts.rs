@@ -1,5 +1,7 @@
 //! Stored forecasts, and which series are active enough to forecast.
 
+use std::collections::HashSet;
+
 use sea_orm::{ConnectionTrait, Statement, Value};
 
 use crate::sql::binder;
@@ -90,6 +92,41 @@ impl Db {
             .execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Series, by (organisation id, workload, metric), that already have a
+    /// forecast at `horizon` from `origin_ms`: the forecast job has nothing
+    /// new to say of them until their next step closes. Found through the
+    /// `made_at` index (a forecast is made after its origin).
+    pub async fn forecast_at_origin(
+        &self,
+        horizon: &str,
+        origin_ms: i64,
+    ) -> Result<HashSet<(String, String, String)>, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let p = binder(backend);
+        let sql = format!(
+            "SELECT organization_id, workload, metric FROM forecasts \
+             WHERE made_at >= {} AND horizon = {} AND origin = {}",
+            p(1),
+            p(2),
+            p(3)
+        );
+        crate::sql::rows(
+            self.conn(),
+            sql,
+            vec![origin_ms.into(), horizon.into(), origin_ms.into()],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get_by_index(0)?,
+                r.try_get_by_index(1)?,
+                r.try_get_by_index(2)?,
+            ))
+        })
+        .collect()
     }
 
     /// The latest forecast per metric and horizon of one workload.

@@ -5,6 +5,9 @@ Each --runs DIR is one model, labelled by the directory name, holding one
 `origin,h,p10,p50,p90` CSV per input series (same file name as the series).
 A run whose (origin, h) set differs from the protocol's in any way is an error:
 a partial or shifted backtest must not be scored as if it were comparable.
+With --allow-missing a run may lack whole series (a baseline still fitting):
+those cells read "—", the best baseline of that series is taken over the
+runs that have it, and the notes under the table say what was missing.
 Needs only the stdlib and numpy.
 """
 import argparse
@@ -27,9 +30,12 @@ def fail(msg):
     sys.exit(f"error: {msg}")
 
 
-def read_run(path, n_rows):
-    """(origin, h) -> (p10, p50, p90), checked against the protocol's exact key set."""
+def read_run(path, n_rows, allow_missing=False):
+    """(origin, h) -> (p10, p50, p90), checked against the protocol's exact key set;
+    None for a missing file when allowed."""
     if not path.is_file():
+        if allow_missing:
+            return None
         fail(f"{path}: missing")
     got = {}
     with open(path, newline="") as f:
@@ -72,6 +78,8 @@ def main():
     ap.add_argument("--data", required=True, help="directory of timestamp,value CSVs")
     ap.add_argument("--runs", required=True, nargs="+", help="run directories (name = model label)")
     ap.add_argument("--ours", help="label of the model judged against the best baseline")
+    ap.add_argument("--allow-missing", action="store_true",
+                    help="score runs that lack some series (never --ours)")
     args = ap.parse_args()
 
     runs = {Path(d).resolve().name: Path(d) for d in args.runs}
@@ -90,15 +98,22 @@ def main():
         header += [f"{args.ours}/best", "≥10% below best", "cov in [0.75, 0.85]"]
 
     rows, table = [], []  # rows: numeric per series, for the mean row
+    missing = {}  # label -> series it lacks
     for f in P.series_files(args.data):
         y = P.load_series(f)
         scale = P.mase_scale(y, f.stem)
         res = {}
         for m, d in runs.items():
-            res[m] = score(read_run(d / f.name, len(y)), y, scale)
+            run = read_run(d / f.name, len(y), args.allow_missing and m != args.ours)
+            if run is None:
+                res[m] = (None, None, 0)
+                missing.setdefault(m, []).append(f.stem)
+                continue
+            res[m] = score(run, y, scale)
             if res[m][2]:
                 print(f"warning: {m}/{f.name}: {res[m][2]} rows with crossed quantiles", file=sys.stderr)
-        best = min(baselines, key=lambda m: res[m][0]) if baselines else None
+        have = [m for m in baselines if res[m][0] is not None]
+        best = min(have, key=lambda m: res[m][0]) if have else None
         num = {m: res[m][:2] for m in labels}
         num["best"] = res[best][0] if best else None
         cells = [f.stem] + [fmt(v) for m in labels for v in res[m][:2]]
@@ -109,19 +124,26 @@ def main():
         rows.append(num)
         table.append(cells)
 
-    # Mean over series of every column (the ratio column: mean of per-series ratios).
-    mean = ["**mean**"] + [fmt(float(np.mean([r[m][i] for r in rows]))) for m in labels for i in (0, 1)]
-    mean_best = float(np.mean([r["best"] for r in rows])) if baselines else None
-    mean.append(fmt(mean_best))
+    # Mean over series of every column (the ratio column: mean of per-series
+    # ratios); a run lacking series is averaged over those it has.
+    def avg(values):
+        values = [v for v in values if v is not None]
+        return float(np.mean(values)) if values else None
+
+    mean = ["**mean**"] + [fmt(avg([r[m][i] for r in rows])) for m in labels for i in (0, 1)]
+    mean.append(fmt(avg([r["best"] for r in rows])))
     if args.ours:
-        ratio = float(np.mean([r["ratio"] for r in rows])) if baselines else None
-        mean += verdict(ratio, float(np.mean([r[args.ours][1] for r in rows])))
+        ratio = avg([r["ratio"] for r in rows])
+        mean += verdict(ratio, avg([r[args.ours][1] for r in rows]))
     table.append(mean)
 
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
     for cells in table:
         print("| " + " | ".join(cells) + " |")
+    for m, series in missing.items():
+        print(f"\n{m}: no forecasts yet for {', '.join(series)} (best baseline there: the others; "
+              f"its mean is over the other {len(rows) - len(series)} series)")
 
 
 def verdict(ratio, coverage):

@@ -20,6 +20,7 @@ use headroom_store::forecasts::{ActiveSeries, StoredAnomaly, StoredForecast};
 use serde::Serialize;
 
 use crate::lstm::{LstmError, LstmForecaster, fill_gaps};
+use crate::warm::{SeriesKey, WarmEngine, WarmEngines};
 
 /// Series without a point for this long are not forecast.
 pub(crate) const ACTIVE_WITHIN_MS: i64 = 86_400_000;
@@ -33,6 +34,8 @@ const PROFILE_STEP_MS: i64 = 300_000;
 pub struct ForecastJob {
     pub db: Db,
     pub lstm: Option<Arc<LstmForecaster>>,
+    /// Allocation-horizon engines kept between runs in this process.
+    pub warm: Arc<WarmEngines>,
 }
 
 /// One stored step, as the API returns it.
@@ -56,11 +59,13 @@ pub struct RunSummary {
     pub current: usize,
     /// Anomalies stored for the first time.
     pub anomalies: u64,
+    /// Series fed to an engine kept from the last run instead of replayed.
+    pub warm: usize,
 }
 
 pub async fn run(tick: Tick, ctx: Data<ForecastJob>) -> Result<(), BoxDynError> {
     let now_ms = i64::try_from(tick.get_timestamp())?.saturating_mul(1000);
-    let summary = forecast_all(&ctx.db, ctx.lstm.as_ref(), now_ms).await?;
+    let summary = forecast_all_with(&ctx.db, ctx.lstm.as_ref(), &ctx.warm, now_ms).await?;
     metrics::counter!("headroom_forecasts_stored_total").increment(summary.stored as u64);
     metrics::counter!("headroom_anomalies_stored_total").increment(summary.anomalies);
     tracing::info!(
@@ -68,19 +73,58 @@ pub async fn run(tick: Tick, ctx: Data<ForecastJob>) -> Result<(), BoxDynError> 
         stored = summary.stored,
         skipped = summary.skipped,
         current = summary.current,
+        warm = summary.warm,
         anomalies = summary.anomalies,
         "forecast run finished"
     );
     Ok(())
 }
 
-/// Forecasts every active series as of `now_ms`.
+/// Forecasts every active series as of `now_ms`, every one replayed from its
+/// history (no engine kept between calls).
 pub async fn forecast_all(
     db: &Db,
     lstm: Option<&Arc<LstmForecaster>>,
     now_ms: i64,
 ) -> Result<RunSummary, BoxDynError> {
+    forecast_all_with(db, lstm, &WarmEngines::new(0), now_ms).await
+}
+
+/// What a run does for one series at one horizon.
+enum Work {
+    /// Replay the history into a new engine.
+    Cold(Grid),
+    /// Feed a kept engine the steps closed since its last one.
+    Warm(Box<WarmEngine>, Grid),
+}
+
+/// What came of one series at one horizon.
+enum Outcome {
+    Made(Made),
+    /// Too little history yet.
+    TooShort,
+    /// A kept engine saw no step close since the last run.
+    NothingNew,
+}
+
+fn series_key(s: &ActiveSeries) -> SeriesKey {
+    (
+        s.tenant.id().to_owned(),
+        s.workload.clone(),
+        s.metric.clone(),
+    )
+}
+
+/// Forecasts every active series as of `now_ms`; allocation-horizon engines
+/// are taken from and kept in `warm` (see [`crate::warm`]).
+pub async fn forecast_all_with(
+    db: &Db,
+    lstm: Option<&Arc<LstmForecaster>>,
+    warm: &WarmEngines,
+    now_ms: i64,
+) -> Result<RunSummary, BoxDynError> {
     let active = db.active_series(now_ms - ACTIVE_WITHIN_MS).await?;
+    warm.retain(&active.iter().map(series_key).collect());
     let mut summary = RunSummary {
         series: active.len(),
         ..RunSummary::default()
@@ -91,19 +135,9 @@ pub async fn forecast_all(
             .await?;
         let todo: Vec<&ActiveSeries> = active
             .iter()
-            .filter(|s| {
-                !done.contains(&(
-                    s.tenant.id().to_owned(),
-                    s.workload.clone(),
-                    s.metric.clone(),
-                ))
-            })
+            .filter(|s| !done.contains(&series_key(s)))
             .collect();
         summary.current += active.len() - todo.len();
-        let mut grids = Vec::with_capacity(todo.len());
-        for series in &todo {
-            grids.push(load_grid(db, series, horizon, now_ms).await?);
-        }
         // The version the registry made live; until one is, the best this
         // process has (the engine itself picks per step by measured error).
         let live = db.live_model(horizon.as_str()).await?.map(|m| m.version);
@@ -117,56 +151,50 @@ pub async fn forecast_all(
             Some(m) => crate::models::with_lstm(m),
             None => STATISTICAL_VERSION.to_owned(),
         };
+        // Only the allocation horizon's engines are kept: the planning one
+        // runs once an hour and is ten times the memory.
+        let keep = horizon == Horizon::Allocation;
+        let step_ms = horizon.step_secs() as i64 * 1000;
+        let mut work = Vec::with_capacity(todo.len());
+        for series in &todo {
+            let kept = keep
+                .then(|| warm.take(&series_key(series)))
+                .flatten()
+                .filter(|w| {
+                    w.with_lstm == lstm.is_some() && w.last_ms >= now_ms - horizon.history_ms()
+                });
+            work.push(match kept {
+                Some(w) => {
+                    let from = w.last_ms + step_ms;
+                    summary.warm += 1;
+                    Work::Warm(
+                        Box::new(w),
+                        load_grid_from(db, series, horizon, from, now_ms).await?,
+                    )
+                }
+                None => Work::Cold(load_grid(db, series, horizon, now_ms).await?),
+            });
+        }
         // Engines and the model are CPU work: off the async workers, and the
         // model sees every series' windows in one batched call.
         let lstm = lstm.cloned();
-        let forecasts = tokio::task::spawn_blocking(move || -> Result<_, LstmError> {
-            let offers = match &lstm {
-                Some(model) => lstm_offers(model, &grids, horizon.steps())?,
-                None => vec![Vec::new(); grids.len()],
-            };
-            Ok(grids
-                .iter()
-                .zip(&offers)
-                .map(|(grid, offered)| {
-                    let origin = grid.last_start_ms()?;
-                    let mut cfg = horizon.engine();
-                    if lstm.is_some() {
-                        cfg.candidates.push(ModelSpec::Lstm);
-                    }
-                    let mut engine = SeriesForecaster::new(cfg).ok()?;
-                    for (i, v) in grid.values.iter().enumerate() {
-                        engine.observe(*v);
-                        if let Some(Some(f)) = offered.get(i) {
-                            engine.offer(ModelSpec::Lstm, f.clone());
-                        }
-                    }
-                    // Short histories keep their points for the profile's prior.
-                    let observed: Vec<(i64, f64)> = if engine.observed() < day_steps(horizon) {
-                        grid.values
-                            .iter()
-                            .enumerate()
-                            .filter_map(|(i, v)| {
-                                v.map(|v| (grid.start_ms + i as i64 * grid.step_ms, v))
-                            })
-                            .collect()
-                    } else {
-                        Vec::new()
-                    };
-                    Some(Made {
-                        origin_ms: origin,
-                        forecast: engine.forecast().ok(),
-                        observed,
-                        observed_count: engine.observed(),
-                    })
-                })
-                .collect::<Vec<_>>())
-        })
-        .await??;
-        for (series, made) in todo.into_iter().zip(forecasts) {
-            let Some(made) = made else {
-                summary.skipped += 1;
-                continue;
+        let results =
+            tokio::task::spawn_blocking(move || run_engines(work, lstm.as_deref(), horizon, keep))
+                .await??;
+        for (series, (outcome, engine)) in todo.into_iter().zip(results) {
+            if let Some(engine) = engine {
+                warm.put(series_key(series), engine);
+            }
+            let made = match outcome {
+                Outcome::Made(made) => made,
+                Outcome::TooShort => {
+                    summary.skipped += 1;
+                    continue;
+                }
+                Outcome::NothingNew => {
+                    summary.current += 1;
+                    continue;
+                }
             };
             let Some(forecast) = with_declared_inputs(db, series, horizon, made).await? else {
                 summary.skipped += 1;
@@ -191,6 +219,112 @@ pub async fn forecast_all(
         summary.anomalies += detect_anomalies(db, series, now_ms).await?;
     }
     Ok(summary)
+}
+
+/// Runs each series' engine, replaying or catching up, with the LSTM's
+/// forecasts offered; returns per series what came of it and the engine to
+/// keep (when `keep` and it has seen a day: shorter histories need their
+/// points for the profile's prior, so they are replayed).
+fn run_engines(
+    work: Vec<Work>,
+    lstm: Option<&LstmForecaster>,
+    horizon: Horizon,
+    keep: bool,
+) -> Result<Vec<(Outcome, Option<WarmEngine>)>, LstmError> {
+    let window = lstm.map_or(0, |m| m.spec().input_len);
+    let mut out: Vec<(Outcome, Option<WarmEngine>)> = Vec::with_capacity(work.len());
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    for (i, w) in work.into_iter().enumerate() {
+        out.push((Outcome::TooShort, None));
+        match w {
+            Work::Cold(grid) => cold.push((i, grid)),
+            Work::Warm(engine, grid) => warm.push((i, *engine, grid)),
+        }
+    }
+
+    let (cold_at, grids): (Vec<usize>, Vec<Grid>) = cold.into_iter().unzip();
+    let offers = match lstm {
+        Some(model) => lstm_offers(model, &grids, horizon.steps())?,
+        None => vec![Vec::new(); grids.len()],
+    };
+    for ((i, grid), offered) in cold_at.into_iter().zip(&grids).zip(&offers) {
+        let Some(origin_ms) = grid.last_start_ms() else {
+            continue;
+        };
+        let mut cfg = horizon.engine();
+        if lstm.is_some() {
+            cfg.candidates.push(ModelSpec::Lstm);
+        }
+        let Ok(mut engine) = SeriesForecaster::new(cfg) else {
+            continue;
+        };
+        for (row, v) in grid.values.iter().enumerate() {
+            engine.observe(*v);
+            if let Some(Some(f)) = offered.get(row) {
+                engine.offer(ModelSpec::Lstm, f.clone());
+            }
+        }
+        let short = engine.observed() < day_steps(horizon);
+        // Short histories keep their points for the profile's prior.
+        let observed: Vec<(i64, f64)> = if short {
+            grid.values
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| v.map(|v| (grid.start_ms + i as i64 * grid.step_ms, v)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let made = Made {
+            origin_ms,
+            forecast: engine.forecast().ok(),
+            observed,
+            observed_count: engine.observed(),
+        };
+        let kept = (keep && !short)
+            .then(|| WarmEngine::after(engine, lstm.is_some(), grid, window))
+            .flatten();
+        out[i] = (Outcome::Made(made), kept);
+    }
+
+    let fed: Vec<usize> = warm
+        .iter_mut()
+        .map(|(_, w, grid)| w.catch_up(grid))
+        .collect();
+    if let Some(model) = lstm {
+        // Offered at the newest step of each engine that saw one close.
+        let ready: Vec<usize> = (0..warm.len())
+            .filter(|&k| fed[k] > 0 && warm[k].1.recent.len() >= window)
+            .collect();
+        let windows: Vec<Vec<f64>> = ready
+            .iter()
+            .map(|&k| warm[k].1.recent.iter().copied().collect())
+            .collect();
+        let refs: Vec<&[f64]> = windows.iter().map(Vec::as_slice).collect();
+        let made = if refs.is_empty() {
+            Vec::new()
+        } else {
+            model.forecast(&refs)?
+        };
+        for (k, f) in ready.into_iter().zip(made) {
+            let p50: Vec<f64> = f.iter().take(horizon.steps()).map(|s| s.p50).collect();
+            warm[k].1.engine.offer(ModelSpec::Lstm, p50);
+        }
+    }
+    for ((i, w, _), fed) in warm.into_iter().zip(fed) {
+        let outcome = if fed == 0 {
+            Outcome::NothingNew
+        } else {
+            Outcome::Made(Made {
+                origin_ms: w.last_ms,
+                forecast: w.engine.forecast().ok(),
+                observed: Vec::new(),
+                observed_count: w.engine.observed(),
+            })
+        };
+        out[i] = (outcome, Some(w));
+    }
+    Ok(out)
 }
 
 /// Start of the horizon's last step that ended by `now_ms`: the origin a
@@ -329,13 +463,25 @@ pub(crate) async fn load_grid(
     horizon: Horizon,
     now_ms: i64,
 ) -> Result<Grid, BoxDynError> {
+    load_grid_from(db, series, horizon, now_ms - horizon.history_ms(), now_ms).await
+}
+
+/// The horizon's grid of the series' steps from `from_ms` on that ended by
+/// `now_ms`.
+async fn load_grid_from(
+    db: &Db,
+    series: &ActiveSeries,
+    horizon: Horizon,
+    from_ms: i64,
+    now_ms: i64,
+) -> Result<Grid, BoxDynError> {
     let buckets = db
         .rollups(
             &series.tenant,
             &series.workload,
             &series.metric,
             horizon.source(),
-            now_ms - horizon.history_ms(),
+            from_ms,
             now_ms,
         )
         .await?;

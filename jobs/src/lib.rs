@@ -12,6 +12,7 @@ pub mod providers;
 mod queue;
 pub mod readiness;
 pub mod stripe;
+pub mod warm;
 pub mod webhooks;
 mod worker;
 

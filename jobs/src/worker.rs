@@ -32,6 +32,9 @@ pub struct WorkerSettings {
     pub shutdown_timeout: Duration,
     pub telemetry_retention: headroom_store::telemetry::Retention,
     pub forecast_schedule: cron::Schedule,
+    /// Allocation-horizon engines the forecast job keeps between runs (about
+    /// 0.7 MB each; 0: every run replays every series).
+    pub forecast_warm_series: usize,
     /// When the model registry checks recent accuracy (and scores versions
     /// when due).
     pub models_schedule: cron::Schedule,
@@ -80,6 +83,7 @@ pub async fn run_workers(
     let forecast_ctx = ForecastJob {
         db: db.clone(),
         lstm: settings.lstm.clone(),
+        warm: std::sync::Arc::new(crate::warm::WarmEngines::new(settings.forecast_warm_series)),
     };
     let forecast_schedule = settings.forecast_schedule.clone();
     let models_ctx = crate::models::ModelJob {

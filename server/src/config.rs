@@ -62,6 +62,8 @@ pub struct Config {
     pub housekeeping_schedule: cron::Schedule,
     /// When every active series is forecast (cron with seconds).
     pub forecast_schedule: cron::Schedule,
+    /// Allocation-horizon engines the forecast job keeps between runs.
+    pub forecast_warm_series: usize,
     /// When the model registry checks recent accuracy and scores versions when due.
     pub models_schedule: cron::Schedule,
     /// When the allocation controller ticks (cron with seconds).
@@ -135,6 +137,7 @@ const KEYS: &[&str] = &[
     "log_format",
     "housekeeping_schedule",
     "forecast_schedule",
+    "forecast_warm_series",
     "models_schedule",
     "allocate_schedule",
     "billing_schedule",
@@ -262,6 +265,16 @@ impl Config {
         // Five minutes: the allocation horizon's step.
         let forecast_schedule = schedule("forecast_schedule", "30 */5 * * * *")?;
         // Hourly, between forecast runs.
+        // About 0.7 MB each: a few hundred megabytes by default.
+        let forecast_warm_series = match raw.get("forecast_warm_series") {
+            None => 500,
+            Some(s) => s.value().trim().parse::<usize>().map_err(|_| {
+                ConfigError::new(
+                    &s.name("forecast_warm_series"),
+                    format!("{:?} is not a whole number (0 keeps none)", s.value()),
+                )
+            })?,
+        };
         let models_schedule = schedule("models_schedule", "0 52 * * * *")?;
         // After the forecasts of the same five minutes.
         let allocate_schedule = schedule("allocate_schedule", "45 */5 * * * *")?;
@@ -366,6 +379,7 @@ impl Config {
             log_format,
             housekeeping_schedule,
             forecast_schedule,
+            forecast_warm_series,
             models_schedule,
             allocate_schedule,
             billing_schedule,
@@ -519,6 +533,9 @@ mod tests {
         assert_eq!(c.database_url, "sqlite://.data/headroom.db");
         assert_eq!(c.job_retention, Duration::from_secs(168 * 3600));
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.forecast_warm_series, 500);
+        let none = Config::from_vars(vars(&[("HEADROOM_FORECAST_WARM_SERIES", "0")])).unwrap();
+        assert_eq!(none.forecast_warm_series, 0, "0 keeps no engine");
     }
 
     #[test]
@@ -540,6 +557,7 @@ mod tests {
             ("HEADROOM_PUBLIC_URL", "example.com"),
             ("HEADROOM_SESSION_IDLE_SECS", "0"),
             ("HEADROOM_LOGIN_ATTEMPTS_PER_ACCOUNT", "99999999999"),
+            ("HEADROOM_FORECAST_WARM_SERIES", "-1"),
         ];
         for (key, value) in cases {
             let err = Config::from_vars(vars(&[(key, value)])).unwrap_err();

@@ -87,6 +87,7 @@ pub fn worker_settings(config: &Config, lstm: Option<Arc<LstmForecaster>>) -> Wo
         lstm,
         housekeeping_schedule: config.housekeeping_schedule.clone(),
         forecast_schedule: config.forecast_schedule.clone(),
+        forecast_warm_series: config.forecast_warm_series,
         models_schedule: config.models_schedule.clone(),
         allocate_schedule: config.allocate_schedule.clone(),
         billing_schedule: config.billing_schedule.clone(),

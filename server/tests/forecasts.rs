@@ -653,3 +653,96 @@ both_backends!(
     model_registry,
     model_registry_scores_and_serves_the_live_version
 );
+
+/// The allocation forecast stored for `workload`, as the API serves it.
+async fn allocation_forecast(app: &TestApp, key: &str, workload: &str) -> Value {
+    let body: Value = get(
+        app,
+        Some(key),
+        &format!("/api/v1/workloads/{workload}/forecast?horizon=allocation"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    body["forecasts"][0].clone()
+}
+
+/// An engine kept between runs, fed only the step that closed since, serves
+/// exactly what replaying the whole history gives (the same data, in two
+/// applications: one kept its engine, the other replays).
+async fn a_kept_engine_forecasts_as_a_replay_does(backend: Backend) {
+    let (Some(kept), Some(replayed)) =
+        (TestApp::spawn(backend).await, TestApp::spawn(backend).await)
+    else {
+        return;
+    };
+    let now_s = chrono::Utc::now().timestamp();
+    // Noise on the daily cycle, so that the newest steps matter to the models.
+    let points: Vec<Value> = day_of_cpu("web-1", now_s, 0)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut p)| {
+            let noise = ((i * 7919) % 23) as f64 - 11.0;
+            p["value"] = json!(p["value"].as_f64().unwrap() + noise);
+            p
+        })
+        .collect();
+    let mut keys = Vec::new();
+    for app in [&kept, &replayed] {
+        let key = key_for(app, "Acme").await;
+        let r: Value = app
+            .http
+            .post(app.url("/api/v1/metrics"))
+            .bearer_auth(&key)
+            .json(&points)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["accepted"], 2880, "{r}");
+        keys.push(key);
+    }
+    // Two runs five minutes apart: the second sees one more step close.
+    let current_step = now_s - now_s.rem_euclid(300);
+    let first_ms = (current_step - 300) * 1000 + 1;
+    let second_ms = current_step * 1000 + 1;
+    let warm = headroom_jobs::warm::WarmEngines::new(10);
+    let run = |app: &TestApp, at: i64| {
+        let db = app.db.clone();
+        let warm = &warm;
+        async move {
+            headroom_jobs::forecast::forecast_all_with(&db, None, warm, at)
+                .await
+                .unwrap()
+        }
+    };
+    let first = run(&kept, first_ms).await;
+    assert_eq!((first.warm, first.stored), (0, 2), "{first:?}");
+    assert_eq!(warm.len(), 1, "the allocation engine is kept");
+    let second = run(&kept, second_ms).await;
+    assert_eq!(second.warm, 1, "{second:?}");
+    let cold = headroom_jobs::forecast::forecast_all(&replayed.db, None, second_ms)
+        .await
+        .unwrap();
+    assert_eq!(cold.warm, 0, "{cold:?}");
+
+    let (a, b) = (
+        allocation_forecast(&kept, &keys[0], "web-1").await,
+        allocation_forecast(&replayed, &keys[1], "web-1").await,
+    );
+    let origin = chrono::DateTime::parse_from_rfc3339(a["origin"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    assert_eq!(origin, current_step - 300, "the step that closed last: {a}");
+    assert_eq!(a["origin"], b["origin"]);
+    assert_eq!(a["steps"], b["steps"], "kept: {a}\nreplayed: {b}");
+    // Nothing closed since: a third run feeds nothing and stores nothing.
+    let third = run(&kept, second_ms + 1000).await;
+    assert_eq!((third.stored, third.warm), (0, 0), "{third:?}");
+    kept.stop().await;
+    replayed.stop().await;
+}
+both_backends!(kept_engines, a_kept_engine_forecasts_as_a_replay_does);

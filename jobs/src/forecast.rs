@@ -20,7 +20,7 @@ use headroom_store::forecasts::{ActiveSeries, StoredAnomaly, StoredForecast};
 use serde::Serialize;
 
 use crate::lstm::{LstmError, LstmForecaster, fill_gaps};
-use crate::warm::{SeriesKey, WarmEngine, WarmEngines};
+use crate::warm::{SeriesKey, Warm, WarmDetector, WarmEngine};
 
 /// Series without a point for this long are not forecast.
 pub(crate) const ACTIVE_WITHIN_MS: i64 = 86_400_000;
@@ -34,8 +34,9 @@ const PROFILE_STEP_MS: i64 = 300_000;
 pub struct ForecastJob {
     pub db: Db,
     pub lstm: Option<Arc<LstmForecaster>>,
-    /// Allocation-horizon engines kept between runs in this process.
-    pub warm: Arc<WarmEngines>,
+    /// Allocation-horizon engines and anomaly detectors kept between runs
+    /// in this process.
+    pub warm: Arc<Warm>,
 }
 
 /// One stored step, as the API returns it.
@@ -87,7 +88,7 @@ pub async fn forecast_all(
     lstm: Option<&Arc<LstmForecaster>>,
     now_ms: i64,
 ) -> Result<RunSummary, BoxDynError> {
-    forecast_all_with(db, lstm, &WarmEngines::new(0), now_ms).await
+    forecast_all_with(db, lstm, &Warm::new(0), now_ms).await
 }
 
 /// What a run does for one series at one horizon.
@@ -116,11 +117,12 @@ fn series_key(s: &ActiveSeries) -> SeriesKey {
 }
 
 /// Forecasts every active series as of `now_ms`; allocation-horizon engines
-/// are taken from and kept in `warm` (see [`crate::warm`]).
+/// and anomaly detectors are taken from and kept in `warm` (see
+/// [`crate::warm`]).
 pub async fn forecast_all_with(
     db: &Db,
     lstm: Option<&Arc<LstmForecaster>>,
-    warm: &WarmEngines,
+    warm: &Warm,
     now_ms: i64,
 ) -> Result<RunSummary, BoxDynError> {
     let active = db.active_series(now_ms - ACTIVE_WITHIN_MS).await?;
@@ -158,7 +160,7 @@ pub async fn forecast_all_with(
         let mut work = Vec::with_capacity(todo.len());
         for series in &todo {
             let kept = keep
-                .then(|| warm.take(&series_key(series)))
+                .then(|| warm.engines.take(&series_key(series)))
                 .flatten()
                 .filter(|w| {
                     w.with_lstm == lstm.is_some() && w.last_ms >= now_ms - horizon.history_ms()
@@ -183,7 +185,7 @@ pub async fn forecast_all_with(
                 .await??;
         for (series, (outcome, engine)) in todo.into_iter().zip(results) {
             if let Some(engine) = engine {
-                warm.put(series_key(series), engine);
+                warm.engines.put(series_key(series), engine);
             }
             let made = match outcome {
                 Outcome::Made(made) => made,
@@ -216,7 +218,7 @@ pub async fn forecast_all_with(
         }
     }
     for series in &active {
-        summary.anomalies += detect_anomalies(db, series, now_ms).await?;
+        summary.anomalies += detect_anomalies(db, series, &warm.detectors, now_ms).await?;
     }
     Ok(summary)
 }
@@ -530,28 +532,46 @@ async fn store_forecast(
         .await?)
 }
 
-/// Rebuilds the series' profile from its history, scoring each step against
-/// what came before it, and stores the steps flagged. Returns how many were new.
-async fn detect_anomalies(db: &Db, series: &ActiveSeries, now_ms: i64) -> Result<u64, BoxDynError> {
+/// Scores the series' steps that closed since its kept detector's last one
+/// (or, without one, rebuilds the profile from its history, scoring each
+/// step against what came before it), and stores the steps flagged. Returns
+/// how many were new.
+async fn detect_anomalies(
+    db: &Db,
+    series: &ActiveSeries,
+    kept: &crate::warm::Kept<WarmDetector>,
+    now_ms: i64,
+) -> Result<u64, BoxDynError> {
+    let key = series_key(series);
+    let warm = kept
+        .take(&key)
+        .filter(|w| w.last_ms >= now_ms - PROFILE_HISTORY_MS);
+    let from_ms = warm
+        .as_ref()
+        .map_or(now_ms - PROFILE_HISTORY_MS, |w| w.last_ms + PROFILE_STEP_MS);
     let buckets = db
         .rollups(
             &series.tenant,
             &series.workload,
             &series.metric,
             Horizon::Allocation.source(),
-            now_ms - PROFILE_HISTORY_MS,
+            from_ms,
             now_ms,
         )
         .await?;
     let grid = grid_from_buckets(&buckets, PROFILE_STEP_MS, now_ms);
     let (workload, metric) = (series.workload.clone(), series.metric.clone());
-    let found = tokio::task::spawn_blocking(move || {
-        let mut detector = AnomalyDetector::new(ProfileConfig::default(), DEFAULT_PERSISTENCE);
+    let (found, detector) = tokio::task::spawn_blocking(move || {
+        let mut detector = warm.unwrap_or_else(|| WarmDetector {
+            detector: AnomalyDetector::new(ProfileConfig::default(), DEFAULT_PERSISTENCE),
+            last_ms: i64::MIN,
+        });
         let mut found = Vec::new();
         for (i, v) in grid.values.iter().enumerate() {
             let ts_ms = grid.start_ms + i as i64 * grid.step_ms;
+            detector.last_ms = ts_ms;
             let Some(v) = v else { continue };
-            let d = detector.observe(ts_ms.div_euclid(1000), *v);
+            let d = detector.detector.observe(ts_ms.div_euclid(1000), *v);
             if d.is_anomaly {
                 found.push(StoredAnomaly {
                     workload: workload.clone(),
@@ -566,9 +586,13 @@ async fn detect_anomalies(db: &Db, series: &ActiveSeries, now_ms: i64) -> Result
                 });
             }
         }
-        found
+        (found, detector)
     })
     .await?;
+    // A detector that has seen no step yet has nothing worth keeping.
+    if detector.last_ms != i64::MIN {
+        kept.put(key, detector);
+    }
     if found.is_empty() {
         return Ok(0);
     }

@@ -1,10 +1,13 @@
-//! Allocation-horizon engines kept in the worker between forecast runs.
+//! Allocation-horizon engines and behavioural profiles kept in the worker
+//! between forecast runs.
 //!
 //! Without them every run replays three days of five-minute steps into a new
 //! engine per series (about 7 ms of CPU each, and 4,320 minute rollups read),
 //! to forecast from one new step. A kept engine is fed only the steps that
 //! closed since its last one, which is what the engine is built for: every
 //! observation updates its errors, model scores and interval corrections.
+//! Likewise each series' anomaly detector (its decayed hour-of-week profile),
+//! which a replay rebuilds from eight days of steps (11,520 minute rollups).
 //!
 //! Bounded: an engine holds about 0.7 MB of error windows, so at most
 //! `capacity` are kept and the other series stay on the replay path. Kept
@@ -18,6 +21,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use headroom_core::forecast::{Grid, SeriesForecaster};
+use headroom_core::profile::AnomalyDetector;
 
 /// (organisation id, workload, metric).
 pub type SeriesKey = (String, String, String);
@@ -95,33 +99,63 @@ impl WarmEngine {
     }
 }
 
-/// The kept engines of one worker process.
-pub struct WarmEngines {
-    capacity: usize,
-    engines: Mutex<HashMap<SeriesKey, WarmEngine>>,
+/// A series' anomaly detector and the last step it scored.
+pub struct WarmDetector {
+    pub detector: AnomalyDetector,
+    /// Start of the last step it saw (observed or not).
+    pub last_ms: i64,
 }
 
-impl std::fmt::Debug for WarmEngines {
+/// What one worker process keeps between forecast runs.
+#[derive(Debug)]
+pub struct Warm {
+    pub engines: Kept<WarmEngine>,
+    pub detectors: Kept<WarmDetector>,
+}
+
+impl Warm {
+    /// Keeps up to `capacity` engines and as many detectors (0: every run
+    /// replays).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            engines: Kept::new(capacity),
+            detectors: Kept::new(capacity),
+        }
+    }
+
+    /// Forgets what belongs to series that are no longer active.
+    pub fn retain(&self, active: &HashSet<SeriesKey>) {
+        self.engines.retain(active);
+        self.detectors.retain(active);
+    }
+}
+
+/// Per-series state kept by one worker process, up to a capacity.
+pub struct Kept<T> {
+    capacity: usize,
+    kept: Mutex<HashMap<SeriesKey, T>>,
+}
+
+impl<T> std::fmt::Debug for Kept<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WarmEngines")
+        f.debug_struct("Kept")
             .field("capacity", &self.capacity)
             .field("kept", &self.len())
             .finish()
     }
 }
 
-impl WarmEngines {
-    /// Keeps up to `capacity` engines (0: every run replays).
+impl<T> Kept<T> {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            engines: Mutex::new(HashMap::new()),
+            kept: Mutex::new(HashMap::new()),
         }
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<SeriesKey, WarmEngine>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<SeriesKey, T>> {
         // A panic while the lock was held leaves whole entries or none.
-        self.engines
+        self.kept
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -134,20 +168,20 @@ impl WarmEngines {
         self.len() == 0
     }
 
-    /// Takes a series' engine out (it is put back after the run).
-    pub fn take(&self, key: &SeriesKey) -> Option<WarmEngine> {
+    /// Takes a series' state out (it is put back after the run).
+    pub fn take(&self, key: &SeriesKey) -> Option<T> {
         self.map().remove(key)
     }
 
-    /// Keeps an engine, unless the cache is full.
-    pub fn put(&self, key: SeriesKey, engine: WarmEngine) {
+    /// Keeps a series' state, unless the capacity is reached.
+    pub fn put(&self, key: SeriesKey, value: T) {
         let mut map = self.map();
         if map.len() < self.capacity || map.contains_key(&key) {
-            map.insert(key, engine);
+            map.insert(key, value);
         }
     }
 
-    /// Forgets the engines of series that are no longer active.
+    /// Forgets the state of series that are no longer active.
     pub fn retain(&self, active: &HashSet<SeriesKey>) {
         self.map().retain(|k, _| active.contains(k));
     }
@@ -215,7 +249,7 @@ mod tests {
 
     #[test]
     fn keeps_at_most_its_capacity_and_forgets_quiet_series() {
-        let cache = WarmEngines::new(1);
+        let cache = Kept::new(1);
         let key = |w: &str| ("org".to_owned(), w.to_owned(), "cpu".to_owned());
         let g = grid(0, vec![Some(1.0), Some(2.0)]);
         let make = || {
@@ -235,7 +269,7 @@ mod tests {
         cache.retain(&HashSet::from([key("b")]));
         assert!(cache.is_empty());
         // Capacity 0: nothing is ever kept.
-        let none = WarmEngines::new(0);
+        let none = Kept::new(0);
         none.put(key("a"), make());
         assert!(none.is_empty());
     }

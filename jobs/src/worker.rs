@@ -32,8 +32,8 @@ pub struct WorkerSettings {
     pub shutdown_timeout: Duration,
     pub telemetry_retention: headroom_store::telemetry::Retention,
     pub forecast_schedule: cron::Schedule,
-    /// Allocation-horizon engines the forecast job keeps between runs (about
-    /// 0.7 MB each; 0: every run replays every series).
+    /// Series whose allocation-horizon engine (about 0.7 MB) and anomaly
+    /// detector the forecast job keeps between runs (0: every run replays).
     pub forecast_warm_series: usize,
     /// When the model registry checks recent accuracy (and scores versions
     /// when due).
@@ -83,7 +83,7 @@ pub async fn run_workers(
     let forecast_ctx = ForecastJob {
         db: db.clone(),
         lstm: settings.lstm.clone(),
-        warm: std::sync::Arc::new(crate::warm::WarmEngines::new(settings.forecast_warm_series)),
+        warm: std::sync::Arc::new(crate::warm::Warm::new(settings.forecast_warm_series)),
     };
     let forecast_schedule = settings.forecast_schedule.clone();
     let models_ctx = crate::models::ModelJob {

@@ -62,7 +62,8 @@ pub struct Config {
     pub housekeeping_schedule: cron::Schedule,
     /// When every active series is forecast (cron with seconds).
     pub forecast_schedule: cron::Schedule,
-    /// Allocation-horizon engines the forecast job keeps between runs.
+    /// Series whose allocation-horizon engine and anomaly detector the
+    /// forecast job keeps between runs.
     pub forecast_warm_series: usize,
     /// When the model registry checks recent accuracy and scores versions when due.
     pub models_schedule: cron::Schedule,

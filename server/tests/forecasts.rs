@@ -668,9 +668,28 @@ async fn allocation_forecast(app: &TestApp, key: &str, workload: &str) -> Value 
     body["forecasts"][0].clone()
 }
 
-/// An engine kept between runs, fed only the step that closed since, serves
-/// exactly what replaying the whole history gives (the same data, in two
-/// applications: one kept its engine, the other replays).
+/// Anomalies of `workload` without when they were detected, oldest first.
+async fn anomalies_of(app: &TestApp, key: &str, workload: &str) -> Vec<Value> {
+    let list: Value = get(
+        app,
+        Some(key),
+        &format!("/api/v1/anomalies?workload={workload}"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let mut list: Vec<Value> = list.as_array().unwrap().clone();
+    for a in &mut list {
+        a.as_object_mut().unwrap().remove("detected_at");
+    }
+    list.reverse();
+    list
+}
+
+/// An engine and a detector kept between runs, fed only the step that closed
+/// since, serve exactly what replaying the whole history gives (the same
+/// data, in two applications: one kept them, the other replays).
 async fn a_kept_engine_forecasts_as_a_replay_does(backend: Backend) {
     let (Some(kept), Some(replayed)) =
         (TestApp::spawn(backend).await, TestApp::spawn(backend).await)
@@ -678,8 +697,15 @@ async fn a_kept_engine_forecasts_as_a_replay_does(backend: Backend) {
         return;
     };
     let now_s = chrono::Utc::now().timestamp();
-    // Noise on the daily cycle, so that the newest steps matter to the models.
-    let points: Vec<Value> = day_of_cpu("web-1", now_s, 0)
+    // Two runs five minutes apart: the second sees one more step close.
+    let current_step = now_s - now_s.rem_euclid(300);
+    let first_ms = (current_step - 300) * 1000 + 1;
+    let second_ms = current_step * 1000 + 1;
+    // Noise on the daily cycle, so that the newest steps matter to the models;
+    // stuck at 200 from the last step the first run sees on, so that the
+    // step only the second run sees is the one flagged (two in a row).
+    let jump_minutes = (now_s - now_s.rem_euclid(60) - (current_step - 600)) / 60 + 1;
+    let points: Vec<Value> = day_of_cpu("web-1", now_s, jump_minutes)
         .into_iter()
         .enumerate()
         .map(|(i, mut p)| {
@@ -705,11 +731,7 @@ async fn a_kept_engine_forecasts_as_a_replay_does(backend: Backend) {
         assert_eq!(r["accepted"], 2880, "{r}");
         keys.push(key);
     }
-    // Two runs five minutes apart: the second sees one more step close.
-    let current_step = now_s - now_s.rem_euclid(300);
-    let first_ms = (current_step - 300) * 1000 + 1;
-    let second_ms = current_step * 1000 + 1;
-    let warm = headroom_jobs::warm::WarmEngines::new(10);
+    let warm = headroom_jobs::warm::Warm::new(10);
     let run = |app: &TestApp, at: i64| {
         let db = app.db.clone();
         let warm = &warm;
@@ -721,7 +743,8 @@ async fn a_kept_engine_forecasts_as_a_replay_does(backend: Backend) {
     };
     let first = run(&kept, first_ms).await;
     assert_eq!((first.warm, first.stored), (0, 2), "{first:?}");
-    assert_eq!(warm.len(), 1, "the allocation engine is kept");
+    assert_eq!(warm.engines.len(), 1, "the allocation engine is kept");
+    assert_eq!(warm.detectors.len(), 1, "and the anomaly detector");
     let second = run(&kept, second_ms).await;
     assert_eq!(second.warm, 1, "{second:?}");
     let cold = headroom_jobs::forecast::forecast_all(&replayed.db, None, second_ms)
@@ -739,6 +762,16 @@ async fn a_kept_engine_forecasts_as_a_replay_does(backend: Backend) {
     assert_eq!(origin, current_step - 300, "the step that closed last: {a}");
     assert_eq!(a["origin"], b["origin"]);
     assert_eq!(a["steps"], b["steps"], "kept: {a}\nreplayed: {b}");
+    let flagged = anomalies_of(&kept, &keys[0], "web-1").await;
+    assert_eq!(
+        second.anomalies, 1,
+        "the jump, flagged at its second step: {flagged:?}"
+    );
+    assert_eq!(
+        flagged,
+        anomalies_of(&replayed, &keys[1], "web-1").await,
+        "kept and replayed detectors flag the same steps"
+    );
     // Nothing closed since: a third run feeds nothing and stores nothing.
     let third = run(&kept, second_ms + 1000).await;
     assert_eq!((third.stored, third.warm), (0, 0), "{third:?}");

@@ -65,6 +65,9 @@ pub enum Bench {
     Controller(crate::bench::controller::ControllerBench),
     /// The allocation job's whole tick against the configured database.
     Tick(crate::bench::tick::TickBench),
+    /// The forecast job's runs against the configured database, with and
+    /// without the state it keeps between runs.
+    ForecastJob(crate::bench::forecast_job::ForecastJobBench),
     /// Latency from a committed change to the event at browsers' streams.
     Notifications(crate::bench::notifications::NotificationBench),
 }
@@ -212,6 +215,9 @@ async fn run(command: Command, config: Config) -> ExitCode {
             finish(crate::bench::notifications::run(config, args).await)
         }
         Command::Bench(Bench::Tick(args)) => finish(crate::bench::tick::run(config, args).await),
+        Command::Bench(Bench::ForecastJob(args)) => {
+            finish(crate::bench::forecast_job::run(config, args).await)
+        }
         Command::Backtest(_)
         | Command::Bench(Bench::Forecast(_))
         | Command::Bench(Bench::Controller(_)) => {

@@ -2,6 +2,7 @@
 
 pub mod controller;
 pub mod forecast;
+pub mod forecast_job;
 pub mod ingest;
 pub mod notifications;
 pub mod tick;

@@ -31,10 +31,25 @@ pub struct TickBench {
     pub organizations: usize,
 }
 
+/// `metric_rollups` columns, in the order seeded rows give them.
+pub(crate) const ROLLUP_COLUMNS: [&str; 11] = [
+    "organization_id",
+    "workload",
+    "metric",
+    "resolution",
+    "bucket_start",
+    "count",
+    "sum",
+    "min",
+    "max",
+    "last",
+    "last_ts",
+];
+
 /// Rows per seeding statement.
 const CHUNK: usize = 1000;
 
-async fn insert(
+pub(crate) async fn insert(
     db: &Db,
     table: &str,
     columns: &[&str],
@@ -161,25 +176,7 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
         settings,
     )
     .await?;
-    insert(
-        &db,
-        "metric_rollups",
-        &[
-            "organization_id",
-            "workload",
-            "metric",
-            "resolution",
-            "bucket_start",
-            "count",
-            "sum",
-            "min",
-            "max",
-            "last",
-            "last_ts",
-        ],
-        rollups,
-    )
-    .await?;
+    insert(&db, "metric_rollups", &ROLLUP_COLUMNS, rollups).await?;
     insert(
         &db,
         "forecasts",

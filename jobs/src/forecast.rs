@@ -154,7 +154,7 @@ pub async fn forecast_all_with(
             None => STATISTICAL_VERSION.to_owned(),
         };
         // Only the allocation horizon's engines are kept: the planning one
-        // runs once an hour and is ten times the memory.
+        // runs once an hour and holds over ten times the error windows.
         let keep = horizon == Horizon::Allocation;
         let step_ms = horizon.step_secs() as i64 * 1000;
         let mut work = Vec::with_capacity(todo.len());

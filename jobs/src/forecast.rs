@@ -37,6 +37,9 @@ pub struct ForecastJob {
     /// Allocation-horizon engines and anomaly detectors kept between runs
     /// in this process.
     pub warm: Arc<Warm>,
+    /// The job's schedule: the hourly planning replays are spread over the
+    /// runs left in each hour.
+    pub schedule: cron::Schedule,
 }
 
 /// One stored step, as the API returns it.
@@ -62,11 +65,20 @@ pub struct RunSummary {
     pub anomalies: u64,
     /// Series fed to an engine kept from the last run instead of replayed.
     pub warm: usize,
+    /// Planning forecasts left to a later run of the same hour.
+    pub deferred: usize,
 }
 
 pub async fn run(tick: Tick, ctx: Data<ForecastJob>) -> Result<(), BoxDynError> {
     let now_ms = i64::try_from(tick.get_timestamp())?.saturating_mul(1000);
-    let summary = forecast_all_with(&ctx.db, ctx.lstm.as_ref(), &ctx.warm, now_ms).await?;
+    let summary = forecast_all_with(
+        &ctx.db,
+        ctx.lstm.as_ref(),
+        &ctx.warm,
+        Some(&ctx.schedule),
+        now_ms,
+    )
+    .await?;
     metrics::counter!("headroom_forecasts_stored_total").increment(summary.stored as u64);
     metrics::counter!("headroom_anomalies_stored_total").increment(summary.anomalies);
     tracing::info!(
@@ -75,6 +87,7 @@ pub async fn run(tick: Tick, ctx: Data<ForecastJob>) -> Result<(), BoxDynError> 
         skipped = summary.skipped,
         current = summary.current,
         warm = summary.warm,
+        deferred = summary.deferred,
         anomalies = summary.anomalies,
         "forecast run finished"
     );
@@ -88,7 +101,7 @@ pub async fn forecast_all(
     lstm: Option<&Arc<LstmForecaster>>,
     now_ms: i64,
 ) -> Result<RunSummary, BoxDynError> {
-    forecast_all_with(db, lstm, &Warm::new(0), now_ms).await
+    forecast_all_with(db, lstm, &Warm::new(0), None, now_ms).await
 }
 
 /// What a run does for one series at one horizon.
@@ -118,11 +131,13 @@ fn series_key(s: &ActiveSeries) -> SeriesKey {
 
 /// Forecasts every active series as of `now_ms`; allocation-horizon engines
 /// and anomaly detectors are taken from and kept in `warm` (see
-/// [`crate::warm`]).
+/// [`crate::warm`]). With the job's `schedule`, a run makes only its share
+/// of the planning forecasts due this hour (see [`planning_share`]).
 pub async fn forecast_all_with(
     db: &Db,
     lstm: Option<&Arc<LstmForecaster>>,
     warm: &Warm,
+    schedule: Option<&cron::Schedule>,
     now_ms: i64,
 ) -> Result<RunSummary, BoxDynError> {
     let active = db.active_series(now_ms - ACTIVE_WITHIN_MS).await?;
@@ -135,11 +150,18 @@ pub async fn forecast_all_with(
         let done = db
             .forecast_at_origin(horizon.as_str(), last_closed_step(horizon, now_ms))
             .await?;
-        let todo: Vec<&ActiveSeries> = active
+        let mut todo: Vec<&ActiveSeries> = active
             .iter()
             .filter(|s| !done.contains(&series_key(s)))
             .collect();
         summary.current += active.len() - todo.len();
+        if horizon == Horizon::Planning
+            && let Some(schedule) = schedule
+        {
+            let take = planning_share(todo.len(), runs_left_this_hour(schedule, now_ms));
+            summary.deferred += todo.len() - take;
+            todo.truncate(take);
+        }
         // The version the registry made live; until one is, the best this
         // process has (the engine itself picks per step by measured error).
         let live = db.live_model(horizon.as_str()).await?.map(|m| m.version);
@@ -327,6 +349,28 @@ fn run_engines(
         out[i] = (outcome, Some(w));
     }
     Ok(out)
+}
+
+/// Runs of `schedule` from `now_ms` to the end of its hour, this one
+/// included.
+fn runs_left_this_hour(schedule: &cron::Schedule, now_ms: i64) -> usize {
+    const HOUR_MS: i64 = 3_600_000;
+    let hour_end_ms = (now_ms.div_euclid(HOUR_MS) + 1) * HOUR_MS;
+    let Some(now) = chrono::DateTime::from_timestamp_millis(now_ms) else {
+        return 1;
+    };
+    1 + schedule
+        .after(&now)
+        .take_while(|t| t.timestamp_millis() < hour_end_ms)
+        .count()
+}
+
+/// How many of the `due` planning forecasts a run makes when `runs_left`
+/// runs (this one included) remain in the hour: an even share, rounded up,
+/// so all are made within the hour without one run doing them all (the
+/// planning replay is about eight times the allocation horizon's work).
+pub fn planning_share(due: usize, runs_left: usize) -> usize {
+    due.div_ceil(runs_left.max(1))
 }
 
 /// Start of the horizon's last step that ended by `now_ms`: the origin a
@@ -597,4 +641,32 @@ async fn detect_anomalies(
         return Ok(0);
     }
     Ok(db.insert_anomalies(&series.tenant, &found).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn planning_forecasts_are_spread_over_the_runs_left_in_the_hour() {
+        let every_five = cron::Schedule::from_str("30 */5 * * * *").unwrap();
+        let hour = 1_764_975_600_000; // 2025-12-05 23:00:00 UTC, a whole hour
+        // The run at :00:30: it and the eleven after it, up to :55:30.
+        assert_eq!(runs_left_this_hour(&every_five, hour + 30_000), 12);
+        assert_eq!(
+            runs_left_this_hour(&every_five, hour + 55 * 60_000 + 30_000),
+            1
+        );
+        // 1,000 due: 84 now; the hour's last run takes whatever is left.
+        assert_eq!(planning_share(1000, 12), 84);
+        assert_eq!(planning_share(7, 1), 7);
+        assert_eq!(planning_share(0, 12), 0);
+        // Made at every run, the share empties the backlog within the hour.
+        let mut due = 1000;
+        for runs_left in (1..=12).rev() {
+            due -= planning_share(due, runs_left);
+        }
+        assert_eq!(due, 0);
+    }
 }

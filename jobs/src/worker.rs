@@ -84,6 +84,7 @@ pub async fn run_workers(
         db: db.clone(),
         lstm: settings.lstm.clone(),
         warm: std::sync::Arc::new(crate::warm::Warm::new(settings.forecast_warm_series)),
+        schedule: settings.forecast_schedule.clone(),
     };
     let forecast_schedule = settings.forecast_schedule.clone();
     let models_ctx = crate::models::ModelJob {

@@ -736,7 +736,7 @@ async fn a_kept_engine_forecasts_as_a_replay_does(backend: Backend) {
         let db = app.db.clone();
         let warm = &warm;
         async move {
-            headroom_jobs::forecast::forecast_all_with(&db, None, warm, at)
+            headroom_jobs::forecast::forecast_all_with(&db, None, warm, None, at)
                 .await
                 .unwrap()
         }

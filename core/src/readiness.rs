@@ -1,12 +1,19 @@
 //! Billable-unit readiness: the probability that at least one event of a kind
 //! happens within the next N seconds.
 //!
-//! Arrivals are treated as a Poisson process whose rate blends two estimates:
-//! the recent rate (exponentially decayed count, half-life `recent_half_life`)
-//! and the usual rate for this hour of the week (decayed counts over decayed
-//! exposure, like the behavioural profile). The recent rate reacts within
-//! minutes; the profile knows that 09:00 on a Monday is busy before the first
-//! event of the morning arrives. P(at least one in N s) = 1 − exp(−λ·N).
+//! What matters is not how many events arrive but in how many seconds some
+//! do: a burst of five events in one second is one arrival, and counting it
+//! as five would promise an event five times as often as one comes. So the
+//! estimator learns the share `q` of seconds holding at least one event, and
+//! P(at least one within N s) = 1 − (1 − q)^N (for a Poisson stream of rate
+//! λ, q = 1 − e^(−λ) and this is exactly 1 − e^(−λN)).
+//!
+//! `q` blends two estimates: the recent share (exponentially decayed,
+//! half-life `recent_half_life`) and the usual share for this hour of the
+//! week (decayed counts over decayed exposure, like the behavioural profile).
+//! The recent share reacts within minutes; the profile knows that 09:00 on a
+//! Monday is busy before the first event of the morning arrives. Events per
+//! second are estimated alongside, the same way, for people to read.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,16 +44,30 @@ impl Default for ReadinessConfig {
     }
 }
 
+/// Decayed counts of arrivals (seconds holding an event) and of events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct Counts {
+    arrivals: f64,
+    events: f64,
+}
+
+impl Counts {
+    fn scale(&mut self, keep: f64) {
+        self.arrivals *= keep;
+        self.events *= keep;
+    }
+}
+
 /// Online readiness estimate for one organisation and billable unit type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Readiness {
     cfg: ReadinessConfig,
-    /// Decayed event count as of `now`.
-    recent: f64,
+    /// Decayed counts as of `now`.
+    recent: Counts,
     /// Decayed exposure matching `recent` (seconds), so the estimate is honest
     /// before a full half-life has been observed.
     recent_exposure: f64,
-    counts: Vec<f64>,
+    counts: Vec<Counts>,
     exposure: Vec<f64>,
     /// Last hour (unix hours) each bucket was touched, for its weekly decay.
     touched: Vec<i64>,
@@ -57,9 +78,9 @@ impl Readiness {
     pub fn new(cfg: ReadinessConfig) -> Self {
         Self {
             cfg,
-            recent: 0.0,
+            recent: Counts::default(),
             recent_exposure: 0.0,
-            counts: vec![0.0; HOURS_PER_WEEK],
+            counts: vec![Counts::default(); HOURS_PER_WEEK],
             exposure: vec![0.0; HOURS_PER_WEEK],
             touched: vec![i64::MIN; HOURS_PER_WEEK],
             now: None,
@@ -78,7 +99,7 @@ impl Readiness {
             if self.touched[b] != i64::MIN {
                 let weeks = (hour - self.touched[b]) as f64 / HOURS_PER_WEEK as f64;
                 let keep = self.cfg.weekly_keep.clamp(0.0, 1.0).powf(weeks.max(0.0));
-                self.counts[b] *= keep;
+                self.counts[b].scale(keep);
                 self.exposure[b] *= keep;
             }
             self.touched[b] = hour;
@@ -98,7 +119,7 @@ impl Readiness {
             return;
         }
         let decay = 0.5f64.powf((ts - t) / self.cfg.recent_half_life.max(1e-9));
-        self.recent *= decay;
+        self.recent.scale(decay);
         self.recent_exposure = self.recent_exposure * decay
             + (1.0 - decay) * self.cfg.recent_half_life / std::f64::consts::LN_2;
         // Exposure per hour bucket, hour by hour (bounded: a gap of a week or
@@ -116,23 +137,28 @@ impl Readiness {
         self.now = Some(ts);
     }
 
-    /// An event (or `count` of them) at `ts`.
-    pub fn observe(&mut self, ts: f64, count: f64) {
-        if !(ts.is_finite() && count.is_finite() && count > 0.0) {
+    /// `events` events at `ts`, falling in `arrivals` distinct seconds (1 for
+    /// events at one instant; for a bucket of several seconds, how many of
+    /// its seconds held one).
+    pub fn observe(&mut self, ts: f64, events: f64, arrivals: f64) {
+        if !(ts.is_finite() && events.is_finite() && events > 0.0 && arrivals.is_finite()) {
             return;
         }
+        let arrivals = arrivals.clamp(0.0, events);
         self.advance(ts);
-        self.recent += count;
+        self.recent.arrivals += arrivals;
+        self.recent.events += events;
         let (b, hour) = Self::bucket(ts);
         self.touch(b, hour);
-        self.counts[b] += count;
+        self.counts[b].arrivals += arrivals;
+        self.counts[b].events += events;
     }
 
-    /// Estimated events per second at the current time.
-    pub fn rate(&self) -> f64 {
+    /// The recent and usual values of `of` per second of exposure, blended.
+    fn blend(&self, of: impl Fn(&Counts) -> f64) -> f64 {
         let Some(now) = self.now else { return 0.0 };
         let recent = if self.recent_exposure > 0.0 {
-            self.recent / self.recent_exposure
+            of(&self.recent) / self.recent_exposure
         } else {
             0.0
         };
@@ -140,15 +166,29 @@ impl Readiness {
         if self.exposure[b] < self.cfg.min_exposure {
             return recent;
         }
-        let usual = self.counts[b] / self.exposure[b];
+        let usual = of(&self.counts[b]) / self.exposure[b];
         let w = self.cfg.profile_weight.max(0.0);
         (recent + w * usual) / (1.0 + w)
     }
 
+    /// Estimated events per second at the current time.
+    pub fn rate(&self) -> f64 {
+        self.blend(|c| c.events)
+    }
+
+    /// Estimated share of seconds in which at least one event arrives.
+    pub fn arrival_share(&self) -> f64 {
+        self.blend(|c| c.arrivals).clamp(0.0, 1.0)
+    }
+
     /// P(at least one event within the next `within_secs` seconds).
     pub fn probability(&self, within_secs: f64) -> f64 {
-        let lambda = self.rate() * within_secs.max(0.0);
-        1.0 - (-lambda).exp()
+        let q = self.arrival_share();
+        if q >= 1.0 {
+            return if within_secs > 0.0 { 1.0 } else { 0.0 };
+        }
+        // 1 − (1 − q)^N, computed without losing a small q.
+        -(within_secs.max(0.0) * (-q).ln_1p()).exp_m1()
     }
 }
 
@@ -176,12 +216,57 @@ mod tests {
         let mut r = Readiness::new(ReadinessConfig::default());
         // One event every 10 s for two hours.
         for i in 0..720 {
-            r.observe(MONDAY + i as f64 * 10.0, 1.0);
+            r.observe(MONDAY + i as f64 * 10.0, 1.0, 1.0);
         }
         r.advance(MONDAY + 7195.0);
         assert!((r.rate() - 0.1).abs() < 0.02, "rate {}", r.rate());
         let p = r.probability(10.0);
-        assert!((p - (1.0 - (-1.0f64).exp())).abs() < 0.1, "p {p}");
+        assert!((p - (1.0 - 0.9f64.powi(10))).abs() < 0.1, "p {p}");
+    }
+
+    #[test]
+    fn a_burst_is_one_arrival() {
+        // The same arrivals, one event each or five at once: the same chance
+        // that something arrives, five times the events.
+        let (mut single, mut bursts) = (
+            Readiness::new(ReadinessConfig::default()),
+            Readiness::new(ReadinessConfig::default()),
+        );
+        for i in 0..720 {
+            single.observe(MONDAY + i as f64 * 10.0, 1.0, 1.0);
+            bursts.observe(MONDAY + i as f64 * 10.0, 5.0, 1.0);
+        }
+        for r in [&mut single, &mut bursts] {
+            r.advance(MONDAY + 7195.0);
+        }
+        assert_eq!(single.probability(10.0), bursts.probability(10.0));
+        assert!((bursts.rate() / single.rate() - 5.0).abs() < 1e-9);
+        // A bucket of a minute with 30 events in 3 seconds: 3 arrivals.
+        let mut minute = Readiness::new(ReadinessConfig::default());
+        minute.observe(MONDAY, 30.0, 3.0);
+        minute.advance(MONDAY + 60.0);
+        assert!(minute.arrival_share() < minute.rate() / 5.0);
+        // More arrivals than events cannot be.
+        let mut odd = Readiness::new(ReadinessConfig::default());
+        odd.observe(MONDAY, 1.0, 9.0);
+        odd.advance(MONDAY + 60.0);
+        assert!((odd.arrival_share() - odd.rate()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_probability_is_the_poisson_one_for_a_poisson_share() {
+        // q = 1 − e^(−λ): 1 − (1 − q)^N = 1 − e^(−λN).
+        let mut r = Readiness::new(ReadinessConfig {
+            profile_weight: 0.0,
+            recent_half_life: 1e9,
+            ..ReadinessConfig::default()
+        });
+        let lambda: f64 = 0.05;
+        let q = 1.0 - (-lambda).exp();
+        r.advance(MONDAY);
+        r.observe(MONDAY + 1000.0, q * 1000.0, q * 1000.0);
+        let p = r.probability(30.0);
+        assert!((p - (1.0 - (-lambda * 30.0).exp())).abs() < 1e-3, "p {p}");
     }
 
     #[test]
@@ -191,7 +276,7 @@ mod tests {
             ..ReadinessConfig::default()
         });
         for i in 0..360 {
-            r.observe(MONDAY + i as f64 * 10.0, 1.0);
+            r.observe(MONDAY + i as f64 * 10.0, 1.0, 1.0);
         }
         let busy = r.probability(10.0);
         r.advance(MONDAY + 3600.0 + 3600.0);
@@ -206,7 +291,7 @@ mod tests {
         for day in 0..14 {
             let start = MONDAY + day as f64 * 86_400.0 + 9.0 * 3600.0;
             for i in 0..720 {
-                r.observe(start + i as f64 * 5.0, 1.0);
+                r.observe(start + i as f64 * 5.0, 1.0, 1.0);
             }
         }
         // Day 15, 09:00:30, before any event today: the recent rate is ~0 but
@@ -223,9 +308,10 @@ mod tests {
     #[test]
     fn bad_input_is_ignored_and_brier_is_right() {
         let mut r = Readiness::new(ReadinessConfig::default());
-        r.observe(f64::NAN, 1.0);
-        r.observe(MONDAY, -3.0);
-        r.observe(MONDAY, f64::INFINITY);
+        r.observe(f64::NAN, 1.0, 1.0);
+        r.observe(MONDAY, -3.0, 1.0);
+        r.observe(MONDAY, f64::INFINITY, 1.0);
+        r.observe(MONDAY, 1.0, f64::NAN);
         assert_eq!(r.rate(), 0.0);
         assert_eq!(r.probability(10.0), 0.0);
         assert_eq!(brier(&[(1.0, true), (0.0, false)]), 0.0);

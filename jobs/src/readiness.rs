@@ -1,6 +1,7 @@
 //! Billable-unit readiness from stored usage: the chance that an event of a
 //! type arrives within a number of seconds, from a week of per-minute counts
-//! and the last quarter hour per second (`headroom_core::readiness`).
+//! (events, and the seconds they arrived in) and the last quarter hour per
+//! second (`headroom_core::readiness`).
 
 use headroom_core::readiness::{Readiness, ReadinessConfig};
 use headroom_store::{Db, StoreError, Tenant};
@@ -27,8 +28,12 @@ pub async fn score(
         .usage_event_counts(tenant, event_type, fine_from, now_ms + 1, 1000)
         .await?;
     let mut r = Readiness::new(ReadinessConfig::default());
-    for (start_ms, count) in coarse.iter().chain(&fine) {
-        r.observe(*start_ms as f64 / 1000.0, *count as f64);
+    for c in coarse.iter().chain(&fine) {
+        r.observe(
+            c.start_ms as f64 / 1000.0,
+            c.events as f64,
+            c.seconds as f64,
+        );
     }
     r.advance(now_ms as f64 / 1000.0);
     Ok((r.probability(within_secs), r.rate()))

@@ -274,6 +274,13 @@ async fn readiness_follows_recent_usage(backend: Backend) {
     for i in 0..2 {
         events.push(json!({ "id": format!("export-{i}"), "type": "export", "quantity": 1, "timestamp": now_s - 6 * 3600 + i }));
     }
+    // Batches of four at the same instants as the calls: as likely to come,
+    // four times the events.
+    for i in 0..120 {
+        for j in 0..4 {
+            events.push(json!({ "id": format!("batch-{i}-{j}"), "type": "batch", "quantity": 1, "timestamp": now_s - 600 + i * 5 }));
+        }
+    }
     let r: Value = app
         .http
         .post(app.url("/api/v1/events"))
@@ -285,7 +292,7 @@ async fn readiness_follows_recent_usage(backend: Backend) {
         .json()
         .await
         .unwrap();
-    assert_eq!(r["accepted"], 122, "{r}");
+    assert_eq!(r["accepted"], 602, "{r}");
 
     let all: Value = get(&app, Some(&key), "/api/v1/readiness")
         .await
@@ -293,16 +300,22 @@ async fn readiness_follows_recent_usage(backend: Backend) {
         .await
         .unwrap();
     let scores = all.as_array().unwrap();
-    assert_eq!(scores.len(), 2, "{all}");
+    assert_eq!(scores.len(), 3, "{all}");
     assert_eq!(scores[0]["type"], "api_call");
-    assert_eq!(scores[1]["type"], "export");
+    assert_eq!(scores[1]["type"], "batch");
+    assert_eq!(scores[2]["type"], "export");
     let p_call = scores[0]["probability"].as_f64().unwrap();
-    let p_export = scores[1]["probability"].as_f64().unwrap();
-    // 0.2 events/s: P(one within 10 s) = 1 - e^-2 ≈ 0.86.
+    let p_export = scores[2]["probability"].as_f64().unwrap();
+    // A batch arrives as often as a call: a burst is one arrival.
+    let p_batch = scores[1]["probability"].as_f64().unwrap();
+    assert!((p_batch - p_call).abs() < 1e-9, "{all}");
+    let batch_rate = scores[1]["events_per_second"].as_f64().unwrap();
+    // An event in a fifth of the seconds: P(one within 10 s) = 1 - 0.8^10 ≈ 0.89.
     assert!((0.7..0.95).contains(&p_call), "{all}");
     assert!(p_export < 0.01, "{all}");
     let rate = scores[0]["events_per_second"].as_f64().unwrap();
     assert!((0.12..0.3).contains(&rate), "{all}");
+    assert!((batch_rate / rate - 4.0).abs() < 1e-6, "{all}");
 
     let one: Value = get(&app, Some(&key), "/api/v1/readiness?type=api_call&within=1")
         .await

@@ -311,8 +311,8 @@ impl Db {
             .collect()
     }
 
-    /// Events of one type in `[from_ms, to_ms)`, counted per `bucket_ms`
-    /// (bucket start, count), oldest first.
+    /// Events of one type in `[from_ms, to_ms)`, counted per `bucket_ms`,
+    /// oldest first.
     pub async fn usage_event_counts(
         &self,
         tenant: &Tenant,
@@ -320,13 +320,14 @@ impl Db {
         from_ms: i64,
         to_ms: i64,
         bucket_ms: i64,
-    ) -> Result<Vec<(i64, i64)>, StoreError> {
+    ) -> Result<Vec<EventCount>, StoreError> {
         let backend = self.conn().get_database_backend();
         let p = binder(backend);
         // `bucket_ms` is ours, never the caller's: inlined as a number.
         let bucket = bucket_ms.max(1);
         let sql = format!(
-            "SELECT (ts / {bucket}) * {bucket} AS b, COUNT(*) FROM usage_events \
+            "SELECT (ts / {bucket}) * {bucket} AS b, COUNT(*), COUNT(DISTINCT ts / 1000) \
+             FROM usage_events \
              WHERE organization_id = {} AND event_type = {} AND ts >= {} AND ts < {} \
              GROUP BY b ORDER BY b",
             p(1),
@@ -348,7 +349,22 @@ impl Db {
             ))
             .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?)))
+            .map(|r| {
+                Ok(EventCount {
+                    start_ms: r.try_get_by_index(0)?,
+                    events: r.try_get_by_index(1)?,
+                    seconds: r.try_get_by_index(2)?,
+                })
+            })
             .collect()
     }
+}
+
+/// Usage events of one type in one bucket of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventCount {
+    pub start_ms: i64,
+    pub events: i64,
+    /// Distinct seconds in which they arrived.
+    pub seconds: i64,
 }

@@ -27,8 +27,8 @@ pub struct ReadinessArgs {
     /// With --from-series: mean seconds between events over the whole series.
     #[arg(long, default_value_t = 30.0)]
     pub mean_gap: f64,
-    /// With --from-series: events arrive in bursts of 1..=N (uniform), so the
-    /// stream is not the Poisson process the estimator assumes.
+    /// With --from-series: events arrive in bursts of 1..=N (uniform) at one
+    /// instant each, so events are not a Poisson process (arrivals are).
     #[arg(long, default_value_t = 1)]
     pub burst: u32,
     #[arg(long, default_value_t = 7)]
@@ -144,11 +144,21 @@ pub fn run(args: &ReadinessArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out, "timestamp,probability,occurred")?;
     let (mut ours, mut baseline) = (Vec::new(), Vec::new());
     let mut next = 0; // first event not yet fed
+    let mut last_second = f64::NAN; // the second of the last event fed
     let mut t = first + args.warmup;
     while t + args.within <= last {
+        // Events fed per second they fall in: one arrival each second (a
+        // second split by a prediction is not a second arrival).
         while next < events.len() && events[next] <= t {
-            estimator.observe(events[next], 1.0);
-            next += 1;
+            let second = events[next].floor();
+            let mut n = 0.0;
+            while next < events.len() && events[next] <= t && events[next].floor() == second {
+                n += 1.0;
+                next += 1;
+            }
+            let arrivals = if second == last_second { 0.0 } else { 1.0 };
+            estimator.observe(second, n, arrivals);
+            last_second = second;
         }
         estimator.advance(t);
         let p = estimator.probability(args.within);

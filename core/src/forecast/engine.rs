@@ -128,6 +128,14 @@ struct Served {
     open: bool,
 }
 
+/// Why the ensembles are assembled: a new observation's forecasts (a new
+/// entry) or a forecast offered for the current step (the newest redone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Assembly {
+    NewStep,
+    Offered,
+}
+
 /// The online forecaster of one series.
 pub struct SeriesForecaster {
     cfg: EngineConfig,
@@ -266,7 +274,7 @@ impl SeriesForecaster {
             }
             c.pending.push_back(made);
         }
-        self.assemble_ensembles();
+        self.assemble_ensembles(Assembly::NewStep);
         self.served.open = true;
         if actual.is_some() {
             self.observed += 1;
@@ -324,6 +332,8 @@ impl SeriesForecaster {
         match c.pending.back_mut() {
             Some(slot) => {
                 *slot = Some(points);
+                // The ensemble is of every model, the offered one included.
+                self.assemble_ensembles(Assembly::Offered);
                 true
             }
             None => false,
@@ -332,18 +342,12 @@ impl SeriesForecaster {
 
     /// Fills the newest forecast of each ensemble candidate from the newest
     /// forecasts of the base models, best recent score first.
-    fn assemble_ensembles(&mut self) {
+    fn assemble_ensembles(&mut self, when: Assembly) {
         let horizon = self.cfg.horizon;
         let (bases, ensembles): (Vec<&mut Candidate>, Vec<&mut Candidate>) = self
             .candidates
             .iter_mut()
             .partition(|c| !matches!(c.spec, ModelSpec::Ensemble { .. }));
-        // Offered forecasts arrive after this runs; the ensemble is of the
-        // statistical models only.
-        let bases: Vec<&mut Candidate> = bases
-            .into_iter()
-            .filter(|c| c.spec != ModelSpec::Lstm)
-            .collect();
         for e in ensembles {
             let ModelSpec::Ensemble { top } = e.spec else {
                 continue;
@@ -365,6 +369,12 @@ impl SeriesForecaster {
                 ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
                 let mut best: Vec<f64> = ranked.iter().take(top.max(1)).map(|r| r.1).collect();
                 *slot = median_in_place(&mut best);
+            }
+            if when == Assembly::Offered {
+                if let Some(newest) = e.pending.back_mut() {
+                    *newest = ok.then_some(points);
+                }
+                continue;
             }
             if e.pending.len() == horizon {
                 e.pending.pop_front();
@@ -577,6 +587,29 @@ mod tests {
         }
         let s = f.forecast().unwrap().steps[0];
         assert_eq!((s.p10, s.p50, s.p90), (199.0, 199.0, 200.0));
+    }
+
+    #[test]
+    fn the_ensemble_takes_in_an_offered_forecast() {
+        // A ramp: naive is always 1 short, the offered model exact. The
+        // ensemble of the single best model is the offered one's forecast,
+        // and (listed first) serves on a tie.
+        let mut f = SeriesForecaster::new(cfg(
+            1,
+            vec![
+                ModelSpec::Ensemble { top: 1 },
+                ModelSpec::Lstm,
+                ModelSpec::Naive,
+            ],
+        ))
+        .unwrap();
+        for t in 0..100 {
+            f.observe(Some(t as f64));
+            assert!(f.offer(ModelSpec::Lstm, vec![t as f64 + 1.0]));
+        }
+        let fc = f.forecast().unwrap();
+        assert_eq!(fc.models, vec!["ensemble(top 1)"]);
+        assert_eq!(fc.steps[0].p50, 100.0);
     }
 
     #[test]

@@ -365,12 +365,19 @@ fn runs_left_this_hour(schedule: &cron::Schedule, now_ms: i64) -> usize {
         .count()
 }
 
+/// Planning forecasts a run makes at least, when that many are due: a few
+/// seconds of work, so a small deployment has all of them at the hour's
+/// first run.
+const PLANNING_PER_RUN_AT_LEAST: usize = 100;
+
 /// How many of the `due` planning forecasts a run makes when `runs_left`
 /// runs (this one included) remain in the hour: an even share, rounded up,
 /// so all are made within the hour without one run doing them all (the
-/// planning replay is about eight times the allocation horizon's work).
+/// planning replay is about eight times the allocation horizon's work), and
+/// never fewer than [`PLANNING_PER_RUN_AT_LEAST`].
 pub fn planning_share(due: usize, runs_left: usize) -> usize {
     due.div_ceil(runs_left.max(1))
+        .max(due.min(PLANNING_PER_RUN_AT_LEAST))
 }
 
 /// Start of the horizon's last step that ended by `now_ms`: the origin a
@@ -658,12 +665,15 @@ mod tests {
             runs_left_this_hour(&every_five, hour + 55 * 60_000 + 30_000),
             1
         );
-        // 1,000 due: 84 now; the hour's last run takes whatever is left.
-        assert_eq!(planning_share(1000, 12), 84);
+        // 10,000 due: 834 now; the hour's last run takes whatever is left.
+        assert_eq!(planning_share(10_000, 12), 834);
         assert_eq!(planning_share(7, 1), 7);
         assert_eq!(planning_share(0, 12), 0);
+        // A few: all at once (never fewer than 100 a run).
+        assert_eq!(planning_share(6, 12), 6);
+        assert_eq!(planning_share(1000, 12), 100);
         // Made at every run, the share empties the backlog within the hour.
-        let mut due = 1000;
+        let mut due = 10_000;
         for runs_left in (1..=12).rev() {
             due -= planning_share(due, runs_left);
         }

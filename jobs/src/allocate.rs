@@ -115,10 +115,12 @@ pub async fn allocate_all(
     let mut summary = TickSummary::default();
     let started = std::time::Instant::now();
     let mut money = TickMoney::load(db).await?;
+    // Workloads first: one whose settings are saved between the two reads is
+    // left to the next tick, instead of being decided without its inputs.
+    let workloads = db.controlled_workloads().await?;
     let mut reads = db
         .tick_reads(now_ms - STEP_MS, now_ms, Horizon::Allocation.as_str())
         .await?;
-    let workloads = db.controlled_workloads().await?;
     let read_ms = started.elapsed().as_millis();
     let mut in_force = aws_in_force(providers, &workloads).await;
     let provider_ms = started.elapsed().as_millis() - read_ms;

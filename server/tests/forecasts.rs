@@ -24,6 +24,20 @@ async fn get(app: &TestApp, key: Option<&str>, path: &str) -> reqwest::Response 
     req.send().await.unwrap()
 }
 
+/// POSTs `body` as JSON with `key`; the answer, which must be a 200.
+async fn post_ok(app: &TestApp, key: &str, path: &str, body: &impl serde::Serialize) -> Value {
+    let res = app
+        .http
+        .post(app.url(path))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "POST {path}");
+    res.json().await.unwrap()
+}
+
 /// CPU of a web workload: a daily cycle between 20 and 80 %, one point a minute
 /// for the last two days, up to now; from `jump_minutes` ago on, stuck at 200.
 fn day_of_cpu(workload: &str, now_s: i64, jump_minutes: i64) -> Vec<Value> {
@@ -59,15 +73,13 @@ async fn forecasts_are_made_on_schedule_and_served(backend: Backend) {
     let now_s = chrono::Utc::now().timestamp();
     // web-1 behaves as every day; web-2 jumped to 200 in the last 25 minutes.
     for (workload, jump) in [("web-1", 0), ("web-2", 25)] {
-        let res = app
-            .http
-            .post(app.url("/api/v1/metrics"))
-            .bearer_auth(&key)
-            .json(&day_of_cpu(workload, now_s, jump))
-            .send()
-            .await
-            .unwrap();
-        let r: Value = res.json().await.unwrap();
+        let r = post_ok(
+            &app,
+            &key,
+            "/api/v1/metrics",
+            &day_of_cpu(workload, now_s, jump),
+        )
+        .await;
         assert_eq!(r["accepted"], 2880, "{r}");
     }
 
@@ -281,17 +293,7 @@ async fn readiness_follows_recent_usage(backend: Backend) {
             events.push(json!({ "id": format!("batch-{i}-{j}"), "type": "batch", "quantity": 1, "timestamp": now_s - 600 + i * 5 }));
         }
     }
-    let r: Value = app
-        .http
-        .post(app.url("/api/v1/events"))
-        .bearer_auth(&key)
-        .json(&events)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = post_ok(&app, &key, "/api/v1/events", &events).await;
     assert_eq!(r["accepted"], 602, "{r}");
 
     let all: Value = get(&app, Some(&key), "/api/v1/readiness")
@@ -545,15 +547,7 @@ async fn model_registry_scores_and_serves_the_live_version(backend: Backend) {
                         "value": level + 0.6 * level * phase.sin() + noise })
             })
             .collect();
-        let res = app
-            .http
-            .post(app.url("/api/v1/metrics"))
-            .bearer_auth(&key)
-            .json(&points)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
+        post_ok(&app, &key, "/api/v1/metrics", &points).await;
     }
     // The LSTM takes part where ONNX Runtime is present.
     let lstm = headroom_jobs::inference::init_runtime(None).ok().map(|()| {
@@ -730,17 +724,7 @@ async fn a_kept_engine_forecasts_as_a_replay_does(backend: Backend) {
     let mut keys = Vec::new();
     for app in [&kept, &replayed] {
         let key = key_for(app, "Acme").await;
-        let r: Value = app
-            .http
-            .post(app.url("/api/v1/metrics"))
-            .bearer_auth(&key)
-            .json(&points)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = post_ok(app, &key, "/api/v1/metrics", &points).await;
         assert_eq!(r["accepted"], 2880, "{r}");
         keys.push(key);
     }

@@ -742,3 +742,150 @@ async fn events_link_the_allocation_in_force(backend: Backend) {
     app.stop().await;
 }
 both_backends!(event_allocation, events_link_the_allocation_in_force);
+
+/// Batches large enough for PostgreSQL's bulk path: awkward ids and attribute
+/// text come back exactly as sent, the allocation in force is linked, a replay
+/// is all duplicates and a mixed batch is sorted item by item.
+async fn large_batches_count_exactly_once(backend: Backend) {
+    use headroom_store::allocation::StoredDecision;
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (owner, key) = tenant(&app, "Acme", &["ingest", "read", "write"]).await;
+    let org = owner
+        .get("/api/v1/organization")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .http
+        .put(app.url("/api/v1/workloads/web/allocation"))
+        .bearer_auth(&key)
+        .json(
+            &json!({ "metric": "cpu", "units_per_instance": 100, "mode": "on",
+                       "min_instances": 1, "max_instances": 9 }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let now = now_s();
+    let decision = StoredDecision {
+        id: headroom_store::new_id(),
+        workload: "web".into(),
+        source: "controller".into(),
+        slot: 1,
+        decided_ms: (now - 3600) * 1000,
+        mode: "on".into(),
+        before: 1,
+        after: 4,
+        warm: 0,
+        reason: "reactive".into(),
+        limits_json: "[]".into(),
+        observed: None,
+        sized_for: None,
+        forecast_version: None,
+        status: "applied".into(),
+        command_id: headroom_store::new_id(),
+        detail: None,
+    };
+    let acme = headroom_store::Tenant::new(org);
+    assert!(
+        app.db
+            .record_decision(&acme, &decision, None, 4, None)
+            .await
+            .unwrap()
+    );
+
+    // Backslashes, COPY's null marker, quotes and non-ASCII in ids; newlines
+    // and tabs inside attribute values (escaped in JSON text, so backslashes).
+    let id = |i: usize| match i % 4 {
+        0 => format!("plain-{i}"),
+        1 => format!("back\\slash\\N-{i}"),
+        2 => format!("quo\"te'é✓-{i}"),
+        _ => format!("\\N{i}"),
+    };
+    let event = |i: usize| {
+        json!({ "id": id(i), "type": "api_call", "quantity": 0.1 + i as f64,
+                "timestamp": now - 60, "workload": if i.is_multiple_of(2) { "web" } else { "batch" },
+                "attributes": { "note": format!("line\none\ttab \\ {i}") } })
+    };
+    let batch: Vec<Value> = (0..200).map(event).collect();
+    let r = report(send(&app, &key, "/api/v1/events", json!(batch)).await).await;
+    assert_eq!(
+        (r["accepted"].as_u64(), r["duplicates"].as_u64()),
+        (Some(200), Some(0)),
+        "{r}"
+    );
+    let stored: Vec<Value> = app
+        .http
+        .get(app.url(&format!(
+            "/api/v1/events?from={}&to={}&limit=1000",
+            now - 120,
+            now + 1
+        )))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 200);
+    for e in &stored {
+        let i: usize = e["id"]
+            .as_str()
+            .unwrap()
+            .rsplit(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let sent = event(i);
+        assert_eq!(e["id"], sent["id"]);
+        assert_eq!(e["quantity"], sent["quantity"]);
+        assert_eq!(e["attributes"], sent["attributes"], "{e}");
+        let linked = e["allocation"]["decision_id"].as_str();
+        if i.is_multiple_of(2) {
+            assert_eq!(linked, Some(decision.id.as_str()), "{e}");
+            assert_eq!(e["allocation"]["instances"], 4);
+        } else {
+            assert_eq!(linked, None, "{e}");
+        }
+    }
+
+    // The same batch again: all duplicates, nothing stored.
+    let r = report(send(&app, &key, "/api/v1/events", json!(batch)).await).await;
+    assert_eq!(
+        (r["accepted"].as_u64(), r["duplicates"].as_u64()),
+        (Some(0), Some(200)),
+        "{r}"
+    );
+    // Half new, half stored, one stored id with new content.
+    let mut mixed: Vec<Value> = (100..300).map(event).collect();
+    mixed[0]["quantity"] = json!(1000);
+    let r = report(send(&app, &key, "/api/v1/events", json!(mixed)).await).await;
+    assert_eq!(
+        (r["accepted"].as_u64(), r["duplicates"].as_u64()),
+        (Some(100), Some(99)),
+        "{r}"
+    );
+    assert_eq!(r["rejected"][0]["index"], 0, "{r}");
+    assert_eq!(
+        query_i64(&app.db, "SELECT COUNT(*) FROM usage_events").await,
+        300
+    );
+    // Each of 0.1 + i for i in 0..300, once: 300 × 0.1 + 299 × 300 / 2.
+    let total = query_i64(
+        &app.db,
+        "SELECT CAST(ROUND(SUM(quantity) * 10) AS BIGINT) FROM usage_events",
+    )
+    .await;
+    assert_eq!(total, 300 + 299 * 300 * 10 / 2);
+    app.stop().await;
+}
+both_backends!(large_event_batches, large_batches_count_exactly_once);

@@ -244,7 +244,16 @@ impl Db {
             .collect();
         let in_force = self.allocations_in_force(tenant, &at).await?;
         let inserted = match self.postgres_pool() {
-            Some(pool) => insert_usage_events_pg(pool, tenant, events, &in_force, now_ms).await?,
+            Some(pool) => {
+                if copy_new_usage_events_pg(pool, tenant, events, &in_force, now_ms).await {
+                    return Ok(InsertOutcome {
+                        inserted: (0..events.len()).collect(),
+                        duplicates: Vec::new(),
+                        conflicts: Vec::new(),
+                    });
+                }
+                insert_usage_events_pg(pool, tenant, events, &in_force, now_ms).await?
+            }
             None => {
                 let org = tenant.id().to_owned();
                 let rows = events
@@ -549,6 +558,103 @@ impl Db {
     }
 }
 
+/// Batches smaller than this go straight to the statement: `COPY` costs a
+/// second round trip, which only pays off over many rows.
+const COPY_MIN_BATCH: usize = 64;
+
+/// PostgreSQL fast path for a batch of new events: one `COPY` into the table,
+/// which skips the per-row speculative insertion of `ON CONFLICT`. The primary
+/// key still checks every id, and `COPY` is all or nothing, so a batch holding
+/// any stored (or repeated) id fails as a whole, writes nothing, and returns
+/// `false`: the caller then takes the statement path, which sorts duplicates
+/// from conflicts. Any other failure also falls back, so this path can only
+/// make ingest faster, never change what it answers.
+async fn copy_new_usage_events_pg(
+    pool: &sqlx::PgPool,
+    tenant: &Tenant,
+    events: &[UsageEventIn],
+    in_force: &[Option<crate::allocation::InForceSnapshot>],
+    now_ms: i64,
+) -> bool {
+    if events.len() < COPY_MIN_BATCH {
+        return false;
+    }
+    let distinct: HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    if distinct.len() < events.len() {
+        return false;
+    }
+    let data = usage_events_copy_text(tenant, events, in_force, now_ms);
+    let copied = async {
+        let mut conn = pool.acquire().await?;
+        let mut copy = conn
+            .copy_in_raw(
+                "COPY usage_events (organization_id, id, event_type, quantity, ts, workload, \
+                 attributes, fingerprint, received_at, allocation_decision_id, \
+                 allocation_instances) FROM STDIN",
+            )
+            .await?;
+        copy.send(data).await?;
+        copy.finish().await
+    }
+    .await;
+    match copied {
+        Ok(rows) => rows as usize == events.len(),
+        Err(e) => {
+            // A stored id is the expected cause (a replayed batch).
+            tracing::debug!(error = %e, "usage events: COPY fell back to INSERT");
+            false
+        }
+    }
+}
+
+/// The rows of [`copy_new_usage_events_pg`] in `COPY`'s text format.
+fn usage_events_copy_text(
+    tenant: &Tenant,
+    events: &[UsageEventIn],
+    in_force: &[Option<crate::allocation::InForceSnapshot>],
+    now_ms: i64,
+) -> Vec<u8> {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(events.len() * 160);
+    let org = copy_escape(tenant.id());
+    for (e, a) in events.iter().zip(in_force) {
+        let null = || "\\N".to_owned();
+        // An f64 displays its shortest exact decimal, which float8 reads back
+        // to the same value.
+        let _ = writeln!(
+            out,
+            "{org}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{now_ms}\t{}\t{}",
+            copy_escape(&e.id),
+            copy_escape(&e.event_type),
+            e.quantity,
+            e.ts_ms,
+            e.workload.as_deref().map_or_else(null, copy_escape),
+            e.attributes.as_deref().map_or_else(null, copy_escape),
+            copy_escape(&e.fingerprint),
+            a.as_ref()
+                .map_or_else(null, |a| copy_escape(&a.decision_id)),
+            a.as_ref().map_or_else(null, |a| a.instances.to_string()),
+        );
+    }
+    out.into_bytes()
+}
+
+/// A value in `COPY`'s text format: backslash, tab, newline and carriage
+/// return escaped (the characters that delimit fields and rows).
+fn copy_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// PostgreSQL: the whole batch as one statement over arrays (`UNNEST`), which parses
 /// once instead of once per row; the hot path of usage ingest.
 async fn insert_usage_events_pg(
@@ -709,5 +815,29 @@ impl Db {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_delimiters_and_marks_nulls() {
+        assert_eq!(copy_escape("a\\N\tb\nc\rd"), "a\\\\N\\tb\\nc\\rd");
+        let events = [UsageEventIn {
+            id: "\\N".into(),
+            event_type: "api_call".into(),
+            quantity: 0.1,
+            ts_ms: 5,
+            workload: None,
+            attributes: Some("{\"a\":\"x\\ny\"}".into()),
+            fingerprint: "f".into(),
+        }];
+        let text = usage_events_copy_text(&Tenant::new("o"), &events, &[None], 7);
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "o\t\\\\N\tapi_call\t0.1\t5\t\\N\t{\"a\":\"x\\\\ny\"}\tf\t7\t\\N\t\\N\n"
+        );
     }
 }

@@ -243,16 +243,31 @@ impl Db {
             .map(|e| (e.workload.as_deref(), e.ts_ms))
             .collect();
         let in_force = self.allocations_in_force(tenant, &at).await?;
+        // Fingerprints of stored ids, where they were read before inserting.
+        let mut known: HashMap<String, String> = HashMap::new();
         let inserted = match self.postgres_pool() {
             Some(pool) => {
-                if copy_new_usage_events_pg(pool, tenant, events, &in_force, now_ms).await {
-                    return Ok(InsertOutcome {
-                        inserted: (0..events.len()).collect(),
-                        duplicates: Vec::new(),
-                        conflicts: Vec::new(),
-                    });
-                }
-                insert_usage_events_pg(pool, tenant, events, &in_force, now_ms).await?
+                let rows: Vec<usize> =
+                    match copy_new_usage_events_pg(pool, tenant, events, &in_force, now_ms).await {
+                        Copy::Done => {
+                            return Ok(InsertOutcome {
+                                inserted: (0..events.len()).collect(),
+                                duplicates: Vec::new(),
+                                conflicts: Vec::new(),
+                            });
+                        }
+                        Copy::NotTried => (0..events.len()).collect(),
+                        // Most likely a replay: the stored ids are looked up
+                        // once, and only the others are inserted.
+                        Copy::Refused => {
+                            let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+                            known = self.stored_fingerprints(tenant, &ids).await?;
+                            (0..events.len())
+                                .filter(|&i| !known.contains_key(&events[i].id))
+                                .collect()
+                        }
+                    };
+                insert_usage_events_pg(pool, tenant, events, &rows, &in_force, now_ms).await?
             }
             None => {
                 let org = tenant.id().to_owned();
@@ -307,11 +322,16 @@ impl Db {
             });
         }
         // A replay carries the same content; the same id with other content is a conflict.
+        // Ids stored since they were read (a concurrent batch) are read now.
         let ids: Vec<&str> = not_inserted
             .iter()
             .map(|&i| events[i].id.as_str())
+            .filter(|id| !known.contains_key(*id))
             .collect();
-        let stored = self.stored_fingerprints(tenant, &ids).await?;
+        let mut stored = known;
+        if !ids.is_empty() {
+            stored.extend(self.stored_fingerprints(tenant, &ids).await?);
+        }
         let mut first_in_batch: HashMap<&str, &str> = HashMap::new();
         for e in events {
             first_in_batch
@@ -562,26 +582,36 @@ impl Db {
 /// second round trip, which only pays off over many rows.
 const COPY_MIN_BATCH: usize = 64;
 
+/// How [`copy_new_usage_events_pg`] went.
+enum Copy {
+    /// Every event was stored.
+    Done,
+    /// The batch is small or repeats an id: nothing was tried.
+    NotTried,
+    /// Nothing was stored (an id is already stored, most likely).
+    Refused,
+}
+
 /// PostgreSQL fast path for a batch of new events: one `COPY` into the table,
 /// which skips the per-row speculative insertion of `ON CONFLICT`. The primary
 /// key still checks every id, and `COPY` is all or nothing, so a batch holding
-/// any stored (or repeated) id fails as a whole, writes nothing, and returns
-/// `false`: the caller then takes the statement path, which sorts duplicates
-/// from conflicts. Any other failure also falls back, so this path can only
-/// make ingest faster, never change what it answers.
+/// any stored id fails as a whole and writes nothing: the caller then takes
+/// the statement path, which sorts duplicates from conflicts. Any other
+/// failure also falls back, so this path can only make ingest faster, never
+/// change what it answers.
 async fn copy_new_usage_events_pg(
     pool: &sqlx::PgPool,
     tenant: &Tenant,
     events: &[UsageEventIn],
     in_force: &[Option<crate::allocation::InForceSnapshot>],
     now_ms: i64,
-) -> bool {
+) -> Copy {
     if events.len() < COPY_MIN_BATCH {
-        return false;
+        return Copy::NotTried;
     }
     let distinct: HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
     if distinct.len() < events.len() {
-        return false;
+        return Copy::NotTried;
     }
     let data = usage_events_copy_text(tenant, events, in_force, now_ms);
     let copied = async {
@@ -598,11 +628,12 @@ async fn copy_new_usage_events_pg(
     }
     .await;
     match copied {
-        Ok(rows) => rows as usize == events.len(),
+        // All or nothing: a row count short of the batch cannot happen.
+        Ok(_) => Copy::Done,
         Err(e) => {
             // A stored id is the expected cause (a replayed batch).
             tracing::debug!(error = %e, "usage events: COPY fell back to INSERT");
-            false
+            Copy::Refused
         }
     }
 }
@@ -661,24 +692,30 @@ async fn insert_usage_events_pg(
     pool: &sqlx::PgPool,
     tenant: &Tenant,
     events: &[UsageEventIn],
+    rows: &[usize],
     in_force: &[Option<crate::allocation::InForceSnapshot>],
     now_ms: i64,
 ) -> Result<Vec<Vec<String>>, StoreError> {
-    let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-    let decisions: Vec<Option<&str>> = in_force
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pick = |i: &usize| &events[*i];
+    let ids: Vec<&str> = rows.iter().map(|i| pick(i).id.as_str()).collect();
+    let decisions: Vec<Option<&str>> = rows
         .iter()
-        .map(|a| a.as_ref().map(|a| a.decision_id.as_str()))
+        .map(|&i| in_force[i].as_ref().map(|a| a.decision_id.as_str()))
         .collect();
-    let instances: Vec<Option<i32>> = in_force
+    let instances: Vec<Option<i32>> = rows
         .iter()
-        .map(|a| a.as_ref().map(|a| a.instances))
+        .map(|&i| in_force[i].as_ref().map(|a| a.instances))
         .collect();
-    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    let quantities: Vec<f64> = events.iter().map(|e| e.quantity).collect();
-    let ts: Vec<i64> = events.iter().map(|e| e.ts_ms).collect();
-    let workloads: Vec<Option<&str>> = events.iter().map(|e| e.workload.as_deref()).collect();
-    let attributes: Vec<Option<&str>> = events.iter().map(|e| e.attributes.as_deref()).collect();
-    let fingerprints: Vec<&str> = events.iter().map(|e| e.fingerprint.as_str()).collect();
+    let types: Vec<&str> = rows.iter().map(|i| pick(i).event_type.as_str()).collect();
+    let quantities: Vec<f64> = rows.iter().map(|i| pick(i).quantity).collect();
+    let ts: Vec<i64> = rows.iter().map(|i| pick(i).ts_ms).collect();
+    let workloads: Vec<Option<&str>> = rows.iter().map(|i| pick(i).workload.as_deref()).collect();
+    let attributes: Vec<Option<&str>> =
+        rows.iter().map(|i| pick(i).attributes.as_deref()).collect();
+    let fingerprints: Vec<&str> = rows.iter().map(|i| pick(i).fingerprint.as_str()).collect();
     let rows: Vec<(String,)> = sqlx::query_as(
         "INSERT INTO usage_events (organization_id, id, event_type, quantity, ts, workload, attributes, \
          fingerprint, received_at, allocation_decision_id, allocation_instances) \

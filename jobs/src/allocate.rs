@@ -104,7 +104,7 @@ pub fn label<T: serde::Serialize>(v: &T) -> String {
 
 /// One tick for every controlled workload as of `now_ms`.
 ///
-/// Inputs are read for all workloads at once ([`Db::tick_reads`]), every
+/// Inputs are read for all workloads at once ([`Db::tick_inputs`]), every
 /// decision is logged in bulk before any command is sent
 /// ([`Db::record_decisions`]), then the commands go out.
 pub async fn allocate_all(
@@ -115,11 +115,8 @@ pub async fn allocate_all(
     let mut summary = TickSummary::default();
     let started = std::time::Instant::now();
     let mut money = TickMoney::load(db).await?;
-    // Workloads first: one whose settings are saved between the two reads is
-    // left to the next tick, instead of being decided without its inputs.
-    let workloads = db.controlled_workloads().await?;
-    let mut reads = db
-        .tick_reads(now_ms - STEP_MS, now_ms, Horizon::Allocation.as_str())
+    let (workloads, mut reads) = db
+        .tick_inputs(now_ms - STEP_MS, now_ms, Horizon::Allocation.as_str())
         .await?;
     let read_ms = started.elapsed().as_millis();
     let mut in_force = aws_in_force(providers, &workloads).await;

@@ -344,6 +344,19 @@ pub struct TickReads {
     pub pending: HashMap<(String, String), StoredDecision>,
 }
 
+/// Statements [`Db::tick_inputs`] splits its read into on PostgreSQL, run
+/// at once: one statement keeps one server process busy, and the per-workload
+/// index probes are most of the work.
+const TICK_READ_PARTS: usize = 2;
+
+/// One workload's row of [`Db::tick_inputs`].
+struct TickRow {
+    tenant: Tenant,
+    settings: StoredSettings,
+    mean: Option<f64>,
+    forecast: Option<StoredForecast>,
+}
+
 /// A decision to log in [`Db::record_decisions`], with the state and fleet it
 /// leaves.
 #[derive(Debug, Clone)]
@@ -358,15 +371,38 @@ pub struct DecisionWrite<'a> {
 /// arrays however long it is.
 const DECISION_CHUNK_PG: usize = 5000;
 
+/// Chunks written at once on PostgreSQL. A chunk's statements keep one
+/// server process busy; concurrent chunks use the database's other cores
+/// (each chunk is still its own transaction, as when written in turn).
+const DECISION_CHUNKS_AT_ONCE: usize = 4;
+
 /// [`Db::record_decisions`] on PostgreSQL: each chunk as two statements over
 /// arrays (`UNNEST`), parsed and planned once instead of once per row.
 async fn record_decisions_pg(
     pool: &sea_orm::sqlx::PgPool,
     writes: &[DecisionWrite<'_>],
 ) -> Result<Vec<bool>, StoreError> {
+    use futures::{StreamExt, TryStreamExt};
+    // Made before streaming: a closure in the stream would make the tick's
+    // future not provably `Send`.
+    let chunks: Vec<_> = writes
+        .chunks(DECISION_CHUNK_PG)
+        .map(|chunk| record_chunk_pg(pool, chunk))
+        .collect();
+    let done: Vec<Vec<bool>> = futures::stream::iter(chunks)
+        .buffered(DECISION_CHUNKS_AT_ONCE)
+        .try_collect()
+        .await?;
+    Ok(done.concat())
+}
+
+/// One chunk of [`record_decisions_pg`], in one transaction.
+async fn record_chunk_pg(
+    pool: &sea_orm::sqlx::PgPool,
+    chunk: &[DecisionWrite<'_>],
+) -> Result<Vec<bool>, StoreError> {
     use sea_orm::sqlx;
-    let mut inserted = Vec::with_capacity(writes.len());
-    for chunk in writes.chunks(DECISION_CHUNK_PG) {
+    {
         let ds: Vec<&StoredDecision> = chunk.iter().map(|w| w.decision).collect();
         let text = |f: fn(&StoredDecision) -> &str| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
         let maybe =
@@ -437,9 +473,8 @@ async fn record_decisions_pg(
             .map_err(StoreError::Sqlx)?;
         }
         tx.commit().await.map_err(StoreError::Sqlx)?;
-        inserted.extend(chunk.iter().map(|w| new.contains(&w.decision.id)));
+        Ok(chunk.iter().map(|w| new.contains(&w.decision.id)).collect())
     }
-    Ok(inserted)
 }
 
 /// A decision's values in `organization_id, DECISION_COLUMNS` order.
@@ -471,6 +506,129 @@ fn decision_values(tenant: &Tenant, d: &StoredDecision) -> [Value; 18] {
 const DECISION_CHUNK: usize = 500;
 
 impl Db {
+    /// Every controlled workload (as [`Db::controlled_workloads`]) with its
+    /// [`TickReads`] for the window `[from_ms, to_ms)` and `horizon`.
+    ///
+    /// On PostgreSQL each statement reads settings with each workload's
+    /// rollups and newest forecast found by index probes (`LATERAL`), where
+    /// hash joins over every recent row with a newest-origin subplan per row
+    /// were slower, in [`TICK_READ_PARTS`] parts read at once. A workload is
+    /// read with its inputs in one statement, so one whose settings are saved
+    /// meanwhile is either read whole or left to the next tick. SQLite (no
+    /// `LATERAL`) reads the workloads, then their inputs.
+    pub async fn tick_inputs(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        horizon: &str,
+    ) -> Result<(Vec<(Tenant, StoredSettings)>, TickReads), StoreError> {
+        if self.postgres_pool().is_none() {
+            // Workloads first: one whose settings are saved between the two
+            // reads waits for the next tick instead of being decided without
+            // its inputs.
+            let workloads = self.controlled_workloads().await?;
+            let reads = self.tick_reads(from_ms, to_ms, horizon).await?;
+            return Ok((workloads, reads));
+        }
+        let parts: Vec<_> = (0..TICK_READ_PARTS)
+            .map(|part| self.tick_inputs_part(part, from_ms, to_ms, horizon))
+            .collect();
+        let (parts, pending) = futures::future::try_join(
+            futures::future::try_join_all(parts),
+            self.pending_decisions(),
+        )
+        .await?;
+        let mut rows: Vec<TickRow> = parts.into_iter().flatten().collect();
+        rows.sort_unstable_by(|a, b| {
+            (a.tenant.id(), &a.settings.workload).cmp(&(b.tenant.id(), &b.settings.workload))
+        });
+        let mut reads = TickReads {
+            pending,
+            ..TickReads::default()
+        };
+        let mut workloads = Vec::with_capacity(rows.len());
+        for row in rows {
+            let key = (row.tenant.id().to_owned(), row.settings.workload.clone());
+            if let Some(mean) = row.mean {
+                reads.means.insert(key.clone(), mean);
+            }
+            if let Some(f) = row.forecast {
+                reads.forecasts.insert(key, f);
+            }
+            workloads.push((row.tenant, row.settings));
+        }
+        Ok((workloads, reads))
+    }
+
+    /// One of [`TICK_READ_PARTS`] disjoint parts of [`Db::tick_inputs`] on
+    /// PostgreSQL (workloads split by a hash of their key).
+    async fn tick_inputs_part(
+        &self,
+        part: usize,
+        from_ms: i64,
+        to_ms: i64,
+        horizon: &str,
+    ) -> Result<Vec<TickRow>, StoreError> {
+        let rows = crate::sql::rows(
+            self.conn(),
+            format!(
+                "SELECT {SETTINGS_COLUMNS}, organization_id, m.total, m.n, f.f_origin, \
+                 f.f_step_secs, f.f_made_at, f.f_version, f.f_steps \
+                 FROM allocation_settings s \
+                 LEFT JOIN LATERAL (SELECT SUM(r.sum) AS total, CAST(SUM(r.count) AS BIGINT) AS n \
+                   FROM metric_rollups r WHERE r.organization_id = s.organization_id \
+                   AND r.workload = s.workload AND r.metric = s.metric AND r.resolution = 60 \
+                   AND r.bucket_start >= $1 AND r.bucket_start < $2) m ON TRUE \
+                 LEFT JOIN LATERAL (SELECT g.origin AS f_origin, g.step_secs AS f_step_secs, \
+                   g.made_at AS f_made_at, g.model_version AS f_version, g.steps AS f_steps \
+                   FROM forecasts g WHERE g.organization_id = s.organization_id \
+                   AND g.workload = s.workload AND g.metric = s.metric AND g.horizon = $3 \
+                   ORDER BY g.origin DESC LIMIT 1) f ON TRUE \
+                 WHERE s.mode <> 'off' \
+                 AND (hashtext(s.organization_id || '/' || s.workload) & 2147483647) % $4 = $5"
+            ),
+            vec![
+                from_ms.into(),
+                to_ms.into(),
+                horizon.into(),
+                (TICK_READ_PARTS as i32).into(),
+                (part as i32).into(),
+            ],
+        )
+        .await?;
+        let at = |i: usize| SETTINGS_COUNT + i;
+        rows.iter()
+            .map(|r| {
+                let settings = settings_from_row(r)?;
+                let total: Option<f64> = r.try_get_by_index(at(1))?;
+                let n: Option<i64> = r.try_get_by_index(at(2))?;
+                let mean = match (total, n) {
+                    (Some(total), Some(n)) if n > 0 => Some(total / n as f64),
+                    _ => None,
+                };
+                let forecast = match r.try_get_by_index::<Option<i64>>(at(3))? {
+                    Some(origin_ms) => Some(StoredForecast {
+                        workload: settings.workload.clone(),
+                        metric: settings.metric.clone(),
+                        horizon: horizon.to_owned(),
+                        origin_ms,
+                        step_secs: i64::from(r.try_get_by_index::<i32>(at(4))?),
+                        made_at_ms: r.try_get_by_index(at(5))?,
+                        model_version: r.try_get_by_index(at(6))?,
+                        steps_json: r.try_get_by_index(at(7))?,
+                    }),
+                    None => None,
+                };
+                Ok(TickRow {
+                    tenant: Tenant::new(r.try_get_by_index::<String>(at(0))?),
+                    settings,
+                    mean,
+                    forecast,
+                })
+            })
+            .collect()
+    }
+
     /// [`TickReads`] for the window `[from_ms, to_ms)` and `horizon`.
     pub async fn tick_reads(
         &self,
@@ -542,6 +700,15 @@ impl Db {
             out.forecasts
                 .insert((r.try_get_by_index(0)?, f.workload.clone()), f);
         }
+        out.pending = self.pending_decisions().await?;
+        Ok(out)
+    }
+
+    /// Each workload's newest decision left `pending` (a tick interrupted
+    /// between logging it and carrying it out).
+    async fn pending_decisions(
+        &self,
+    ) -> Result<HashMap<(String, String), StoredDecision>, StoreError> {
         // Found through a partial index of pending decisions (migration 017);
         // one a newer decision superseded is not carried out.
         let pending = crate::sql::rows(
@@ -556,11 +723,12 @@ impl Db {
             vec![],
         )
         .await?;
+        let mut out = HashMap::new();
         for r in &pending {
             let d = decision_from_row(r)?;
             let org: String = r.try_get_by_index(17)?;
             // Ordered oldest first: the newest stays.
-            out.pending.insert((org, d.workload.clone()), d);
+            out.insert((org, d.workload.clone()), d);
         }
         Ok(out)
     }

@@ -58,7 +58,11 @@ impl Db {
                 opts.max_connections(8).map_sqlx_sqlite_opts(sqlite_options);
             }
             Backend::Postgres => {
-                opts.max_connections(16);
+                // JIT compiles any plan whose estimated cost looks large, such
+                // as a tick's 100,000 index probes: 100+ ms spent to save
+                // less. Short statements like ours never gain from it.
+                opts.max_connections(16)
+                    .map_sqlx_postgres_opts(|o| o.options([("jit", "off")]));
             }
         }
         let conn = Database::connect(opts).await.map_err(StoreError::Connect)?;

@@ -121,25 +121,45 @@ pub async fn allocate_all(
     let read_ms = started.elapsed().as_millis();
     let mut in_force = aws_in_force(providers, &workloads).await;
     let provider_ms = started.elapsed().as_millis() - read_ms;
-    let mut planned = Vec::new();
+    let mut prepared = Vec::with_capacity(workloads.len());
+    let mut readiness = HashMap::new();
     for (tenant, settings) in workloads {
         summary.workloads += 1;
         let workload = settings.workload.clone();
         let found = in_force.remove(&(tenant.id().to_owned(), workload.clone()));
-        match plan(
+        let ctx = TickContext {
             db,
             providers,
+            now_ms,
+        };
+        match prepare(
+            &ctx,
             &mut money,
             &mut reads,
+            &mut readiness,
             found,
             tenant.clone(),
             settings,
-            now_ms,
         )
         .await
         {
-            Ok(p) => planned.push(p),
+            Ok(p) => prepared.push(p),
             // One workload's bad data must not stop the others.
+            Err(e) => tracing::error!(
+                organization = tenant.id(),
+                workload,
+                error = %e,
+                "allocation decision failed"
+            ),
+        }
+    }
+    let prepared_ms = started.elapsed().as_millis();
+    let mut planned = Vec::with_capacity(prepared.len());
+    for (tenant, workload, p) in
+        tokio::task::spawn_blocking(move || conclude_all(prepared, now_ms)).await?
+    {
+        match p {
+            Ok(p) => planned.push(p),
             Err(e) => tracing::error!(
                 organization = tenant.id(),
                 workload,
@@ -153,7 +173,7 @@ pub async fn allocate_all(
         .map(|p| DecisionWrite {
             tenant: &p.tenant,
             decision: &p.row,
-            state_json: Some(&p.state_json),
+            state: Some(&p.state),
             // Logged first with the fleet unchanged: a retried tick finds
             // the decision and sends nothing.
             commanded: p.settings.commanded,
@@ -200,7 +220,8 @@ pub async fn allocate_all(
         workloads = summary.workloads,
         read_ms,
         provider_read_ms = provider_ms,
-        decide_ms = planned_ms - read_ms - provider_ms,
+        prepare_ms = prepared_ms - read_ms - provider_ms,
+        decide_ms = planned_ms - prepared_ms,
         log_ms = logged_ms - planned_ms,
         command_ms = started.elapsed().as_millis() - logged_ms,
         "allocation tick phases"
@@ -342,7 +363,8 @@ struct Planned {
     tenant: Tenant,
     settings: StoredSettings,
     row: StoredDecision,
-    state_json: String,
+    /// The controller state it leaves (`ControllerState::encode`).
+    state: Vec<u8>,
     /// The forecast from now on, in instances (how long new capacity is needed).
     forecast: Vec<Step>,
     target: f64,
@@ -385,20 +407,43 @@ async fn aws_in_force(
         .collect()
 }
 
-/// Decides for one workload from the tick's reads, after finishing what an
-/// interrupted tick left pending and repairing drift. `found` is what the
+/// What every workload's preparation shares within a tick.
+struct TickContext<'a> {
+    db: &'a Db,
+    providers: &'a Providers,
+    now_ms: i64,
+}
+
+/// A workload's inputs, gathered with whatever I/O they need, ready for the
+/// pure decision ([`conclude`]).
+struct Prepared {
+    tenant: Tenant,
+    settings: StoredSettings,
+    mode: Mode,
+    bounds: Bounds,
+    cfg: PolicyConfig,
+    repaired: Option<String>,
+    observed: Option<f64>,
+    forecast: Option<StoredForecast>,
+    budget: Option<Budget>,
+    readiness: Option<f64>,
+}
+
+/// Gathers one workload's inputs from the tick's reads, after finishing what
+/// an interrupted tick left pending and repairing drift. `found` is what the
 /// provider had in force when the tick began, when it was read in a batch.
-#[allow(clippy::too_many_arguments)]
-async fn plan(
-    db: &Db,
-    providers: &Providers,
+/// Readiness scores are per organisation and event type, so `readiness`
+/// keeps each one the tick has worked out.
+async fn prepare(
+    ctx: &TickContext<'_>,
     money: &mut TickMoney,
     reads: &mut TickReads,
+    readiness: &mut HashMap<(String, String), f64>,
     found: Option<Result<InForce, ProviderError>>,
     tenant: Tenant,
     s: StoredSettings,
-    now_ms: i64,
-) -> Result<Planned, BoxDynError> {
+) -> Result<Prepared, BoxDynError> {
+    let (db, providers, now_ms) = (ctx.db, ctx.providers, ctx.now_ms);
     let key = (tenant.id().to_owned(), s.workload.clone());
     let mode = parse_mode(&s.mode).ok_or_else(|| format!("unknown mode {:?}", s.mode))?;
     let bounds = Bounds::new(
@@ -433,22 +478,102 @@ async fn plan(
     if let Some(note) = &repaired {
         tracing::warn!(organization = tenant.id(), workload = s.workload, "{note}");
     }
-    let mut state = match &s.state_json {
-        Some(j) => serde_json::from_str(j)?,
-        None => ControllerState::new(&cfg),
-    };
     let observed = reads.means.get(&key).map(|v| v / s.units_per_instance);
-    let (forecast, version) = forecast_from_now(reads.forecasts.get(&key), &s, now_ms)?;
-    let commanded = u32::try_from(s.commanded)?;
+    let forecast = reads.forecasts.remove(&key);
     let budget = money.budget(db, &tenant, now_ms).await?;
     let readiness = match &s.readiness_event {
-        Some(t) => Some(
-            crate::readiness::score(db, &tenant, t, now_ms, READINESS_WITHIN_SECS)
-                .await?
-                .0,
-        ),
+        Some(t) => {
+            let key = (tenant.id().to_owned(), t.clone());
+            Some(match readiness.get(&key) {
+                Some(&p) => p,
+                None => {
+                    let p = crate::readiness::score(db, &tenant, t, now_ms, READINESS_WITHIN_SECS)
+                        .await?
+                        .0;
+                    readiness.insert(key, p);
+                    p
+                }
+            })
+        }
         None => None,
     };
+    Ok(Prepared {
+        tenant,
+        settings: s,
+        mode,
+        bounds,
+        cfg,
+        repaired,
+        observed,
+        forecast,
+        budget,
+        readiness,
+    })
+}
+
+/// [`conclude`] for every prepared workload, spread over the cores; each
+/// with its organisation and workload.
+fn conclude_all(
+    prepared: Vec<Prepared>,
+    now_ms: i64,
+) -> Vec<(Tenant, String, Result<Planned, BoxDynError>)> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = prepared.len().div_ceil(threads).max(1);
+    let mut parts = Vec::new();
+    let mut rest = prepared;
+    while !rest.is_empty() {
+        let tail = rest.split_off(chunk.min(rest.len()));
+        parts.push(std::mem::replace(&mut rest, tail));
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                scope.spawn(move || {
+                    part.into_iter()
+                        .map(|p| {
+                            let (tenant, workload) =
+                                (p.tenant.clone(), p.settings.workload.clone());
+                            (tenant, workload, conclude(p, now_ms))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// The decision for one prepared workload: the pure part of a tick (state
+/// read, policy, state written back), no I/O.
+fn conclude(p: Prepared, now_ms: i64) -> Result<Planned, BoxDynError> {
+    let Prepared {
+        tenant,
+        settings: s,
+        mode,
+        bounds,
+        cfg,
+        repaired,
+        observed,
+        forecast,
+        budget,
+        readiness,
+    } = p;
+    let mut state = match ControllerState::restore(s.state.as_deref(), s.state_json.as_deref()) {
+        Ok(Some(state)) => state,
+        Ok(None) => ControllerState::new(&cfg),
+        // What it learnt is lost, not the workload: it learns again.
+        Err(e) => {
+            tracing::warn!(organization = tenant.id(), workload = s.workload, error = %e,
+                    "controller state unreadable: starting afresh");
+            ControllerState::new(&cfg)
+        }
+    };
+    let (forecast, version) = forecast_from_now(forecast.as_ref(), &s, now_ms)?;
+    let commanded = u32::try_from(s.commanded)?;
     let decision = decide(
         &cfg,
         &mut state,
@@ -498,12 +623,12 @@ async fn plan(
         command_id: headroom_store::new_id(),
         detail,
     };
-    let state_json = serde_json::to_string(&state)?;
+    let state = state.encode();
     Ok(Planned {
         tenant,
         settings: s,
         row,
-        state_json,
+        state,
         forecast,
         target: cfg.target,
         before: decision.before,

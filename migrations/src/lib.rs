@@ -19,6 +19,7 @@ mod m20261125_000014_model_versions;
 mod m20261125_000015_usage_allocation;
 mod m20261125_000016_allocation_network;
 mod m20261125_000017_pending_decisions;
+mod m20261205_000018_controller_state_binary;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000015_usage_allocation::Migration),
             Box::new(m20261125_000016_allocation_network::Migration),
             Box::new(m20261125_000017_pending_decisions::Migration),
+            Box::new(m20261205_000018_controller_state_binary::Migration),
         ]
     }
 }

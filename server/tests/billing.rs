@@ -117,6 +117,7 @@ fn settings(workload: &str) -> StoredSettings {
         provider_ref: None,
         commanded: 2,
         state_json: None,
+        state: None,
         last_suggestion_ms: None,
         updated_ms: 0,
         readiness_event: None,

@@ -22,7 +22,8 @@ pub struct StoredSettings {
     pub provider: String,
     pub provider_ref: Option<String>,
     pub commanded: i32,
-    /// The controller's state as JSON.
+    /// The controller's state as earlier versions stored it (JSON), until
+    /// the workload's next decision stores [`StoredSettings::state`].
     pub state_json: Option<String>,
     pub last_suggestion_ms: Option<i64>,
     pub updated_ms: i64,
@@ -42,6 +43,8 @@ pub struct StoredSettings {
     pub warm_commanded: i32,
     /// Egress bandwidth per instance, Mbit/s (cgroup provider, with `tc`).
     pub network_mbit_per_instance: Option<i32>,
+    /// The controller's state (`ControllerState::encode`).
+    pub state: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -68,9 +71,10 @@ pub struct StoredDecision {
 const SETTINGS_COLUMNS: &str = "workload, metric, units_per_instance, mode, min_instances, \
     max_instances, target, priority, provider, provider_ref, commanded, state, \
     last_suggestion_at, updated_at, readiness_event, memory_mib_per_instance, instance_type, \
-    allow_spot, on_demand_micros_per_hour, warm_commanded, network_mbit_per_instance";
+    allow_spot, on_demand_micros_per_hour, warm_commanded, network_mbit_per_instance, \
+    controller_state";
 /// Columns in `SETTINGS_COLUMNS`.
-const SETTINGS_COUNT: usize = 21;
+const SETTINGS_COUNT: usize = 22;
 
 fn settings_from_row(r: &sea_orm::QueryResult) -> Result<StoredSettings, StoreError> {
     Ok(StoredSettings {
@@ -95,6 +99,7 @@ fn settings_from_row(r: &sea_orm::QueryResult) -> Result<StoredSettings, StoreEr
         on_demand_micros_per_hour: r.try_get_by_index(18)?,
         warm_commanded: r.try_get_by_index(19)?,
         network_mbit_per_instance: r.try_get_by_index(20)?,
+        state: r.try_get_by_index(21)?,
     })
 }
 
@@ -176,6 +181,7 @@ impl Db {
             s.on_demand_micros_per_hour.into(),
             s.warm_commanded.into(),
             s.network_mbit_per_instance.into(),
+            s.state.clone().into(),
         ];
         self.conn()
             .execute_raw(Statement::from_sql_and_values(backend, sql, values))
@@ -256,7 +262,7 @@ impl Db {
         &self,
         tenant: &Tenant,
         d: &StoredDecision,
-        state_json: Option<&str>,
+        state: Option<&[u8]>,
         commanded: i32,
         suggestion_at: Option<i64>,
     ) -> Result<bool, StoreError> {
@@ -275,20 +281,24 @@ impl Db {
             == 1;
         if inserted {
             let sql = format!(
-                "UPDATE allocation_settings SET state = COALESCE({}, state), commanded = {}, \
+                "UPDATE allocation_settings SET \
+                 controller_state = COALESCE({}, controller_state), \
+                 state = CASE WHEN {} IS NULL THEN state END, commanded = {}, \
                  last_suggestion_at = COALESCE({}, last_suggestion_at) \
                  WHERE organization_id = {} AND workload = {}",
                 ph(backend, 1),
                 ph(backend, 2),
                 ph(backend, 3),
                 ph(backend, 4),
-                ph(backend, 5)
+                ph(backend, 5),
+                ph(backend, 6)
             );
             tx.execute_raw(Statement::from_sql_and_values(
                 backend,
                 sql,
                 vec![
-                    state_json.map(str::to_owned).into(),
+                    state.map(<[u8]>::to_vec).into(),
+                    state.map(<[u8]>::to_vec).into(),
                     commanded.into(),
                     suggestion_at.into(),
                     tenant.id().into(),
@@ -363,7 +373,8 @@ struct TickRow {
 pub struct DecisionWrite<'a> {
     pub tenant: &'a Tenant,
     pub decision: &'a StoredDecision,
-    pub state_json: Option<&'a str>,
+    /// The controller state it leaves (`ControllerState::encode`).
+    pub state: Option<&'a [u8]>,
     pub commanded: i32,
 }
 
@@ -412,9 +423,25 @@ async fn record_chunk_pg(
         let float =
             |f: fn(&StoredDecision) -> Option<f64>| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
         let mut tx = pool.begin().await.map_err(StoreError::Sqlx)?;
+        // A fresh slot (every tick but a retried one): one COPY, which skips
+        // the per-row speculative insertion of ON CONFLICT. The unique slot
+        // key still checks each row, and a chunk holding a decided slot fails
+        // whole and is written by the statement below instead.
+        let copied = match copy_decisions_pg(&mut tx, chunk).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, "decisions: COPY fell back to INSERT");
+                tx.rollback().await.map_err(StoreError::Sqlx)?;
+                tx = pool.begin().await.map_err(StoreError::Sqlx)?;
+                false
+            }
+        };
         // The columns are DECISION_COLUMNS, spelt out: queries are static text.
-        let new: HashSet<String> = sqlx::query_as::<_, (String,)>(
-            "INSERT INTO allocation_decisions (organization_id, id, workload, source, slot, \
+        let new: HashSet<String> = if copied {
+            chunk.iter().map(|w| w.decision.id.clone()).collect()
+        } else {
+            sqlx::query_as::<_, (String,)>(
+                "INSERT INTO allocation_decisions (organization_id, id, workload, source, slot, \
              decided_at, mode, before_instances, after_instances, warm, reason, limits, observed, \
              sized_for, forecast_version, status, command_id, detail) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], \
@@ -422,40 +449,42 @@ async fn record_chunk_pg(
                $12::text[], $13::float8[], $14::float8[], $15::text[], $16::text[], $17::text[], \
                $18::text[]) \
              ON CONFLICT (organization_id, workload, source, slot) DO NOTHING RETURNING id",
-        )
-        .bind(chunk.iter().map(|w| w.tenant.id()).collect::<Vec<_>>())
-        .bind(text(|d| &d.id))
-        .bind(text(|d| &d.workload))
-        .bind(text(|d| &d.source))
-        .bind(big(|d| d.slot))
-        .bind(big(|d| d.decided_ms))
-        .bind(text(|d| &d.mode))
-        .bind(int(|d| d.before))
-        .bind(int(|d| d.after))
-        .bind(int(|d| d.warm))
-        .bind(text(|d| &d.reason))
-        .bind(text(|d| &d.limits_json))
-        .bind(float(|d| d.observed))
-        .bind(float(|d| d.sized_for))
-        .bind(maybe(|d| d.forecast_version.as_deref()))
-        .bind(text(|d| &d.status))
-        .bind(text(|d| &d.command_id))
-        .bind(maybe(|d| d.detail.as_deref()))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(StoreError::Sqlx)?
-        .into_iter()
-        .map(|(id,)| id)
-        .collect();
+            )
+            .bind(chunk.iter().map(|w| w.tenant.id()).collect::<Vec<_>>())
+            .bind(text(|d| &d.id))
+            .bind(text(|d| &d.workload))
+            .bind(text(|d| &d.source))
+            .bind(big(|d| d.slot))
+            .bind(big(|d| d.decided_ms))
+            .bind(text(|d| &d.mode))
+            .bind(int(|d| d.before))
+            .bind(int(|d| d.after))
+            .bind(int(|d| d.warm))
+            .bind(text(|d| &d.reason))
+            .bind(text(|d| &d.limits_json))
+            .bind(float(|d| d.observed))
+            .bind(float(|d| d.sized_for))
+            .bind(maybe(|d| d.forecast_version.as_deref()))
+            .bind(text(|d| &d.status))
+            .bind(text(|d| &d.command_id))
+            .bind(maybe(|d| d.detail.as_deref()))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(StoreError::Sqlx)?
+            .into_iter()
+            .map(|(id,)| id)
+            .collect()
+        };
         let fresh: Vec<&DecisionWrite<'_>> = chunk
             .iter()
             .filter(|w| new.contains(&w.decision.id))
             .collect();
         if !fresh.is_empty() {
             sqlx::query(
-                "UPDATE allocation_settings s SET state = COALESCE(u.state, s.state), \
-                 commanded = u.commanded \
-                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[]) \
+                "UPDATE allocation_settings s SET \
+                 controller_state = COALESCE(u.state, s.controller_state), \
+                 state = CASE WHEN u.state IS NULL THEN s.state END, commanded = u.commanded \
+                 FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::int4[]) \
                    AS u(org, workload, state, commanded) \
                  WHERE s.organization_id = u.org AND s.workload = u.workload",
             )
@@ -466,7 +495,7 @@ async fn record_chunk_pg(
                     .map(|w| w.decision.workload.as_str())
                     .collect::<Vec<_>>(),
             )
-            .bind(fresh.iter().map(|w| w.state_json).collect::<Vec<_>>())
+            .bind(fresh.iter().map(|w| w.state).collect::<Vec<_>>())
             .bind(fresh.iter().map(|w| w.commanded).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await
@@ -475,6 +504,43 @@ async fn record_chunk_pg(
         tx.commit().await.map_err(StoreError::Sqlx)?;
         Ok(chunk.iter().map(|w| new.contains(&w.decision.id)).collect())
     }
+}
+
+/// A chunk of decisions written with `COPY` in `tx`.
+async fn copy_decisions_pg(
+    tx: &mut sea_orm::sqlx::PgConnection,
+    chunk: &[DecisionWrite<'_>],
+) -> Result<u64, sea_orm::sqlx::Error> {
+    let mut data = crate::sql::CopyText::with_capacity(chunk.len() * 300);
+    for w in chunk {
+        let d = w.decision;
+        data.text(w.tenant.id())
+            .text(&d.id)
+            .text(&d.workload)
+            .text(&d.source)
+            .int(d.slot)
+            .int(d.decided_ms)
+            .text(&d.mode)
+            .int(d.before.into())
+            .int(d.after.into())
+            .int(d.warm.into())
+            .text(&d.reason)
+            .text(&d.limits_json)
+            .opt_float(d.observed)
+            .opt_float(d.sized_for)
+            .opt_text(d.forecast_version.as_deref())
+            .text(&d.status)
+            .text(&d.command_id)
+            .opt_text(d.detail.as_deref());
+        data.end_row();
+    }
+    let mut copy = tx
+        .copy_in_raw(&format!(
+            "COPY allocation_decisions (organization_id, {DECISION_COLUMNS}) FROM STDIN"
+        ))
+        .await?;
+    copy.send(data.into_bytes()).await?;
+    copy.finish().await
 }
 
 /// A decision's values in `organization_id, DECISION_COLUMNS` order.
@@ -787,14 +853,16 @@ impl Db {
                     values.extend([
                         w.tenant.id().into(),
                         w.decision.workload.clone().into(),
-                        w.state_json.map(str::to_owned).into(),
+                        w.state.map(<[u8]>::to_vec).into(),
                         w.commanded.into(),
                     ]);
                 }
                 crate::sql::exec(
                     &tx,
                     format!(
-                        "UPDATE allocation_settings SET state = COALESCE(v.column3, state), \
+                        "UPDATE allocation_settings SET \
+                         controller_state = COALESCE(v.column3, controller_state), \
+                         state = CASE WHEN v.column3 IS NULL THEN state END, \
                          commanded = v.column4 FROM (VALUES {}) AS v \
                          WHERE allocation_settings.organization_id = v.column1 \
                          AND allocation_settings.workload = v.column2",

@@ -8,7 +8,7 @@ use headroom_core::telemetry::{Bucket, Resolution, buckets_for};
 use sea_orm::sqlx;
 use sea_orm::{ConnectionTrait, Statement, TransactionTrait, Value};
 
-use crate::sql::{binder, values_clause};
+use crate::sql::{CopyText, binder, values_clause};
 use crate::{Db, StoreError, Tenant};
 
 /// Rows per INSERT statement: keeps well under SQLite's bound-parameter limit.
@@ -645,45 +645,22 @@ fn usage_events_copy_text(
     in_force: &[Option<crate::allocation::InForceSnapshot>],
     now_ms: i64,
 ) -> Vec<u8> {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(events.len() * 160);
-    let org = copy_escape(tenant.id());
+    let mut out = CopyText::with_capacity(events.len() * 160);
     for (e, a) in events.iter().zip(in_force) {
-        let null = || "\\N".to_owned();
-        // An f64 displays its shortest exact decimal, which float8 reads back
-        // to the same value.
-        let _ = writeln!(
-            out,
-            "{org}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{now_ms}\t{}\t{}",
-            copy_escape(&e.id),
-            copy_escape(&e.event_type),
-            e.quantity,
-            e.ts_ms,
-            e.workload.as_deref().map_or_else(null, copy_escape),
-            e.attributes.as_deref().map_or_else(null, copy_escape),
-            copy_escape(&e.fingerprint),
-            a.as_ref()
-                .map_or_else(null, |a| copy_escape(&a.decision_id)),
-            a.as_ref().map_or_else(null, |a| a.instances.to_string()),
-        );
+        out.text(tenant.id())
+            .text(&e.id)
+            .text(&e.event_type)
+            .float(e.quantity)
+            .int(e.ts_ms)
+            .opt_text(e.workload.as_deref())
+            .opt_text(e.attributes.as_deref())
+            .text(&e.fingerprint)
+            .int(now_ms)
+            .opt_text(a.as_ref().map(|a| a.decision_id.as_str()))
+            .opt_int(a.as_ref().map(|a| i64::from(a.instances)));
+        out.end_row();
     }
     out.into_bytes()
-}
-
-/// A value in `COPY`'s text format: backslash, tab, newline and carriage
-/// return escaped (the characters that delimit fields and rows).
-fn copy_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// PostgreSQL: the whole batch as one statement over arrays (`UNNEST`), which parses
@@ -860,8 +837,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn copy_text_escapes_delimiters_and_marks_nulls() {
-        assert_eq!(copy_escape("a\\N\tb\nc\rd"), "a\\\\N\\tb\\nc\\rd");
+    fn usage_events_copy_rows_in_column_order() {
         let events = [UsageEventIn {
             id: "\\N".into(),
             event_type: "api_call".into(),

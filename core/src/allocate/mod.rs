@@ -14,7 +14,7 @@ pub mod suggestion;
 pub use budget::{Budget, BudgetOutcome, CapAction};
 pub use policy::{
     Bounds, ControllerState, Decision, Inputs, Limit, Mode, PolicyConfig, PolicyError, Reason,
-    decide,
+    StateDecodeError, decide,
 };
 pub use predictive::Predictive;
 pub use reactive::{Hpa, HpaConfig};

@@ -170,10 +170,9 @@ pub struct AllocationOut {
 }
 
 fn settings_out(s: StoredSettings, last: Option<StoredDecision>) -> AllocationOut {
-    let state: Option<ControllerState> = s
-        .state_json
-        .as_deref()
-        .and_then(|j| serde_json::from_str(j).ok());
+    let state = ControllerState::restore(s.state.as_deref(), s.state_json.as_deref())
+        .ok()
+        .flatten();
     AllocationOut {
         workload: s.workload,
         metric: s.metric,
@@ -382,6 +381,7 @@ pub async fn put_allocation(
         provider_ref: req.provider_ref,
         commanded: commanded.unwrap_or_default(),
         state_json: None,
+        state: None,
         last_suggestion_ms: None,
         updated_ms: Utc::now().timestamp_millis(),
         readiness_event: req.readiness_event,

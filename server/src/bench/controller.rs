@@ -39,6 +39,17 @@ pub(crate) fn demand_traces() -> anyhow::Result<Vec<Vec<f64>>> {
         .collect()
 }
 
+/// What the policy would have learnt over `history` ticks of `window` with
+/// the last value as the forecast: the state a workload running for a while
+/// carries (its risk windows full, as the persisted state would be).
+pub(crate) fn learnt_state(cfg: &PolicyConfig, window: &[f64], history: usize) -> ControllerState {
+    let mut state = ControllerState::new(cfg);
+    for t in 1..history.min(window.len()) {
+        state.risk.record(window[t - 1], window[t]);
+    }
+    state
+}
+
 struct Workload {
     state: ControllerState,
     fleet: Fleet,
@@ -59,11 +70,7 @@ pub fn run(args: ControllerBench) -> anyhow::Result<()> {
             let room = trace.len().saturating_sub(args.history + 13).max(1);
             let start = (i / traces.len()).wrapping_mul(37) % room;
             let w = &trace[start..];
-            let mut state = ControllerState::new(&cfg);
-            // What the policy would have learnt: last value as the forecast.
-            for t in 1..args.history.min(w.len()) {
-                state.risk.record(w[t - 1], w[t]);
-            }
+            let state = learnt_state(&cfg, w, args.history);
             let now = w[args.history.min(w.len() - 1)];
             let forecast = (0..12)
                 .map(|h| {

@@ -4,8 +4,9 @@
 //! timed is the database and the policy.
 //!
 //! Seeds `--workloads` workloads over `--organizations` new organisations,
-//! each with five minute-rollups of demand and an allocation-horizon forecast
-//! (made from windows of the real NAB traces), gathers PostgreSQL's planner
+//! each with five minute-rollups of demand, an allocation-horizon forecast and
+//! the controller state learnt over `--history` ticks (made from windows of
+//! the real NAB traces), gathers PostgreSQL's planner
 //! statistics, then
 //! runs two ticks: the first (no learnt state yet) and the next slot's (state
 //! from the first). Run with `HEADROOM_LOG=headroom_jobs=debug` to see where a
@@ -14,12 +15,14 @@
 use std::time::Instant;
 
 use headroom_core::accounts::Tier;
+use headroom_core::allocate::PolicyConfig;
 use headroom_core::forecast::Step;
 use headroom_jobs::allocate::{STEP_MS, allocate_all};
 use headroom_jobs::providers::Providers;
 use headroom_store::sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 use headroom_store::{Db, Tenant};
 
+use super::controller::learnt_state;
 use crate::config::Config;
 use crate::startup::Application;
 
@@ -29,6 +32,10 @@ pub struct TickBench {
     pub workloads: usize,
     #[arg(long, default_value_t = 100)]
     pub organizations: usize,
+    /// Ticks each workload's stored controller state has learnt from (a day
+    /// of 5-minute ticks fills its risk windows, as in a running system).
+    #[arg(long, default_value_t = 288)]
+    pub history: usize,
 }
 
 /// `metric_rollups` columns, in the order seeded rows give them.
@@ -95,6 +102,10 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
     }
 
     let traces = super::controller::demand_traces()?;
+    let cfg = PolicyConfig {
+        target: 0.7,
+        ..PolicyConfig::default()
+    };
     // Ticks land mid-slot, like the scheduled job's (second 45 of minute 5n).
     let now_ms = (chrono::Utc::now().timestamp_millis().div_euclid(STEP_MS) + 1) * STEP_MS + 45_000;
     let origin = now_ms.div_euclid(STEP_MS) * STEP_MS - STEP_MS;
@@ -104,7 +115,11 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
         let org = tenants[i % tenants.len()].id().to_owned();
         let workload = format!("w{i}");
         let trace = &traces[i % traces.len()];
-        let at = (i / traces.len()).wrapping_mul(37) % trace.len().saturating_sub(13).max(1);
+        // Past the learnt history, with 12 steps of forecast left.
+        let first = args.history.min(trace.len().saturating_sub(13));
+        let room = trace.len().saturating_sub(13 + first).max(1);
+        let at = first + (i / traces.len()).wrapping_mul(37) % room;
+        let state = learnt_state(&cfg, &trace[at - first..=at], args.history);
         // One instance serves 100 units; the trace is in instances.
         let now = trace[at] * 100.0;
         settings.push(vec![
@@ -120,6 +135,7 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
             "none".into(),
             (((now / 70.0).ceil() as i32).max(1)).into(),
             now_ms.into(),
+            state.encode().into(),
         ]);
         for m in 1..=5 {
             let bucket = now_ms - m * 60_000;
@@ -172,6 +188,7 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
             "provider",
             "commanded",
             "updated_at",
+            "controller_state",
         ],
         settings,
     )
@@ -210,7 +227,7 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
 
     let providers = Providers::default();
     for (label, at) in [
-        ("first tick (no learnt state)", now_ms),
+        ("first tick (state learnt from history)", now_ms),
         ("next slot (state from the first)", now_ms + STEP_MS),
     ] {
         let started = Instant::now();

@@ -842,3 +842,87 @@ async fn readiness_pre_allocates(backend: Backend) {
     app.stop().await;
 }
 both_backends!(readiness, readiness_pre_allocates);
+
+/// A workload whose controller state an earlier version stored as JSON keeps
+/// what it learnt: the tick reads it and stores it back in binary. A state
+/// that cannot be read restarts learning instead of stopping the workload.
+async fn stored_state_carries_over(backend: Backend) {
+    use headroom_core::allocate::{ControllerState, PolicyConfig};
+    use headroom_jobs::allocate::{STEP_MS, allocate_all};
+    use headroom_jobs::providers::Providers;
+    use reqwest::Method as M;
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_owner, key) = key_for(&app, "Acme").await;
+    let res = send(
+        &app,
+        &key,
+        M::PUT,
+        "/api/v1/workloads/web/allocation",
+        Some(
+            json!({ "metric": "cpu", "units_per_instance": 100.0, "mode": "forecast_only",
+            "min_instances": 1, "max_instances": 20, "instances": 2 }),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let mut learnt = ControllerState::new(&PolicyConfig::default());
+    (learnt.scored, learnt.misses) = (40, 3);
+    let json = serde_json::to_string(&learnt).unwrap();
+    assert!(!json.contains('\''));
+    common::execute(
+        &app.db,
+        &format!("UPDATE allocation_settings SET state = '{json}' WHERE workload = 'web'"),
+    )
+    .await;
+    let scored = || async {
+        let s: Value = send(&app, &key, M::GET, "/api/v1/workloads/web/allocation", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        (
+            s["ticks_scored"].as_u64().unwrap(),
+            s["ticks_under_provisioned"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(scored().await, (40, 3), "read from the JSON");
+
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let tick = allocate_all(&app.db, &Providers::default(), now_ms)
+        .await
+        .unwrap();
+    assert_eq!(tick.decided, 1);
+    assert_eq!(
+        common::query_i64(
+            &app.db,
+            "SELECT COUNT(*) FROM allocation_settings \
+             WHERE state IS NULL AND controller_state IS NOT NULL"
+        )
+        .await,
+        1,
+        "stored back in binary, the JSON dropped"
+    );
+    let (ticks, misses) = scored().await;
+    assert!(ticks >= 40 && misses >= 3, "{ticks} {misses}");
+
+    // A record no version wrote: the next tick still decides, from scratch.
+    let junk = match backend {
+        Backend::Postgres => "'\\x09'::bytea",
+        Backend::Sqlite => "X'09'",
+    };
+    common::execute(
+        &app.db,
+        &format!("UPDATE allocation_settings SET controller_state = {junk}"),
+    )
+    .await;
+    let tick = allocate_all(&app.db, &Providers::default(), now_ms + STEP_MS)
+        .await
+        .unwrap();
+    assert_eq!(tick.decided, 1);
+    let (ticks, _) = scored().await;
+    assert!(ticks < 40, "learning restarted: {ticks}");
+    app.stop().await;
+}
+both_backends!(stored_state, stored_state_carries_over);

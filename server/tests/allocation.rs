@@ -906,6 +906,18 @@ async fn stored_state_carries_over(backend: Backend) {
     );
     let (ticks, misses) = scored().await;
     assert!(ticks >= 40 && misses >= 3, "{ticks} {misses}");
+    // The same slot again (a retried job; on PostgreSQL the bulk COPY meets
+    // the logged decision and gives way to the statement): nothing new, the
+    // state left as the first tick stored it.
+    let again = allocate_all(&app.db, &Providers::default(), now_ms)
+        .await
+        .unwrap();
+    assert_eq!((again.decided, again.repeated), (0, 1), "{again:?}");
+    assert_eq!(
+        common::query_i64(&app.db, "SELECT COUNT(*) FROM allocation_decisions").await,
+        1
+    );
+    assert_eq!(scored().await, (ticks, misses));
 
     // A record no version wrote: the next tick still decides, from scratch.
     let junk = match backend {

@@ -837,17 +837,27 @@ async fn large_batches_count_exactly_once(backend: Backend) {
         "{r}"
     );
     assert_eq!(r["rejected"][0]["index"], 0, "{r}");
+    // New at both ends, one stored id inside (PostgreSQL's COPY is tried and
+    // refused as a whole).
+    let mut inside: Vec<Value> = (300..400).map(event).collect();
+    inside.insert(50, event(5));
+    let r = report(send(&app, &key, "/api/v1/events", json!(inside)).await).await;
+    assert_eq!(
+        (r["accepted"].as_u64(), r["duplicates"].as_u64()),
+        (Some(100), Some(1)),
+        "{r}"
+    );
     assert_eq!(
         query_i64(&app.db, "SELECT COUNT(*) FROM usage_events").await,
-        300
+        400
     );
-    // Each of 0.1 + i for i in 0..300, once: 300 × 0.1 + 299 × 300 / 2.
+    // Each of 0.1 + i for i in 0..400, once: 400 × 0.1 + 399 × 400 / 2.
     let total = query_i64(
         &app.db,
         "SELECT CAST(ROUND(SUM(quantity) * 10) AS BIGINT) FROM usage_events",
     )
     .await;
-    assert_eq!(total, 300 + 299 * 300 * 10 / 2);
+    assert_eq!(total, 400 + 399 * 400 * 10 / 2);
     app.stop().await;
 }
 both_backends!(large_event_batches, large_batches_count_exactly_once);

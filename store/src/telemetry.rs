@@ -613,6 +613,20 @@ async fn copy_new_usage_events_pg(
     if distinct.len() < events.len() {
         return Copy::NotTried;
     }
+    // A replayed batch (an agent's spool, a client's retry) holds its first or
+    // last id; a refused COPY would have written several hundred rows before
+    // its index check failed, so two probes first are cheaper.
+    let probe = [events[0].id.as_str(), events[events.len() - 1].id.as_str()];
+    let stored: Result<i64, _> = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM usage_events WHERE organization_id = $1 AND id = ANY($2)",
+    )
+    .bind(tenant.id())
+    .bind(&probe[..])
+    .fetch_one(pool)
+    .await;
+    if !matches!(stored, Ok(0)) {
+        return Copy::Refused;
+    }
     let data = usage_events_copy_text(tenant, events, in_force, now_ms);
     let copied = async {
         let mut conn = pool.acquire().await?;

@@ -115,6 +115,7 @@ pub async fn allocate_all(
     let mut summary = TickSummary::default();
     let started = std::time::Instant::now();
     let mut money = TickMoney::load(db).await?;
+    let money_ms = started.elapsed().as_millis();
     let (workloads, mut reads) = db
         .tick_inputs(now_ms - STEP_MS, now_ms, Horizon::Allocation.as_str())
         .await?;
@@ -218,7 +219,8 @@ pub async fn allocate_all(
     // Where a tick's time goes, for whoever sizes the worker.
     tracing::debug!(
         workloads = summary.workloads,
-        read_ms,
+        prices_ms = money_ms,
+        read_ms = read_ms - money_ms,
         provider_read_ms = provider_ms,
         prepare_ms = prepared_ms - read_ms - provider_ms,
         decide_ms = planned_ms - prepared_ms,

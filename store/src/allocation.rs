@@ -413,35 +413,33 @@ async fn record_chunk_pg(
     chunk: &[DecisionWrite<'_>],
 ) -> Result<Vec<bool>, StoreError> {
     use sea_orm::sqlx;
-    {
-        let ds: Vec<&StoredDecision> = chunk.iter().map(|w| w.decision).collect();
-        let text = |f: fn(&StoredDecision) -> &str| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
-        let maybe =
-            |f: fn(&StoredDecision) -> Option<&str>| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
-        let int = |f: fn(&StoredDecision) -> i32| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
-        let big = |f: fn(&StoredDecision) -> i64| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
-        let float =
-            |f: fn(&StoredDecision) -> Option<f64>| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
-        let mut tx = pool.begin().await.map_err(StoreError::Sqlx)?;
-        // A fresh slot (every tick but a retried one): one COPY, which skips
-        // the per-row speculative insertion of ON CONFLICT. The unique slot
-        // key still checks each row, and a chunk holding a decided slot fails
-        // whole and is written by the statement below instead.
-        let copied = match copy_decisions_pg(&mut tx, chunk).await {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::debug!(error = %e, "decisions: COPY fell back to INSERT");
-                tx.rollback().await.map_err(StoreError::Sqlx)?;
-                tx = pool.begin().await.map_err(StoreError::Sqlx)?;
-                false
-            }
-        };
-        // The columns are DECISION_COLUMNS, spelt out: queries are static text.
-        let new: HashSet<String> = if copied {
-            chunk.iter().map(|w| w.decision.id.clone()).collect()
-        } else {
-            sqlx::query_as::<_, (String,)>(
-                "INSERT INTO allocation_decisions (organization_id, id, workload, source, slot, \
+    let ds: Vec<&StoredDecision> = chunk.iter().map(|w| w.decision).collect();
+    let text = |f: fn(&StoredDecision) -> &str| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
+    let maybe =
+        |f: fn(&StoredDecision) -> Option<&str>| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
+    let int = |f: fn(&StoredDecision) -> i32| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
+    let big = |f: fn(&StoredDecision) -> i64| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
+    let float = |f: fn(&StoredDecision) -> Option<f64>| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
+    let mut tx = pool.begin().await.map_err(StoreError::Sqlx)?;
+    // A fresh slot (every tick but a retried one): one COPY, which skips
+    // the per-row speculative insertion of ON CONFLICT. The unique slot
+    // key still checks each row, and a chunk holding a decided slot fails
+    // whole and is written by the statement below instead.
+    let copied = match copy_decisions_pg(&mut tx, chunk).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, "decisions: COPY fell back to INSERT");
+            tx.rollback().await.map_err(StoreError::Sqlx)?;
+            tx = pool.begin().await.map_err(StoreError::Sqlx)?;
+            false
+        }
+    };
+    // The columns are DECISION_COLUMNS, spelt out: queries are static text.
+    let new: HashSet<String> = if copied {
+        chunk.iter().map(|w| w.decision.id.clone()).collect()
+    } else {
+        sqlx::query_as::<_, (String,)>(
+            "INSERT INTO allocation_decisions (organization_id, id, workload, source, slot, \
              decided_at, mode, before_instances, after_instances, warm, reason, limits, observed, \
              sized_for, forecast_version, status, command_id, detail) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], \
@@ -449,61 +447,60 @@ async fn record_chunk_pg(
                $12::text[], $13::float8[], $14::float8[], $15::text[], $16::text[], $17::text[], \
                $18::text[]) \
              ON CONFLICT (organization_id, workload, source, slot) DO NOTHING RETURNING id",
-            )
-            .bind(chunk.iter().map(|w| w.tenant.id()).collect::<Vec<_>>())
-            .bind(text(|d| &d.id))
-            .bind(text(|d| &d.workload))
-            .bind(text(|d| &d.source))
-            .bind(big(|d| d.slot))
-            .bind(big(|d| d.decided_ms))
-            .bind(text(|d| &d.mode))
-            .bind(int(|d| d.before))
-            .bind(int(|d| d.after))
-            .bind(int(|d| d.warm))
-            .bind(text(|d| &d.reason))
-            .bind(text(|d| &d.limits_json))
-            .bind(float(|d| d.observed))
-            .bind(float(|d| d.sized_for))
-            .bind(maybe(|d| d.forecast_version.as_deref()))
-            .bind(text(|d| &d.status))
-            .bind(text(|d| &d.command_id))
-            .bind(maybe(|d| d.detail.as_deref()))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(StoreError::Sqlx)?
-            .into_iter()
-            .map(|(id,)| id)
-            .collect()
-        };
-        let fresh: Vec<&DecisionWrite<'_>> = chunk
-            .iter()
-            .filter(|w| new.contains(&w.decision.id))
-            .collect();
-        if !fresh.is_empty() {
-            sqlx::query(
-                "UPDATE allocation_settings s SET \
+        )
+        .bind(chunk.iter().map(|w| w.tenant.id()).collect::<Vec<_>>())
+        .bind(text(|d| &d.id))
+        .bind(text(|d| &d.workload))
+        .bind(text(|d| &d.source))
+        .bind(big(|d| d.slot))
+        .bind(big(|d| d.decided_ms))
+        .bind(text(|d| &d.mode))
+        .bind(int(|d| d.before))
+        .bind(int(|d| d.after))
+        .bind(int(|d| d.warm))
+        .bind(text(|d| &d.reason))
+        .bind(text(|d| &d.limits_json))
+        .bind(float(|d| d.observed))
+        .bind(float(|d| d.sized_for))
+        .bind(maybe(|d| d.forecast_version.as_deref()))
+        .bind(text(|d| &d.status))
+        .bind(text(|d| &d.command_id))
+        .bind(maybe(|d| d.detail.as_deref()))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::Sqlx)?
+        .into_iter()
+        .map(|(id,)| id)
+        .collect()
+    };
+    let fresh: Vec<&DecisionWrite<'_>> = chunk
+        .iter()
+        .filter(|w| new.contains(&w.decision.id))
+        .collect();
+    if !fresh.is_empty() {
+        sqlx::query(
+            "UPDATE allocation_settings s SET \
                  controller_state = COALESCE(u.state, s.controller_state), \
                  state = CASE WHEN u.state IS NULL THEN s.state END, commanded = u.commanded \
                  FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::int4[]) \
                    AS u(org, workload, state, commanded) \
                  WHERE s.organization_id = u.org AND s.workload = u.workload",
-            )
-            .bind(fresh.iter().map(|w| w.tenant.id()).collect::<Vec<_>>())
-            .bind(
-                fresh
-                    .iter()
-                    .map(|w| w.decision.workload.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(fresh.iter().map(|w| w.state).collect::<Vec<_>>())
-            .bind(fresh.iter().map(|w| w.commanded).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::Sqlx)?;
-        }
-        tx.commit().await.map_err(StoreError::Sqlx)?;
-        Ok(chunk.iter().map(|w| new.contains(&w.decision.id)).collect())
+        )
+        .bind(fresh.iter().map(|w| w.tenant.id()).collect::<Vec<_>>())
+        .bind(
+            fresh
+                .iter()
+                .map(|w| w.decision.workload.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(fresh.iter().map(|w| w.state).collect::<Vec<_>>())
+        .bind(fresh.iter().map(|w| w.commanded).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::Sqlx)?;
     }
+    tx.commit().await.map_err(StoreError::Sqlx)?;
+    Ok(chunk.iter().map(|w| new.contains(&w.decision.id)).collect())
 }
 
 /// A chunk of decisions written with `COPY` in `tx`.

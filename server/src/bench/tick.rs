@@ -6,11 +6,11 @@
 //! Seeds `--workloads` workloads over `--organizations` new organisations,
 //! each with five minute-rollups of demand, an allocation-horizon forecast and
 //! the controller state learnt over `--history` ticks (made from windows of
-//! the real NAB traces), gathers PostgreSQL's planner
-//! statistics, then
-//! runs two ticks: the first (no learnt state yet) and the next slot's (state
-//! from the first). Run with `HEADROOM_LOG=headroom_jobs=debug` to see where a
-//! tick's time goes (reads, decisions, log, commands).
+//! the real NAB traces), gathers PostgreSQL's planner statistics, then runs
+//! two ticks: the first (from the seeded states) and the next slot's (from
+//! the states the first stored). Run with `HEADROOM_LOG=headroom_jobs=debug`
+//! to see where a tick's time goes (prices, reads, gathering, decisions, log,
+//! commands).
 
 use std::time::Instant;
 

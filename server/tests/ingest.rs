@@ -26,6 +26,21 @@ async fn send(app: &TestApp, key: &str, path: &str, body: Value) -> reqwest::Res
         .unwrap()
 }
 
+/// GET `path` with the API key `key`.
+async fn get(app: &TestApp, key: &str, path: &str) -> reqwest::Response {
+    app.http
+        .get(app.url(path))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// GET `path` with the API key `key`, its JSON answer.
+async fn get_json<T: serde::de::DeserializeOwned>(app: &TestApp, key: &str, path: &str) -> T {
+    get(app, key, path).await.json().await.unwrap()
+}
+
 async fn report(res: reqwest::Response) -> Value {
     assert_eq!(res.status(), 200);
     res.json().await.unwrap()
@@ -104,16 +119,7 @@ async fn metrics_are_stored_once_and_rolled_up(backend: Backend) {
         m,
         m + 180
     );
-    let series: Value = app
-        .http
-        .get(app.url(&q))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let series: Value = get_json(&app, &key, &q).await;
     let points = series["points"].as_array().unwrap();
     assert_eq!(points.len(), 2, "{series}");
     let first = &points[0];
@@ -135,16 +141,7 @@ async fn metrics_are_stored_once_and_rolled_up(backend: Backend) {
         "/api/v1/metrics/query?workload=api&metric=cpu&from={hour_start}&to={}&step=3600",
         hour_start + 7200
     );
-    let hourly: Value = app
-        .http
-        .get(app.url(&q))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let hourly: Value = get_json(&app, &key, &q).await;
     let total: i64 = hourly["points"]
         .as_array()
         .unwrap()
@@ -162,24 +159,9 @@ async fn metrics_are_stored_once_and_rolled_up(backend: Backend) {
     ] {
         let q =
             format!("/api/v1/metrics/query?workload=api&metric=cpu&from={f}&to={t}&step={step}");
-        expect_error(
-            app.http
-                .get(app.url(&q))
-                .bearer_auth(&key)
-                .send()
-                .await
-                .unwrap(),
-            422,
-        )
-        .await;
+        expect_error(get(&app, &key, &q).await, 422).await;
     }
-    let missing = app
-        .http
-        .get(app.url("/api/v1/metrics/query?workload=api"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let missing = get(&app, &key, "/api/v1/metrics/query?workload=api").await;
     expect_error(missing, 400).await;
     app.stop().await;
 }
@@ -534,16 +516,7 @@ async fn feed_and_isolation(backend: Backend) {
         "/api/v1/metrics/query?workload=shared-name&metric=cpu&from={m}&to={}",
         m + 60
     );
-    let a: Value = app
-        .http
-        .get(app.url(&q))
-        .bearer_auth(&a_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let a: Value = get_json(&app, &a_key, &q).await;
     assert_eq!(a["points"][0]["count"], 1, "only A's point: {a}");
     let events = json!([{ "id": "same-id", "type": "api_call", "quantity": 1, "timestamp": m }]);
     report(send(&app, &b_key, "/api/v1/events", events.clone()).await).await;
@@ -684,12 +657,9 @@ async fn events_link_the_allocation_in_force(backend: Backend) {
     let r = report(send(&app, &key, "/api/v1/events", events).await).await;
     assert_eq!(r["accepted"], 6, "{r}");
 
-    let list = |query: String| {
-        let req = app
-            .http
-            .get(app.url(&format!("/api/v1/events?{query}")))
-            .bearer_auth(&key);
-        async move { req.send().await.unwrap() }
+    let (app_ref, key_ref) = (&app, key.as_str());
+    let list = move |query: String| async move {
+        get(app_ref, key_ref, &format!("/api/v1/events?{query}")).await
     };
     let window = format!("from={}&to={}", now - 3600, now + 1);
     let got: Vec<Value> = list(window.clone()).await.json().await.unwrap();
@@ -738,16 +708,7 @@ async fn events_link_the_allocation_in_force(backend: Backend) {
     }
     // Another organisation sees none of them.
     let (_, other) = tenant(&app, "Beta", &["read"]).await;
-    let theirs: Vec<Value> = app
-        .http
-        .get(app.url(&format!("/api/v1/events?{window}")))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let theirs: Vec<Value> = get_json(&app, &other, &format!("/api/v1/events?{window}")).await;
     assert!(theirs.is_empty());
     app.stop().await;
 }
@@ -783,20 +744,12 @@ async fn large_batches_count_exactly_once(backend: Backend) {
         (Some(200), Some(0)),
         "{r}"
     );
-    let stored: Vec<Value> = app
-        .http
-        .get(app.url(&format!(
-            "/api/v1/events?from={}&to={}&limit=1000",
-            now - 120,
-            now + 1
-        )))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let window = format!(
+        "/api/v1/events?from={}&to={}&limit=1000",
+        now - 120,
+        now + 1
+    );
+    let stored: Vec<Value> = get_json(&app, &key, &window).await;
     assert_eq!(stored.len(), 200);
     for e in &stored {
         let i: usize = e["id"]

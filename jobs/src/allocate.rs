@@ -17,7 +17,9 @@ use headroom_core::allocate::Budget;
 use headroom_core::allocate::{Bounds, ControllerState, Fleet, Inputs, Mode, PolicyConfig, decide};
 use headroom_core::billing::{Customer, Decimal, RuleBook};
 use headroom_core::forecast::{Horizon, Step};
-use headroom_store::allocation::{DecisionWrite, StoredDecision, StoredSettings, TickReads};
+use headroom_store::allocation::{
+    DecisionWrite, StoredDecision, StoredSettings, TickInputs, TickWorkload,
+};
 use headroom_store::billing::{NewNotification, PriceChange};
 use headroom_store::forecasts::StoredForecast;
 use serde_json::json;
@@ -116,7 +118,10 @@ pub async fn allocate_all(
     let started = std::time::Instant::now();
     let mut money = TickMoney::load(db).await?;
     let money_ms = started.elapsed().as_millis();
-    let (workloads, mut reads) = db
+    let TickInputs {
+        workloads,
+        mut pending,
+    } = db
         .tick_inputs(now_ms - STEP_MS, now_ms, Horizon::Allocation.as_str())
         .await?;
     let read_ms = started.elapsed().as_millis();
@@ -124,26 +129,16 @@ pub async fn allocate_all(
     let provider_ms = started.elapsed().as_millis() - read_ms;
     let mut prepared = Vec::with_capacity(workloads.len());
     let mut readiness = HashMap::new();
-    for (tenant, settings) in workloads {
+    let ctx = TickContext {
+        db,
+        providers,
+        now_ms,
+    };
+    for w in workloads {
         summary.workloads += 1;
-        let workload = settings.workload.clone();
+        let (tenant, workload) = (w.tenant.clone(), w.settings.workload.clone());
         let found = in_force.remove(&(tenant.id().to_owned(), workload.clone()));
-        let ctx = TickContext {
-            db,
-            providers,
-            now_ms,
-        };
-        match prepare(
-            &ctx,
-            &mut money,
-            &mut reads,
-            &mut readiness,
-            found,
-            tenant.clone(),
-            settings,
-        )
-        .await
-        {
+        match prepare(&ctx, &mut money, &mut pending, &mut readiness, found, w).await {
             Ok(p) => prepared.push(p),
             // One workload's bad data must not stop the others.
             Err(e) => tracing::error!(
@@ -382,13 +377,14 @@ struct Planned {
 /// own read then says why.
 async fn aws_in_force(
     providers: &Providers,
-    workloads: &[(Tenant, StoredSettings)],
+    workloads: &[TickWorkload],
 ) -> HashMap<(String, String), Result<InForce, ProviderError>> {
     let Ok(aws) = providers.aws() else {
         return HashMap::new();
     };
     let (keys, queries): (Vec<_>, Vec<_>) = workloads
         .iter()
+        .map(|w| (&w.tenant, &w.settings))
         .filter(|(_, s)| s.provider == "aws" && s.mode == "on")
         .map(|(t, s)| {
             (
@@ -431,7 +427,7 @@ struct Prepared {
     readiness: Option<f64>,
 }
 
-/// Gathers one workload's inputs from the tick's reads, after finishing what
+/// Gathers one workload's inputs from the tick's read, after finishing what
 /// an interrupted tick left pending and repairing drift. `found` is what the
 /// provider had in force when the tick began, when it was read in a batch.
 /// Readiness scores are per organisation and event type, so `readiness`
@@ -439,13 +435,18 @@ struct Prepared {
 async fn prepare(
     ctx: &TickContext<'_>,
     money: &mut TickMoney,
-    reads: &mut TickReads,
+    pending: &mut HashMap<(String, String), StoredDecision>,
     readiness: &mut HashMap<(String, String), f64>,
     found: Option<Result<InForce, ProviderError>>,
-    tenant: Tenant,
-    s: StoredSettings,
+    w: TickWorkload,
 ) -> Result<Prepared, BoxDynError> {
     let (db, providers, now_ms) = (ctx.db, ctx.providers, ctx.now_ms);
+    let TickWorkload {
+        tenant,
+        settings: s,
+        mean,
+        forecast,
+    } = w;
     let key = (tenant.id().to_owned(), s.workload.clone());
     let mode = parse_mode(&s.mode).ok_or_else(|| format!("unknown mode {:?}", s.mode))?;
     let bounds = Bounds::new(
@@ -459,7 +460,7 @@ async fn prepare(
     // Finish what an interrupted tick started before deciding anew; the
     // settings are read again since that may change the fleet on record.
     let mut found = found;
-    let s = if let Some(d) = reads.pending.remove(&key) {
+    let s = if let Some(d) = pending.remove(&key) {
         // Carrying it out changes what is in force: read again below.
         found = None;
         // The forecast it was sized from is gone: one step is assumed.
@@ -480,8 +481,7 @@ async fn prepare(
     if let Some(note) = &repaired {
         tracing::warn!(organization = tenant.id(), workload = s.workload, "{note}");
     }
-    let observed = reads.means.get(&key).map(|v| v / s.units_per_instance);
-    let forecast = reads.forecasts.remove(&key);
+    let observed = mean.map(|v| v / s.units_per_instance);
     let budget = money.budget(db, &tenant, now_ms).await?;
     let readiness = match &s.readiness_event {
         Some(t) => {

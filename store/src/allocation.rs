@@ -340,32 +340,39 @@ impl Db {
     }
 }
 
-/// What one controller tick reads for every controlled workload (mode not
-/// `off`), keyed by (organisation id, workload): three statements in all,
-/// however many workloads there are.
+/// What one controller tick reads ([`Db::tick_inputs`]).
 #[derive(Debug, Default)]
-pub struct TickReads {
-    /// Mean of the workload's metric over the window, from minute rollups.
-    pub means: HashMap<(String, String), f64>,
-    /// The latest forecast of the workload's metric at the given horizon.
-    pub forecasts: HashMap<(String, String), StoredForecast>,
+pub struct TickInputs {
+    /// Every controlled workload (mode not `off`), by organisation and name.
+    pub workloads: Vec<TickWorkload>,
     /// The workload's newest decision left `pending` (a tick interrupted
-    /// between logging it and carrying it out).
+    /// between logging it and carrying it out), by (organisation id, workload).
     pub pending: HashMap<(String, String), StoredDecision>,
+}
+
+/// One controlled workload with what its decision is made from.
+#[derive(Debug)]
+pub struct TickWorkload {
+    pub tenant: Tenant,
+    pub settings: StoredSettings,
+    /// Mean of the workload's metric over the window, from minute rollups.
+    pub mean: Option<f64>,
+    /// The latest forecast of the workload's metric at the given horizon.
+    pub forecast: Option<StoredForecast>,
+}
+
+/// SQLite's reads of [`TickInputs`] beside the workloads, keyed by
+/// (organisation id, workload): a statement each, however many workloads.
+#[derive(Debug, Default)]
+struct TickReads {
+    means: HashMap<(String, String), f64>,
+    forecasts: HashMap<(String, String), StoredForecast>,
 }
 
 /// Statements [`Db::tick_inputs`] splits its read into on PostgreSQL, run
 /// at once: one statement keeps one server process busy, and the per-workload
 /// index probes are most of the work.
 const TICK_READ_PARTS: usize = 2;
-
-/// One workload's row of [`Db::tick_inputs`].
-struct TickRow {
-    tenant: Tenant,
-    settings: StoredSettings,
-    mean: Option<f64>,
-    forecast: Option<StoredForecast>,
-}
 
 /// A decision to log in [`Db::record_decisions`], with the state and fleet it
 /// leaves.
@@ -570,7 +577,8 @@ const DECISION_CHUNK: usize = 500;
 
 impl Db {
     /// Every controlled workload (as [`Db::controlled_workloads`]) with its
-    /// [`TickReads`] for the window `[from_ms, to_ms)` and `horizon`.
+    /// inputs for the window `[from_ms, to_ms)` and `horizon`, and the
+    /// decisions left pending.
     ///
     /// On PostgreSQL each statement reads settings with each workload's
     /// rollups and newest forecast found by index probes (`LATERAL`), where
@@ -584,14 +592,29 @@ impl Db {
         from_ms: i64,
         to_ms: i64,
         horizon: &str,
-    ) -> Result<(Vec<(Tenant, StoredSettings)>, TickReads), StoreError> {
+    ) -> Result<TickInputs, StoreError> {
         if self.postgres_pool().is_none() {
             // Workloads first: one whose settings are saved between the two
             // reads waits for the next tick instead of being decided without
             // its inputs.
             let workloads = self.controlled_workloads().await?;
-            let reads = self.tick_reads(from_ms, to_ms, horizon).await?;
-            return Ok((workloads, reads));
+            let mut reads = self.tick_reads(from_ms, to_ms, horizon).await?;
+            let workloads = workloads
+                .into_iter()
+                .map(|(tenant, settings)| {
+                    let key = (tenant.id().to_owned(), settings.workload.clone());
+                    TickWorkload {
+                        mean: reads.means.get(&key).copied(),
+                        forecast: reads.forecasts.remove(&key),
+                        tenant,
+                        settings,
+                    }
+                })
+                .collect();
+            return Ok(TickInputs {
+                workloads,
+                pending: self.pending_decisions().await?,
+            });
         }
         let parts: Vec<_> = (0..TICK_READ_PARTS)
             .map(|part| self.tick_inputs_part(part, from_ms, to_ms, horizon))
@@ -601,26 +624,11 @@ impl Db {
             self.pending_decisions(),
         )
         .await?;
-        let mut rows: Vec<TickRow> = parts.into_iter().flatten().collect();
-        rows.sort_unstable_by(|a, b| {
+        let mut workloads: Vec<TickWorkload> = parts.into_iter().flatten().collect();
+        workloads.sort_unstable_by(|a, b| {
             (a.tenant.id(), &a.settings.workload).cmp(&(b.tenant.id(), &b.settings.workload))
         });
-        let mut reads = TickReads {
-            pending,
-            ..TickReads::default()
-        };
-        let mut workloads = Vec::with_capacity(rows.len());
-        for row in rows {
-            let key = (row.tenant.id().to_owned(), row.settings.workload.clone());
-            if let Some(mean) = row.mean {
-                reads.means.insert(key.clone(), mean);
-            }
-            if let Some(f) = row.forecast {
-                reads.forecasts.insert(key, f);
-            }
-            workloads.push((row.tenant, row.settings));
-        }
-        Ok((workloads, reads))
+        Ok(TickInputs { workloads, pending })
     }
 
     /// One of [`TICK_READ_PARTS`] disjoint parts of [`Db::tick_inputs`] on
@@ -631,7 +639,7 @@ impl Db {
         from_ms: i64,
         to_ms: i64,
         horizon: &str,
-    ) -> Result<Vec<TickRow>, StoreError> {
+    ) -> Result<Vec<TickWorkload>, StoreError> {
         let rows = crate::sql::rows(
             self.conn(),
             format!(
@@ -682,7 +690,7 @@ impl Db {
                     }),
                     None => None,
                 };
-                Ok(TickRow {
+                Ok(TickWorkload {
                     tenant: Tenant::new(r.try_get_by_index::<String>(at(0))?),
                     settings,
                     mean,
@@ -693,7 +701,7 @@ impl Db {
     }
 
     /// [`TickReads`] for the window `[from_ms, to_ms)` and `horizon`.
-    pub async fn tick_reads(
+    async fn tick_reads(
         &self,
         from_ms: i64,
         to_ms: i64,
@@ -763,7 +771,6 @@ impl Db {
             out.forecasts
                 .insert((r.try_get_by_index(0)?, f.workload.clone()), f);
         }
-        out.pending = self.pending_decisions().await?;
         Ok(out)
     }
 

@@ -111,12 +111,12 @@ async fn forecasts_are_made_on_schedule_and_served(backend: Backend) {
         let f = by_horizon(horizon);
         assert_eq!(f["metric"], "cpu");
         assert_eq!(f["step_seconds"], step);
-        // With ONNX Runtime present the LSTM takes part: `statistical-1+lstm-2`.
+        // With ONNX Runtime present the LSTM takes part: `statistical-2+lstm-2`.
         assert!(
             f["model_version"]
                 .as_str()
                 .unwrap()
-                .starts_with("statistical-1"),
+                .starts_with("statistical-2"),
             "{f}"
         );
         let origin = chrono::DateTime::parse_from_rfc3339(f["origin"].as_str().unwrap())

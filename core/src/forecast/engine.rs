@@ -41,7 +41,7 @@ impl EngineConfig {
     pub fn for_step(horizon: usize, step_secs: u64, family: Family) -> Self {
         Self {
             horizon: horizon.max(1),
-            candidates: family.candidates(step_secs),
+            candidates: family.candidates(horizon, step_secs),
             score_half_life: 288.0,
             calibration_window: 288,
             min_calibration: 24,
@@ -50,6 +50,9 @@ impl EngineConfig {
         }
     }
 }
+
+/// The longest horizon the autoregression is a candidate at.
+const MAX_AR_HORIZON: usize = 48;
 
 /// Which models `auto` may choose from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -64,7 +67,7 @@ pub enum Family {
 }
 
 impl Family {
-    pub fn candidates(self, step_secs: u64) -> Vec<ModelSpec> {
+    pub fn candidates(self, horizon: usize, step_secs: u64) -> Vec<ModelSpec> {
         let step = step_secs.max(1) as usize;
         let day = (86_400 / step).max(1);
         let week = day * 7;
@@ -92,6 +95,16 @@ impl Family {
                 all.extend([3, 6, 12, 36].map(|window| ModelSpec::Median { window }));
                 all.extend([36, 144].map(|window| ModelSpec::ShiftMedian { window, confirm: 3 }));
                 all.extend(ets);
+                // One regression per step ahead: affordable at the allocation
+                // horizon, not at the planning one's 168 hourly steps.
+                if horizon <= MAX_AR_HORIZON {
+                    all.push(ModelSpec::Ar {
+                        lags: 12,
+                        level: 12,
+                        horizon,
+                        memory: day,
+                    });
+                }
                 all.extend(snaive);
                 all.push(ModelSpec::Ensemble { top: 3 });
                 all
@@ -610,6 +623,20 @@ mod tests {
         let fc = f.forecast().unwrap();
         assert_eq!(fc.models, vec!["ensemble(top 1)"]);
         assert_eq!(fc.steps[0].p50, 100.0);
+    }
+
+    #[test]
+    fn the_autoregression_runs_at_short_horizons_only() {
+        // One regression per step ahead: the planning horizon's 168 would
+        // cost more than every other candidate together.
+        let has_ar = |horizon| {
+            EngineConfig::for_step(horizon, 300, Family::Auto)
+                .candidates
+                .iter()
+                .any(|c| matches!(c, ModelSpec::Ar { horizon: h, .. } if *h == horizon))
+        };
+        assert!(has_ar(12));
+        assert!(!has_ar(168));
     }
 
     #[test]

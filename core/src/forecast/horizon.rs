@@ -9,7 +9,7 @@ use crate::telemetry::{Bucket, Resolution, regroup};
 /// Version of the statistical engine recorded with every stored forecast, so a
 /// forecast can be traced to the code and settings that made it. Bump it when
 /// candidates or their settings change.
-pub const STATISTICAL_VERSION: &str = "statistical-1";
+pub const STATISTICAL_VERSION: &str = "statistical-2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -2,6 +2,7 @@
 //! accuracy, conformal p10/p50/p90 intervals, and rolling-origin evaluation.
 
 pub mod accuracy;
+pub mod ar;
 pub mod backtest;
 pub mod calibration;
 pub mod engine;

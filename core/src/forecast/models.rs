@@ -8,6 +8,8 @@
 
 use std::collections::VecDeque;
 
+use super::ar::Ar;
+
 /// The candidate models, named so forecasts can record which one produced them.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -32,6 +34,15 @@ pub enum ModelSpec {
     /// the ONNX model; this crate stays free of I/O). Scored like any model
     /// at the steps where it was offered.
     Lstm,
+    /// A direct autoregression per step ahead on the last `lags` deviations
+    /// from the median of the last `level` values, fitted online with a
+    /// forgetting half-life of `memory` steps (see [`super::ar`]).
+    Ar {
+        lags: usize,
+        level: usize,
+        horizon: usize,
+        memory: usize,
+    },
     /// Additive Holt-Winters with a damped trend, in error-correction form. The
     /// seasonal profile is kept per bucket of `bucket` steps (hour-of-day buckets at
     /// 5-minute data), so each bucket learns from many points per day instead of one.
@@ -57,6 +68,7 @@ impl ModelSpec {
             }
             ModelSpec::Ensemble { top } => format!("ensemble(top {top})"),
             ModelSpec::Lstm => "lstm".into(),
+            ModelSpec::Ar { lags, level, .. } => format!("ar({lags},level {level})"),
             ModelSpec::Ets {
                 alpha,
                 beta,
@@ -77,6 +89,12 @@ impl ModelSpec {
                 Box::new(ShiftMedian::new(window, confirm))
             }
             ModelSpec::Ensemble { .. } | ModelSpec::Lstm => Box::new(FromEngine),
+            ModelSpec::Ar {
+                lags,
+                level,
+                horizon,
+                memory,
+            } => Box::new(Ar::new(lags, level, horizon, memory as f64, memory)),
             ModelSpec::Ets {
                 alpha,
                 beta,

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use headroom_core::accounts::Tier;
 use headroom_core::allocate::PolicyConfig;
-use headroom_core::forecast::Step;
+use headroom_core::forecast::{STATISTICAL_VERSION, Step};
 use headroom_jobs::allocate::{STEP_MS, allocate_all};
 use headroom_jobs::providers::Providers;
 use headroom_store::sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
@@ -168,7 +168,7 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
             origin.into(),
             300i32.into(),
             origin.into(),
-            "statistical-1".into(),
+            STATISTICAL_VERSION.into(),
             serde_json::to_string(&steps)?.into(),
         ]);
     }

@@ -9,7 +9,7 @@
 //! Likewise each series' anomaly detector (its decayed hour-of-week profile),
 //! which a replay rebuilds from eight days of steps (11,520 minute rollups).
 //!
-//! Bounded: an engine holds about 0.7 MB of error windows, so at most
+//! Bounded: an engine holds about 0.8 MB of error windows, so at most
 //! `capacity` are kept and the other series stay on the replay path. Kept
 //! engines are per process (a restarted worker replays once), drop out when
 //! their series goes quiet, and are rebuilt when the LSTM joins or leaves the

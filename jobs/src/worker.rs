@@ -32,7 +32,7 @@ pub struct WorkerSettings {
     pub shutdown_timeout: Duration,
     pub telemetry_retention: headroom_store::telemetry::Retention,
     pub forecast_schedule: cron::Schedule,
-    /// Series whose allocation-horizon engine (about 0.7 MB) and anomaly
+    /// Series whose allocation-horizon engine (about 0.8 MB) and anomaly
     /// detector the forecast job keeps between runs (0: every run replays).
     pub forecast_warm_series: usize,
     /// When the model registry checks recent accuracy (and scores versions

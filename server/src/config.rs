@@ -266,7 +266,7 @@ impl Config {
         // Five minutes: the allocation horizon's step.
         let forecast_schedule = schedule("forecast_schedule", "30 */5 * * * *")?;
         // Hourly, between forecast runs.
-        // About 0.7 MB each: a few hundred megabytes by default.
+        // About 0.8 MB each: a few hundred megabytes by default.
         let forecast_warm_series = match raw.get("forecast_warm_series") {
             None => 500,
             Some(s) => s.value().trim().parse::<usize>().map_err(|_| {

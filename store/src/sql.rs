@@ -74,18 +74,29 @@ pub(crate) async fn row<C: ConnectionTrait>(
 
 /// A value in `COPY`'s text format: backslash, tab, newline and carriage
 /// return escaped (the characters that delimit fields and rows).
-pub(crate) fn copy_escape(s: &str) -> String {
+#[cfg(test)]
+fn copy_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
-    }
+    escape_into(&mut out, s);
     out
+}
+
+/// Appends `s` to `out` escaped as [`copy_escape`] says. The escaped
+/// characters are ASCII, so the runs between them are copied whole (most
+/// values have none): no allocation and no per-character pushes.
+fn escape_into(out: &mut String, s: &str) {
+    let mut rest = s;
+    while let Some(i) = rest.find(['\\', '\t', '\n', '\r']) {
+        out.push_str(&rest[..i]);
+        out.push_str(match rest.as_bytes()[i] {
+            b'\\' => "\\\\",
+            b'\t' => "\\t",
+            b'\n' => "\\n",
+            _ => "\\r",
+        });
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
 }
 
 /// Rows for `COPY ... FROM STDIN` in its text format, field by field.
@@ -113,7 +124,7 @@ impl CopyText {
 
     pub(crate) fn text(&mut self, v: &str) -> &mut Self {
         self.sep();
-        self.buf.push_str(&copy_escape(v));
+        escape_into(&mut self.buf, v);
         self
     }
 
@@ -182,6 +193,10 @@ mod tests {
     #[test]
     fn copy_text_escapes_delimiters_and_spells_nulls_and_floats() {
         assert_eq!(copy_escape("a\\N\tb\nc\rd"), "a\\\\N\\tb\\nc\\rd");
+        // Runs between escapes are copied whole, multi-byte characters too.
+        assert_eq!(copy_escape("été\t€\\"), "été\\t€\\\\");
+        assert_eq!(copy_escape("plain"), "plain");
+        assert_eq!(copy_escape(""), "");
         let mut t = CopyText::with_capacity(64);
         t.text("\\N")
             .opt_text(None)

@@ -95,8 +95,9 @@ impl Family {
                 all.extend([3, 6, 12, 36].map(|window| ModelSpec::Median { window }));
                 all.extend([36, 144].map(|window| ModelSpec::ShiftMedian { window, confirm: 3 }));
                 all.extend(ets);
-                // One regression per step ahead: affordable at the allocation
-                // horizon, not at the planning one's 168 hourly steps.
+                // One regression per step ahead, for the short-range structure
+                // of the last hour: at the planning horizon's 168 hourly steps it
+                // would carry 168 sets of normal equations (~260 KB) per series.
                 if horizon <= MAX_AR_HORIZON {
                     all.push(ModelSpec::Ar {
                         lags: 12,
@@ -627,8 +628,7 @@ mod tests {
 
     #[test]
     fn the_autoregression_runs_at_short_horizons_only() {
-        // One regression per step ahead: the planning horizon's 168 would
-        // cost more than every other candidate together.
+        // One regression per step ahead: not at the planning horizon's 168.
         let has_ar = |horizon| {
             EngineConfig::for_step(horizon, 300, Family::Auto)
                 .candidates

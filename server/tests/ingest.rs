@@ -804,6 +804,16 @@ async fn large_batches_count_exactly_once(backend: Backend) {
         query_i64(&app.db, "SELECT COUNT(*) FROM usage_events").await,
         400
     );
+    // New events of the mixed batches are linked to the allocation in force
+    // too (their lookup follows the duplicate check on PostgreSQL).
+    let stored: Vec<Value> = get_json(&app, &key, &window).await;
+    assert_eq!(stored.len(), 400);
+    let linked = stored
+        .iter()
+        .filter(|e| e["allocation"]["decision_id"].as_str() == Some(ids[0].as_str()))
+        .count();
+    let web = stored.iter().filter(|e| e["workload"] == "web").count();
+    assert_eq!((linked, web), (200, 200));
     // Each of 0.1 + i for i in 0..400, once: 400 × 0.1 + 399 × 400 / 2.
     let total = query_i64(
         &app.db,

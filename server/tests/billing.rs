@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{Backend, Browser, TestApp, expect_error};
+use common::{Backend, Browser, TestApp, expect_error, get};
 use headroom_core::billing::{
     Currency, Decimal, HOUR_MS, Period, PriceRule, RuleBook, RuleKind, Scope,
 };
@@ -43,15 +43,6 @@ async fn send(app: &TestApp, key: &str, path: &str, body: Value) -> Value {
         .unwrap();
     assert!(res.status().is_success(), "{path}: {}", res.status());
     res.json().await.unwrap()
-}
-
-async fn get(app: &TestApp, key: &str, path: &str) -> reqwest::Response {
-    app.http
-        .get(app.url(path))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
 }
 
 fn d(s: &str) -> Decimal {

@@ -5,7 +5,7 @@ mod common;
 
 use std::io::Write;
 
-use common::{Backend, Browser, Options, TestApp, expect_error, query_i64};
+use common::{Backend, Browser, Options, TestApp, expect_error, get, query_i64};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -21,16 +21,6 @@ async fn send(app: &TestApp, key: &str, path: &str, body: Value) -> reqwest::Res
         .post(app.url(path))
         .bearer_auth(key)
         .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-/// GET `path` with the API key `key`.
-async fn get(app: &TestApp, key: &str, path: &str) -> reqwest::Response {
-    app.http
-        .get(app.url(path))
-        .bearer_auth(key)
         .send()
         .await
         .unwrap()

@@ -410,6 +410,16 @@ pub async fn operator(app: &TestApp, password: &str) -> Browser {
     ops
 }
 
+/// GET `path` with the API key `key`.
+pub async fn get(app: &TestApp, key: &str, path: &str) -> reqwest::Response {
+    app.http
+        .get(app.url(path))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+}
+
 pub async fn expect_error(res: reqwest::Response, status: u16) -> String {
     assert_eq!(res.status(), status, "{:?}", res.url().path());
     let body: serde_json::Value = res.json().await.expect("JSON error body");

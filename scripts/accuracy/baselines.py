@@ -17,7 +17,7 @@ checkpoint; the CSV is written to a temp file and renamed, so it is never half.
 """
 import os
 
-# One BLAS/OpenMP thread per worker: we parallelise over series instead.
+# One BLAS/OpenMP thread per worker: we parallelise over origins instead.
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
@@ -79,56 +79,91 @@ def fit_origin(name, y, o):
     }
 
 
-def run_one(job):
-    """All origins of one (model, series). Each finished origin is appended to a
-    <series>.partial.jsonl checkpoint, so a run killed part way (AutoETS takes
-    tens of minutes per series) resumes where it stopped; fits are deterministic."""
-    name, src, dst, force = job
-    import statsforecast
+_SERIES = {}
 
-    y = P.load_series(src)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = dst.with_suffix(".partial.jsonl")
-    if force:
-        ckpt.unlink(missing_ok=True)
-    done = {}
-    if ckpt.exists():
-        for line in ckpt.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:  # a line cut short by the kill
-                continue
-            done[rec["origin"]] = rec
-        # Drop any cut-short line, so appending goes on from a clean file.
-        ckpt.write_text("".join(json.dumps(done[o]) + "\n" for o in sorted(done)))
-        print(f"  {name}/{src.stem}: resuming, {len(done)} origins done", flush=True)
-    with open(ckpt, "a") as out:
-        for o in P.origins(len(y)):
-            if o not in done:
-                done[o] = fit_origin(name, y, o)
-                out.write(json.dumps(done[o]) + "\n")
-                out.flush()
 
-    recs = [done[o] for o in P.origins(len(y))]
-    tmp = dst.with_suffix(".csv.tmp")
-    tmp.write_text("origin,h,p10,p50,p90\n" + "".join(r + "\n" for rec in recs for r in rec["rows"]))
-    tmp.replace(dst)
-    choices = collections.Counter(rec["picked"] for rec in recs)
-    wall = sum(rec["seconds"] for rec in recs)
-    meta = {
-        "model": name,
-        "series": src.stem,
-        "statsforecast": statsforecast.__version__,
-        "origins": len(recs),
-        "wall_seconds": round(wall, 2),  # sum of per-origin fit+predict times
-        "picked": dict(choices.most_common()),
-        "zero_width_intervals": sum(rec["zero_width"] for rec in recs),
-        "warnings": dict(collections.Counter(w for rec in recs for w in rec["warnings"]).most_common()),
-    }
-    dst.with_suffix(".meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    ckpt.unlink()
-    print(f"  {name}/{src.stem}: {wall:.1f}s, picked {dict(choices.most_common(3))}", flush=True)
-    return meta
+def fit_task(task):
+    """One (model, series, origin) in a worker; the series is loaded once per process."""
+    name, src, o = task
+    if src not in _SERIES:
+        _SERIES[src] = P.load_series(src)
+    return src, fit_origin(name, _SERIES[src], o)
+
+
+class SeriesRun:
+    """The origins of one (model, series). Each finished origin is appended to a
+    <series>.partial.jsonl checkpoint (by the parent process only), so a run killed
+    part way (AutoETS takes hours on some series) resumes where it stopped; fits
+    are deterministic, so the order origins finish in does not matter."""
+
+    def __init__(self, name, src, dst, force):
+        self.name, self.src, self.dst = name, src, dst
+        self.origins = list(P.origins(len(P.load_series(src))))
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        self.ckpt = dst.with_suffix(".partial.jsonl")
+        if force:
+            self.ckpt.unlink(missing_ok=True)
+        self.done = {}
+        if self.ckpt.exists():
+            for line in self.ckpt.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except ValueError:  # a line cut short by the kill
+                    continue
+                self.done[rec["origin"]] = rec
+            # Drop any cut-short line, so appending goes on from a clean file.
+            self.ckpt.write_text("".join(json.dumps(self.done[o]) + "\n" for o in sorted(self.done)))
+            print(f"  {name}/{src.stem}: resuming, {len(self.done)} origins done", flush=True)
+        self.missing = [o for o in self.origins if o not in self.done]
+        self.out = open(self.ckpt, "a")
+
+    def add(self, rec):
+        self.done[rec["origin"]] = rec
+        self.out.write(json.dumps(rec) + "\n")
+        self.out.flush()
+        return len(self.done) == len(self.origins)
+
+    def finish(self):
+        import statsforecast
+
+        self.out.close()
+        recs = [self.done[o] for o in self.origins]
+        tmp = self.dst.with_suffix(".csv.tmp")
+        tmp.write_text("origin,h,p10,p50,p90\n" + "".join(r + "\n" for rec in recs for r in rec["rows"]))
+        tmp.replace(self.dst)
+        choices = collections.Counter(rec["picked"] for rec in recs)
+        wall = sum(rec["seconds"] for rec in recs)
+        meta = {
+            "model": self.name,
+            "series": self.src.stem,
+            "statsforecast": statsforecast.__version__,
+            "origins": len(recs),
+            "wall_seconds": round(wall, 2),  # sum of per-origin fit+predict times
+            "picked": dict(choices.most_common()),
+            "zero_width_intervals": sum(rec["zero_width"] for rec in recs),
+            "warnings": dict(collections.Counter(w for rec in recs for w in rec["warnings"]).most_common()),
+        }
+        self.dst.with_suffix(".meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        self.ckpt.unlink()
+        print(f"  {self.name}/{self.src.stem}: {wall:.1f}s, picked {dict(choices.most_common(3))}", flush=True)
+
+
+def run_all(runs, jobs):
+    """Every missing origin of every run, spread over `jobs` workers, so all
+    cores stay busy until the last origin (not just while two series last).
+    Series with the fewest origins left go first, so they finish early."""
+    runs = sorted(runs, key=lambda r: len(r.missing))
+    by_src = {r.src: r for r in runs}
+    for r in runs:
+        if not r.missing:
+            r.finish()
+    tasks = [(r.name, r.src, o) for r in runs for o in r.missing]
+    if not tasks:
+        return
+    with multiprocessing.Pool(min(jobs, len(tasks))) as pool:
+        for src, rec in pool.imap_unordered(fit_task, tasks, chunksize=1):
+            if by_src[src].add(rec):
+                by_src[src].finish()
 
 
 def main():
@@ -136,7 +171,7 @@ def main():
     ap.add_argument("--data", required=True, help="directory of timestamp,value CSVs")
     ap.add_argument("--out", required=True, help="output root; writes <out>/<model>/<series>.csv")
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    ap.add_argument("--jobs", type=int, default=2, help="series fitted in parallel (default 2)")
+    ap.add_argument("--jobs", type=int, default=2, help="origins fitted in parallel (default 2)")
     ap.add_argument("--force", action="store_true", help="recompute existing outputs")
     args = ap.parse_args()
 
@@ -153,11 +188,10 @@ def main():
         print(f"{name}: {len(todo)} to fit, {len(jobs) - len(todo)} cached", flush=True)
         t0 = time.perf_counter()
         if todo:
-            with multiprocessing.Pool(min(args.jobs, len(todo))) as pool:
-                pool.map(run_one, todo, chunksize=1)
+            run_all([SeriesRun(*j) for j in todo], args.jobs)
             # Elapsed wall-clock of this invocation (with --jobs workers in parallel).
             timings[name] = {"elapsed_seconds": round(time.perf_counter() - t0, 1), "jobs": args.jobs}
-        # Per-series fit time (one process each), from the sidecars, cached or not.
+        # Per-series fit time (sum over its origins), from the sidecars, cached or not.
         metas = [json.loads(j[2].with_suffix(".meta.json").read_text()) for j in jobs]
         timings.setdefault(name, {})["sum_series_seconds"] = round(sum(m["wall_seconds"] for m in metas), 1)
         timings[name]["series_seconds"] = {m["series"]: m["wall_seconds"] for m in metas}

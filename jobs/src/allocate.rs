@@ -10,6 +10,9 @@
 //! (logged with status `no_provider`, nothing commanded). Before deciding,
 //! what the provider has in force is compared with the record and repaired if
 //! it drifted.
+//!
+//! Controller states stay in the worker between ticks and are stored every
+//! few ticks ([`crate::kept_states`]).
 
 use apalis::prelude::{BoxDynError, Data};
 use apalis_cron::Tick;
@@ -18,7 +21,7 @@ use headroom_core::allocate::{Bounds, ControllerState, Fleet, Inputs, Mode, Poli
 use headroom_core::billing::{Customer, Decimal, RuleBook};
 use headroom_core::forecast::{Horizon, Step};
 use headroom_store::allocation::{
-    DecisionWrite, StoredDecision, StoredSettings, TickInputs, TickWorkload,
+    DecisionWrite, StoredDecision, StoredSettings, StoredState, TickInputs, TickWorkload,
 };
 use headroom_store::billing::{NewNotification, PriceChange};
 use headroom_store::forecasts::StoredForecast;
@@ -26,6 +29,7 @@ use serde_json::json;
 use std::collections::HashMap;
 
 use crate::billing;
+use crate::kept_states::{Kept, KeptStates, StateKey, checkpoint_due};
 use headroom_store::{Db, Tenant};
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -60,6 +64,7 @@ pub const READINESS_WITHIN_SECS: f64 = 60.0;
 pub struct AllocateJob {
     pub db: Db,
     pub providers: Providers,
+    pub states: std::sync::Arc<KeptStates>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -71,17 +76,23 @@ pub struct TickSummary {
     pub changed: usize,
     /// Already decided for this slot (a retried tick).
     pub repeated: usize,
+    /// Controller states read from the database (not kept by the worker).
+    pub states_read: usize,
+    /// Controller states stored with their decision (checkpoints).
+    pub states_stored: usize,
 }
 
 pub async fn run(tick: Tick, ctx: Data<AllocateJob>) -> Result<(), BoxDynError> {
     let now_ms = i64::try_from(tick.get_timestamp())?.saturating_mul(1000);
-    let s = allocate_all(&ctx.db, &ctx.providers, now_ms).await?;
+    let s = allocate_all_kept(&ctx.db, &ctx.providers, &ctx.states, now_ms).await?;
     metrics::counter!("headroom_allocation_decisions_total").increment(s.decided as u64);
     tracing::info!(
         workloads = s.workloads,
         decided = s.decided,
         changed = s.changed,
         repeated = s.repeated,
+        states_read = s.states_read,
+        states_stored = s.states_stored,
         "allocation tick finished"
     );
     Ok(())
@@ -104,17 +115,32 @@ pub fn label<T: serde::Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
-/// One tick for every controlled workload as of `now_ms`.
-///
-/// Inputs are read for all workloads at once ([`Db::tick_inputs`]), every
-/// decision is logged in bulk before any command is sent
-/// ([`Db::record_decisions`]), then the commands go out.
+/// One tick for every controlled workload as of `now_ms`, keeping no state
+/// between calls: each workload's state is read and stored with its
+/// decision (as a worker with no room to keep states does).
 pub async fn allocate_all(
     db: &Db,
     providers: &Providers,
     now_ms: i64,
 ) -> Result<TickSummary, BoxDynError> {
+    allocate_all_kept(db, providers, &KeptStates::new(0), now_ms).await
+}
+
+/// One tick for every controlled workload as of `now_ms`, with the states
+/// `states` kept from earlier ticks (and keeping this tick's there).
+///
+/// Inputs are read for all workloads at once ([`Db::tick_inputs`]), every
+/// decision is logged in bulk before any command is sent
+/// ([`Db::record_decisions`]), then the commands go out.
+pub async fn allocate_all_kept(
+    db: &Db,
+    providers: &Providers,
+    states: &KeptStates,
+    now_ms: i64,
+) -> Result<TickSummary, BoxDynError> {
     let mut summary = TickSummary::default();
+    let slot = now_ms.div_euclid(STEP_MS);
+    let mut kept = states.take();
     let started = std::time::Instant::now();
     let mut money = TickMoney::load(db).await?;
     let money_ms = started.elapsed().as_millis();
@@ -137,9 +163,16 @@ pub async fn allocate_all(
     for w in workloads {
         summary.workloads += 1;
         let (tenant, workload) = (w.tenant.clone(), w.settings.workload.clone());
-        let found = in_force.remove(&(tenant.id().to_owned(), workload.clone()));
+        let key = (tenant.id().to_owned(), workload.clone());
+        let found = in_force.remove(&key);
+        let mine = kept.remove(&key);
         match prepare(&ctx, &mut money, &mut pending, &mut readiness, found, w).await {
-            Ok(p) => prepared.push(p),
+            Ok(mut p) => {
+                // Workloads are in a fixed order: the first `capacity` are kept.
+                p.keep = prepared.len() < states.capacity();
+                p.state = choose_state(mine, &p.settings);
+                prepared.push(p);
+            }
             // One workload's bad data must not stop the others.
             Err(e) => tracing::error!(
                 organization = tenant.id(),
@@ -149,6 +182,9 @@ pub async fn allocate_all(
             ),
         }
     }
+    // Workloads a deleted setting or a mode of `off` took out are forgotten.
+    drop(kept);
+    summary.states_read = read_stored_states(db, &mut prepared).await?;
     let prepared_ms = started.elapsed().as_millis();
     let mut planned = Vec::with_capacity(prepared.len());
     for (tenant, workload, p) in
@@ -164,21 +200,34 @@ pub async fn allocate_all(
             ),
         }
     }
+    // Logged with the fleet unchanged (carrying a decision out changes it):
+    // a retried tick finds the decision and sends nothing.
     let writes: Vec<DecisionWrite<'_>> = planned
         .iter()
         .map(|p| DecisionWrite {
             tenant: &p.tenant,
             decision: &p.row,
-            state: Some(&p.state),
-            // Logged first with the fleet unchanged: a retried tick finds
-            // the decision and sends nothing.
-            commanded: p.settings.commanded,
+            state: p.checkpoint.as_deref(),
         })
         .collect();
     let planned_ms = started.elapsed().as_millis();
     let inserted = db.record_decisions(&writes).await?;
+    drop(writes);
     let logged_ms = started.elapsed().as_millis();
-    for (p, new) in planned.iter().zip(inserted) {
+    let mut kept = HashMap::with_capacity(planned.len().min(states.capacity()));
+    for (p, new) in planned.iter_mut().zip(inserted) {
+        if new && p.checkpoint.is_some() {
+            summary.states_stored += 1;
+        }
+        // A state whose decision was already logged (a retried tick) has
+        // learnt this slot twice: the stored one serves next time.
+        if let Some(state) = p.state.take().filter(|_| new && p.keep) {
+            kept.insert(
+                (p.tenant.id().to_owned(), p.row.workload.clone()),
+                Kept { state, slot },
+            );
+        }
+        let p = &*p;
         if !new {
             summary.repeated += 1;
             // A repair this retried tick made is a command too: it goes on
@@ -221,9 +270,61 @@ pub async fn allocate_all(
         decide_ms = planned_ms - prepared_ms,
         log_ms = logged_ms - planned_ms,
         command_ms = started.elapsed().as_millis() - logged_ms,
+        states_read = summary.states_read,
+        states_stored = summary.states_stored,
         "allocation tick phases"
     );
+    states.put(kept);
     Ok(summary)
+}
+
+/// Where a workload's state comes from this tick.
+enum StateSource {
+    /// Kept by this worker since the decision of that slot.
+    Kept(ControllerState, i64),
+    /// As stored, once read ([`read_stored_states`]).
+    Stored(StoredState),
+    /// Not known yet: to be read.
+    Unread,
+}
+
+/// The kept state when it is at least as new as the stored one (whose slot
+/// the tick read with the settings), else the stored one: to be read, unless
+/// the settings were read whole. (None stored with a slot: a new workload,
+/// settings deleted and made again, or a state an earlier version stored.)
+fn choose_state(mine: Option<Kept>, s: &StoredSettings) -> StateSource {
+    match (mine, s.state_slot) {
+        (Some(k), Some(stored)) if k.slot >= stored => StateSource::Kept(k.state, k.slot),
+        // Settings read again whole (after finishing a pending decision).
+        _ if s.state.is_some() || s.state_json.is_some() => StateSource::Stored(StoredState {
+            state: s.state.clone(),
+            state_json: s.state_json.clone(),
+            slot: s.state_slot,
+        }),
+        _ => StateSource::Unread,
+    }
+}
+
+/// Reads the stored states the tick needs, in bulk; how many.
+async fn read_stored_states(db: &Db, prepared: &mut [Prepared]) -> Result<usize, BoxDynError> {
+    let keys: Vec<(&str, &str)> = prepared
+        .iter()
+        .filter(|p| matches!(p.state, StateSource::Unread))
+        .map(|p| (p.tenant.id(), p.settings.workload.as_str()))
+        .collect();
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let mut stored = db.controller_states(&keys).await?;
+    let n = keys.len();
+    for p in prepared.iter_mut() {
+        if matches!(p.state, StateSource::Unread) {
+            let key: StateKey = (p.tenant.id().to_owned(), p.settings.workload.clone());
+            // Gone since the settings were read: starts afresh.
+            p.state = StateSource::Stored(stored.remove(&key).unwrap_or_default());
+        }
+    }
+    Ok(n)
 }
 
 /// What a tick knows of prices and budgets: rules and customers read once,
@@ -360,8 +461,12 @@ struct Planned {
     tenant: Tenant,
     settings: StoredSettings,
     row: StoredDecision,
-    /// The controller state it leaves (`ControllerState::encode`).
-    state: Vec<u8>,
+    /// The controller state it leaves (taken when kept).
+    state: Option<ControllerState>,
+    /// That state encoded, when it is stored with the decision.
+    checkpoint: Option<Vec<u8>>,
+    /// Whether the worker keeps the state.
+    keep: bool,
     /// The forecast from now on, in instances (how long new capacity is needed).
     forecast: Vec<Step>,
     target: f64,
@@ -425,6 +530,9 @@ struct Prepared {
     forecast: Option<StoredForecast>,
     budget: Option<Budget>,
     readiness: Option<f64>,
+    state: StateSource,
+    /// Whether the worker keeps the state after this tick.
+    keep: bool,
 }
 
 /// Gathers one workload's inputs from the tick's read, after finishing what
@@ -510,6 +618,8 @@ async fn prepare(
         forecast,
         budget,
         readiness,
+        state: StateSource::Unread,
+        keep: false,
     })
 }
 
@@ -563,17 +673,35 @@ fn conclude(p: Prepared, now_ms: i64) -> Result<Planned, BoxDynError> {
         forecast,
         budget,
         readiness,
+        state,
+        keep,
     } = p;
-    let mut state = match ControllerState::restore(s.state.as_deref(), s.state_json.as_deref()) {
-        Ok(Some(state)) => state,
-        Ok(None) => ControllerState::new(&cfg),
-        // What it learnt is lost, not the workload: it learns again.
-        Err(e) => {
-            tracing::warn!(organization = tenant.id(), workload = s.workload, error = %e,
-                    "controller state unreadable: starting afresh");
-            ControllerState::new(&cfg)
+    let slot = now_ms.div_euclid(STEP_MS);
+    let (mut state, learnt, stored_slot) = match state {
+        StateSource::Kept(state, at) => (state, Some(at), s.state_slot),
+        StateSource::Stored(stored) => {
+            let state = match ControllerState::restore(
+                stored.state.as_deref(),
+                stored.state_json.as_deref(),
+            ) {
+                Ok(Some(state)) => state,
+                Ok(None) => ControllerState::new(&cfg),
+                // What it learnt is lost, not the workload: it learns again.
+                Err(e) => {
+                    tracing::warn!(organization = tenant.id(), workload = s.workload, error = %e,
+                        "controller state unreadable: starting afresh");
+                    ControllerState::new(&cfg)
+                }
+            };
+            (state, stored.slot, stored.slot)
         }
+        StateSource::Unread => return Err("controller state not read".into()),
     };
+    // Stored some ticks ago (a state from before slots were stored has none:
+    // it was stored every tick).
+    if learnt.is_some_and(|at| at < slot - 1) {
+        state.forget_short_term();
+    }
     let (forecast, version) = forecast_from_now(forecast.as_ref(), &s, now_ms)?;
     let commanded = u32::try_from(s.commanded)?;
     let decision = decide(
@@ -610,7 +738,7 @@ fn conclude(p: Prepared, now_ms: i64) -> Result<Planned, BoxDynError> {
         id: headroom_store::new_id(),
         workload: s.workload.clone(),
         source: "controller".into(),
-        slot: now_ms.div_euclid(STEP_MS),
+        slot,
         decided_ms: now_ms,
         mode: s.mode.clone(),
         before: i32::try_from(decision.before)?,
@@ -625,12 +753,18 @@ fn conclude(p: Prepared, now_ms: i64) -> Result<Planned, BoxDynError> {
         command_id: headroom_store::new_id(),
         detail,
     };
-    let state = state.encode();
+    // Stored when due, when the worker does not keep it, and at once when
+    // none is stored with a slot yet (a new workload).
+    let checkpoint =
+        (!keep || stored_slot.is_none() || checkpoint_due(tenant.id(), &s.workload, slot))
+            .then(|| state.encode());
     Ok(Planned {
         tenant,
         settings: s,
         row,
-        state,
+        state: Some(state),
+        checkpoint,
+        keep,
         forecast,
         target: cfg.target,
         before: decision.before,

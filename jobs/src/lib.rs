@@ -6,6 +6,7 @@ pub mod billing;
 pub mod forecast;
 pub mod housekeeping;
 pub mod inference;
+pub mod kept_states;
 pub mod lstm;
 pub mod models;
 pub mod providers;

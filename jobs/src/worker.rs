@@ -35,6 +35,9 @@ pub struct WorkerSettings {
     /// Series whose allocation-horizon engine (about 0.8 MB) and anomaly
     /// detector the forecast job keeps between runs (0: every run replays).
     pub forecast_warm_series: usize,
+    /// Workloads whose controller state the allocation job keeps between
+    /// ticks (stored every few ticks instead of every tick; 0: none kept).
+    pub allocate_kept_states: usize,
     /// When the model registry checks recent accuracy (and scores versions
     /// when due).
     pub models_schedule: cron::Schedule,
@@ -102,6 +105,9 @@ pub async fn run_workers(
             cgroups: settings.cgroups.clone(),
             aws,
         },
+        states: std::sync::Arc::new(crate::kept_states::KeptStates::new(
+            settings.allocate_kept_states,
+        )),
     };
     let allocate_schedule = settings.allocate_schedule.clone();
     let billing_ctx = BillingJob {

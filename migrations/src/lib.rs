@@ -20,6 +20,7 @@ mod m20261125_000015_usage_allocation;
 mod m20261125_000016_allocation_network;
 mod m20261125_000017_pending_decisions;
 mod m20261205_000018_controller_state_binary;
+mod m20261206_000019_controller_state_slot;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000016_allocation_network::Migration),
             Box::new(m20261125_000017_pending_decisions::Migration),
             Box::new(m20261205_000018_controller_state_binary::Migration),
+            Box::new(m20261206_000019_controller_state_slot::Migration),
         ]
     }
 }

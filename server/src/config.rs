@@ -65,6 +65,9 @@ pub struct Config {
     /// Series whose allocation-horizon engine and anomaly detector the
     /// forecast job keeps between runs.
     pub forecast_warm_series: usize,
+    /// Workloads whose controller state the allocation job keeps between
+    /// ticks (stored every few ticks instead of every tick).
+    pub allocate_kept_states: usize,
     /// When the model registry checks recent accuracy and scores versions when due.
     pub models_schedule: cron::Schedule,
     /// When the allocation controller ticks (cron with seconds).
@@ -139,6 +142,7 @@ const KEYS: &[&str] = &[
     "housekeeping_schedule",
     "forecast_schedule",
     "forecast_warm_series",
+    "allocate_kept_states",
     "models_schedule",
     "allocate_schedule",
     "billing_schedule",
@@ -276,6 +280,16 @@ impl Config {
                 )
             })?,
         };
+        // One to a few kilobytes each: a few hundred megabytes at most.
+        let allocate_kept_states = match raw.get("allocate_kept_states") {
+            None => 100_000,
+            Some(s) => s.value().trim().parse::<usize>().map_err(|_| {
+                ConfigError::new(
+                    &s.name("allocate_kept_states"),
+                    format!("{:?} is not a whole number (0 keeps none)", s.value()),
+                )
+            })?,
+        };
         let models_schedule = schedule("models_schedule", "0 52 * * * *")?;
         // After the forecasts of the same five minutes.
         let allocate_schedule = schedule("allocate_schedule", "45 */5 * * * *")?;
@@ -381,6 +395,7 @@ impl Config {
             housekeeping_schedule,
             forecast_schedule,
             forecast_warm_series,
+            allocate_kept_states,
             models_schedule,
             allocate_schedule,
             billing_schedule,
@@ -537,6 +552,9 @@ mod tests {
         assert_eq!(c.forecast_warm_series, 500);
         let none = Config::from_vars(vars(&[("HEADROOM_FORECAST_WARM_SERIES", "0")])).unwrap();
         assert_eq!(none.forecast_warm_series, 0, "0 keeps no engine");
+        assert_eq!(c.allocate_kept_states, 100_000);
+        let none = Config::from_vars(vars(&[("HEADROOM_ALLOCATE_KEPT_STATES", "0")])).unwrap();
+        assert_eq!(none.allocate_kept_states, 0, "0 keeps no state");
     }
 
     #[test]
@@ -559,6 +577,7 @@ mod tests {
             ("HEADROOM_SESSION_IDLE_SECS", "0"),
             ("HEADROOM_LOGIN_ATTEMPTS_PER_ACCOUNT", "99999999999"),
             ("HEADROOM_FORECAST_WARM_SERIES", "-1"),
+            ("HEADROOM_ALLOCATE_KEPT_STATES", "many"),
         ];
         for (key, value) in cases {
             let err = Config::from_vars(vars(&[(key, value)])).unwrap_err();

@@ -88,6 +88,7 @@ pub fn worker_settings(config: &Config, lstm: Option<Arc<LstmForecaster>>) -> Wo
         housekeeping_schedule: config.housekeeping_schedule.clone(),
         forecast_schedule: config.forecast_schedule.clone(),
         forecast_warm_series: config.forecast_warm_series,
+        allocate_kept_states: config.allocate_kept_states,
         models_schedule: config.models_schedule.clone(),
         allocate_schedule: config.allocate_schedule.clone(),
         billing_schedule: config.billing_schedule.clone(),

@@ -664,7 +664,7 @@ async fn pending_decisions_are_finished_and_failures_recorded() {
     };
     assert!(
         app.db
-            .record_decision(&tenant, &stale, None, 1, None)
+            .record_decision(&tenant, &stale, 1, None)
             .await
             .unwrap()
     );
@@ -938,3 +938,125 @@ async fn stored_state_carries_over(backend: Backend) {
     app.stop().await;
 }
 both_backends!(stored_state, stored_state_carries_over);
+
+/// A worker keeps each workload's controller state between ticks and stores
+/// it only when its checkpoint is due (and at once for a new workload); a
+/// restarted worker reads what was stored; a worker that keeps none stores
+/// every tick; a retried slot drops the kept state.
+async fn kept_states_are_stored_every_few_ticks(backend: Backend) {
+    use headroom_jobs::allocate::{STEP_MS, allocate_all, allocate_all_kept};
+    use headroom_jobs::kept_states::{CHECKPOINT_EVERY, KeptStates, checkpoint_due};
+    use headroom_jobs::providers::Providers;
+    use reqwest::Method as M;
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_owner, key) = key_for(&app, "Acme").await;
+    let res = send(
+        &app,
+        &key,
+        M::PUT,
+        "/api/v1/workloads/web/allocation",
+        Some(
+            json!({ "metric": "cpu", "units_per_instance": 100.0, "mode": "forecast_only",
+            "min_instances": 1, "max_instances": 20, "instances": 2 }),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let org = common::query_string(
+        &app.db,
+        "SELECT organization_id FROM allocation_settings WHERE workload = 'web'",
+    )
+    .await;
+    let stored_slot = || {
+        common::query_i64(
+            &app.db,
+            "SELECT COALESCE(controller_state_slot, -1) FROM allocation_settings",
+        )
+    };
+    let providers = Providers::default();
+    let at = |slot: i64| slot * STEP_MS + 45_000;
+    // A first slot whose next two are not due, so kept ticks are seen.
+    let mut first = chrono::Utc::now().timestamp_millis().div_euclid(STEP_MS);
+    while checkpoint_due(&org, "web", first + 1) || checkpoint_due(&org, "web", first + 2) {
+        first += 1;
+    }
+    let states = KeptStates::new(10);
+
+    let t = allocate_all_kept(&app.db, &providers, &states, at(first))
+        .await
+        .unwrap();
+    assert_eq!(
+        (t.decided, t.states_read, t.states_stored),
+        (1, 1, 1),
+        "{t:?}"
+    );
+    assert_eq!(
+        stored_slot().await,
+        first,
+        "a new workload's state is stored at once"
+    );
+    assert_eq!(states.len(), 1);
+    let mut slot = first + 1;
+    loop {
+        let t = allocate_all_kept(&app.db, &providers, &states, at(slot))
+            .await
+            .unwrap();
+        assert_eq!((t.decided, t.states_read), (1, 0), "kept: {t:?}");
+        if checkpoint_due(&org, "web", slot) {
+            assert_eq!(t.states_stored, 1);
+            assert_eq!(stored_slot().await, slot);
+            break;
+        }
+        assert_eq!(t.states_stored, 0, "not due at {slot}");
+        assert_eq!(stored_slot().await, first);
+        slot += 1;
+        assert!(
+            slot <= first + CHECKPOINT_EVERY,
+            "a checkpoint every period"
+        );
+    }
+    let due = slot;
+
+    // A restarted worker (nothing kept) reads the stored state.
+    let restarted = KeptStates::new(10);
+    let t = allocate_all_kept(&app.db, &providers, &restarted, at(due + 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (t.decided, t.states_read, t.states_stored),
+        (1, 1, 0),
+        "{t:?}"
+    );
+    // A worker that keeps none stores every tick.
+    let t = allocate_all(&app.db, &providers, at(due + 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        (t.decided, t.states_read, t.states_stored),
+        (1, 1, 1),
+        "{t:?}"
+    );
+    assert_eq!(stored_slot().await, due + 2);
+    // The first worker's kept state (slot `due`) is older than the stored
+    // one: it reads the stored one.
+    let t = allocate_all_kept(&app.db, &providers, &states, at(due + 3))
+        .await
+        .unwrap();
+    assert_eq!((t.decided, t.states_read), (1, 1), "{t:?}");
+    assert_eq!(states.len(), 1);
+    // The same slot again (a retried job): nothing decided, nothing kept.
+    let t = allocate_all_kept(&app.db, &providers, &states, at(due + 3))
+        .await
+        .unwrap();
+    assert_eq!((t.decided, t.repeated), (0, 1), "{t:?}");
+    assert!(states.is_empty());
+    assert_eq!(
+        common::query_i64(&app.db, "SELECT COUNT(*) FROM allocation_decisions").await,
+        due - first + 4,
+        "one decision per slot"
+    );
+    app.stop().await;
+}
+both_backends!(kept_states, kept_states_are_stored_every_few_ticks);

@@ -109,6 +109,7 @@ fn settings(workload: &str) -> StoredSettings {
         commanded: 2,
         state_json: None,
         state: None,
+        state_slot: None,
         last_suggestion_ms: None,
         updated_ms: 0,
         readiness_event: None,
@@ -166,7 +167,7 @@ async fn statements_are_exact_and_reproducible(backend: Backend) {
     ] {
         assert!(
             app.db
-                .record_decision(&tenant, &applied("api", at, b, a), None, a, None)
+                .record_decision(&tenant, &applied("api", at, b, a), a, None)
                 .await
                 .unwrap()
         );
@@ -175,7 +176,7 @@ async fn statements_are_exact_and_reproducible(backend: Backend) {
     let mut logged = applied("api", h0 + HOUR_MS / 4, 2, 9);
     logged.status = "no_provider".into();
     app.db
-        .record_decision(&tenant, &logged, None, 2, None)
+        .record_decision(&tenant, &logged, 2, None)
         .await
         .unwrap();
 
@@ -696,7 +697,6 @@ async fn demand_and_profile_rules_use_recorded_hours(backend: Backend) {
         .record_decision(
             &tenant,
             &applied("api", closed - 3 * HOUR_MS, 0, 6),
-            None,
             6,
             None,
         )

@@ -612,7 +612,7 @@ async fn acme_with_decisions(app: &TestApp, log: &[(i64, i32, &str)]) -> (String
         };
         assert!(
             app.db
-                .record_decision(&acme, &d, None, after, None)
+                .record_decision(&acme, &d, after, None)
                 .await
                 .unwrap()
         );

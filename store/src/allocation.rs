@@ -43,8 +43,12 @@ pub struct StoredSettings {
     pub warm_commanded: i32,
     /// Egress bandwidth per instance, Mbit/s (cgroup provider, with `tc`).
     pub network_mbit_per_instance: Option<i32>,
-    /// The controller's state (`ControllerState::encode`).
+    /// The controller's state (`ControllerState::encode`). Not read by
+    /// [`Db::tick_inputs`], which leaves it `None`: see [`Db::controller_states`].
     pub state: Option<Vec<u8>>,
+    /// The slot of the decision whose outcome the stored state last learnt
+    /// (`None`: no state, or one stored before slots were kept).
+    pub state_slot: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -72,9 +76,28 @@ const SETTINGS_COLUMNS: &str = "workload, metric, units_per_instance, mode, min_
     max_instances, target, priority, provider, provider_ref, commanded, state, \
     last_suggestion_at, updated_at, readiness_event, memory_mib_per_instance, instance_type, \
     allow_spot, on_demand_micros_per_hour, warm_commanded, network_mbit_per_instance, \
-    controller_state";
+    controller_state, controller_state_slot";
 /// Columns in `SETTINGS_COLUMNS`.
-const SETTINGS_COUNT: usize = 22;
+const SETTINGS_COUNT: usize = 23;
+
+/// `SETTINGS_COLUMNS` with the stored controller states (JSON and binary)
+/// read as NULL: a tick reads them only for workloads whose state the worker
+/// does not keep ([`Db::controller_states`]), since they are most of a row.
+fn tick_settings_columns(backend: sea_orm::DbBackend) -> String {
+    let blob = match backend {
+        sea_orm::DbBackend::Postgres => "CAST(NULL AS BYTEA)",
+        _ => "NULL",
+    };
+    SETTINGS_COLUMNS
+        .split(',')
+        .map(|c| match c.trim() {
+            "state" => "CAST(NULL AS TEXT)",
+            "controller_state" => blob,
+            c => c,
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 fn settings_from_row(r: &sea_orm::QueryResult) -> Result<StoredSettings, StoreError> {
     Ok(StoredSettings {
@@ -100,6 +123,7 @@ fn settings_from_row(r: &sea_orm::QueryResult) -> Result<StoredSettings, StoreEr
         warm_commanded: r.try_get_by_index(19)?,
         network_mbit_per_instance: r.try_get_by_index(20)?,
         state: r.try_get_by_index(21)?,
+        state_slot: r.try_get_by_index(22)?,
     })
 }
 
@@ -182,6 +206,7 @@ impl Db {
             s.warm_commanded.into(),
             s.network_mbit_per_instance.into(),
             s.state.clone().into(),
+            s.state_slot.into(),
         ];
         self.conn()
             .execute_raw(Statement::from_sql_and_values(backend, sql, values))
@@ -234,12 +259,14 @@ impl Db {
     }
 
     /// Every workload the controller acts for (mode not `off`), in every
-    /// organisation, each with its tenant.
+    /// organisation, each with its tenant; without the stored states (as
+    /// [`Db::tick_inputs`]).
     pub async fn controlled_workloads(&self) -> Result<Vec<(Tenant, StoredSettings)>, StoreError> {
         let backend = self.conn().get_database_backend();
         let sql = format!(
-            "SELECT {SETTINGS_COLUMNS}, organization_id FROM allocation_settings \
-             WHERE mode <> 'off' ORDER BY organization_id, workload"
+            "SELECT {}, organization_id FROM allocation_settings \
+             WHERE mode <> 'off' ORDER BY organization_id, workload",
+            tick_settings_columns(backend)
         );
         let rows = self
             .conn()
@@ -255,14 +282,15 @@ impl Db {
             .collect()
     }
 
-    /// Logs a decision and, in the same transaction, stores the state and fleet
-    /// it leaves. A decision for a slot already decided (a retried tick, a
-    /// replayed suggestion) changes nothing; returns whether it was new.
+    /// Logs a decision made outside the controller's tick (a suggestion, an
+    /// operator) and, in the same transaction, stores the fleet it leaves.
+    /// The controller's state is the tick's to store. A decision for a slot
+    /// already decided (a replayed suggestion) changes nothing; returns
+    /// whether it was new.
     pub async fn record_decision(
         &self,
         tenant: &Tenant,
         d: &StoredDecision,
-        state: Option<&[u8]>,
         commanded: i32,
         suggestion_at: Option<i64>,
     ) -> Result<bool, StoreError> {
@@ -281,24 +309,18 @@ impl Db {
             == 1;
         if inserted {
             let sql = format!(
-                "UPDATE allocation_settings SET \
-                 controller_state = COALESCE({}, controller_state), \
-                 state = CASE WHEN {} IS NULL THEN state END, commanded = {}, \
+                "UPDATE allocation_settings SET commanded = {}, \
                  last_suggestion_at = COALESCE({}, last_suggestion_at) \
                  WHERE organization_id = {} AND workload = {}",
                 ph(backend, 1),
                 ph(backend, 2),
                 ph(backend, 3),
-                ph(backend, 4),
-                ph(backend, 5),
-                ph(backend, 6)
+                ph(backend, 4)
             );
             tx.execute_raw(Statement::from_sql_and_values(
                 backend,
                 sql,
                 vec![
-                    state.map(<[u8]>::to_vec).into(),
-                    state.map(<[u8]>::to_vec).into(),
                     commanded.into(),
                     suggestion_at.into(),
                     tenant.id().into(),
@@ -350,6 +372,22 @@ pub struct TickInputs {
     pub pending: HashMap<(String, String), StoredDecision>,
 }
 
+/// A workload's controller state as stored ([`Db::controller_states`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredState {
+    /// `ControllerState::encode`.
+    pub state: Option<Vec<u8>>,
+    /// As earlier versions stored it (JSON), until the next checkpoint.
+    pub state_json: Option<String>,
+    /// The slot of the decision whose outcome it last learnt.
+    pub slot: Option<i64>,
+}
+
+/// Keys per statement of [`Db::controller_states`] (two values each on
+/// SQLite; one array element each on PostgreSQL).
+const STATE_KEYS_SQLITE: usize = 400;
+const STATE_KEYS_PG: usize = 10_000;
+
 /// One controlled workload with what its decision is made from.
 #[derive(Debug)]
 pub struct TickWorkload {
@@ -374,15 +412,16 @@ struct TickReads {
 /// index probes are most of the work.
 const TICK_READ_PARTS: usize = 2;
 
-/// A decision to log in [`Db::record_decisions`], with the state and fleet it
-/// leaves.
+/// A decision to log in [`Db::record_decisions`], with the controller state
+/// it leaves when that is to be stored now (a checkpoint; the fleet on record
+/// is not changed by logging: carrying the decision out changes it).
 #[derive(Debug, Clone)]
 pub struct DecisionWrite<'a> {
     pub tenant: &'a Tenant,
     pub decision: &'a StoredDecision,
-    /// The controller state it leaves (`ControllerState::encode`).
+    /// The controller state it leaves (`ControllerState::encode`), stored
+    /// with the decision's slot as `controller_state_slot`.
     pub state: Option<&'a [u8]>,
-    pub commanded: i32,
 }
 
 /// Rows per transaction on PostgreSQL, where a chunk is one statement over
@@ -480,28 +519,34 @@ async fn record_chunk_pg(
         .map(|(id,)| id)
         .collect()
     };
-    let fresh: Vec<&DecisionWrite<'_>> = chunk
+    // States to store: those of new decisions that carry one.
+    let fresh: Vec<(&DecisionWrite<'_>, &[u8])> = chunk
         .iter()
         .filter(|w| new.contains(&w.decision.id))
+        .filter_map(|w| Some((w, w.state?)))
         .collect();
     if !fresh.is_empty() {
         sqlx::query(
-            "UPDATE allocation_settings s SET \
-                 controller_state = COALESCE(u.state, s.controller_state), \
-                 state = CASE WHEN u.state IS NULL THEN s.state END, commanded = u.commanded \
-                 FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::int4[]) \
-                   AS u(org, workload, state, commanded) \
+            "UPDATE allocation_settings s SET controller_state = u.state, \
+                 controller_state_slot = u.slot, state = NULL \
+                 FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::int8[]) \
+                   AS u(org, workload, state, slot) \
                  WHERE s.organization_id = u.org AND s.workload = u.workload",
         )
-        .bind(fresh.iter().map(|w| w.tenant.id()).collect::<Vec<_>>())
+        .bind(fresh.iter().map(|(w, _)| w.tenant.id()).collect::<Vec<_>>())
         .bind(
             fresh
                 .iter()
-                .map(|w| w.decision.workload.as_str())
+                .map(|(w, _)| w.decision.workload.as_str())
                 .collect::<Vec<_>>(),
         )
-        .bind(fresh.iter().map(|w| w.state).collect::<Vec<_>>())
-        .bind(fresh.iter().map(|w| w.commanded).collect::<Vec<_>>())
+        .bind(fresh.iter().map(|(_, state)| *state).collect::<Vec<_>>())
+        .bind(
+            fresh
+                .iter()
+                .map(|(w, _)| w.decision.slot)
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *tx)
         .await
         .map_err(StoreError::Sqlx)?;
@@ -640,10 +685,11 @@ impl Db {
         to_ms: i64,
         horizon: &str,
     ) -> Result<Vec<TickWorkload>, StoreError> {
+        let columns = tick_settings_columns(self.conn().get_database_backend());
         let rows = crate::sql::rows(
             self.conn(),
             format!(
-                "SELECT {SETTINGS_COLUMNS}, organization_id, m.total, m.n, f.f_origin, \
+                "SELECT {columns}, organization_id, m.total, m.n, f.f_origin, \
                  f.f_step_secs, f.f_made_at, f.f_version, f.f_steps \
                  FROM allocation_settings s \
                  LEFT JOIN LATERAL (SELECT SUM(r.sum) AS total, CAST(SUM(r.count) AS BIGINT) AS n \
@@ -698,6 +744,74 @@ impl Db {
                 })
             })
             .collect()
+    }
+
+    /// The stored controller states of `keys` (organisation id, workload):
+    /// what a tick reads for the workloads whose state the worker does not
+    /// keep. A key without settings is absent.
+    pub async fn controller_states(
+        &self,
+        keys: &[(&str, &str)],
+    ) -> Result<HashMap<(String, String), StoredState>, StoreError> {
+        let mut out = HashMap::with_capacity(keys.len());
+        if let Some(pool) = self.postgres_pool() {
+            type Row = (String, String, Option<Vec<u8>>, Option<String>, Option<i64>);
+            for chunk in keys.chunks(STATE_KEYS_PG) {
+                let (orgs, workloads): (Vec<&str>, Vec<&str>) = chunk.iter().copied().unzip();
+                let rows: Vec<Row> = sea_orm::sqlx::query_as(
+                    "SELECT s.organization_id, s.workload, s.controller_state, s.state, \
+                     s.controller_state_slot FROM allocation_settings s \
+                     JOIN UNNEST($1::text[], $2::text[]) AS k(org, workload) \
+                     ON s.organization_id = k.org AND s.workload = k.workload",
+                )
+                .bind(orgs)
+                .bind(workloads)
+                .fetch_all(pool)
+                .await
+                .map_err(StoreError::Sqlx)?;
+                for (org, workload, state, state_json, slot) in rows {
+                    out.insert(
+                        (org, workload),
+                        StoredState {
+                            state,
+                            state_json,
+                            slot,
+                        },
+                    );
+                }
+            }
+        } else {
+            let backend = self.conn().get_database_backend();
+            for chunk in keys.chunks(STATE_KEYS_SQLITE) {
+                let values: Vec<Value> = chunk
+                    .iter()
+                    .flat_map(|(o, w)| [Value::from(*o), Value::from(*w)])
+                    .collect();
+                let rows = crate::sql::rows(
+                    self.conn(),
+                    format!(
+                        "SELECT s.organization_id, s.workload, s.controller_state, s.state, \
+                         s.controller_state_slot FROM allocation_settings s \
+                         JOIN (VALUES {}) AS k \
+                         ON s.organization_id = k.column1 AND s.workload = k.column2",
+                        crate::sql::values_clause(backend, chunk.len(), 2)
+                    ),
+                    values,
+                )
+                .await?;
+                for r in &rows {
+                    out.insert(
+                        (r.try_get_by_index(0)?, r.try_get_by_index(1)?),
+                        StoredState {
+                            state: r.try_get_by_index(2)?,
+                            state_json: r.try_get_by_index(3)?,
+                            slot: r.try_get_by_index(4)?,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// [`TickReads`] for the window `[from_ms, to_ms)` and `horizon`.
@@ -836,19 +950,20 @@ impl Db {
             .iter()
             .map(|r| r.try_get_by_index::<String>(0))
             .collect::<Result<_, _>>()?;
-            let fresh: Vec<&DecisionWrite<'_>> = chunk
+            // States to store: those of new decisions that carry one.
+            let fresh: Vec<(&DecisionWrite<'_>, &[u8])> = chunk
                 .iter()
                 .filter(|w| new.contains(&w.decision.id))
+                .filter_map(|w| Some((w, w.state?)))
                 .collect();
             if !fresh.is_empty() {
-                // VALUES columns are column1.. on both backends; typed so
-                // PostgreSQL does not read the parameters as text.
+                // VALUES columns are column1.. on both backends.
                 let mut values: Vec<Value> = Vec::with_capacity(fresh.len() * 4);
                 let mut rows = Vec::with_capacity(fresh.len());
-                for w in &fresh {
+                for (w, state) in &fresh {
                     let n = values.len();
                     rows.push(format!(
-                        "({}, {}, {}, CAST({} AS INTEGER))",
+                        "({}, {}, {}, CAST({} AS BIGINT))",
                         placeholder(backend, n + 1),
                         placeholder(backend, n + 2),
                         placeholder(backend, n + 3),
@@ -857,17 +972,16 @@ impl Db {
                     values.extend([
                         w.tenant.id().into(),
                         w.decision.workload.clone().into(),
-                        w.state.map(<[u8]>::to_vec).into(),
-                        w.commanded.into(),
+                        state.to_vec().into(),
+                        w.decision.slot.into(),
                     ]);
                 }
                 crate::sql::exec(
                     &tx,
                     format!(
-                        "UPDATE allocation_settings SET \
-                         controller_state = COALESCE(v.column3, controller_state), \
-                         state = CASE WHEN v.column3 IS NULL THEN state END, \
-                         commanded = v.column4 FROM (VALUES {}) AS v \
+                        "UPDATE allocation_settings SET controller_state = v.column3, \
+                         controller_state_slot = v.column4, state = NULL \
+                         FROM (VALUES {}) AS v \
                          WHERE allocation_settings.organization_id = v.column1 \
                          AND allocation_settings.workload = v.column2",
                         rows.join(", ")

@@ -158,6 +158,17 @@ impl ControllerState {
         }
     }
 
+    /// Forgets what only holds from one tick to the next, for a state that
+    /// missed ticks (one stored some ticks ago): the forecasts awaiting their
+    /// step (scored against later demand they would teach the margins a
+    /// wrong error) and the hysteresis window (a young window counts the
+    /// fleet as wanted, so nothing is released before a whole window of
+    /// fresh ticks). The margins learnt per level stay.
+    pub fn forget_short_term(&mut self) {
+        self.recent.clear();
+        self.pending.clear();
+    }
+
     /// The compact binary form kept per workload between ticks (postcard
     /// after a format byte): about a third of the JSON, and several times
     /// faster to read and write, which a tick does for every workload.
@@ -533,6 +544,36 @@ mod tests {
         }
         let d = decide(&cfg, &mut st, &inputs(7.0, &low, 20));
         assert_eq!(d.reason, Reason::HoldUncertain);
+    }
+
+    #[test]
+    fn a_state_that_missed_ticks_holds_capacity_for_a_window_and_scores_no_stale_forecast() {
+        let cfg = PolicyConfig::default(); // down_window = 2, delay 1
+        let low = [step(7.0)];
+        let mut st = calibrated(&cfg, 7.0);
+        decide(&cfg, &mut st, &inputs(7.0, &low, 20));
+        // Stored here; the next tick it sees is some ticks later.
+        let mut resumed = st.clone();
+        resumed.forget_short_term();
+        // Kept from the tick before, the window is full: 20 → 10 at once.
+        let d = decide(&cfg, &mut st.clone(), &inputs(7.0, &low, 20));
+        assert_eq!((d.after, d.reason), (10, Reason::ScaleDown));
+        // Resumed: the first tick holds, the window's second releases.
+        let d = decide(&cfg, &mut resumed, &inputs(7.0, &low, 20));
+        assert_eq!((d.after, d.reason), (20, Reason::HoldHysteresis));
+        let d = decide(&cfg, &mut resumed, &inputs(7.0, &low, 20));
+        assert_eq!((d.after, d.reason), (10, Reason::ScaleDown));
+
+        // The forecast awaiting its step (7) is not scored against demand
+        // seen later (70): the margin at level 7 learns nothing from it.
+        let mut kept = st.clone();
+        let mut gone = st.clone();
+        gone.forget_short_term();
+        decide(&cfg, &mut kept, &inputs(70.0, &[step(70.0)], 20));
+        decide(&cfg, &mut gone, &inputs(70.0, &[step(70.0)], 20));
+        assert_ne!(kept.risk, st.risk);
+        assert_eq!(gone.risk, st.risk);
+        assert_eq!((gone.scored, gone.misses), (kept.scored, kept.misses));
     }
 
     #[test]

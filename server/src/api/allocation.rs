@@ -382,6 +382,7 @@ pub async fn put_allocation(
         commanded: commanded.unwrap_or_default(),
         state_json: None,
         state: None,
+        state_slot: None,
         last_suggestion_ms: None,
         updated_ms: Utc::now().timestamp_millis(),
         readiness_event: req.readiness_event,
@@ -581,7 +582,7 @@ pub async fn suggest(
     };
     state
         .db
-        .record_decision(&caller.tenant, &row, None, settings.commanded, Some(now_ms))
+        .record_decision(&caller.tenant, &row, settings.commanded, Some(now_ms))
         .await?;
     state
         .db

@@ -4,12 +4,14 @@
 //! timed is the database and the policy.
 //!
 //! Seeds `--workloads` workloads over `--organizations` new organisations,
-//! each with five minute-rollups of demand, an allocation-horizon forecast and
-//! the controller state learnt over `--history` ticks (made from windows of
-//! the real NAB traces), gathers PostgreSQL's planner statistics, then runs
-//! two ticks: the first (from the seeded states) and the next slot's (from
-//! the states the first stored). Run with `HEADROOM_LOG=headroom_jobs=debug`
-//! to see where a tick's time goes (prices, reads, gathering, decisions, log,
+//! each with minute-rollups of demand for the ticks' windows, an
+//! allocation-horizon forecast and the controller state learnt over
+//! `--history` ticks (made from windows of the real NAB traces), gathers
+//! PostgreSQL's planner statistics, then runs three ticks as one worker
+//! does: the first reads every state from the database (a worker just
+//! started), the next two use the states it keeps (storing the share due
+//! for a checkpoint). Run with `HEADROOM_LOG=headroom_jobs=debug` to see
+//! where a tick's time goes (prices, reads, gathering, decisions, log,
 //! commands).
 
 use std::time::Instant;
@@ -17,7 +19,8 @@ use std::time::Instant;
 use headroom_core::accounts::Tier;
 use headroom_core::allocate::PolicyConfig;
 use headroom_core::forecast::{STATISTICAL_VERSION, Step};
-use headroom_jobs::allocate::{STEP_MS, allocate_all};
+use headroom_jobs::allocate::{STEP_MS, allocate_all_kept};
+use headroom_jobs::kept_states::KeptStates;
 use headroom_jobs::providers::Providers;
 use headroom_store::sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 use headroom_store::{Db, Tenant};
@@ -136,8 +139,11 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
             (((now / 70.0).ceil() as i32).max(1)).into(),
             now_ms.into(),
             state.encode().into(),
+            // Stored at the slot before (a worker restarting finds them so).
+            (now_ms.div_euclid(STEP_MS) - 1).into(),
         ]);
-        for m in 1..=5 {
+        // The five minutes before each tick's.
+        for m in -(2 * STEP_MS / 60_000 - 1)..=5 {
             let bucket = now_ms - m * 60_000;
             let bucket = bucket - bucket.rem_euclid(60_000);
             rollups.push(vec![
@@ -189,6 +195,7 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
             "commanded",
             "updated_at",
             "controller_state",
+            "controller_state_slot",
         ],
         settings,
     )
@@ -226,12 +233,14 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
     );
 
     let providers = Providers::default();
+    let states = KeptStates::new(args.workloads);
     for (label, at) in [
-        ("first tick (state learnt from history)", now_ms),
-        ("next slot (state from the first)", now_ms + STEP_MS),
+        ("first tick (states read from the database)", now_ms),
+        ("next slot (states kept)", now_ms + STEP_MS),
+        ("the slot after (states kept)", now_ms + 2 * STEP_MS),
     ] {
         let started = Instant::now();
-        let s = allocate_all(&db, &providers, at)
+        let s = allocate_all_kept(&db, &providers, &states, at)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let secs = started.elapsed().as_secs_f64();
@@ -242,10 +251,13 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
             args.workloads
         );
         println!(
-            "{label}: {secs:.3} s for {} workloads ({:.1} us/workload), {} changed the fleet",
+            "{label}: {secs:.3} s for {} workloads ({:.1} us/workload), {} changed the fleet, \
+             {} states read, {} stored",
             s.workloads,
             secs * 1e6 / s.workloads as f64,
-            s.changed
+            s.changed,
+            s.states_read,
+            s.states_stored
         );
     }
     if let Some(peak) = super::ingest::peak_rss_kib() {

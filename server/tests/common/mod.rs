@@ -108,6 +108,15 @@ pub async fn execute(db: &Db, sql: &str) -> u64 {
 }
 
 pub async fn query_i64(db: &Db, sql: &str) -> i64 {
+    query_one(db, sql).await
+}
+
+pub async fn query_string(db: &Db, sql: &str) -> String {
+    query_one(db, sql).await
+}
+
+/// The first column of the one row `sql` returns.
+async fn query_one<T: headroom_store::sea_orm::TryGetable>(db: &Db, sql: &str) -> T {
     use headroom_store::sea_orm::{ConnectionTrait, Statement};
     let row = db
         .conn()
@@ -118,7 +127,7 @@ pub async fn query_i64(db: &Db, sql: &str) -> i64 {
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .expect("one row");
-    row.try_get_by_index::<i64>(0)
+    row.try_get_by_index::<T>(0)
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 

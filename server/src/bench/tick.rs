@@ -39,6 +39,10 @@ pub struct TickBench {
     /// of 5-minute ticks fills its risk windows, as in a running system).
     #[arg(long, default_value_t = 288)]
     pub history: usize,
+    /// Controller states the worker keeps between ticks (default: all;
+    /// 0: every tick reads and stores every state).
+    #[arg(long)]
+    pub kept_states: Option<usize>,
 }
 
 /// `metric_rollups` columns, in the order seeded rows give them.
@@ -233,12 +237,19 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
     );
 
     let providers = Providers::default();
-    let states = KeptStates::new(args.workloads);
+    let states = KeptStates::new(args.kept_states.unwrap_or(args.workloads));
+    let kept = if states.capacity() > 0 {
+        "states kept"
+    } else {
+        "no state kept"
+    };
+    println!("the worker keeps up to {} states", states.capacity());
     for (label, at) in [
         ("first tick (states read from the database)", now_ms),
-        ("next slot (states kept)", now_ms + STEP_MS),
-        ("the slot after (states kept)", now_ms + 2 * STEP_MS),
+        (&*format!("next slot ({kept})"), now_ms + STEP_MS),
+        (&*format!("the slot after ({kept})"), now_ms + 2 * STEP_MS),
     ] {
+        let wal_before = wal_position(&db).await?;
         let started = Instant::now();
         let s = allocate_all_kept(&db, &providers, &states, at)
             .await
@@ -259,9 +270,32 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
             s.states_read,
             s.states_stored
         );
+        if let (Some(before), Some(after)) = (wal_before, wal_position(&db).await?) {
+            println!(
+                "  write-ahead log written: {:.1} MB",
+                (after - before) as f64 / 1e6
+            );
+        }
     }
     if let Some(peak) = super::ingest::peak_rss_kib() {
         println!("peak resident memory: {:.1} MiB", peak as f64 / 1024.0);
     }
     Ok(())
+}
+
+/// PostgreSQL's write-ahead log position in bytes (what a tick writes,
+/// whatever the machine's speed); `None` on SQLite.
+async fn wal_position(db: &Db) -> anyhow::Result<Option<i64>> {
+    if db.conn().get_database_backend() != DbBackend::Postgres {
+        return Ok(None);
+    }
+    let row = db
+        .conn()
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT CAST(pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') AS BIGINT)",
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no WAL position"))?;
+    Ok(Some(row.try_get_by_index::<i64>(0)?))
 }

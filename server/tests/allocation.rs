@@ -843,6 +843,25 @@ async fn readiness_pre_allocates(backend: Backend) {
 }
 both_backends!(readiness, readiness_pre_allocates);
 
+/// An organisation with workload `web` under the controller in forecast-only
+/// mode (2 instances, bounds 1–20); its API key.
+async fn forecast_only_web(app: &TestApp) -> String {
+    let (_owner, key) = key_for(app, "Acme").await;
+    let res = send(
+        app,
+        &key,
+        reqwest::Method::PUT,
+        "/api/v1/workloads/web/allocation",
+        Some(
+            json!({ "metric": "cpu", "units_per_instance": 100.0, "mode": "forecast_only",
+            "min_instances": 1, "max_instances": 20, "instances": 2 }),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    key
+}
+
 /// A workload whose controller state an earlier version stored as JSON keeps
 /// what it learnt: the tick reads it and stores it back in binary. A state
 /// that cannot be read restarts learning instead of stopping the workload.
@@ -854,19 +873,7 @@ async fn stored_state_carries_over(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let (_owner, key) = key_for(&app, "Acme").await;
-    let res = send(
-        &app,
-        &key,
-        M::PUT,
-        "/api/v1/workloads/web/allocation",
-        Some(
-            json!({ "metric": "cpu", "units_per_instance": 100.0, "mode": "forecast_only",
-            "min_instances": 1, "max_instances": 20, "instances": 2 }),
-        ),
-    )
-    .await;
-    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let key = forecast_only_web(&app).await;
     let mut learnt = ControllerState::new(&PolicyConfig::default());
     (learnt.scored, learnt.misses) = (40, 3);
     let json = serde_json::to_string(&learnt).unwrap();
@@ -947,23 +954,10 @@ async fn kept_states_are_stored_every_few_ticks(backend: Backend) {
     use headroom_jobs::allocate::{STEP_MS, allocate_all, allocate_all_kept};
     use headroom_jobs::kept_states::{CHECKPOINT_EVERY, KeptStates, checkpoint_due};
     use headroom_jobs::providers::Providers;
-    use reqwest::Method as M;
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let (_owner, key) = key_for(&app, "Acme").await;
-    let res = send(
-        &app,
-        &key,
-        M::PUT,
-        "/api/v1/workloads/web/allocation",
-        Some(
-            json!({ "metric": "cpu", "units_per_instance": 100.0, "mode": "forecast_only",
-            "min_instances": 1, "max_instances": 20, "instances": 2 }),
-        ),
-    )
-    .await;
-    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    forecast_only_web(&app).await;
     let org = common::query_string(
         &app.db,
         "SELECT organization_id FROM allocation_settings WHERE workload = 'web'",

@@ -22,21 +22,29 @@ pub(crate) fn placeholders(backend: DbBackend, from: usize, n: usize) -> Vec<Str
     (from..from + n).map(|i| placeholder(backend, i)).collect()
 }
 
-/// `$1, $2…` or `?, ?…` rows for a multi-row VALUES list.
+/// `$1, $2…` or `?, ?…` rows for a multi-row VALUES list. Written into one
+/// string: bulk writes build it for thousands of values per statement.
 pub fn values_clause(backend: DbBackend, rows: usize, cols: usize) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(rows * cols * 8);
     let mut n = 0;
-    (0..rows)
-        .map(|_| {
-            let row: Vec<String> = (0..cols)
-                .map(|_| {
-                    n += 1;
-                    placeholder(backend, n)
-                })
-                .collect();
-            format!("({})", row.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            n += 1;
+            if c > 0 {
+                out.push_str(", ");
+            }
+            if backend == DbBackend::Postgres {
+                // Writing to a String cannot fail.
+                let _ = write!(out, "${n}");
+            } else {
+                out.push('?');
+            }
+        }
+        out.push(')');
+    }
+    out
 }
 
 /// Runs one statement with its values on a connection or transaction.
@@ -189,6 +197,16 @@ impl CopyText {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_clauses_number_every_value_once() {
+        assert_eq!(
+            values_clause(DbBackend::Postgres, 2, 3),
+            "($1, $2, $3), ($4, $5, $6)"
+        );
+        assert_eq!(values_clause(DbBackend::Sqlite, 2, 2), "(?, ?), (?, ?)");
+        assert_eq!(values_clause(DbBackend::Sqlite, 0, 2), "");
+    }
 
     #[test]
     fn copy_text_escapes_delimiters_and_spells_nulls_and_floats() {

@@ -86,6 +86,11 @@ pub async fn run(tick: Tick, ctx: Data<AllocateJob>) -> Result<(), BoxDynError> 
     let now_ms = i64::try_from(tick.get_timestamp())?.saturating_mul(1000);
     let s = allocate_all_kept(&ctx.db, &ctx.providers, &ctx.states, now_ms).await?;
     metrics::counter!("headroom_allocation_decisions_total").increment(s.decided as u64);
+    // How the kept states serve: reads mean restarts or another replica
+    // deciding; stores should stay near a twelfth of the workloads.
+    metrics::counter!("headroom_allocation_states_read_total").increment(s.states_read as u64);
+    metrics::counter!("headroom_allocation_states_stored_total").increment(s.states_stored as u64);
+    metrics::gauge!("headroom_allocation_states_kept").set(ctx.states.len() as f64);
     tracing::info!(
         workloads = s.workloads,
         decided = s.decided,

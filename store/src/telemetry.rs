@@ -365,7 +365,14 @@ impl Db {
     ) -> Result<HashMap<String, String>, StoreError> {
         if let Some(pool) = self.postgres_pool() {
             let rows: Vec<(String, String)> =
-                sqlx::query_as("SELECT id, fingerprint FROM usage_events WHERE organization_id = $1 AND id = ANY($2)")
+                // Driven by the ids (a primary-key probe each): with `id = ANY`
+                // the planner, on statistics older than a bulk load, took the
+                // (organisation, ts) index and read every event of the
+                // organisation (148 ms instead of 6 for 1,000 ids of 400,000).
+                sqlx::query_as(
+                    "SELECT u.id, u.fingerprint FROM UNNEST($2::text[]) AS k(id) \
+                     JOIN usage_events u ON u.organization_id = $1 AND u.id = k.id",
+                )
                     .bind(tenant.id())
                     .bind(ids)
                     .fetch_all(pool)
@@ -618,7 +625,8 @@ async fn copy_new_usage_events_pg(
     // its index check failed, so two probes first are cheaper.
     let probe = [events[0].id.as_str(), events[events.len() - 1].id.as_str()];
     let stored: Result<i64, _> = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM usage_events WHERE organization_id = $1 AND id = ANY($2)",
+        "SELECT COUNT(*) FROM UNNEST($2::text[]) AS k(id) \
+         JOIN usage_events u ON u.organization_id = $1 AND u.id = k.id",
     )
     .bind(tenant.id())
     .bind(&probe[..])

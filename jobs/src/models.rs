@@ -83,8 +83,10 @@ pub fn with_lstm(m: &LstmForecaster) -> String {
 /// version is scored, how many for the live version's recent accuracy).
 fn origins_plan(horizon: Horizon) -> (usize, usize, usize) {
     match horizon {
-        // Hourly over the last day; the last 6 hours.
-        Horizon::Allocation => (12, 24, 6),
+        // Hourly over the last day, for both: a window of whole days, so a
+        // daily cycle's phase does not move the recent score (over the last
+        // 6 hours it swung from 0.5 to 1.4 times the day's on a steady series).
+        Horizon::Allocation => (12, 24, 24),
         // Daily over three days (a week ahead each); the latest.
         Horizon::Planning => (24, 3, 1),
     }

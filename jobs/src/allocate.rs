@@ -175,7 +175,7 @@ pub async fn allocate_all_kept(
             Ok(mut p) => {
                 // Workloads are in a fixed order: the first `capacity` are kept.
                 p.keep = prepared.len() < states.capacity();
-                p.state = choose_state(mine, &p.settings);
+                p.state = choose_state(mine, &mut p.settings);
                 prepared.push(p);
             }
             // One workload's bad data must not stop the others.
@@ -297,14 +297,15 @@ enum StateSource {
 /// the tick read with the settings), else the stored one: to be read, unless
 /// the settings were read whole. (None stored with a slot: a new workload,
 /// settings deleted and made again, or a state an earlier version stored.)
-fn choose_state(mine: Option<Kept>, s: &StoredSettings) -> StateSource {
-    match (mine, s.state_slot) {
-        (Some(k), Some(stored)) if k.slot >= stored => StateSource::Kept(k.state, k.slot),
+fn choose_state(mine: Option<Kept>, s: &mut StoredSettings) -> StateSource {
+    let stored = &mut s.controller;
+    match (mine, stored.slot) {
+        (Some(k), Some(at)) if k.slot >= at => StateSource::Kept(k.state, k.slot),
         // Settings read again whole (after finishing a pending decision).
-        _ if s.state.is_some() || s.state_json.is_some() => StateSource::Stored(StoredState {
-            state: s.state.clone(),
-            state_json: s.state_json.clone(),
-            slot: s.state_slot,
+        _ if stored.is_present() => StateSource::Stored(StoredState {
+            state: stored.state.take(),
+            state_json: stored.state_json.take(),
+            slot: stored.slot,
         }),
         _ => StateSource::Unread,
     }
@@ -683,7 +684,7 @@ fn conclude(p: Prepared, now_ms: i64) -> Result<Planned, BoxDynError> {
     } = p;
     let slot = now_ms.div_euclid(STEP_MS);
     let (mut state, learnt, stored_slot) = match state {
-        StateSource::Kept(state, at) => (state, Some(at), s.state_slot),
+        StateSource::Kept(state, at) => (state, Some(at), s.controller.slot),
         StateSource::Stored(stored) => {
             let state = match ControllerState::restore(
                 stored.state.as_deref(),

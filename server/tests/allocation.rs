@@ -977,10 +977,14 @@ async fn kept_states_are_stored_every_few_ticks(backend: Backend) {
         first += 1;
     }
     let states = KeptStates::new(10);
+    // One tick of a worker keeping `kept`, at `slot`.
+    let tick = async |kept: &KeptStates, slot: i64| {
+        allocate_all_kept(&app.db, &providers, kept, at(slot))
+            .await
+            .unwrap()
+    };
 
-    let t = allocate_all_kept(&app.db, &providers, &states, at(first))
-        .await
-        .unwrap();
+    let t = tick(&states, first).await;
     assert_eq!(
         (t.decided, t.states_read, t.states_stored),
         (1, 1, 1),
@@ -994,9 +998,7 @@ async fn kept_states_are_stored_every_few_ticks(backend: Backend) {
     assert_eq!(states.len(), 1);
     let mut slot = first + 1;
     loop {
-        let t = allocate_all_kept(&app.db, &providers, &states, at(slot))
-            .await
-            .unwrap();
+        let t = tick(&states, slot).await;
         assert_eq!((t.decided, t.states_read), (1, 0), "kept: {t:?}");
         if checkpoint_due(&org, "web", slot) {
             assert_eq!(t.states_stored, 1);
@@ -1015,9 +1017,7 @@ async fn kept_states_are_stored_every_few_ticks(backend: Backend) {
 
     // A restarted worker (nothing kept) reads the stored state.
     let restarted = KeptStates::new(10);
-    let t = allocate_all_kept(&app.db, &providers, &restarted, at(due + 1))
-        .await
-        .unwrap();
+    let t = tick(&restarted, due + 1).await;
     assert_eq!(
         (t.decided, t.states_read, t.states_stored),
         (1, 1, 0),
@@ -1035,15 +1035,11 @@ async fn kept_states_are_stored_every_few_ticks(backend: Backend) {
     assert_eq!(stored_slot().await, due + 2);
     // The first worker's kept state (slot `due`) is older than the stored
     // one: it reads the stored one.
-    let t = allocate_all_kept(&app.db, &providers, &states, at(due + 3))
-        .await
-        .unwrap();
+    let t = tick(&states, due + 3).await;
     assert_eq!((t.decided, t.states_read), (1, 1), "{t:?}");
     assert_eq!(states.len(), 1);
     // The same slot again (a retried job): nothing decided, nothing kept.
-    let t = allocate_all_kept(&app.db, &providers, &states, at(due + 3))
-        .await
-        .unwrap();
+    let t = tick(&states, due + 3).await;
     assert_eq!((t.decided, t.repeated), (0, 1), "{t:?}");
     assert!(states.is_empty());
     assert_eq!(

@@ -22,9 +22,6 @@ pub struct StoredSettings {
     pub provider: String,
     pub provider_ref: Option<String>,
     pub commanded: i32,
-    /// The controller's state as earlier versions stored it (JSON), until
-    /// the workload's next decision stores [`StoredSettings::state`].
-    pub state_json: Option<String>,
     pub last_suggestion_ms: Option<i64>,
     pub updated_ms: i64,
     /// Usage-event type whose readiness score pre-allocates capacity.
@@ -43,12 +40,28 @@ pub struct StoredSettings {
     pub warm_commanded: i32,
     /// Egress bandwidth per instance, Mbit/s (cgroup provider, with `tc`).
     pub network_mbit_per_instance: Option<i32>,
-    /// The controller's state (`ControllerState::encode`). Not read by
-    /// [`Db::tick_inputs`], which leaves it `None`: see [`Db::controller_states`].
+    /// The controller's state. [`Db::tick_inputs`] reads only its slot
+    /// (see [`Db::controller_states`]).
+    pub controller: StoredState,
+}
+
+/// A workload's controller state as stored.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredState {
+    /// `ControllerState::encode`.
     pub state: Option<Vec<u8>>,
-    /// The slot of the decision whose outcome the stored state last learnt
-    /// (`None`: no state, or one stored before slots were kept).
-    pub state_slot: Option<i64>,
+    /// As earlier versions stored it (JSON), until the next checkpoint.
+    pub state_json: Option<String>,
+    /// The slot of the decision whose outcome it last learnt (`None`: no
+    /// state, or one stored before slots were kept).
+    pub slot: Option<i64>,
+}
+
+impl StoredState {
+    /// Whether a state (either encoding) is here, not only its slot.
+    pub fn is_present(&self) -> bool {
+        self.state.is_some() || self.state_json.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -112,7 +125,6 @@ fn settings_from_row(r: &sea_orm::QueryResult) -> Result<StoredSettings, StoreEr
         provider: r.try_get_by_index(8)?,
         provider_ref: r.try_get_by_index(9)?,
         commanded: r.try_get_by_index(10)?,
-        state_json: r.try_get_by_index(11)?,
         last_suggestion_ms: r.try_get_by_index(12)?,
         updated_ms: r.try_get_by_index(13)?,
         readiness_event: r.try_get_by_index(14)?,
@@ -122,8 +134,11 @@ fn settings_from_row(r: &sea_orm::QueryResult) -> Result<StoredSettings, StoreEr
         on_demand_micros_per_hour: r.try_get_by_index(18)?,
         warm_commanded: r.try_get_by_index(19)?,
         network_mbit_per_instance: r.try_get_by_index(20)?,
-        state: r.try_get_by_index(21)?,
-        state_slot: r.try_get_by_index(22)?,
+        controller: StoredState {
+            state: r.try_get_by_index(21)?,
+            state_json: r.try_get_by_index(11)?,
+            slot: r.try_get_by_index(22)?,
+        },
     })
 }
 
@@ -195,7 +210,7 @@ impl Db {
             s.provider.clone().into(),
             s.provider_ref.clone().into(),
             commanded.unwrap_or(s.commanded).into(),
-            s.state_json.clone().into(),
+            s.controller.state_json.clone().into(),
             s.last_suggestion_ms.into(),
             s.updated_ms.into(),
             s.readiness_event.clone().into(),
@@ -205,8 +220,8 @@ impl Db {
             s.on_demand_micros_per_hour.into(),
             s.warm_commanded.into(),
             s.network_mbit_per_instance.into(),
-            s.state.clone().into(),
-            s.state_slot.into(),
+            s.controller.state.clone().into(),
+            s.controller.slot.into(),
         ];
         self.conn()
             .execute_raw(Statement::from_sql_and_values(backend, sql, values))
@@ -370,17 +385,6 @@ pub struct TickInputs {
     /// The workload's newest decision left `pending` (a tick interrupted
     /// between logging it and carrying it out), by (organisation id, workload).
     pub pending: HashMap<(String, String), StoredDecision>,
-}
-
-/// A workload's controller state as stored ([`Db::controller_states`]).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct StoredState {
-    /// `ControllerState::encode`.
-    pub state: Option<Vec<u8>>,
-    /// As earlier versions stored it (JSON), until the next checkpoint.
-    pub state_json: Option<String>,
-    /// The slot of the decision whose outcome it last learnt.
-    pub slot: Option<i64>,
 }
 
 /// Keys per statement of [`Db::controller_states`] (two values each on

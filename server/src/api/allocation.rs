@@ -170,9 +170,12 @@ pub struct AllocationOut {
 }
 
 fn settings_out(s: StoredSettings, last: Option<StoredDecision>) -> AllocationOut {
-    let state = ControllerState::restore(s.state.as_deref(), s.state_json.as_deref())
-        .ok()
-        .flatten();
+    let state = ControllerState::restore(
+        s.controller.state.as_deref(),
+        s.controller.state_json.as_deref(),
+    )
+    .ok()
+    .flatten();
     AllocationOut {
         workload: s.workload,
         metric: s.metric,
@@ -380,9 +383,7 @@ pub async fn put_allocation(
         provider: req.provider,
         provider_ref: req.provider_ref,
         commanded: commanded.unwrap_or_default(),
-        state_json: None,
-        state: None,
-        state_slot: None,
+        controller: Default::default(),
         last_suggestion_ms: None,
         updated_ms: Utc::now().timestamp_millis(),
         readiness_event: req.readiness_event,

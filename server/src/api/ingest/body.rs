@@ -6,12 +6,14 @@ use std::io::Read;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::api::error::ApiError;
 
-/// One item of the batch: parsed, or the reason it could not be.
-pub type Item = Result<Value, String>;
+/// One item of the batch: its JSON text (checked to be valid JSON, not yet
+/// typed: each kind parses its items straight into its own struct), or the
+/// reason it could not be read.
+pub type Item = Result<Box<RawValue>, String>;
 
 pub struct Limits {
     pub max_bytes: usize,
@@ -63,9 +65,10 @@ pub async fn read_batch(
         .unwrap_or("");
     let mime = content_type.split(';').next().unwrap_or("").trim();
     let items = match mime {
-        "application/json" => match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Array(items)) => items.into_iter().map(Ok).collect(),
-            Ok(_) => {
+        "application/json" => match serde_json::from_slice::<Vec<Box<RawValue>>>(&bytes) {
+            Ok(items) => items.into_iter().map(Ok).collect(),
+            // Valid JSON, but not an array.
+            Err(_) if serde_json::from_slice::<&RawValue>(&bytes).is_ok() => {
                 return Err(ApiError::bad_request(
                     "the body must be a JSON array of items",
                 ));
@@ -81,7 +84,8 @@ pub async fn read_batch(
             .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
             .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
             .map(|line| {
-                serde_json::from_slice::<Value>(line).map_err(|e| format!("not valid JSON: {e}"))
+                serde_json::from_slice::<Box<RawValue>>(line)
+                    .map_err(|e| format!("not valid JSON: {e}"))
             })
             .collect(),
         _ => {

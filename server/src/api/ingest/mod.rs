@@ -22,7 +22,7 @@ use headroom_core::telemetry::TimeWindow;
 use headroom_store::StoreError;
 use headroom_store::telemetry::InsertOutcome;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 pub use events::{__path_list_events, list_events};
@@ -93,7 +93,7 @@ async fn ingest<T, F, Fut>(
     headers: &HeaderMap,
     body: Body,
     kind: &'static str,
-    validate: impl Fn(Value, &TimeWindow) -> Result<T, String>,
+    validate: impl Fn(&RawValue, &TimeWindow) -> Result<T, String>,
     store: F,
 ) -> ApiResult<Json<IngestReport>>
 where
@@ -119,7 +119,7 @@ where
     let mut positions = Vec::with_capacity(items.len());
     let mut rows = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
-        match item.and_then(|v| validate(v, &window)) {
+        match item.and_then(|v| validate(&v, &window)) {
             Ok(row) => {
                 positions.push(index);
                 rows.push(row);

@@ -5,10 +5,19 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, ExecResult, QueryResult, Statem
 
 /// The placeholder for the `n`-th value (1-based).
 pub(crate) fn placeholder(backend: DbBackend, n: usize) -> String {
+    let mut out = String::new();
+    push_placeholder(&mut out, backend, n);
+    out
+}
+
+/// [`placeholder`], appended to `out` (no string of its own per value).
+fn push_placeholder(out: &mut String, backend: DbBackend, n: usize) {
+    use std::fmt::Write;
     if backend == DbBackend::Postgres {
-        format!("${n}")
+        // Writing to a String cannot fail.
+        let _ = write!(out, "${n}");
     } else {
-        "?".to_owned()
+        out.push('?');
     }
 }
 
@@ -25,7 +34,6 @@ pub(crate) fn placeholders(backend: DbBackend, from: usize, n: usize) -> Vec<Str
 /// `$1, $2…` or `?, ?…` rows for a multi-row VALUES list. Written into one
 /// string: bulk writes build it for thousands of values per statement.
 pub fn values_clause(backend: DbBackend, rows: usize, cols: usize) -> String {
-    use std::fmt::Write;
     let mut out = String::with_capacity(rows * cols * 8);
     let mut n = 0;
     for r in 0..rows {
@@ -35,12 +43,7 @@ pub fn values_clause(backend: DbBackend, rows: usize, cols: usize) -> String {
             if c > 0 {
                 out.push_str(", ");
             }
-            if backend == DbBackend::Postgres {
-                // Writing to a String cannot fail.
-                let _ = write!(out, "${n}");
-            } else {
-                out.push('?');
-            }
+            push_placeholder(&mut out, backend, n);
         }
         out.push(')');
     }

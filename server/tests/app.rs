@@ -250,3 +250,35 @@ async fn demo_organization_is_seeded_once_from_real_traces(backend: Backend) {
     app.stop().await;
 }
 both_backends!(demo, demo_organization_is_seeded_once_from_real_traces);
+
+/// A PostgreSQL on this machine is reached without TLS unless the URL asks
+/// for it (TLS over loopback protects nothing and costs every row); a URL
+/// that names `sslmode` gets what it names.
+#[tokio::test]
+async fn postgres_on_loopback_connects_without_tls_unless_asked() {
+    let Some(admin) = common::postgres_admin_url() else {
+        return;
+    };
+    let host = admin.split("://").nth(1).unwrap_or_default();
+    let host = host.rsplit('@').next().unwrap_or_default();
+    if !(host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")) {
+        eprintln!("WARNING: {admin} is not on loopback; SKIPPING the loopback TLS test");
+        return;
+    }
+    let tls =
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl";
+    let db = headroom_store::Db::connect(&admin).await.expect("connect");
+    assert_eq!(query_i64(&db, tls).await, 0, "loopback, no sslmode: plain");
+    let server_tls = common::query_string(&db, "SHOW ssl").await == "on";
+    db.close().await.ok();
+    if !server_tls {
+        eprintln!("WARNING: the PostgreSQL server has ssl=off; SKIPPING the sslmode=require half");
+        return;
+    }
+    let sep = if admin.contains('?') { '&' } else { '?' };
+    let db = headroom_store::Db::connect(&format!("{admin}{sep}sslmode=require"))
+        .await
+        .expect("connect with sslmode=require");
+    assert_eq!(query_i64(&db, tls).await, 1, "sslmode=require is kept");
+    db.close().await.ok();
+}

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use headroom_migrations::{Migrator, MigratorTrait};
+use sea_orm::sqlx::postgres::PgSslMode;
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 
@@ -61,8 +62,17 @@ impl Db {
                 // JIT compiles any plan whose estimated cost looks large, such
                 // as a tick's 100,000 index probes: 100+ ms spent to save
                 // less. Short statements like ours never gain from it.
-                opts.max_connections(16)
-                    .map_sqlx_postgres_opts(|o| o.options([("jit", "off")]));
+                let tls_chosen = url.contains("sslmode=")
+                    || url.contains("ssl-mode=")
+                    || std::env::var_os("PGSSLMODE").is_some();
+                opts.max_connections(16).map_sqlx_postgres_opts(move |o| {
+                    let o = o.options([("jit", "off")]);
+                    if tls_chosen || !is_loopback(o.get_host()) {
+                        o
+                    } else {
+                        o.ssl_mode(PgSslMode::Disable)
+                    }
+                });
             }
         }
         let conn = Database::connect(opts).await.map_err(StoreError::Connect)?;
@@ -136,6 +146,20 @@ fn sqlite_options(opts: SqliteConnectOptions) -> SqliteConnectOptions {
         .foreign_keys(true)
 }
 
+/// Whether `host` is this machine. TLS to a database on this machine
+/// protects nothing (whoever can read loopback traffic is root here) and
+/// costs both sides on every row, so a loopback URL that names no `sslmode`
+/// (nor `PGSSLMODE`) connects without it; sqlx's default would be `prefer`,
+/// which encrypts whenever the server offers TLS.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Keeps passwords out of error messages and logs.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -173,6 +197,29 @@ mod tests {
             Backend::from_url("mysql://u:secret@h/db"),
             Err(StoreError::UnsupportedUrl(u)) if !u.contains("secret")
         ));
+    }
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.0.0.53",
+            "::1",
+            "[::1]",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "db.internal",
+            "10.0.0.5",
+            "::2",
+            "postgres",
+            "localhost.example.com",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
     }
 
     #[test]

@@ -929,7 +929,7 @@ async fn finish(
         (Some(a), Some(b)) => Some(format!("{a}; {b}")),
         (a, b) => b.or_else(|| a.clone()),
     };
-    db.finish_decision(tenant, &s.workload, &d.id, status, detail.as_deref(), fleet)
+    db.finish_decision(tenant, d, status, detail.as_deref(), fleet)
         .await?;
     Ok(status)
 }

@@ -22,6 +22,7 @@ mod m20261125_000017_pending_decisions;
 mod m20261205_000018_controller_state_binary;
 mod m20261206_000019_controller_state_slot;
 mod m20261206_000020_decision_tick_key;
+mod m20261206_000021_decision_slot_primary_key;
 
 pub struct Migrator;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000018_controller_state_binary::Migration),
             Box::new(m20261206_000019_controller_state_slot::Migration),
             Box::new(m20261206_000020_decision_tick_key::Migration),
+            Box::new(m20261206_000021_decision_slot_primary_key::Migration),
         ]
     }
 }

@@ -1042,29 +1042,38 @@ impl Db {
     pub async fn finish_decision(
         &self,
         tenant: &Tenant,
-        workload: &str,
-        id: &str,
+        d: &StoredDecision,
         status: &str,
         detail: Option<&str>,
         fleet: (i32, i32),
     ) -> Result<(), StoreError> {
+        let workload = d.workload.as_str();
         let p = crate::sql::binder(self.conn().get_database_backend());
         let tx = self.conn().begin().await?;
+        // Found by the slot key (the primary key on PostgreSQL, see
+        // migration 021); the id only confirms it.
         crate::sql::exec(
             &tx,
             format!(
                 "UPDATE allocation_decisions SET status = {}, detail = {} \
-                 WHERE organization_id = {} AND id = {}",
+                 WHERE organization_id = {} AND source = {} AND slot = {} AND workload = {} \
+                 AND id = {}",
                 p(1),
                 p(2),
                 p(3),
-                p(4)
+                p(4),
+                p(5),
+                p(6),
+                p(7)
             ),
             vec![
                 status.into(),
                 detail.map(str::to_owned).into(),
                 tenant.id().into(),
-                id.into(),
+                d.source.clone().into(),
+                d.slot.into(),
+                workload.into(),
+                d.id.clone().into(),
             ],
         )
         .await?;

@@ -59,13 +59,15 @@ impl Db {
                 opts.max_connections(8).map_sqlx_sqlite_opts(sqlite_options);
             }
             Backend::Postgres => {
-                // JIT compiles any plan whose estimated cost looks large, such
-                // as a tick's 100,000 index probes: 100+ ms spent to save
-                // less. Short statements like ours never gain from it.
+                // No TLS on loopback (see `is_loopback`) unless a mode is
+                // named, in the URL or in PGSSLMODE (which sqlx reads too).
                 let tls_chosen = url.contains("sslmode=")
                     || url.contains("ssl-mode=")
                     || std::env::var_os("PGSSLMODE").is_some();
                 opts.max_connections(16).map_sqlx_postgres_opts(move |o| {
+                    // JIT compiles any plan whose estimated cost looks large,
+                    // such as a tick's 100,000 index probes: 100+ ms spent to
+                    // save less. Short statements like ours never gain from it.
                     let o = o.options([("jit", "off")]);
                     if tls_chosen || !is_loopback(o.get_host()) {
                         o

@@ -153,7 +153,7 @@ fn sqlite_options(opts: SqliteConnectOptions) -> SqliteConnectOptions {
 /// costs both sides on every row, so a loopback URL that names no `sslmode`
 /// (nor `PGSSLMODE`) connects without it; sqlx's default would be `prefer`,
 /// which encrypts whenever the server offers TLS.
-fn is_loopback(host: &str) -> bool {
+pub fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
             .trim_start_matches('[')

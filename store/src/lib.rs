@@ -22,7 +22,7 @@ pub mod telemetry;
 mod tenant;
 pub mod webhooks;
 
-pub use connect::{Backend, Db, redact};
+pub use connect::{Backend, Db, is_loopback, redact};
 pub use error::StoreError;
 pub use sea_orm;
 pub use sql::values_clause;

@@ -1,5 +1,8 @@
-//! The periodic housekeeping job: prunes finished background jobs past their
-//! retention, expired browser sessions and observations past their retention, and records each run once per schedule slot.
+//! The periodic housekeeping job: prunes finished background jobs, expired
+//! browser sessions, observations and allocation decisions past their
+//! retention, and records each run once per schedule slot. Every cutoff is
+//! measured from the schedule slot, so a late or retried run prunes what an
+//! on-time run would have.
 
 use std::time::Duration;
 
@@ -15,6 +18,9 @@ pub struct Housekeeping {
     pub db: Db,
     pub job_retention: Duration,
     pub telemetry_retention: headroom_store::telemetry::Retention,
+    /// Allocation decisions older than this are pruned, except those billing
+    /// and the controller still read ([`Db::prune_decisions`]).
+    pub decision_retention: Duration,
 }
 
 pub async fn run(tick: Tick, ctx: Data<Housekeeping>) -> Result<(), BoxDynError> {
@@ -26,6 +32,15 @@ pub async fn run(tick: Tick, ctx: Data<Housekeeping>) -> Result<(), BoxDynError>
     let sessions = ctx
         .db
         .sessions_delete_expired(started_at.timestamp())
+        .await?;
+    let slot_ms = tick_at.saturating_mul(1000);
+    let observations = ctx
+        .db
+        .prune_telemetry(slot_ms, ctx.telemetry_retention)
+        .await?;
+    let decisions = ctx
+        .db
+        .prune_decisions(prune_cutoff(tick_at, ctx.decision_retention).saturating_mul(1000))
         .await?;
     let recorded = ctx
         .db
@@ -39,10 +54,14 @@ pub async fn run(tick: Tick, ctx: Data<Housekeeping>) -> Result<(), BoxDynError>
     metrics::counter!("headroom_housekeeping_runs_total").increment(1);
     metrics::counter!("headroom_jobs_pruned_total").increment(pruned);
     metrics::counter!("headroom_sessions_expired_total").increment(sessions);
+    metrics::counter!("headroom_observations_pruned_total").increment(observations);
+    metrics::counter!("headroom_decisions_pruned_total").increment(decisions);
     tracing::info!(
         tick_at,
         pruned,
         sessions,
+        observations,
+        decisions,
         recorded,
         "housekeeping run finished"
     );

@@ -31,6 +31,8 @@ pub struct WorkerSettings {
     /// How long in-flight jobs may run after shutdown is requested.
     pub shutdown_timeout: Duration,
     pub telemetry_retention: headroom_store::telemetry::Retention,
+    /// Allocation decisions older than this are pruned (billing's are kept).
+    pub decision_retention: Duration,
     pub forecast_schedule: cron::Schedule,
     /// Series whose allocation-horizon engine (about 0.8 MB) and anomaly
     /// detector the forecast job keeps between runs (0: every run replays).
@@ -81,6 +83,7 @@ pub async fn run_workers(
         db: db.clone(),
         job_retention: settings.job_retention,
         telemetry_retention: settings.telemetry_retention,
+        decision_retention: settings.decision_retention,
     };
     let schedule = settings.housekeeping_schedule.clone();
     let forecast_ctx = ForecastJob {

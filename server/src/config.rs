@@ -128,6 +128,10 @@ pub struct Config {
     pub raw_retention: Duration,
     pub minute_rollup_retention: Duration,
     pub hour_rollup_retention: Duration,
+    /// Retention of allocation decisions, except those billing and the
+    /// controller still read (applied ones, under-provisioned ticks, each
+    /// workload's newest).
+    pub decision_retention: Duration,
 }
 
 /// Every key the file and the environment accept (env: `HEADROOM_` + upper case).
@@ -174,6 +178,7 @@ const KEYS: &[&str] = &[
     "raw_retention_days",
     "minute_rollup_retention_days",
     "hour_rollup_retention_days",
+    "decision_retention_days",
 ];
 
 impl Config {
@@ -383,6 +388,9 @@ impl Config {
         let raw_retention = days("raw_retention_days", 14)?;
         let minute_rollup_retention = days("minute_rollup_retention_days", 35)?;
         let hour_rollup_retention = days("hour_rollup_retention_days", 400)?;
+        // A month's period and a few days to question its invoice with
+        // every decision still listed.
+        let decision_retention = days("decision_retention_days", 35)?;
 
         Ok(Self {
             addr,
@@ -425,6 +433,7 @@ impl Config {
             raw_retention,
             minute_rollup_retention,
             hour_rollup_retention,
+            decision_retention,
         })
     }
 
@@ -555,6 +564,7 @@ mod tests {
         assert_eq!(c.allocate_kept_states, 100_000);
         let none = Config::from_vars(vars(&[("HEADROOM_ALLOCATE_KEPT_STATES", "0")])).unwrap();
         assert_eq!(none.allocate_kept_states, 0, "0 keeps no state");
+        assert_eq!(c.decision_retention, Duration::from_secs(35 * 86_400));
     }
 
     #[test]
@@ -578,6 +588,7 @@ mod tests {
             ("HEADROOM_LOGIN_ATTEMPTS_PER_ACCOUNT", "99999999999"),
             ("HEADROOM_FORECAST_WARM_SERIES", "-1"),
             ("HEADROOM_ALLOCATE_KEPT_STATES", "many"),
+            ("HEADROOM_DECISION_RETENTION_DAYS", "0"),
         ];
         for (key, value) in cases {
             let err = Config::from_vars(vars(&[(key, value)])).unwrap_err();

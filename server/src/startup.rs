@@ -121,6 +121,7 @@ pub fn worker_settings(config: &Config, lstm: Option<Arc<LstmForecaster>>) -> Wo
             minute_ms: config.minute_rollup_retention.as_millis() as i64,
             hour_ms: config.hour_rollup_retention.as_millis() as i64,
         },
+        decision_retention: config.decision_retention,
     }
 }
 

@@ -4,6 +4,7 @@
 mod common;
 
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use common::{Backend, Browser, Options, TestApp, expect_error, get, query_i64};
 use serde_json::{Value, json};
@@ -519,6 +520,23 @@ async fn feed_and_isolation(backend: Backend) {
 }
 both_backends!(feed, feed_and_isolation);
 
+/// Raw points, minute buckets, and points counted in hour buckets.
+async fn observations_left(app: &TestApp) -> (i64, i64, i64) {
+    (
+        query_i64(&app.db, "SELECT COUNT(*) FROM metric_points").await,
+        query_i64(
+            &app.db,
+            "SELECT COUNT(*) FROM metric_rollups WHERE resolution = 60",
+        )
+        .await,
+        query_i64(
+            &app.db,
+            "SELECT CAST(SUM(count) AS BIGINT) FROM metric_rollups WHERE resolution = 3600",
+        )
+        .await,
+    )
+}
+
 async fn retention_prunes_old_observations(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
@@ -537,34 +555,103 @@ async fn retention_prunes_old_observations(backend: Backend) {
     };
     let pruned = app.db.prune_telemetry(t * 1000, keep).await.unwrap();
     assert!(pruned >= 2, "one raw point and its minute bucket: {pruned}");
-    assert_eq!(
-        query_i64(&app.db, "SELECT COUNT(*) FROM metric_points").await,
-        1
-    );
-    assert_eq!(
-        query_i64(
-            &app.db,
-            "SELECT COUNT(*) FROM metric_rollups WHERE resolution = 60"
-        )
-        .await,
-        1
-    );
     // Hour buckets are kept for a day: both points still count there.
-    let hourly = query_i64(
-        &app.db,
-        "SELECT CAST(SUM(count) AS BIGINT) FROM metric_rollups WHERE resolution = 3600",
-    )
-    .await;
-    assert_eq!(hourly, 2);
+    assert_eq!(observations_left(&app).await, (1, 1, 2));
     app.stop().await;
 }
 both_backends!(retention, retention_prunes_old_observations);
 
+/// The scheduled housekeeping job prunes observations and allocation
+/// decisions past their retention, measured from its schedule slot, and keeps
+/// the decisions billing and the controller still read however old.
+async fn housekeeping_prunes_what_is_past_retention(backend: Backend) {
+    use headroom_store::telemetry::PointIn;
+    let options = Options {
+        with_worker: true,
+        env: vec![
+            ("HEADROOM_HOUSEKEEPING_SCHEDULE", "* * * * * *".to_owned()),
+            ("HEADROOM_RAW_RETENTION_DAYS", "1".to_owned()),
+            ("HEADROOM_MINUTE_ROLLUP_RETENTION_DAYS", "1".to_owned()),
+            ("HEADROOM_DECISION_RETENTION_DAYS", "1".to_owned()),
+        ],
+    };
+    let Some(app) = TestApp::spawn_with(backend, options).await else {
+        return;
+    };
+    // Off: no controller tick adds decisions while the test looks.
+    let (_, acme) = acme_with_web(&app, "off").await;
+
+    let now = now_s();
+    let day = 86_400;
+    // Ingest refuses what its retention would prune at once: the old point
+    // goes in through the store, as it would have when it was new.
+    let point = |ts: i64| PointIn {
+        workload: "web".into(),
+        metric: "cpu".into(),
+        ts_ms: ts * 1000,
+        value: 1.0,
+    };
+    let stored = app
+        .db
+        .insert_points(&acme, &[point(now - 3 * day), point(now - 10)])
+        .await
+        .unwrap();
+    assert_eq!(stored.inserted.len(), 2);
+
+    // (workload, minutes ago, status, observed demand): one instance before
+    // each, 100 units an instance.
+    let log: [(&str, i64, &str, Option<f64>); 9] = [
+        ("web", 5000, "applied", None),       // the fleet billing rates: kept
+        ("web", 4900, "logged", None),        // pruned
+        ("web", 4800, "failed", Some(500.0)), // under-provisioned tick: kept
+        ("web", 4700, "failed", Some(50.0)),  // pruned
+        ("web", 4600, "no_provider", Some(500.0)), // nothing was commanded: pruned
+        ("web", 4500, "pending", None),       // superseded: pruned
+        ("web", 4400, "logged", None),        // pruned
+        ("web", 10, "logged", None),          // within retention: kept
+        ("api", 4000, "pending", None),       // its workload's newest: kept
+    ];
+    let mut ids = Vec::new();
+    for &(workload, ago, status, observed) in &log {
+        let at = now - ago * 60;
+        ids.push(log_decision(&app, &acme, workload, at, 2, status, observed).await);
+    }
+
+    // A run scheduled after the data was in (runs are recorded by slot).
+    let after = now_s() + 1;
+    let newest_run = format!("SELECT COUNT(*) FROM housekeeping_runs WHERE tick_at >= {after}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while query_i64(&app.db, &newest_run).await == 0 {
+        assert!(Instant::now() < deadline, "no housekeeping run within 20 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let kept: Vec<String> = app
+        .db
+        .allocation_decisions(&acme, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    for (i, (workload, ago, status, _)) in log.iter().enumerate() {
+        let want = [0, 2, 7, 8].contains(&i);
+        assert_eq!(
+            kept.contains(&ids[i]),
+            want,
+            "{workload} {status} {ago} minutes ago: kept {want} expected"
+        );
+    }
+    // Hour buckets are kept for the default 400 days: both points count there.
+    assert_eq!(observations_left(&app).await, (1, 1, 2));
+    app.stop().await;
+}
+both_backends!(housekeeping, housekeeping_prunes_what_is_past_retention);
+
 /// Acme (key with `ingest`, `read` and `write`) with workload `web` under the
-/// controller and, in its decision log, one decision per `(minutes ago,
-/// instances after, status)`; returns the key and the decisions' ids.
-async fn acme_with_decisions(app: &TestApp, log: &[(i64, i32, &str)]) -> (String, Vec<String>) {
-    use headroom_store::allocation::StoredDecision;
+/// controller in `mode` (100 units an instance); returns the key and the
+/// organisation.
+async fn acme_with_web(app: &TestApp, mode: &str) -> (String, headroom_store::Tenant) {
     let (owner, key) = tenant(app, "Acme", &["ingest", "read", "write"]).await;
     let org = owner
         .get("/api/v1/organization")
@@ -580,43 +667,59 @@ async fn acme_with_decisions(app: &TestApp, log: &[(i64, i32, &str)]) -> (String
         .put(app.url("/api/v1/workloads/web/allocation"))
         .bearer_auth(&key)
         .json(
-            &json!({ "metric": "cpu", "units_per_instance": 100, "mode": "on",
+            &json!({ "metric": "cpu", "units_per_instance": 100, "mode": mode,
                        "min_instances": 1, "max_instances": 9 }),
         )
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    (key, headroom_store::Tenant::new(org))
+}
+
+/// A controller decision for `workload` made at `decided_s` (its slot, here),
+/// from one instance to `after`, logged with `status`; returns its id.
+async fn log_decision(
+    app: &TestApp,
+    org: &headroom_store::Tenant,
+    workload: &str,
+    decided_s: i64,
+    after: i32,
+    status: &str,
+    observed: Option<f64>,
+) -> String {
+    let d = headroom_store::allocation::StoredDecision {
+        id: headroom_store::new_id(),
+        workload: workload.into(),
+        source: "controller".into(),
+        slot: decided_s,
+        decided_ms: decided_s * 1000,
+        mode: "on".into(),
+        before: 1,
+        after,
+        warm: 0,
+        reason: "reactive".into(),
+        limits_json: "[]".into(),
+        observed,
+        sized_for: None,
+        forecast_version: None,
+        status: status.into(),
+        command_id: headroom_store::new_id(),
+        detail: None,
+    };
+    assert!(app.db.record_decision(org, &d, after, None).await.unwrap());
+    d.id
+}
+
+/// [`acme_with_web`] (mode `on`) and, in its decision log, one decision per
+/// `(minutes ago, instances after, status)`; returns the key and the
+/// decisions' ids.
+async fn acme_with_decisions(app: &TestApp, log: &[(i64, i32, &str)]) -> (String, Vec<String>) {
+    let (key, acme) = acme_with_web(app, "on").await;
     let now = now_s();
-    let acme = headroom_store::Tenant::new(org);
     let mut ids = Vec::new();
-    for (i, &(ago, after, status)) in log.iter().enumerate() {
-        let d = StoredDecision {
-            id: headroom_store::new_id(),
-            workload: "web".into(),
-            source: "controller".into(),
-            slot: i as i64,
-            decided_ms: (now - ago * 60) * 1000,
-            mode: "on".into(),
-            before: 1,
-            after,
-            warm: 0,
-            reason: "reactive".into(),
-            limits_json: "[]".into(),
-            observed: None,
-            sized_for: None,
-            forecast_version: None,
-            status: status.into(),
-            command_id: headroom_store::new_id(),
-            detail: None,
-        };
-        assert!(
-            app.db
-                .record_decision(&acme, &d, after, None)
-                .await
-                .unwrap()
-        );
-        ids.push(d.id);
+    for &(ago, after, status) in log {
+        ids.push(log_decision(app, &acme, "web", now - ago * 60, after, status, None).await);
     }
     (key, ids)
 }

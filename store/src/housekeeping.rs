@@ -8,7 +8,12 @@ use sea_orm::{
 };
 
 use crate::entities::housekeeping_run::{self, Entity as HousekeepingRun};
+use crate::sql::{binder, exec, rows};
 use crate::{Db, StoreError};
+
+/// Decisions deleted per statement: a run over a large backlog neither holds
+/// one huge transaction nor keeps SQLite's single writer (the tick) waiting long.
+const DECISIONS_PER_DELETE: i64 = 5_000;
 
 /// What the status page shows about housekeeping.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,5 +87,71 @@ impl Db {
             ),
         };
         Ok(self.conn().execute_raw(stmt).await?.rows_affected())
+    }
+
+    /// Deletes allocation decisions made before `cutoff_ms`, except those
+    /// something still reads however old they are:
+    /// - applied decisions: the fleet in force, which billing rates and usage
+    ///   events link to;
+    /// - controller decisions, pending or failed, made when demand exceeded
+    ///   the capacity in force: billing counts those ticks as under-provisioned
+    ///   (applied ones are kept anyway);
+    /// - each workload's newest decision: a pending decision is carried out
+    ///   only while nothing newer was decided, so the newest must stay to keep
+    ///   an old pending one superseded.
+    ///
+    /// Returns how many were deleted.
+    pub async fn prune_decisions(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let backend = self.db_backend();
+        let p = binder(backend);
+        let orgs = rows(
+            self.conn(),
+            "SELECT id FROM organizations ORDER BY id".to_owned(),
+            vec![],
+        )
+        .await?;
+        // One organisation at a time: the (organisation, decided_at) index
+        // finds the old rows without reading the rest of the log.
+        let sql = format!(
+            "DELETE FROM allocation_decisions WHERE organization_id = {} \
+             AND (source, slot, workload) IN (\
+               SELECT d.source, d.slot, d.workload FROM allocation_decisions d \
+               WHERE d.organization_id = {} AND d.decided_at < {} AND d.status <> 'applied' \
+               AND EXISTS (SELECT 1 FROM allocation_decisions n \
+                 WHERE n.organization_id = d.organization_id AND n.workload = d.workload \
+                 AND n.decided_at > d.decided_at) \
+               AND NOT (d.source = 'controller' AND d.status IN ('pending', 'failed') \
+                 AND EXISTS (SELECT 1 FROM allocation_settings s \
+                   WHERE s.organization_id = d.organization_id AND s.workload = d.workload \
+                   AND d.observed > d.before_instances * s.units_per_instance)) \
+               LIMIT {})",
+            p(1),
+            p(2),
+            p(3),
+            p(4)
+        );
+        let mut deleted = 0;
+        for org in &orgs {
+            let org: String = org.try_get_by_index(0)?;
+            loop {
+                let n = exec(
+                    self.conn(),
+                    sql.clone(),
+                    vec![
+                        org.as_str().into(),
+                        org.as_str().into(),
+                        cutoff_ms.into(),
+                        DECISIONS_PER_DELETE.into(),
+                    ],
+                )
+                .await?
+                .rows_affected();
+                deleted += n;
+                if n < DECISIONS_PER_DELETE as u64 {
+                    break;
+                }
+            }
+        }
+        Ok(deleted)
     }
 }

@@ -548,13 +548,34 @@ async fn retention_prunes_old_observations(backend: Backend) {
         { "workload": "w", "metric": "m", "timestamp": t - 10, "value": 1 },
     ]);
     report(send(&app, &key, "/api/v1/metrics", batch).await).await;
+    // A backlog larger than one delete's batch (as an earlier version that
+    // never pruned leaves), and one recent micro-operation.
+    common::execute(
+        &app.db,
+        &format!(
+            "INSERT INTO micro_operations (organization_id, operation_id, micro_operation_type, \
+             ts, cpu_cycles, memory_bytes, network_bytes, disk_bytes, execution_time_ms) \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 25000) \
+             SELECT 'org', 'op-' || i, 'QUERY', i, 1, 1, 1, 1, 1.0 FROM n \
+             UNION ALL SELECT 'org', 'recent', 'QUERY', {}, 1, 1, 1, 1, 1.0",
+            t * 1000
+        ),
+    )
+    .await;
     let keep = headroom_store::telemetry::Retention {
         raw_ms: 3_600_000,
         minute_ms: 3_600_000,
         hour_ms: 86_400_000,
     };
     let pruned = app.db.prune_telemetry(t * 1000, keep).await.unwrap();
-    assert!(pruned >= 2, "one raw point and its minute bucket: {pruned}");
+    assert_eq!(
+        pruned, 25_002,
+        "the backlog, one raw point and its minute bucket"
+    );
+    assert_eq!(
+        query_i64(&app.db, "SELECT COUNT(*) FROM micro_operations").await,
+        1
+    );
     // Hour buckets are kept for a day: both points still count there.
     assert_eq!(observations_left(&app).await, (1, 1, 2));
     app.stop().await;

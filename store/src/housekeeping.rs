@@ -8,7 +8,7 @@ use sea_orm::{
 };
 
 use crate::entities::housekeeping_run::{self, Entity as HousekeepingRun};
-use crate::sql::{binder, exec, rows};
+use crate::sql::{binder, delete_in_batches, rows};
 use crate::{Db, StoreError};
 
 /// Decisions deleted per statement: a run over a large backlog neither holds
@@ -133,24 +133,13 @@ impl Db {
         let mut deleted = 0;
         for org in &orgs {
             let org: String = org.try_get_by_index(0)?;
-            loop {
-                let n = exec(
-                    self.conn(),
-                    sql.clone(),
-                    vec![
-                        org.as_str().into(),
-                        org.as_str().into(),
-                        cutoff_ms.into(),
-                        DECISIONS_PER_DELETE.into(),
-                    ],
-                )
-                .await?
-                .rows_affected();
-                deleted += n;
-                if n < DECISIONS_PER_DELETE as u64 {
-                    break;
-                }
-            }
+            let values = vec![
+                org.as_str().into(),
+                org.as_str().into(),
+                cutoff_ms.into(),
+                DECISIONS_PER_DELETE.into(),
+            ];
+            deleted += delete_in_batches(self.conn(), &sql, values, DECISIONS_PER_DELETE).await?;
         }
         Ok(deleted)
     }

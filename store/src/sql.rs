@@ -61,6 +61,26 @@ pub(crate) async fn exec<C: ConnectionTrait>(
         .await
 }
 
+/// Runs a statement that deletes at most `batch` rows until it deletes fewer;
+/// how many it deleted in all. Long prunes stay many short transactions.
+pub(crate) async fn delete_in_batches<C: ConnectionTrait>(
+    c: &C,
+    sql: &str,
+    values: Vec<Value>,
+    batch: i64,
+) -> Result<u64, DbErr> {
+    let mut deleted = 0;
+    loop {
+        let n = exec(c, sql.to_owned(), values.clone())
+            .await?
+            .rows_affected();
+        deleted += n;
+        if n < u64::try_from(batch).unwrap_or(0) {
+            return Ok(deleted);
+        }
+    }
+}
+
 /// Every row a query returns.
 pub(crate) async fn rows<C: ConnectionTrait>(
     c: &C,

@@ -6,9 +6,9 @@ use std::collections::{HashMap, HashSet};
 
 use headroom_core::telemetry::{Bucket, Resolution, buckets_for};
 use sea_orm::sqlx;
-use sea_orm::{ConnectionTrait, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait, Value};
 
-use crate::sql::{CopyText, binder, values_clause};
+use crate::sql::{CopyText, binder, delete_in_batches, values_clause};
 use crate::{Db, StoreError, Tenant};
 
 /// Rows per INSERT statement: keeps well under SQLite's bound-parameter limit.
@@ -522,64 +522,75 @@ pub struct Retention {
     pub hour_ms: i64,
 }
 
+/// Rows deleted per statement when pruning: the first run over a backlog (a
+/// retention shortened, or data kept by an earlier version that never pruned)
+/// neither holds one huge transaction nor keeps SQLite's single writer (ingest)
+/// waiting for long.
+const PRUNE_BATCH: i64 = 10_000;
+
 impl Db {
-    /// Deletes observations past their retention, for every organisation (housekeeping).
+    /// Deletes observations past their retention, for every organisation
+    /// (housekeeping), in batches of [`PRUNE_BATCH`] rows.
     pub async fn prune_telemetry(&self, now_ms: i64, keep: Retention) -> Result<u64, StoreError> {
         let backend = self.conn().get_database_backend();
         let p = binder(backend);
-        let statements: [(String, Vec<Value>); 7] = [
+        let minute = Resolution::Minute.seconds();
+        let hour = Resolution::Hour.seconds();
+        // (table, which rows, their values).
+        let prunes: [(&str, String, Vec<Value>); 7] = [
             (
-                format!("DELETE FROM anomalies WHERE ts < {}", p(1)),
+                "anomalies",
+                format!("ts < {}", p(1)),
                 vec![(now_ms - keep.minute_ms).into()],
             ),
             // Forecasts are read back for accuracy reports over the minute
             // rollups' span; older ones have nothing left to be compared with.
             (
-                format!("DELETE FROM forecasts WHERE made_at < {}", p(1)),
+                "forecasts",
+                format!("made_at < {}", p(1)),
                 vec![(now_ms - keep.minute_ms).into()],
             ),
             (
-                format!("DELETE FROM metric_points WHERE ts < {}", p(1)),
+                "metric_points",
+                format!("ts < {}", p(1)),
                 vec![(now_ms - keep.raw_ms).into()],
             ),
             (
-                format!("DELETE FROM micro_operations WHERE ts < {}", p(1)),
+                "micro_operations",
+                format!("ts < {}", p(1)),
                 vec![(now_ms - keep.raw_ms).into()],
             ),
             (
-                format!("DELETE FROM behaviour_events WHERE ts < {}", p(1)),
+                "behaviour_events",
+                format!("ts < {}", p(1)),
                 vec![(now_ms - keep.raw_ms).into()],
             ),
             (
-                format!(
-                    "DELETE FROM metric_rollups WHERE resolution = {} AND bucket_start < {}",
-                    p(1),
-                    p(2)
-                ),
-                vec![
-                    Resolution::Minute.seconds().into(),
-                    (now_ms - keep.minute_ms).into(),
-                ],
+                "metric_rollups",
+                format!("resolution = {} AND bucket_start < {}", p(1), p(2)),
+                vec![minute.into(), (now_ms - keep.minute_ms).into()],
             ),
             (
-                format!(
-                    "DELETE FROM metric_rollups WHERE resolution = {} AND bucket_start < {}",
-                    p(1),
-                    p(2)
-                ),
-                vec![
-                    Resolution::Hour.seconds().into(),
-                    (now_ms - keep.hour_ms).into(),
-                ],
+                "metric_rollups",
+                format!("resolution = {} AND bucket_start < {}", p(1), p(2)),
+                vec![hour.into(), (now_ms - keep.hour_ms).into()],
             ),
         ];
         let mut deleted = 0;
-        for (sql, values) in statements {
-            deleted += self
-                .conn()
-                .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-                .await?
-                .rows_affected();
+        for (table, filter, values) in prunes {
+            // Rows by their physical address: no key or index is needed to
+            // delete what the filter found.
+            let sql = match backend {
+                DbBackend::Postgres => format!(
+                    "DELETE FROM {table} WHERE ctid = ANY(ARRAY(\
+                     SELECT ctid FROM {table} WHERE {filter} LIMIT {PRUNE_BATCH}))"
+                ),
+                _ => format!(
+                    "DELETE FROM {table} WHERE rowid IN (\
+                     SELECT rowid FROM {table} WHERE {filter} LIMIT {PRUNE_BATCH})"
+                ),
+            };
+            deleted += delete_in_batches(self.conn(), &sql, values, PRUNE_BATCH).await?;
         }
         Ok(deleted)
     }

@@ -69,13 +69,15 @@ pub(crate) async fn delete_in_batches<C: ConnectionTrait>(
     values: Vec<Value>,
     batch: i64,
 ) -> Result<u64, DbErr> {
+    // A batch of 0 would delete nothing forever: at least one row a statement.
+    let batch = u64::try_from(batch).unwrap_or(0).max(1);
     let mut deleted = 0;
     loop {
         let n = exec(c, sql.to_owned(), values.clone())
             .await?
             .rows_affected();
         deleted += n;
-        if n < u64::try_from(batch).unwrap_or(0) {
+        if n < batch {
             return Ok(deleted);
         }
     }

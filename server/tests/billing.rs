@@ -274,6 +274,77 @@ async fn statements_are_exact_and_reproducible(backend: Backend) {
 }
 both_backends!(statements, statements_are_exact_and_reproducible);
 
+/// Ticks where observed demand exceeded the fleet in force earn the SLA
+/// credit, counted from the decision log: controller decisions that were
+/// applied, pending or failed; not decisions that commanded nothing, not
+/// suggestions, not ticks the fleet could serve.
+async fn under_provisioned_ticks_earn_the_sla_credit(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_owner, _key, org_id) = org_with_key(&app, "Acme").await;
+    let tenant = Tenant::new(org_id);
+    let now = Utc::now().timestamp_millis();
+    let h0 = (now / HOUR_MS - 2) * HOUR_MS;
+    let period = Period::month_of(h0);
+    let mut sla = rule("r-sla", "resource:instance", "0", period.start_ms);
+    sla.kind = RuleKind::SlaCredit { rate: d("0.5") };
+    seed_rules(
+        &app,
+        &[
+            rule("r-inst", "resource:instance", "6.00", period.start_ms),
+            sla,
+        ],
+    )
+    .await;
+    // Two instances (100 units each) in force for the whole hour.
+    app.db
+        .upsert_allocation_settings(&tenant, &settings("api"), Some(2))
+        .await
+        .unwrap();
+    assert!(
+        app.db
+            .record_decision(&tenant, &applied("api", h0, 0, 2), 2, None)
+            .await
+            .unwrap()
+    );
+    // (minutes into the hour, source, status, observed units).
+    let ticks = [
+        (10, "controller", "failed", 500.0),      // missed
+        (20, "controller", "pending", 250.0),     // missed
+        (30, "controller", "no_provider", 900.0), // nothing was commanded
+        (40, "controller", "failed", 150.0),      // the fleet could serve it
+        (50, "suggestion", "failed", 900.0),      // not a tick
+    ];
+    for (minutes, source, status, observed) in ticks {
+        let mut tick = applied("api", h0 + minutes * 60_000, 2, 3);
+        tick.source = source.into();
+        tick.status = status.into();
+        tick.observed = Some(observed);
+        assert!(
+            app.db
+                .record_decision(&tenant, &tick, 2, None)
+                .await
+                .unwrap()
+        );
+    }
+    let who = headroom_jobs::billing::customer(&app.db, &tenant)
+        .await
+        .unwrap()
+        .unwrap();
+    let book = RuleBook::new(app.db.price_rules().await.unwrap());
+    let s = headroom_jobs::billing::statement(&app.db, &tenant, &who, &book, period, h0 + HOUR_MS)
+        .await
+        .unwrap();
+    // 2 instance-hours at 6.00 = 12.00; two 5-minute ticks missed are a
+    // sixth of the hour, credited at 50 %: 1.00.
+    assert_eq!(s.lines[0].amount, d("12.00"), "{s:?}");
+    assert_eq!(s.sla_credit, d("1.00"), "{s:?}");
+    assert_eq!(s.total, d("11.00"));
+    app.stop().await;
+}
+both_backends!(sla_credit, under_provisioned_ticks_earn_the_sla_credit);
+
 async fn rules_are_validated_and_announced(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;

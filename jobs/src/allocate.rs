@@ -758,6 +758,10 @@ fn conclude(p: Prepared, now_ms: i64) -> Result<Planned, BoxDynError> {
         status: status.into(),
         command_id: headroom_store::new_id(),
         detail,
+        // Demand above the fleet in force (`before`) this tick, as billing
+        // counts it: recorded now, so a later change of instance size cannot
+        // re-rate past hours.
+        missed: observed.map(|o| o > f64::from(decision.before)),
     };
     // Stored when due, when the worker does not keep it, and at once when
     // none is stored with a slot yet (a new workload).

@@ -23,6 +23,7 @@ mod m20261205_000018_controller_state_binary;
 mod m20261206_000019_controller_state_slot;
 mod m20261206_000020_decision_tick_key;
 mod m20261206_000021_decision_slot_primary_key;
+mod m20261206_000022_decision_missed;
 
 pub struct Migrator;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000019_controller_state_slot::Migration),
             Box::new(m20261206_000020_decision_tick_key::Migration),
             Box::new(m20261206_000021_decision_slot_primary_key::Migration),
+            Box::new(m20261206_000022_decision_missed::Migration),
         ]
     }
 }

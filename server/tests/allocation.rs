@@ -166,6 +166,8 @@ async fn controller_decides_and_logs(backend: Backend) {
         (d["observed"].as_f64().unwrap() - 450.0).abs() < 1e-9,
         "{d}"
     );
+    // 450 units against 2 instances of 100: recorded as under-provisioned.
+    assert_eq!(d["missed"], true, "{d}");
 
     // Ticks keep coming every second, but a slot is decided once.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -227,6 +229,7 @@ async fn controller_decides_and_logs(backend: Backend) {
     assert_eq!(d["limits"], json!(["clamped"]));
     assert_eq!(d["reason"], "suggested");
     assert_eq!(d["detail"], "launch at noon");
+    assert_eq!(d["missed"], Value::Null, "a suggestion is not a tick: {d}");
     let res = send(
         &app,
         &key,
@@ -661,6 +664,7 @@ async fn pending_decisions_are_finished_and_failures_recorded() {
         status: "pending".into(),
         command_id: headroom_store::new_id(),
         detail: None,
+        missed: None,
     };
     assert!(
         app.db

@@ -91,6 +91,7 @@ fn applied(workload: &str, at_ms: i64, before: i32, after: i32) -> StoredDecisio
         status: "applied".into(),
         command_id: headroom_store::new_id(),
         detail: None,
+        missed: None,
     }
 }
 
@@ -277,7 +278,9 @@ both_backends!(statements, statements_are_exact_and_reproducible);
 /// Ticks where observed demand exceeded the fleet in force earn the SLA
 /// credit, counted from the decision log: controller decisions that were
 /// applied, pending or failed; not decisions that commanded nothing, not
-/// suggestions, not ticks the fleet could serve.
+/// suggestions, not ticks the fleet could serve. What the controller recorded
+/// stays when the instance size changes later; a decision logged before that
+/// was recorded is judged on the current size.
 async fn under_provisioned_ticks_earn_the_sla_credit(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
@@ -308,19 +311,22 @@ async fn under_provisioned_ticks_earn_the_sla_credit(backend: Backend) {
             .await
             .unwrap()
     );
-    // (minutes into the hour, source, status, observed units).
+    // (minutes into the hour, source, status, observed units, recorded as
+    // above the fleet).
     let ticks = [
-        (10, "controller", "failed", 500.0),      // missed
-        (20, "controller", "pending", 250.0),     // missed
-        (30, "controller", "no_provider", 900.0), // nothing was commanded
-        (40, "controller", "failed", 150.0),      // the fleet could serve it
-        (50, "suggestion", "failed", 900.0),      // not a tick
+        (10, "controller", "failed", 500.0, Some(true)), // missed
+        (20, "controller", "pending", 250.0, Some(true)), // missed
+        (25, "controller", "failed", 300.0, None),       // 300 > 2 × 100: missed
+        (30, "controller", "no_provider", 900.0, Some(true)), // nothing was commanded
+        (40, "controller", "failed", 150.0, Some(false)), // the fleet could serve it
+        (50, "suggestion", "failed", 900.0, None),       // not a tick
     ];
-    for (minutes, source, status, observed) in ticks {
+    for (minutes, source, status, observed, missed) in ticks {
         let mut tick = applied("api", h0 + minutes * 60_000, 2, 3);
         tick.source = source.into();
         tick.status = status.into();
         tick.observed = Some(observed);
+        tick.missed = missed;
         assert!(
             app.db
                 .record_decision(&tenant, &tick, 2, None)
@@ -333,14 +339,27 @@ async fn under_provisioned_ticks_earn_the_sla_credit(backend: Backend) {
         .unwrap()
         .unwrap();
     let book = RuleBook::new(app.db.price_rules().await.unwrap());
-    let s = headroom_jobs::billing::statement(&app.db, &tenant, &who, &book, period, h0 + HOUR_MS)
+    let hour_end = h0 + HOUR_MS;
+    let s = headroom_jobs::billing::statement(&app.db, &tenant, &who, &book, period, hour_end)
         .await
         .unwrap();
-    // 2 instance-hours at 6.00 = 12.00; two 5-minute ticks missed are a
-    // sixth of the hour, credited at 50 %: 1.00.
+    // 2 instance-hours at 6.00 = 12.00; three 5-minute ticks missed are a
+    // quarter of the hour, credited at 50 %: 1.50.
     assert_eq!(s.lines[0].amount, d("12.00"), "{s:?}");
+    assert_eq!(s.sla_credit, d("1.50"), "{s:?}");
+    assert_eq!(s.total, d("10.50"));
+    // Instances of 1,000 units from now on: the two recorded ticks still
+    // count (a sixth of the hour: 1.00); the one judged on the size does not.
+    let mut larger = settings("api");
+    larger.units_per_instance = 1000.0;
+    app.db
+        .upsert_allocation_settings(&tenant, &larger, Some(2))
+        .await
+        .unwrap();
+    let s = headroom_jobs::billing::statement(&app.db, &tenant, &who, &book, period, hour_end)
+        .await
+        .unwrap();
     assert_eq!(s.sla_credit, d("1.00"), "{s:?}");
-    assert_eq!(s.total, d("11.00"));
     app.stop().await;
 }
 both_backends!(sla_credit, under_provisioned_ticks_earn_the_sla_credit);

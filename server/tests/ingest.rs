@@ -619,23 +619,30 @@ async fn housekeeping_prunes_what_is_past_retention(backend: Backend) {
         .unwrap();
     assert_eq!(stored.inserted.len(), 2);
 
-    // (workload, minutes ago, status, observed demand): one instance before
-    // each, 100 units an instance.
-    let log: [(&str, i64, &str, Option<f64>); 9] = [
-        ("web", 5000, "applied", None),       // the fleet billing rates: kept
-        ("web", 4900, "logged", None),        // pruned
-        ("web", 4800, "failed", Some(500.0)), // under-provisioned tick: kept
-        ("web", 4700, "failed", Some(50.0)),  // pruned
-        ("web", 4600, "no_provider", Some(500.0)), // nothing was commanded: pruned
-        ("web", 4500, "pending", None),       // superseded: pruned
-        ("web", 4400, "logged", None),        // pruned
-        ("web", 10, "logged", None),          // within retention: kept
-        ("api", 4000, "pending", None),       // its workload's newest: kept
+    // (workload, minutes ago, status, (observed demand, recorded as above
+    // the fleet)): one instance before each, 100 units an instance.
+    type Row<'a> = (&'a str, i64, &'a str, (Option<f64>, Option<bool>));
+    let log: [Row<'_>; 11] = [
+        ("web", 5000, "applied", (None, None)), // the fleet billing rates: kept
+        ("web", 4900, "logged", (None, None)),  // pruned
+        // Under-provisioned ticks billing counts: kept, whether recorded so
+        // or (logged before that was recorded) judged on the current size.
+        ("web", 4850, "failed", (None, Some(true))),
+        ("web", 4800, "failed", (Some(500.0), None)),
+        // Recorded as served (the size was larger then): pruned.
+        ("web", 4750, "failed", (Some(500.0), Some(false))),
+        ("web", 4700, "failed", (Some(50.0), None)), // pruned
+        // Nothing was commanded: pruned.
+        ("web", 4600, "no_provider", (Some(500.0), Some(true))),
+        ("web", 4500, "pending", (None, None)), // superseded: pruned
+        ("web", 4400, "logged", (None, None)),  // pruned
+        ("web", 10, "logged", (None, None)),    // within retention: kept
+        ("api", 4000, "pending", (None, None)), // its workload's newest: kept
     ];
     let mut ids = Vec::new();
-    for &(workload, ago, status, observed) in &log {
+    for &(workload, ago, status, seen) in &log {
         let at = now - ago * 60;
-        ids.push(log_decision(&app, &acme, workload, at, 2, status, observed).await);
+        ids.push(log_decision(&app, &acme, workload, at, 2, status, seen).await);
     }
 
     // A run scheduled after the data was in (runs are recorded by slot).
@@ -656,7 +663,7 @@ async fn housekeeping_prunes_what_is_past_retention(backend: Backend) {
         .map(|d| d.id)
         .collect();
     for (i, (workload, ago, status, _)) in log.iter().enumerate() {
-        let want = [0, 2, 7, 8].contains(&i);
+        let want = [0, 2, 3, 9, 10].contains(&i);
         assert_eq!(
             kept.contains(&ids[i]),
             want,
@@ -699,7 +706,8 @@ async fn acme_with_web(app: &TestApp, mode: &str) -> (String, headroom_store::Te
 }
 
 /// A controller decision for `workload` made at `decided_s` (its slot, here),
-/// from one instance to `after`, logged with `status`; returns its id.
+/// from one instance to `after`, logged with `status` and `(observed demand,
+/// whether it was recorded as above the fleet)`; returns its id.
 async fn log_decision(
     app: &TestApp,
     org: &headroom_store::Tenant,
@@ -707,7 +715,7 @@ async fn log_decision(
     decided_s: i64,
     after: i32,
     status: &str,
-    observed: Option<f64>,
+    (observed, missed): (Option<f64>, Option<bool>),
 ) -> String {
     let d = headroom_store::allocation::StoredDecision {
         id: headroom_store::new_id(),
@@ -727,6 +735,7 @@ async fn log_decision(
         status: status.into(),
         command_id: headroom_store::new_id(),
         detail: None,
+        missed,
     };
     assert!(app.db.record_decision(org, &d, after, None).await.unwrap());
     d.id
@@ -740,7 +749,8 @@ async fn acme_with_decisions(app: &TestApp, log: &[(i64, i32, &str)]) -> (String
     let now = now_s();
     let mut ids = Vec::new();
     for &(ago, after, status) in log {
-        ids.push(log_decision(app, &acme, "web", now - ago * 60, after, status, None).await);
+        let at = now - ago * 60;
+        ids.push(log_decision(app, &acme, "web", at, after, status, (None, None)).await);
     }
     (key, ids)
 }

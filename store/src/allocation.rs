@@ -83,6 +83,11 @@ pub struct StoredDecision {
     pub status: String,
     pub command_id: String,
     pub detail: Option<String>,
+    /// Whether demand exceeded the fleet in force when it was decided (what
+    /// billing counts against the SLA). `None`: not a controller tick, or
+    /// logged before this was recorded (billing then compares `observed`
+    /// with the workload's current instance size).
+    pub missed: Option<bool>,
 }
 
 const SETTINGS_COLUMNS: &str = "workload, metric, units_per_instance, mode, min_instances, \
@@ -144,7 +149,7 @@ fn settings_from_row(r: &sea_orm::QueryResult) -> Result<StoredSettings, StoreEr
 
 const DECISION_COLUMNS: &str = "id, workload, source, slot, decided_at, mode, before_instances, \
     after_instances, warm, reason, limits, observed, sized_for, forecast_version, status, \
-    command_id, detail";
+    command_id, detail, missed";
 
 fn decision_from_row(r: &sea_orm::QueryResult) -> Result<StoredDecision, StoreError> {
     Ok(StoredDecision {
@@ -165,6 +170,7 @@ fn decision_from_row(r: &sea_orm::QueryResult) -> Result<StoredDecision, StoreEr
         status: r.try_get_by_index(14)?,
         command_id: r.try_get_by_index(15)?,
         detail: r.try_get_by_index(16)?,
+        missed: r.try_get_by_index(17)?,
     })
 }
 
@@ -314,7 +320,7 @@ impl Db {
         let sql = format!(
             "INSERT INTO allocation_decisions (organization_id, {DECISION_COLUMNS}) VALUES ({}) \
              ON CONFLICT (organization_id, workload, source, slot) DO NOTHING",
-            placeholders(backend, 1, 18).join(", ")
+            placeholders(backend, 1, 19).join(", ")
         );
         let values = decision_values(tenant, d).to_vec();
         let inserted = tx
@@ -491,11 +497,11 @@ async fn record_chunk_pg(
         sqlx::query_as::<_, (String,)>(
             "INSERT INTO allocation_decisions (organization_id, id, workload, source, slot, \
              decided_at, mode, before_instances, after_instances, warm, reason, limits, observed, \
-             sized_for, forecast_version, status, command_id, detail) \
+             sized_for, forecast_version, status, command_id, detail, missed) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], \
                $6::int8[], $7::text[], $8::int4[], $9::int4[], $10::int4[], $11::text[], \
                $12::text[], $13::float8[], $14::float8[], $15::text[], $16::text[], $17::text[], \
-               $18::text[]) \
+               $18::text[], $19::bool[]) \
              ON CONFLICT (organization_id, workload, source, slot) DO NOTHING RETURNING id",
         )
         .bind(chunk.iter().map(|w| w.tenant.id()).collect::<Vec<_>>())
@@ -516,6 +522,7 @@ async fn record_chunk_pg(
         .bind(text(|d| &d.status))
         .bind(text(|d| &d.command_id))
         .bind(maybe(|d| d.detail.as_deref()))
+        .bind(chunk.iter().map(|w| w.decision.missed).collect::<Vec<_>>())
         .fetch_all(&mut *tx)
         .await
         .map_err(StoreError::Sqlx)?
@@ -584,7 +591,8 @@ async fn copy_decisions_pg(
             .opt_text(d.forecast_version.as_deref())
             .text(&d.status)
             .text(&d.command_id)
-            .opt_text(d.detail.as_deref());
+            .opt_text(d.detail.as_deref())
+            .opt_bool(d.missed);
         data.end_row();
     }
     let mut copy = tx
@@ -597,7 +605,7 @@ async fn copy_decisions_pg(
 }
 
 /// A decision's values in `organization_id, DECISION_COLUMNS` order.
-fn decision_values(tenant: &Tenant, d: &StoredDecision) -> [Value; 18] {
+fn decision_values(tenant: &Tenant, d: &StoredDecision) -> [Value; 19] {
     [
         tenant.id().into(),
         d.id.clone().into(),
@@ -617,10 +625,11 @@ fn decision_values(tenant: &Tenant, d: &StoredDecision) -> [Value; 18] {
         d.status.clone().into(),
         d.command_id.clone().into(),
         d.detail.clone().into(),
+        d.missed.into(),
     ]
 }
 
-/// Rows per statement when decisions are written in bulk (18 values each,
+/// Rows per statement when decisions are written in bulk (19 values each,
 /// well inside both backends' limit on bound values).
 const DECISION_CHUNK: usize = 500;
 
@@ -914,7 +923,7 @@ impl Db {
         let mut out = HashMap::new();
         for r in &pending {
             let d = decision_from_row(r)?;
-            let org: String = r.try_get_by_index(17)?;
+            let org: String = r.try_get_by_index(18)?;
             // Ordered oldest first: the newest stays.
             out.insert((org, d.workload.clone()), d);
         }
@@ -946,7 +955,7 @@ impl Db {
                     "INSERT INTO allocation_decisions (organization_id, {DECISION_COLUMNS}) \
                      VALUES {} ON CONFLICT (organization_id, workload, source, slot) DO NOTHING \
                      RETURNING id",
-                    crate::sql::values_clause(backend, chunk.len(), 18)
+                    crate::sql::values_clause(backend, chunk.len(), 19)
                 ),
                 values,
             )

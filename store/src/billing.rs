@@ -706,13 +706,16 @@ impl Db {
             .into_iter()
             .map(|((_, workload), s)| (workload, s))
             .collect();
-        // Ticks where observed demand exceeded what the fleet in force could serve.
+        // Ticks where observed demand exceeded what the fleet in force could
+        // serve, as recorded with the decision; decisions logged before that
+        // was recorded are judged on the workload's current instance size.
         let missed_sql = format!(
-            "SELECT d.workload, d.decided_at FROM allocation_decisions d JOIN allocation_settings s \
+            "SELECT d.workload, d.decided_at FROM allocation_decisions d \
+             LEFT JOIN allocation_settings s \
              ON s.organization_id = d.organization_id AND s.workload = d.workload \
              WHERE d.organization_id = {} AND d.source = 'controller' AND d.decided_at >= {} \
              AND d.decided_at < {} AND d.status IN ('applied', 'pending', 'failed') \
-             AND d.observed > d.before_instances * s.units_per_instance",
+             AND COALESCE(d.missed, d.observed > d.before_instances * s.units_per_instance)",
             p(1),
             p(2),
             p(3)

@@ -95,7 +95,9 @@ impl Db {
     ///   events link to;
     /// - controller decisions, pending or failed, made when demand exceeded
     ///   the capacity in force: billing counts those ticks as under-provisioned
-    ///   (applied ones are kept anyway);
+    ///   (applied ones are kept anyway). As recorded with the decision, or for
+    ///   one logged before that was recorded, as billing judges it: on the
+    ///   workload's current instance size;
     /// - each workload's newest decision: a pending decision is carried out
     ///   only while nothing newer was decided, so the newest must stay to keep
     ///   an old pending one superseded.
@@ -121,9 +123,9 @@ impl Db {
                  WHERE n.organization_id = d.organization_id AND n.workload = d.workload \
                  AND n.decided_at > d.decided_at) \
                AND NOT (d.source = 'controller' AND d.status IN ('pending', 'failed') \
-                 AND EXISTS (SELECT 1 FROM allocation_settings s \
+                 AND COALESCE(d.missed, EXISTS (SELECT 1 FROM allocation_settings s \
                    WHERE s.organization_id = d.organization_id AND s.workload = d.workload \
-                   AND d.observed > d.before_instances * s.units_per_instance)) \
+                   AND d.observed > d.before_instances * s.units_per_instance))) \
                LIMIT {})",
             p(1),
             p(2),

@@ -203,6 +203,14 @@ impl CopyText {
         }
     }
 
+    pub(crate) fn opt_bool(&mut self, v: Option<bool>) -> &mut Self {
+        match v {
+            Some(true) => self.text("t"),
+            Some(false) => self.text("f"),
+            None => self.null(),
+        }
+    }
+
     pub(crate) fn null(&mut self) -> &mut Self {
         self.sep();
         self.buf.push_str("\\N");
@@ -249,11 +257,16 @@ mod tests {
         t.end_row();
         t.float(f64::NEG_INFINITY)
             .opt_float(Some(1e300))
-            .opt_int(None);
+            .opt_int(None)
+            .opt_bool(Some(true))
+            .opt_bool(Some(false));
         t.end_row();
         assert_eq!(
             String::from_utf8(t.into_bytes()).unwrap(),
-            format!("\\\\N\t\\N\t-5\t0.1\tNaN\n-Infinity\t{}\t\\N\n", 1e300)
+            format!(
+                "\\\\N\t\\N\t-5\t0.1\tNaN\n-Infinity\t{}\t\\N\tt\tf\n",
+                1e300
+            )
         );
     }
 }

@@ -114,6 +114,10 @@ pub struct DecisionOut {
     pub status: String,
     pub command_id: String,
     pub detail: Option<String>,
+    /// Whether demand exceeded the fleet in force (`before`) at this tick:
+    /// billing counts such ticks against the SLA. Null for suggestions and
+    /// for decisions logged before this was recorded.
+    pub missed: Option<bool>,
 }
 
 impl From<StoredDecision> for DecisionOut {
@@ -135,6 +139,7 @@ impl From<StoredDecision> for DecisionOut {
             status: d.status,
             command_id: d.command_id,
             detail: d.detail,
+            missed: d.missed,
         }
     }
 }
@@ -580,6 +585,8 @@ pub async fn suggest(
             None => req.reason.clone(),
         })
         .filter(|d| !d.is_empty()),
+        // Not a controller tick: nothing to count against the SLA.
+        missed: None,
     };
     state
         .db

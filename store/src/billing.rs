@@ -18,6 +18,17 @@ use crate::{Db, StoreError, Tenant, new_id};
 /// The controller's tick: a missed tick counts this long against the SLA.
 pub const TICK_MS: i64 = 300_000;
 
+/// A decision (alias `d`) billing counts as an under-provisioned tick: a
+/// controller decision, applied, pending or failed, made while demand
+/// exceeded the fleet in force: as recorded with it, or for one logged before
+/// that was recorded, judged on the workload's current instance size. One
+/// definition for rating and for the log's retention (which must keep them).
+pub(crate) const UNDER_PROVISIONED: &str = "d.source = 'controller' \
+    AND d.status IN ('applied', 'pending', 'failed') \
+    AND COALESCE(d.missed, d.observed > d.before_instances * (SELECT s.units_per_instance \
+      FROM allocation_settings s \
+      WHERE s.organization_id = d.organization_id AND s.workload = d.workload), FALSE)";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PriceChange {
     pub id: String,
@@ -706,16 +717,11 @@ impl Db {
             .into_iter()
             .map(|((_, workload), s)| (workload, s))
             .collect();
-        // Ticks where observed demand exceeded what the fleet in force could
-        // serve, as recorded with the decision; decisions logged before that
-        // was recorded are judged on the workload's current instance size.
+        // Ticks where observed demand exceeded what the fleet in force could serve.
         let missed_sql = format!(
             "SELECT d.workload, d.decided_at FROM allocation_decisions d \
-             LEFT JOIN allocation_settings s \
-             ON s.organization_id = d.organization_id AND s.workload = d.workload \
-             WHERE d.organization_id = {} AND d.source = 'controller' AND d.decided_at >= {} \
-             AND d.decided_at < {} AND d.status IN ('applied', 'pending', 'failed') \
-             AND COALESCE(d.missed, d.observed > d.before_instances * s.units_per_instance)",
+             WHERE d.organization_id = {} AND d.decided_at >= {} AND d.decided_at < {} \
+             AND {UNDER_PROVISIONED}",
             p(1),
             p(2),
             p(3)

@@ -7,6 +7,7 @@ use sea_orm::{
     ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryOrder, Statement,
 };
 
+use crate::billing::UNDER_PROVISIONED;
 use crate::entities::housekeeping_run::{self, Entity as HousekeepingRun};
 use crate::sql::{binder, delete_in_batches, rows};
 use crate::{Db, StoreError};
@@ -93,11 +94,7 @@ impl Db {
     /// something still reads however old they are:
     /// - applied decisions: the fleet in force, which billing rates and usage
     ///   events link to;
-    /// - controller decisions, pending or failed, made when demand exceeded
-    ///   the capacity in force: billing counts those ticks as under-provisioned
-    ///   (applied ones are kept anyway). As recorded with the decision, or for
-    ///   one logged before that was recorded, as billing judges it: on the
-    ///   workload's current instance size;
+    /// - the ticks billing counts as under-provisioned ([`UNDER_PROVISIONED`]);
     /// - each workload's newest decision: a pending decision is carried out
     ///   only while nothing newer was decided, so the newest must stay to keep
     ///   an old pending one superseded.
@@ -122,10 +119,7 @@ impl Db {
                AND EXISTS (SELECT 1 FROM allocation_decisions n \
                  WHERE n.organization_id = d.organization_id AND n.workload = d.workload \
                  AND n.decided_at > d.decided_at) \
-               AND NOT (d.source = 'controller' AND d.status IN ('pending', 'failed') \
-                 AND COALESCE(d.missed, EXISTS (SELECT 1 FROM allocation_settings s \
-                   WHERE s.organization_id = d.organization_id AND s.workload = d.workload \
-                   AND d.observed > d.before_instances * s.units_per_instance))) \
+               AND NOT ({UNDER_PROVISIONED}) \
                LIMIT {})",
             p(1),
             p(2),

@@ -24,6 +24,7 @@ mod m20261206_000019_controller_state_slot;
 mod m20261206_000020_decision_tick_key;
 mod m20261206_000021_decision_slot_primary_key;
 mod m20261206_000022_decision_missed;
+mod m20261206_000023_decision_groups;
 
 pub struct Migrator;
 
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000020_decision_tick_key::Migration),
             Box::new(m20261206_000021_decision_slot_primary_key::Migration),
             Box::new(m20261206_000022_decision_missed::Migration),
+            Box::new(m20261206_000023_decision_groups::Migration),
         ]
     }
 }

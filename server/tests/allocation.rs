@@ -7,6 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Backend, Browser, Options, TestApp, expect_error};
+use headroom_store::allocation::StoredDecision;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -866,6 +867,22 @@ async fn forecast_only_web(app: &TestApp) -> String {
     key
 }
 
+/// How many decisions the organisation's log lists (at most 1,000).
+async fn decisions_listed(app: &TestApp, key: &str) -> usize {
+    let list: Vec<Value> = send(
+        app,
+        key,
+        reqwest::Method::GET,
+        "/api/v1/allocation-decisions?limit=1000",
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    list.len()
+}
+
 /// A workload whose controller state an earlier version stored as JSON keeps
 /// what it learnt: the tick reads it and stores it back in binary. A state
 /// that cannot be read restarts learning instead of stopping the workload.
@@ -924,10 +941,7 @@ async fn stored_state_carries_over(backend: Backend) {
         .await
         .unwrap();
     assert_eq!((again.decided, again.repeated), (0, 1), "{again:?}");
-    assert_eq!(
-        common::query_i64(&app.db, "SELECT COUNT(*) FROM allocation_decisions").await,
-        1
-    );
+    assert_eq!(decisions_listed(&app, &key).await, 1);
     assert_eq!(scored().await, (ticks, misses));
 
     // A record no version wrote: the next tick still decides, from scratch.
@@ -961,7 +975,7 @@ async fn kept_states_are_stored_every_few_ticks(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    forecast_only_web(&app).await;
+    let key = forecast_only_web(&app).await;
     let org = common::query_string(
         &app.db,
         "SELECT organization_id FROM allocation_settings WHERE workload = 'web'",
@@ -1047,10 +1061,169 @@ async fn kept_states_are_stored_every_few_ticks(backend: Backend) {
     assert_eq!((t.decided, t.repeated), (0, 1), "{t:?}");
     assert!(states.is_empty());
     assert_eq!(
-        common::query_i64(&app.db, "SELECT COUNT(*) FROM allocation_decisions").await,
+        decisions_listed(&app, &key).await as i64,
         due - first + 4,
         "one decision per slot"
     );
     app.stop().await;
 }
 both_backends!(kept_states, kept_states_are_stored_every_few_ticks);
+
+/// A controller decision of `workload` at `slot` for the log tests.
+fn tick_decision(workload: &str, slot: i64, status: &str) -> StoredDecision {
+    use headroom_jobs::allocate::STEP_MS;
+    StoredDecision {
+        id: headroom_store::new_id(),
+        workload: workload.into(),
+        source: "controller".into(),
+        slot,
+        decided_ms: slot * STEP_MS + 1_000,
+        mode: "on".into(),
+        before: 2,
+        after: if status == "logged" { 2 } else { 3 },
+        warm: 1,
+        reason: "steady".into(),
+        limits_json: "[]".into(),
+        observed: Some(1.25),
+        sized_for: Some(2.5),
+        forecast_version: Some("ets".into()),
+        status: status.into(),
+        command_id: headroom_store::new_id(),
+        detail: None,
+        missed: Some(false),
+    }
+}
+
+/// The controller's decisions that command nothing are kept in compact
+/// groups, the others as rows; both list back exactly as written, a slot is
+/// decided once per workload (a retry adds only workloads it lacks), a
+/// compact decision supersedes a pending one, a retried tick's note turns a
+/// compact decision into a row, and pruning removes old groups.
+async fn compact_decision_log(backend: Backend) {
+    use headroom_jobs::allocate::STEP_MS;
+    use headroom_store::allocation::DecisionWrite;
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_owner, key) = key_for(&app, "Acme").await;
+    let org = headroom_store::Tenant::new(
+        common::query_string(&app.db, "SELECT id FROM organizations WHERE name = 'Acme'").await,
+    );
+    let slot = chrono::Utc::now().timestamp_millis().div_euclid(STEP_MS) - 10;
+    // 600 workloads: three groups; two decisions command something.
+    let mut first: Vec<StoredDecision> = (0..600)
+        .map(|i| tick_decision(&format!("w{i:03}"), slot, "logged"))
+        .collect();
+    first[7].status = "pending".into();
+    first[8].status = "no_provider".into();
+    first[8].detail = Some("no provider".into());
+    let write = |ds: &[StoredDecision]| -> Vec<(headroom_store::Tenant, StoredDecision)> {
+        ds.iter().map(|d| (org.clone(), d.clone())).collect()
+    };
+    let record = async |ds: &[(headroom_store::Tenant, StoredDecision)]| {
+        let writes: Vec<DecisionWrite<'_>> = ds
+            .iter()
+            .map(|(t, d)| DecisionWrite {
+                tenant: t,
+                decision: d,
+                state: None,
+            })
+            .collect();
+        app.db.record_decisions(&writes).await.unwrap()
+    };
+    assert!(record(&write(&first)).await.iter().all(|&new| new));
+    let count = |sql: &'static str| common::query_i64(&app.db, sql);
+    assert_eq!(count("SELECT COUNT(*) FROM allocation_decisions").await, 2);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM allocation_decision_groups").await,
+        3
+    );
+    let listed = app.db.allocation_decisions(&org, None, 1000).await.unwrap();
+    let mut expected = first.clone();
+    expected.sort_by(|a, b| (b.decided_ms, &b.id).cmp(&(a.decided_ms, &a.id)));
+    assert_eq!(listed, expected, "listed back exactly as written");
+    let one = app
+        .db
+        .allocation_decisions(&org, Some("w123"), 10)
+        .await
+        .unwrap();
+    assert_eq!(one, vec![first[123].clone()]);
+    // Over the API as well, newest first with its limit.
+    let api: Vec<Value> = send(
+        &app,
+        &key,
+        reqwest::Method::GET,
+        "/api/v1/allocation-decisions?limit=5",
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(api.len(), 5);
+
+    // The same slot again with one new workload: only that one is new.
+    let mut again = first.clone();
+    for d in &mut again {
+        d.id = headroom_store::new_id();
+    }
+    again.push(tick_decision("late", slot, "logged"));
+    let new = record(&write(&again)).await;
+    assert_eq!(new.iter().filter(|&&n| n).count(), 1);
+    assert!(new[600], "the workload the slot lacked is decided");
+    assert_eq!(
+        app.db
+            .allocation_decisions(&org, None, 1000)
+            .await
+            .unwrap()
+            .len(),
+        601
+    );
+
+    // The next slot decides w007 (pending above) compactly: superseded.
+    let inputs = |at: i64| app.db.tick_inputs(at - STEP_MS, at, "allocation");
+    let pending = inputs((slot + 1) * STEP_MS).await.unwrap().pending;
+    assert!(
+        pending.contains_key(&(org.id().to_owned(), "w007".to_owned())),
+        "{pending:?}"
+    );
+    let next: Vec<StoredDecision> = ["w007", "w008"]
+        .iter()
+        .map(|w| tick_decision(w, slot + 1, "logged"))
+        .collect();
+    assert!(record(&write(&next)).await.iter().all(|&n| n));
+    let pending = inputs((slot + 2) * STEP_MS).await.unwrap().pending;
+    assert!(pending.is_empty(), "{pending:?}");
+
+    // A retried tick's repair note makes the compact decision a row.
+    app.db
+        .append_decision_note(&org, "w008", "controller", slot + 1, "repaired drift")
+        .await
+        .unwrap();
+    let w8 = app
+        .db
+        .allocation_decisions(&org, Some("w008"), 10)
+        .await
+        .unwrap();
+    assert_eq!(w8.len(), 2, "{w8:?}");
+    assert_eq!(
+        (w8[0].slot, w8[0].detail.as_deref(), w8[0].id.as_str()),
+        (slot + 1, Some("repaired drift"), next[1].id.as_str())
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM allocation_decisions").await, 3);
+
+    // Pruned past retention: the groups go; the rows follow their own rules
+    // (w007's pending row superseded by a compact decision, now pruned).
+    app.db.prune_decisions((slot + 5) * STEP_MS).await.unwrap();
+    assert_eq!(
+        count("SELECT COUNT(*) FROM allocation_decision_groups").await,
+        0
+    );
+    let left = app.db.allocation_decisions(&org, None, 1000).await.unwrap();
+    assert!(
+        left.iter()
+            .all(|d| d.status != "logged" || d.detail.is_some())
+    );
+    app.stop().await;
+}
+both_backends!(compact_log, compact_decision_log);

@@ -379,7 +379,18 @@ impl Db {
             .conn()
             .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
-        rows.iter().map(decision_from_row).collect()
+        let mut out: Vec<StoredDecision> = rows
+            .iter()
+            .map(decision_from_row)
+            .collect::<Result<_, _>>()?;
+        // With the compact ones: the newest `limit` of both.
+        out.extend(
+            self.grouped_decisions(tenant, workload, limit.min(1000))
+                .await?,
+        );
+        out.sort_by(|a, b| (b.decided_ms, &b.id).cmp(&(a.decided_ms, &a.id)));
+        out.truncate(usize::try_from(limit.min(1000)).unwrap_or(1000));
+        Ok(out)
     }
 }
 
@@ -434,176 +445,6 @@ pub struct DecisionWrite<'a> {
     pub state: Option<&'a [u8]>,
 }
 
-/// Rows per transaction on PostgreSQL, where a chunk is one statement over
-/// arrays however long it is.
-const DECISION_CHUNK_PG: usize = 5000;
-
-/// Chunks written at once on PostgreSQL. A chunk's statements keep one
-/// server process busy; concurrent chunks use the database's other cores
-/// (each chunk is still its own transaction, as when written in turn).
-const DECISION_CHUNKS_AT_ONCE: usize = 4;
-
-/// [`Db::record_decisions`] on PostgreSQL: each chunk as two statements over
-/// arrays (`UNNEST`), parsed and planned once instead of once per row.
-async fn record_decisions_pg(
-    pool: &sea_orm::sqlx::PgPool,
-    writes: &[DecisionWrite<'_>],
-) -> Result<Vec<bool>, StoreError> {
-    use futures::{StreamExt, TryStreamExt};
-    // Made before streaming: a closure in the stream would make the tick's
-    // future not provably `Send`.
-    let chunks: Vec<_> = writes
-        .chunks(DECISION_CHUNK_PG)
-        .map(|chunk| record_chunk_pg(pool, chunk))
-        .collect();
-    let done: Vec<Vec<bool>> = futures::stream::iter(chunks)
-        .buffered(DECISION_CHUNKS_AT_ONCE)
-        .try_collect()
-        .await?;
-    Ok(done.concat())
-}
-
-/// One chunk of [`record_decisions_pg`], in one transaction.
-async fn record_chunk_pg(
-    pool: &sea_orm::sqlx::PgPool,
-    chunk: &[DecisionWrite<'_>],
-) -> Result<Vec<bool>, StoreError> {
-    use sea_orm::sqlx;
-    let ds: Vec<&StoredDecision> = chunk.iter().map(|w| w.decision).collect();
-    let text = |f: fn(&StoredDecision) -> &str| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
-    let maybe =
-        |f: fn(&StoredDecision) -> Option<&str>| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
-    let int = |f: fn(&StoredDecision) -> i32| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
-    let big = |f: fn(&StoredDecision) -> i64| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
-    let float = |f: fn(&StoredDecision) -> Option<f64>| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
-    let mut tx = pool.begin().await.map_err(StoreError::Sqlx)?;
-    // A fresh slot (every tick but a retried one): one COPY, which skips
-    // the per-row speculative insertion of ON CONFLICT. The unique slot
-    // key still checks each row, and a chunk holding a decided slot fails
-    // whole and is written by the statement below instead.
-    let copied = match copy_decisions_pg(&mut tx, chunk).await {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::debug!(error = %e, "decisions: COPY fell back to INSERT");
-            tx.rollback().await.map_err(StoreError::Sqlx)?;
-            tx = pool.begin().await.map_err(StoreError::Sqlx)?;
-            false
-        }
-    };
-    // The columns are DECISION_COLUMNS, spelt out: queries are static text.
-    let new: HashSet<String> = if copied {
-        chunk.iter().map(|w| w.decision.id.clone()).collect()
-    } else {
-        sqlx::query_as::<_, (String,)>(
-            "INSERT INTO allocation_decisions (organization_id, id, workload, source, slot, \
-             decided_at, mode, before_instances, after_instances, warm, reason, limits, observed, \
-             sized_for, forecast_version, status, command_id, detail, missed) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], \
-               $6::int8[], $7::text[], $8::int4[], $9::int4[], $10::int4[], $11::text[], \
-               $12::text[], $13::float8[], $14::float8[], $15::text[], $16::text[], $17::text[], \
-               $18::text[], $19::bool[]) \
-             ON CONFLICT (organization_id, workload, source, slot) DO NOTHING RETURNING id",
-        )
-        .bind(chunk.iter().map(|w| w.tenant.id()).collect::<Vec<_>>())
-        .bind(text(|d| &d.id))
-        .bind(text(|d| &d.workload))
-        .bind(text(|d| &d.source))
-        .bind(big(|d| d.slot))
-        .bind(big(|d| d.decided_ms))
-        .bind(text(|d| &d.mode))
-        .bind(int(|d| d.before))
-        .bind(int(|d| d.after))
-        .bind(int(|d| d.warm))
-        .bind(text(|d| &d.reason))
-        .bind(text(|d| &d.limits_json))
-        .bind(float(|d| d.observed))
-        .bind(float(|d| d.sized_for))
-        .bind(maybe(|d| d.forecast_version.as_deref()))
-        .bind(text(|d| &d.status))
-        .bind(text(|d| &d.command_id))
-        .bind(maybe(|d| d.detail.as_deref()))
-        .bind(chunk.iter().map(|w| w.decision.missed).collect::<Vec<_>>())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(StoreError::Sqlx)?
-        .into_iter()
-        .map(|(id,)| id)
-        .collect()
-    };
-    // States to store: those of new decisions that carry one.
-    let fresh: Vec<(&DecisionWrite<'_>, &[u8])> = chunk
-        .iter()
-        .filter(|w| new.contains(&w.decision.id))
-        .filter_map(|w| Some((w, w.state?)))
-        .collect();
-    if !fresh.is_empty() {
-        sqlx::query(
-            "UPDATE allocation_settings s SET controller_state = u.state, \
-                 controller_state_slot = u.slot, state = NULL \
-                 FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::int8[]) \
-                   AS u(org, workload, state, slot) \
-                 WHERE s.organization_id = u.org AND s.workload = u.workload",
-        )
-        .bind(fresh.iter().map(|(w, _)| w.tenant.id()).collect::<Vec<_>>())
-        .bind(
-            fresh
-                .iter()
-                .map(|(w, _)| w.decision.workload.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(fresh.iter().map(|(_, state)| *state).collect::<Vec<_>>())
-        .bind(
-            fresh
-                .iter()
-                .map(|(w, _)| w.decision.slot)
-                .collect::<Vec<_>>(),
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::Sqlx)?;
-    }
-    tx.commit().await.map_err(StoreError::Sqlx)?;
-    Ok(chunk.iter().map(|w| new.contains(&w.decision.id)).collect())
-}
-
-/// A chunk of decisions written with `COPY` in `tx`.
-async fn copy_decisions_pg(
-    tx: &mut sea_orm::sqlx::PgConnection,
-    chunk: &[DecisionWrite<'_>],
-) -> Result<u64, sea_orm::sqlx::Error> {
-    let mut data = crate::sql::CopyText::with_capacity(chunk.len() * 300);
-    for w in chunk {
-        let d = w.decision;
-        data.text(w.tenant.id())
-            .text(&d.id)
-            .text(&d.workload)
-            .text(&d.source)
-            .int(d.slot)
-            .int(d.decided_ms)
-            .text(&d.mode)
-            .int(d.before.into())
-            .int(d.after.into())
-            .int(d.warm.into())
-            .text(&d.reason)
-            .text(&d.limits_json)
-            .opt_float(d.observed)
-            .opt_float(d.sized_for)
-            .opt_text(d.forecast_version.as_deref())
-            .text(&d.status)
-            .text(&d.command_id)
-            .opt_text(d.detail.as_deref())
-            .opt_bool(d.missed);
-        data.end_row();
-    }
-    let mut copy = tx
-        .copy_in_raw(&format!(
-            "COPY allocation_decisions (organization_id, {DECISION_COLUMNS}) FROM STDIN"
-        ))
-        .await?;
-    copy.send(data.into_bytes()).await?;
-    copy.finish().await
-}
-
 /// A decision's values in `organization_id, DECISION_COLUMNS` order.
 fn decision_values(tenant: &Tenant, d: &StoredDecision) -> [Value; 19] {
     [
@@ -627,6 +468,80 @@ fn decision_values(tenant: &Tenant, d: &StoredDecision) -> [Value; 19] {
         d.detail.clone().into(),
         d.missed.into(),
     ]
+}
+
+/// Inserts decisions as rows of `allocation_decisions` (a slot already
+/// decided is left as it is); the ids of those inserted.
+pub(crate) async fn insert_decision_rows<C: ConnectionTrait>(
+    c: &C,
+    writes: &[&DecisionWrite<'_>],
+) -> Result<HashSet<String>, StoreError> {
+    let backend = c.get_database_backend();
+    let mut new = HashSet::new();
+    for chunk in writes.chunks(DECISION_CHUNK) {
+        let values: Vec<Value> = chunk
+            .iter()
+            .flat_map(|w| decision_values(w.tenant, w.decision))
+            .collect();
+        for r in crate::sql::rows(
+            c,
+            format!(
+                "INSERT INTO allocation_decisions (organization_id, {DECISION_COLUMNS}) \
+                 VALUES {} ON CONFLICT (organization_id, workload, source, slot) DO NOTHING \
+                 RETURNING id",
+                crate::sql::values_clause(backend, chunk.len(), 19)
+            ),
+            values,
+        )
+        .await?
+        {
+            new.insert(r.try_get_by_index::<String>(0)?);
+        }
+    }
+    Ok(new)
+}
+
+/// Stores controller states with the slot of the decision that left them.
+pub(crate) async fn store_states<C: ConnectionTrait>(
+    c: &C,
+    states: &[(&DecisionWrite<'_>, &[u8])],
+) -> Result<(), StoreError> {
+    let backend = c.get_database_backend();
+    for chunk in states.chunks(DECISION_CHUNK) {
+        // VALUES columns are column1.. on both backends.
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (w, state) in chunk {
+            let n = values.len();
+            rows.push(format!(
+                "({}, {}, {}, CAST({} AS BIGINT))",
+                placeholder(backend, n + 1),
+                placeholder(backend, n + 2),
+                placeholder(backend, n + 3),
+                placeholder(backend, n + 4)
+            ));
+            values.extend([
+                w.tenant.id().into(),
+                w.decision.workload.clone().into(),
+                state.to_vec().into(),
+                w.decision.slot.into(),
+            ]);
+        }
+        crate::sql::exec(
+            c,
+            format!(
+                "UPDATE allocation_settings SET controller_state = v.column3, \
+                 controller_state_slot = v.column4, state = NULL \
+                 FROM (VALUES {}) AS v \
+                 WHERE allocation_settings.organization_id = v.column1 \
+                 AND allocation_settings.workload = v.column2",
+                rows.join(", ")
+            ),
+            values,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Rows per statement when decisions are written in bulk (19 values each,
@@ -927,86 +842,52 @@ impl Db {
             // Ordered oldest first: the newest stays.
             out.insert((org, d.workload.clone()), d);
         }
-        Ok(out)
+        // Superseded by a compact decision (few are pending: a tick carries
+        // out what the one before left).
+        let mut live = HashMap::with_capacity(out.len());
+        for ((org, workload), d) in out {
+            if !self.decided_after(&org, &workload, d.slot).await? {
+                live.insert((org, workload), d);
+            }
+        }
+        Ok(live)
     }
 
     /// Logs many decisions, like [`Db::record_decision`] for each (a slot
-    /// already decided changes nothing), in one transaction per chunk of
-    /// rows with one statement for the decisions and one for the settings.
-    /// Returns, in order, whether each was new.
+    /// already decided changes nothing), with the controller states they
+    /// leave. The controller's are kept in compact groups (see
+    /// [`crate::decision_groups`]; all of an organisation's decisions of a
+    /// slot must come in one call); others one transaction per chunk of
+    /// rows. Returns, in order, whether each was new.
     pub async fn record_decisions(
         &self,
         writes: &[DecisionWrite<'_>],
     ) -> Result<Vec<bool>, StoreError> {
-        if let Some(pool) = self.postgres_pool() {
-            return record_decisions_pg(pool, writes).await;
-        }
-        let backend = self.conn().get_database_backend();
-        let mut inserted = Vec::with_capacity(writes.len());
-        for chunk in writes.chunks(DECISION_CHUNK) {
-            let tx = self.conn().begin().await?;
-            let values: Vec<Value> = chunk
-                .iter()
-                .flat_map(|w| decision_values(w.tenant, w.decision))
-                .collect();
-            let new: HashSet<String> = crate::sql::rows(
-                &tx,
-                format!(
-                    "INSERT INTO allocation_decisions (organization_id, {DECISION_COLUMNS}) \
-                     VALUES {} ON CONFLICT (organization_id, workload, source, slot) DO NOTHING \
-                     RETURNING id",
-                    crate::sql::values_clause(backend, chunk.len(), 19)
-                ),
-                values,
-            )
-            .await?
+        let (controller, other): (Vec<usize>, Vec<usize>) =
+            (0..writes.len()).partition(|&i| writes[i].decision.source == "controller");
+        let mut new = vec![false; writes.len()];
+        for (i, n) in controller
             .iter()
-            .map(|r| r.try_get_by_index::<String>(0))
-            .collect::<Result<_, _>>()?;
-            // States to store: those of new decisions that carry one.
-            let fresh: Vec<(&DecisionWrite<'_>, &[u8])> = chunk
-                .iter()
-                .filter(|w| new.contains(&w.decision.id))
-                .filter_map(|w| Some((w, w.state?)))
-                .collect();
-            if !fresh.is_empty() {
-                // VALUES columns are column1.. on both backends.
-                let mut values: Vec<Value> = Vec::with_capacity(fresh.len() * 4);
-                let mut rows = Vec::with_capacity(fresh.len());
-                for (w, state) in &fresh {
-                    let n = values.len();
-                    rows.push(format!(
-                        "({}, {}, {}, CAST({} AS BIGINT))",
-                        placeholder(backend, n + 1),
-                        placeholder(backend, n + 2),
-                        placeholder(backend, n + 3),
-                        placeholder(backend, n + 4)
-                    ));
-                    values.extend([
-                        w.tenant.id().into(),
-                        w.decision.workload.clone().into(),
-                        state.to_vec().into(),
-                        w.decision.slot.into(),
-                    ]);
-                }
-                crate::sql::exec(
-                    &tx,
-                    format!(
-                        "UPDATE allocation_settings SET controller_state = v.column3, \
-                         controller_state_slot = v.column4, state = NULL \
-                         FROM (VALUES {}) AS v \
-                         WHERE allocation_settings.organization_id = v.column1 \
-                         AND allocation_settings.workload = v.column2",
-                        rows.join(", ")
-                    ),
-                    values,
-                )
-                .await?;
-            }
-            tx.commit().await?;
-            inserted.extend(chunk.iter().map(|w| new.contains(&w.decision.id)));
+            .zip(self.record_grouped(writes, &controller).await?)
+        {
+            new[*i] = n;
         }
-        Ok(inserted)
+        for chunk in other.chunks(DECISION_CHUNK) {
+            let tx = self.conn().begin().await?;
+            let rows: Vec<&DecisionWrite<'_>> = chunk.iter().map(|&i| &writes[i]).collect();
+            let inserted = insert_decision_rows(&tx, &rows).await?;
+            let fresh: Vec<(&DecisionWrite<'_>, &[u8])> = rows
+                .iter()
+                .filter(|w| inserted.contains(&w.decision.id))
+                .filter_map(|w| Some((*w, w.state?)))
+                .collect();
+            store_states(&tx, &fresh).await?;
+            tx.commit().await?;
+            for &i in chunk {
+                new[i] = inserted.contains(&writes[i].decision.id);
+            }
+        }
+        Ok(new)
     }
 
     /// Adds `note` to the detail of the decision already logged for
@@ -1020,7 +901,7 @@ impl Db {
         note: &str,
     ) -> Result<(), StoreError> {
         let p = binder(self.conn().get_database_backend());
-        crate::sql::exec(
+        let updated = crate::sql::exec(
             self.conn(),
             format!(
                 "UPDATE allocation_decisions SET detail = CASE WHEN detail IS NULL THEN {} \
@@ -1042,7 +923,12 @@ impl Db {
                 slot.into(),
             ],
         )
-        .await?;
+        .await?
+        .rows_affected();
+        // A compact decision becomes a row to carry the note.
+        if updated == 0 && source == "controller" {
+            self.promote_with_note(tenant, workload, slot, note).await?;
+        }
         Ok(())
     }
 

@@ -15,6 +15,9 @@ use crate::{Db, StoreError};
 /// Decisions deleted per statement: a run over a large backlog neither holds
 /// one huge transaction nor keeps SQLite's single writer (the tick) waiting long.
 const DECISIONS_PER_DELETE: i64 = 5_000;
+/// Compact decision groups per pruning statement (a group holds up to a few
+/// hundred decisions).
+const GROUPS_PER_DELETE: i64 = 500;
 
 /// What the status page shows about housekeeping.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +102,9 @@ impl Db {
     ///   only while nothing newer was decided, so the newest must stay to keep
     ///   an old pending one superseded.
     ///
-    /// Returns how many were deleted.
+    /// Compact decisions (see `decision_groups`) commanded nothing and go
+    /// with their group. Returns how many rows were deleted (decisions, and
+    /// groups of compact ones).
     pub async fn prune_decisions(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
         let backend = self.db_backend();
         let p = binder(backend);
@@ -136,6 +141,9 @@ impl Db {
                 DECISIONS_PER_DELETE.into(),
             ];
             deleted += delete_in_batches(self.conn(), &sql, values, DECISIONS_PER_DELETE).await?;
+            deleted += self
+                .prune_groups(&org, cutoff_ms, GROUPS_PER_DELETE)
+                .await?;
         }
         Ok(deleted)
     }

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod billing;
 mod billing_hours;
 mod connect;
+mod decision_groups;
 pub mod entities;
 mod error;
 pub mod forecast_inputs;

@@ -1,0 +1,805 @@
+//! The controller's decision log in compact groups (migration 023).
+//!
+//! A tick decides once per workload; most decisions of a steady fleet
+//! command nothing. Each such decision (status `logged`, no note) is kept
+//! whole, but as an entry of a group, one row per organisation, slot and
+//! group of about [`GROUP_SIZE`] workloads, instead of a row of its own: a
+//! tick over 100,000 workloads writes a few hundred rows, not 100,000. A
+//! decision that commands something, or carries a note, stays a row of
+//! `allocation_decisions` (its status changes as the command ends; billing
+//! and the usage events' allocation link read it there) and is only named in
+//! its group.
+//!
+//! One slot's decisions of an organisation are written in one transaction,
+//! claimed by its group 0 (always written, possibly empty): a retried tick, or
+//! another replica deciding the same slot, finds the claim and decides
+//! nothing twice. A workload is in group `hash(workload) % chunks`, where
+//! `chunks` (stored on each row) is how many groups its tick was split into.
+
+use std::collections::{BTreeMap, HashSet};
+
+use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait, Value};
+
+use crate::allocation::{DecisionWrite, StoredDecision};
+use crate::sql::{binder, rows, values_clause};
+use crate::{Db, StoreError, Tenant};
+
+/// Workloads per group: a listing of one workload's decisions reads one
+/// group per decision, so groups stay small; a tick's rows are its
+/// decisions over this.
+pub(crate) const GROUP_SIZE: usize = 250;
+
+/// Decisions per transaction (whole slots of organisations; a larger
+/// organisation's slot is one transaction however large).
+const DECISIONS_PER_TX: usize = 5_000;
+
+/// Transactions written at once on PostgreSQL (each keeps one server
+/// process busy); SQLite has one writer.
+const TX_AT_ONCE_PG: usize = 4;
+
+/// Rows per statement (7 values each for groups, 19 for decisions: inside
+/// both backends' limit on bound values).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// The body's format, its first byte.
+const FORMAT: u8 = 1;
+
+const GROUP_COLUMNS: &str = "organization_id, slot, chunk, chunks, decided_at, decisions, body";
+
+/// Whether a decision is kept only as a group entry: a controller decision
+/// that commands nothing and carries no note.
+pub(crate) fn compact(d: &StoredDecision) -> bool {
+    d.source == "controller" && d.status == "logged" && d.detail.is_none()
+}
+
+/// FNV-1a (32 bits) of the workload's name: a hash that never changes
+/// between versions or processes, since stored rows are found by it.
+pub(crate) fn workload_hash(workload: &str) -> i64 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in workload.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    i64::from(h)
+}
+
+/// How many groups an organisation's slot of `n` decisions is split into.
+fn chunks_for(n: usize) -> i64 {
+    i64::try_from(n.div_ceil(GROUP_SIZE).max(1)).unwrap_or(i64::MAX)
+}
+
+/// One decision in a group.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Entry {
+    workload: String,
+    /// The decision, or `None` when it is a row of `allocation_decisions`.
+    logged: Option<Logged>,
+}
+
+/// A compact decision: a [`StoredDecision`] without what every compact one
+/// shares (source `controller`, status `logged`, no detail) or its group
+/// gives (the slot).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Logged {
+    id: String,
+    decided_ms: i64,
+    mode: String,
+    before: i32,
+    after: i32,
+    warm: i32,
+    reason: String,
+    limits_json: String,
+    observed: Option<f64>,
+    sized_for: Option<f64>,
+    forecast_version: Option<String>,
+    command_id: String,
+    missed: Option<bool>,
+}
+
+impl Logged {
+    fn of(d: &StoredDecision) -> Self {
+        Self {
+            id: d.id.clone(),
+            decided_ms: d.decided_ms,
+            mode: d.mode.clone(),
+            before: d.before,
+            after: d.after,
+            warm: d.warm,
+            reason: d.reason.clone(),
+            limits_json: d.limits_json.clone(),
+            observed: d.observed,
+            sized_for: d.sized_for,
+            forecast_version: d.forecast_version.clone(),
+            command_id: d.command_id.clone(),
+            missed: d.missed,
+        }
+    }
+
+    fn into_decision(self, workload: String, slot: i64) -> StoredDecision {
+        StoredDecision {
+            id: self.id,
+            workload,
+            source: "controller".into(),
+            slot,
+            decided_ms: self.decided_ms,
+            mode: self.mode,
+            before: self.before,
+            after: self.after,
+            warm: self.warm,
+            reason: self.reason,
+            limits_json: self.limits_json,
+            observed: self.observed,
+            sized_for: self.sized_for,
+            forecast_version: self.forecast_version,
+            status: "logged".into(),
+            command_id: self.command_id,
+            detail: None,
+            missed: self.missed,
+        }
+    }
+}
+
+fn encode(entries: &[Entry]) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![FORMAT];
+    out.extend(
+        postcard::to_allocvec(entries)
+            .map_err(|e| StoreError::Corrupt(format!("decision group: {e}")))?,
+    );
+    Ok(out)
+}
+
+fn decode(body: &[u8]) -> Result<Vec<Entry>, StoreError> {
+    match body.split_first() {
+        Some((&FORMAT, rest)) => postcard::from_bytes(rest)
+            .map_err(|e| StoreError::Corrupt(format!("decision group: {e}"))),
+        _ => Err(StoreError::Corrupt(
+            "decision group of an unknown format".into(),
+        )),
+    }
+}
+
+/// One group row to write.
+struct Group {
+    org: String,
+    slot: i64,
+    chunk: i64,
+    chunks: i64,
+    decided_ms: i64,
+    entries: Vec<Entry>,
+}
+
+impl Group {
+    fn values(&self) -> Result<[Value; 7], StoreError> {
+        Ok([
+            self.org.clone().into(),
+            self.slot.into(),
+            i32::try_from(self.chunk).unwrap_or(i32::MAX).into(),
+            i32::try_from(self.chunks).unwrap_or(i32::MAX).into(),
+            self.decided_ms.into(),
+            i32::try_from(self.entries.len()).unwrap_or(i32::MAX).into(),
+            encode(&self.entries)?.into(),
+        ])
+    }
+}
+
+/// An organisation's slot: the writes (indices into the call's) and its
+/// groups, group 0 first.
+struct Unit {
+    writes: Vec<usize>,
+    groups: Vec<Group>,
+}
+
+fn units(writes: &[DecisionWrite<'_>], which: &[usize]) -> Vec<Unit> {
+    let mut by_slot: BTreeMap<(&str, i64), Vec<usize>> = BTreeMap::new();
+    for &i in which {
+        let w = &writes[i];
+        by_slot
+            .entry((w.tenant.id(), w.decision.slot))
+            .or_default()
+            .push(i);
+    }
+    by_slot
+        .into_iter()
+        .map(|((org, slot), idx)| {
+            let chunks = chunks_for(idx.len());
+            let mut groups: Vec<Group> = (0..chunks)
+                .map(|chunk| Group {
+                    org: org.to_owned(),
+                    slot,
+                    chunk,
+                    chunks,
+                    decided_ms: i64::MIN,
+                    entries: Vec::new(),
+                })
+                .collect();
+            for &i in &idx {
+                let d = writes[i].decision;
+                let g =
+                    &mut groups[usize::try_from(workload_hash(&d.workload) % chunks).unwrap_or(0)];
+                g.decided_ms = g.decided_ms.max(d.decided_ms);
+                g.entries.push(Entry {
+                    workload: d.workload.clone(),
+                    logged: compact(d).then(|| Logged::of(d)),
+                });
+            }
+            let newest = groups.iter().map(|g| g.decided_ms).max().unwrap_or(0);
+            for g in &mut groups {
+                // An empty group (group 0, the claim) sorts with its tick.
+                if g.entries.is_empty() {
+                    g.decided_ms = newest;
+                }
+            }
+            Unit {
+                writes: idx,
+                groups,
+            }
+        })
+        .collect()
+}
+
+impl Db {
+    /// Logs the controller's decisions in `which` (indices into `writes`):
+    /// one transaction per batch of whole organisation slots. Returns, for
+    /// each of `which` in order, whether it was new (false: its slot was
+    /// already decided for its organisation).
+    pub(crate) async fn record_grouped(
+        &self,
+        writes: &[DecisionWrite<'_>],
+        which: &[usize],
+    ) -> Result<Vec<bool>, StoreError> {
+        use futures::{StreamExt, TryStreamExt};
+        let mut batches: Vec<Vec<Unit>> = Vec::new();
+        let mut size = DECISIONS_PER_TX;
+        for unit in units(writes, which) {
+            if size >= DECISIONS_PER_TX {
+                batches.push(Vec::new());
+                size = 0;
+            }
+            size += unit.writes.len();
+            if let Some(b) = batches.last_mut() {
+                b.push(unit);
+            }
+        }
+        let at_once = if self.postgres_pool().is_some() {
+            TX_AT_ONCE_PG
+        } else {
+            1
+        };
+        let jobs: Vec<_> = batches
+            .iter()
+            .map(|batch| self.record_batch(writes, batch))
+            .collect();
+        let new: Vec<HashSet<usize>> = futures::stream::iter(jobs)
+            .buffered(at_once)
+            .try_collect()
+            .await?;
+        let new: HashSet<usize> = new.into_iter().flatten().collect();
+        Ok(which.iter().map(|i| new.contains(i)).collect())
+    }
+
+    /// One transaction of [`Db::record_grouped`]; the indices of the new
+    /// decisions.
+    async fn record_batch(
+        &self,
+        writes: &[DecisionWrite<'_>],
+        batch: &[Unit],
+    ) -> Result<HashSet<usize>, StoreError> {
+        let tx = self.conn().begin().await?;
+        let backend = tx.get_database_backend();
+        // The claims: group 0 of each slot, written unless already there.
+        let mut claimed: HashSet<(String, i64)> = HashSet::new();
+        for part in batch.chunks(ROWS_PER_STATEMENT) {
+            let mut values = Vec::with_capacity(part.len() * 7);
+            for unit in part {
+                values.extend(unit.groups[0].values()?);
+            }
+            for r in rows(
+                &tx,
+                format!(
+                    "INSERT INTO allocation_decision_groups ({GROUP_COLUMNS}) VALUES {} \
+                     ON CONFLICT (organization_id, slot, chunk) DO NOTHING \
+                     RETURNING organization_id, slot",
+                    values_clause(backend, part.len(), 7)
+                ),
+                values,
+            )
+            .await?
+            {
+                claimed.insert((r.try_get_by_index(0)?, r.try_get_by_index(1)?));
+            }
+        }
+        let mine: Vec<&Unit> = batch
+            .iter()
+            .filter(|u| claimed.contains(&(u.groups[0].org.clone(), u.groups[0].slot)))
+            .collect();
+        let rest: Vec<&Group> = mine.iter().flat_map(|u| &u.groups[1..]).collect();
+        for part in rest.chunks(ROWS_PER_STATEMENT) {
+            let mut values = Vec::with_capacity(part.len() * 7);
+            for g in part {
+                values.extend(g.values()?);
+            }
+            crate::sql::exec(
+                &tx,
+                format!(
+                    "INSERT INTO allocation_decision_groups ({GROUP_COLUMNS}) VALUES {}",
+                    values_clause(backend, part.len(), 7)
+                ),
+                values,
+            )
+            .await?;
+        }
+        let mut new: HashSet<usize> = mine.iter().flat_map(|u| u.writes.iter().copied()).collect();
+        // A slot already claimed (a retried tick, another replica, a tick
+        // run again within its slot): only workloads it did not decide.
+        for unit in batch
+            .iter()
+            .filter(|u| !claimed.contains(&(u.groups[0].org.clone(), u.groups[0].slot)))
+        {
+            new.extend(add_to_claimed(&tx, writes, unit).await?);
+        }
+        // Decisions that are rows: those that command something or carry a note.
+        let full: Vec<&DecisionWrite<'_>> = new
+            .iter()
+            .map(|&i| &writes[i])
+            .filter(|w| !compact(w.decision))
+            .collect();
+        crate::allocation::insert_decision_rows(&tx, &full).await?;
+        let states: Vec<(&DecisionWrite<'_>, &[u8])> = new
+            .iter()
+            .map(|&i| &writes[i])
+            .filter_map(|w| Some((w, w.state?)))
+            .collect();
+        crate::allocation::store_states(&tx, &states).await?;
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// The compact decisions of `tenant` (of `workload`, when given), newest
+    /// first, at most `limit`.
+    pub(crate) async fn grouped_decisions(
+        &self,
+        tenant: &Tenant,
+        workload: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<StoredDecision>, StoreError> {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let p = binder(self.db_backend());
+        match workload {
+            // The workload's groups, newest first, until enough hold it (a
+            // tick it was not controlled in has none for it).
+            Some(workload) => {
+                let page = limit.clamp(16, 1000);
+                let mut offset = 0;
+                loop {
+                    let found = rows(
+                        self.conn(),
+                        format!(
+                            "SELECT slot, body FROM allocation_decision_groups \
+                             WHERE organization_id = {} AND chunk = {} % chunks \
+                             ORDER BY decided_at DESC, slot DESC LIMIT {page} OFFSET {offset}",
+                            p(1),
+                            p(2)
+                        ),
+                        vec![tenant.id().into(), workload_hash(workload).into()],
+                    )
+                    .await?;
+                    for r in &found {
+                        let slot: i64 = r.try_get_by_index(0)?;
+                        let body: Vec<u8> = r.try_get_by_index(1)?;
+                        out.extend(
+                            decode(&body)?
+                                .into_iter()
+                                .filter(|e| e.workload == workload)
+                                .filter_map(|e| Some(e.logged?.into_decision(e.workload, slot))),
+                        );
+                    }
+                    if out.len() >= limit || found.len() < page {
+                        break;
+                    }
+                    offset += page;
+                }
+            }
+            // The newest groups holding at least `limit` decisions, and any
+            // of the same time.
+            None => {
+                let page = limit.clamp(64, 1000);
+                let mut offset = 0;
+                let mut counted = 0;
+                let mut since = None;
+                'pages: loop {
+                    let found = rows(
+                        self.conn(),
+                        format!(
+                            "SELECT decided_at, decisions FROM allocation_decision_groups \
+                             WHERE organization_id = {} \
+                             ORDER BY decided_at DESC LIMIT {page} OFFSET {offset}",
+                            p(1)
+                        ),
+                        vec![tenant.id().into()],
+                    )
+                    .await?;
+                    for r in &found {
+                        let at: i64 = r.try_get_by_index(0)?;
+                        let n: i32 = r.try_get_by_index(1)?;
+                        since = Some(at);
+                        counted += usize::try_from(n).unwrap_or(0);
+                        if counted >= limit {
+                            break 'pages;
+                        }
+                    }
+                    if found.len() < page {
+                        break;
+                    }
+                    offset += page;
+                }
+                let Some(since) = since else {
+                    return Ok(out);
+                };
+                for r in rows(
+                    self.conn(),
+                    format!(
+                        "SELECT slot, body FROM allocation_decision_groups \
+                         WHERE organization_id = {} AND decided_at >= {}",
+                        p(1),
+                        p(2)
+                    ),
+                    vec![tenant.id().into(), since.into()],
+                )
+                .await?
+                {
+                    let slot: i64 = r.try_get_by_index(0)?;
+                    let body: Vec<u8> = r.try_get_by_index(1)?;
+                    out.extend(
+                        decode(&body)?
+                            .into_iter()
+                            .filter_map(|e| Some(e.logged?.into_decision(e.workload, slot))),
+                    );
+                }
+            }
+        }
+        out.sort_by(|a, b| (b.decided_ms, &b.id).cmp(&(a.decided_ms, &a.id)));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Whether `workload` of `org` was decided by the controller in a slot
+    /// after `slot` (what supersedes a decision left pending there). Looks
+    /// at the next few ticks of the workload's group.
+    pub(crate) async fn decided_after(
+        &self,
+        org: &str,
+        workload: &str,
+        slot: i64,
+    ) -> Result<bool, StoreError> {
+        let p = binder(self.db_backend());
+        for r in rows(
+            self.conn(),
+            format!(
+                "SELECT body FROM allocation_decision_groups \
+                 WHERE organization_id = {} AND slot > {} AND chunk = {} % chunks \
+                 ORDER BY slot LIMIT 16",
+                p(1),
+                p(2),
+                p(3)
+            ),
+            vec![org.into(), slot.into(), workload_hash(workload).into()],
+        )
+        .await?
+        {
+            let body: Vec<u8> = r.try_get_by_index(0)?;
+            if decode(&body)?.iter().any(|e| e.workload == workload) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Turns the compact decision of `workload` in `slot` into a row of
+    /// `allocation_decisions` carrying `note` (a retried tick's repair);
+    /// whether there was one.
+    pub(crate) async fn promote_with_note(
+        &self,
+        tenant: &Tenant,
+        workload: &str,
+        slot: i64,
+        note: &str,
+    ) -> Result<bool, StoreError> {
+        let tx = self.conn().begin().await?;
+        let found = promote_in(&tx, tenant, workload, slot, note).await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    /// Deletes `org`'s groups decided before `cutoff_ms`, `batch` a
+    /// statement; how many. Nothing in them is read by billing: their
+    /// decisions commanded nothing.
+    pub(crate) async fn prune_groups(
+        &self,
+        org: &str,
+        cutoff_ms: i64,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        let p = binder(self.db_backend());
+        let sql = format!(
+            "DELETE FROM allocation_decision_groups WHERE organization_id = {} \
+             AND (slot, chunk) IN (SELECT g.slot, g.chunk FROM allocation_decision_groups g \
+               WHERE g.organization_id = {} AND g.decided_at < {} LIMIT {})",
+            p(1),
+            p(2),
+            p(3),
+            p(4)
+        );
+        let values = vec![org.into(), org.into(), cutoff_ms.into(), batch.into()];
+        Ok(crate::sql::delete_in_batches(self.conn(), &sql, values, batch).await?)
+    }
+}
+
+/// Adds to an already claimed slot the decisions of `unit` for workloads it
+/// does not hold yet (one added to the controller since, or left out), each
+/// to the group its hash names; the indices of those added.
+async fn add_to_claimed(
+    tx: &DatabaseTransaction,
+    writes: &[DecisionWrite<'_>],
+    unit: &Unit,
+) -> Result<Vec<usize>, StoreError> {
+    let backend = tx.get_database_backend();
+    let p = binder(backend);
+    let (org, slot) = (&unit.groups[0].org, unit.groups[0].slot);
+    // Locked, so two replicas adding to the same slot take turns (SQLite
+    // has one writer, and this transaction already wrote).
+    let lock = if backend == sea_orm::DbBackend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let mut groups: BTreeMap<i64, (i64, Vec<Entry>)> = BTreeMap::new();
+    for r in rows(
+        tx,
+        format!(
+            "SELECT chunk, chunks, body FROM allocation_decision_groups \
+             WHERE organization_id = {} AND slot = {}{lock}",
+            p(1),
+            p(2)
+        ),
+        vec![org.clone().into(), slot.into()],
+    )
+    .await?
+    {
+        let chunk: i32 = r.try_get_by_index(0)?;
+        let chunks: i32 = r.try_get_by_index(1)?;
+        let body: Vec<u8> = r.try_get_by_index(2)?;
+        groups.insert(i64::from(chunk), (i64::from(chunks), decode(&body)?));
+    }
+    let decided: HashSet<String> = groups
+        .values()
+        .flat_map(|(_, entries)| entries.iter().map(|e| e.workload.clone()))
+        .collect();
+    let chunks = groups.values().map(|(n, _)| *n).max().unwrap_or(1).max(1);
+    let mut added = Vec::new();
+    let mut changed: BTreeMap<i64, i64> = BTreeMap::new();
+    for &i in &unit.writes {
+        let d = writes[i].decision;
+        if decided.contains(&d.workload) {
+            continue;
+        }
+        let chunk = workload_hash(&d.workload) % chunks;
+        let Some((_, entries)) = groups.get_mut(&chunk) else {
+            // A group the claim's tick did not write: cannot be found by
+            // its hash, so the workload waits for the next slot.
+            continue;
+        };
+        entries.push(Entry {
+            workload: d.workload.clone(),
+            logged: compact(d).then(|| Logged::of(d)),
+        });
+        let at = changed.entry(chunk).or_insert(i64::MIN);
+        *at = (*at).max(d.decided_ms);
+        added.push(i);
+    }
+    for (chunk, decided_ms) in changed {
+        let entries = &groups[&chunk].1;
+        crate::sql::exec(
+            tx,
+            format!(
+                "UPDATE allocation_decision_groups SET body = {}, decisions = {}, \
+                 decided_at = CASE WHEN decided_at < {} THEN {} ELSE decided_at END \
+                 WHERE organization_id = {} AND slot = {} AND chunk = {}",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6),
+                p(7)
+            ),
+            vec![
+                encode(entries)?.into(),
+                i32::try_from(entries.len()).unwrap_or(i32::MAX).into(),
+                decided_ms.into(),
+                decided_ms.into(),
+                org.clone().into(),
+                slot.into(),
+                i32::try_from(chunk).unwrap_or(i32::MAX).into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(added)
+}
+
+async fn promote_in(
+    tx: &DatabaseTransaction,
+    tenant: &Tenant,
+    workload: &str,
+    slot: i64,
+    note: &str,
+) -> Result<bool, StoreError> {
+    let p = binder(tx.get_database_backend());
+    let Some(r) = crate::sql::row(
+        tx,
+        format!(
+            "SELECT chunk, body FROM allocation_decision_groups \
+             WHERE organization_id = {} AND slot = {} AND chunk = {} % chunks",
+            p(1),
+            p(2),
+            p(3)
+        ),
+        vec![
+            tenant.id().into(),
+            slot.into(),
+            workload_hash(workload).into(),
+        ],
+    )
+    .await?
+    else {
+        return Ok(false);
+    };
+    let chunk: i32 = r.try_get_by_index(0)?;
+    let body: Vec<u8> = r.try_get_by_index(1)?;
+    let mut entries = decode(&body)?;
+    let Some(entry) = entries
+        .iter_mut()
+        .find(|e| e.workload == workload && e.logged.is_some())
+    else {
+        return Ok(false);
+    };
+    let Some(logged) = entry.logged.take() else {
+        return Ok(false);
+    };
+    let mut decision = logged.into_decision(workload.to_owned(), slot);
+    decision.detail = Some(note.to_owned());
+    let write = DecisionWrite {
+        tenant,
+        decision: &decision,
+        state: None,
+    };
+    crate::allocation::insert_decision_rows(tx, &[&write]).await?;
+    crate::sql::exec(
+        tx,
+        format!(
+            "UPDATE allocation_decision_groups SET body = {} \
+             WHERE organization_id = {} AND slot = {} AND chunk = {}",
+            p(1),
+            p(2),
+            p(3),
+            p(4)
+        ),
+        vec![
+            encode(&entries)?.into(),
+            tenant.id().into(),
+            slot.into(),
+            chunk.into(),
+        ],
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Groups per (organisation, slot) a call's decisions make: for the tests.
+#[cfg(test)]
+fn group_sizes(
+    writes: &[DecisionWrite<'_>],
+) -> std::collections::HashMap<(String, i64), Vec<usize>> {
+    let which: Vec<usize> = (0..writes.len()).collect();
+    units(writes, &which)
+        .into_iter()
+        .map(|u| {
+            (
+                (u.groups[0].org.clone(), u.groups[0].slot),
+                u.groups.iter().map(|g| g.entries.len()).collect(),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(workload: &str, slot: i64, status: &str) -> StoredDecision {
+        StoredDecision {
+            id: format!("id-{workload}-{slot}"),
+            workload: workload.into(),
+            source: "controller".into(),
+            slot,
+            decided_ms: slot * 300_000,
+            mode: "on".into(),
+            before: 2,
+            after: 3,
+            warm: 1,
+            reason: "forecast_above".into(),
+            limits_json: "[\"bound_max\"]".into(),
+            observed: Some(1.5),
+            sized_for: None,
+            forecast_version: Some("ets-1".into()),
+            status: status.into(),
+            command_id: format!("cmd-{workload}"),
+            detail: None,
+            missed: Some(true),
+        }
+    }
+
+    #[test]
+    fn a_compact_decision_comes_back_whole() {
+        let d = decision("web", 7, "logged");
+        let body = encode(&[Entry {
+            workload: d.workload.clone(),
+            logged: Some(Logged::of(&d)),
+        }])
+        .unwrap();
+        let back = decode(&body).unwrap().remove(0);
+        assert_eq!(back.logged.unwrap().into_decision(back.workload, 7), d);
+        assert!(decode(&[9, 0]).is_err(), "an unknown format is refused");
+        assert!(decode(&[]).is_err());
+    }
+
+    #[test]
+    fn only_logged_controller_decisions_without_a_note_are_compact() {
+        assert!(compact(&decision("a", 1, "logged")));
+        assert!(!compact(&decision("a", 1, "pending")));
+        assert!(!compact(&decision("a", 1, "no_provider")));
+        let mut noted = decision("a", 1, "logged");
+        noted.detail = Some("repaired".into());
+        assert!(!compact(&noted));
+        let mut suggested = decision("a", 1, "logged");
+        suggested.source = "suggestion".into();
+        assert!(!compact(&suggested));
+    }
+
+    #[test]
+    fn the_hash_is_fixed() {
+        // Stored rows are found by it: it must never change.
+        assert_eq!(workload_hash(""), 0x811c_9dc5);
+        assert_eq!(workload_hash("a"), 0xe40c_292c);
+        assert_eq!(workload_hash("foobar"), 0xbf9c_f968);
+    }
+
+    #[test]
+    fn a_slot_splits_into_groups_of_about_the_group_size() {
+        let t = Tenant::new("o");
+        let u = Tenant::new("p");
+        let ds: Vec<StoredDecision> = (0..1000)
+            .map(|i| decision(&format!("w{i}"), 5, "logged"))
+            .chain([decision("x", 5, "pending")])
+            .collect();
+        let writes: Vec<DecisionWrite<'_>> = ds
+            .iter()
+            .enumerate()
+            .map(|(i, d)| DecisionWrite {
+                tenant: if i < 1000 { &t } else { &u },
+                decision: d,
+                state: None,
+            })
+            .collect();
+        let sizes = group_sizes(&writes);
+        let big = &sizes[&("o".to_owned(), 5)];
+        assert_eq!(big.len(), 4);
+        assert_eq!(big.iter().sum::<usize>(), 1000);
+        assert!(big.iter().all(|&n| (150..350).contains(&n)), "{big:?}");
+        assert_eq!(sizes[&("p".to_owned(), 5)], vec![1]);
+    }
+}

@@ -925,9 +925,9 @@ impl Db {
         )
         .await?
         .rows_affected();
-        // A compact decision becomes a row to carry the note.
+        // Not a row: a compact decision.
         if updated == 0 && source == "controller" {
-            self.promote_with_note(tenant, workload, slot, note).await?;
+            self.note_grouped(tenant, workload, slot, note).await?;
         }
         Ok(())
     }

@@ -1,14 +1,14 @@
 //! The controller's decision log in compact groups (migration 023).
 //!
-//! A tick decides once per workload; most decisions of a steady fleet
-//! command nothing. Each such decision (status `logged`, no note) is kept
-//! whole, but as an entry of a group, one row per organisation, slot and
-//! group of about [`GROUP_SIZE`] workloads, instead of a row of its own: a
-//! tick over 100,000 workloads writes a few hundred rows, not 100,000. A
-//! decision that commands something, or carries a note, stays a row of
-//! `allocation_decisions` (its status changes as the command ends; billing
-//! and the usage events' allocation link read it there) and is only named in
-//! its group.
+//! A tick decides once per workload; most decisions command nothing (a
+//! steady fleet's are `logged`; a workload without a provider's are
+//! `no_provider`), and nothing changes them once logged. Each such decision
+//! is kept whole, but as an entry of a group, one row per organisation, slot
+//! and group of about [`GROUP_SIZE`] workloads, instead of a row of its own:
+//! a tick over 100,000 workloads writes a few hundred rows, not 100,000. A
+//! decision that commands something stays a row of `allocation_decisions`
+//! (its status changes as the command ends; billing and the usage events'
+//! allocation link read it there) and is only named in its group.
 //!
 //! One slot's decisions of an organisation are written in one transaction,
 //! claimed by its group 0 (always written, possibly empty): a retried tick, or
@@ -47,9 +47,9 @@ const FORMAT: u8 = 1;
 const GROUP_COLUMNS: &str = "organization_id, slot, chunk, chunks, decided_at, decisions, body";
 
 /// Whether a decision is kept only as a group entry: a controller decision
-/// that commands nothing and carries no note.
+/// that commands nothing (so nothing will update its status).
 pub(crate) fn compact(d: &StoredDecision) -> bool {
-    d.source == "controller" && d.status == "logged" && d.detail.is_none()
+    d.source == "controller" && matches!(d.status.as_str(), "logged" | "no_provider")
 }
 
 /// FNV-1a (32 bits) of the workload's name: a hash that never changes
@@ -77,8 +77,7 @@ struct Entry {
 }
 
 /// A compact decision: a [`StoredDecision`] without what every compact one
-/// shares (source `controller`, status `logged`, no detail) or its group
-/// gives (the slot).
+/// shares (source `controller`) or its group gives (the slot).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Logged {
     id: String,
@@ -94,6 +93,8 @@ struct Logged {
     forecast_version: Option<String>,
     command_id: String,
     missed: Option<bool>,
+    status: String,
+    detail: Option<String>,
 }
 
 impl Logged {
@@ -112,6 +113,8 @@ impl Logged {
             forecast_version: d.forecast_version.clone(),
             command_id: d.command_id.clone(),
             missed: d.missed,
+            status: d.status.clone(),
+            detail: d.detail.clone(),
         }
     }
 
@@ -131,9 +134,9 @@ impl Logged {
             observed: self.observed,
             sized_for: self.sized_for,
             forecast_version: self.forecast_version,
-            status: "logged".into(),
+            status: self.status,
             command_id: self.command_id,
-            detail: None,
+            detail: self.detail,
             missed: self.missed,
         }
     }
@@ -498,10 +501,9 @@ impl Db {
         Ok(false)
     }
 
-    /// Turns the compact decision of `workload` in `slot` into a row of
-    /// `allocation_decisions` carrying `note` (a retried tick's repair);
-    /// whether there was one.
-    pub(crate) async fn promote_with_note(
+    /// Adds `note` to the detail of the compact decision of `workload` in
+    /// `slot` (a retried tick's repair); whether there was one.
+    pub(crate) async fn note_grouped(
         &self,
         tenant: &Tenant,
         workload: &str,
@@ -509,7 +511,7 @@ impl Db {
         note: &str,
     ) -> Result<bool, StoreError> {
         let tx = self.conn().begin().await?;
-        let found = promote_in(&tx, tenant, workload, slot, note).await?;
+        let found = note_in(&tx, tenant, workload, slot, note).await?;
         tx.commit().await?;
         Ok(found)
     }
@@ -631,19 +633,25 @@ async fn add_to_claimed(
     Ok(added)
 }
 
-async fn promote_in(
+async fn note_in(
     tx: &DatabaseTransaction,
     tenant: &Tenant,
     workload: &str,
     slot: i64,
     note: &str,
 ) -> Result<bool, StoreError> {
-    let p = binder(tx.get_database_backend());
+    let backend = tx.get_database_backend();
+    let p = binder(backend);
+    let lock = if backend == sea_orm::DbBackend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
     let Some(r) = crate::sql::row(
         tx,
         format!(
             "SELECT chunk, body FROM allocation_decision_groups \
-             WHERE organization_id = {} AND slot = {} AND chunk = {} % chunks",
+             WHERE organization_id = {} AND slot = {} AND chunk = {} % chunks{lock}",
             p(1),
             p(2),
             p(3)
@@ -661,23 +669,17 @@ async fn promote_in(
     let chunk: i32 = r.try_get_by_index(0)?;
     let body: Vec<u8> = r.try_get_by_index(1)?;
     let mut entries = decode(&body)?;
-    let Some(entry) = entries
+    let Some(logged) = entries
         .iter_mut()
-        .find(|e| e.workload == workload && e.logged.is_some())
+        .filter(|e| e.workload == workload)
+        .find_map(|e| e.logged.as_mut())
     else {
         return Ok(false);
     };
-    let Some(logged) = entry.logged.take() else {
-        return Ok(false);
-    };
-    let mut decision = logged.into_decision(workload.to_owned(), slot);
-    decision.detail = Some(note.to_owned());
-    let write = DecisionWrite {
-        tenant,
-        decision: &decision,
-        state: None,
-    };
-    crate::allocation::insert_decision_rows(tx, &[&write]).await?;
+    logged.detail = Some(match logged.detail.take() {
+        Some(detail) => format!("{detail}; {note}"),
+        None => note.to_owned(),
+    });
     crate::sql::exec(
         tx,
         format!(
@@ -745,7 +747,8 @@ mod tests {
 
     #[test]
     fn a_compact_decision_comes_back_whole() {
-        let d = decision("web", 7, "logged");
+        let mut d = decision("web", 7, "no_provider");
+        d.detail = Some("no provider".into());
         let body = encode(&[Entry {
             workload: d.workload.clone(),
             logged: Some(Logged::of(&d)),
@@ -758,13 +761,12 @@ mod tests {
     }
 
     #[test]
-    fn only_logged_controller_decisions_without_a_note_are_compact() {
+    fn only_controller_decisions_that_command_nothing_are_compact() {
         assert!(compact(&decision("a", 1, "logged")));
+        assert!(compact(&decision("a", 1, "no_provider")));
         assert!(!compact(&decision("a", 1, "pending")));
-        assert!(!compact(&decision("a", 1, "no_provider")));
-        let mut noted = decision("a", 1, "logged");
-        noted.detail = Some("repaired".into());
-        assert!(!compact(&noted));
+        assert!(!compact(&decision("a", 1, "applied")));
+        assert!(!compact(&decision("a", 1, "failed")));
         let mut suggested = decision("a", 1, "logged");
         suggested.source = "suggestion".into();
         assert!(!compact(&suggested));

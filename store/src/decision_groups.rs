@@ -540,6 +540,17 @@ impl Db {
     }
 }
 
+/// `FOR UPDATE` where the backend has row locks. SQLite has one writer: a
+/// retried tick's transaction has written its claim before it reads; a note
+/// (rare) that meets another writer fails and is only logged by the job.
+fn row_lock(backend: sea_orm::DbBackend) -> &'static str {
+    if backend == sea_orm::DbBackend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    }
+}
+
 /// Adds to an already claimed slot the decisions of `unit` for workloads it
 /// does not hold yet (one added to the controller since, or left out), each
 /// to the group its hash names; the indices of those added.
@@ -551,13 +562,8 @@ async fn add_to_claimed(
     let backend = tx.get_database_backend();
     let p = binder(backend);
     let (org, slot) = (&unit.groups[0].org, unit.groups[0].slot);
-    // Locked, so two replicas adding to the same slot take turns (SQLite
-    // has one writer, and this transaction already wrote).
-    let lock = if backend == sea_orm::DbBackend::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
+    // Locked, so two replicas adding to the same slot take turns.
+    let lock = row_lock(backend);
     let mut groups: BTreeMap<i64, (i64, Vec<Entry>)> = BTreeMap::new();
     for r in rows(
         tx,
@@ -642,11 +648,7 @@ async fn note_in(
 ) -> Result<bool, StoreError> {
     let backend = tx.get_database_backend();
     let p = binder(backend);
-    let lock = if backend == sea_orm::DbBackend::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
+    let lock = row_lock(backend);
     let Some(r) = crate::sql::row(
         tx,
         format!(

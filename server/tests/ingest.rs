@@ -347,8 +347,7 @@ async fn micro_operations_and_behaviour(backend: Backend) {
 }
 both_backends!(micro_and_behaviour, micro_operations_and_behaviour);
 
-#[tokio::test]
-async fn limits_answer_clearly() {
+async fn limits_answer_clearly(backend: Backend) {
     let options = Options {
         env: vec![
             ("HEADROOM_INGEST_MAX_BODY_BYTES", "2000".to_owned()),
@@ -357,7 +356,9 @@ async fn limits_answer_clearly() {
         ],
         ..Options::default()
     };
-    let app = TestApp::spawn_with(Backend::Sqlite, options).await.unwrap();
+    let Some(app) = TestApp::spawn_with(backend, options).await else {
+        return;
+    };
     let (_, key) = tenant(&app, "Acme", &["ingest"]).await;
     let (_, reader) = tenant(&app, "Other", &["read"]).await;
     let t = now_s();
@@ -439,6 +440,7 @@ async fn limits_answer_clearly() {
     .await;
     app.stop().await;
 }
+both_backends!(limits, limits_answer_clearly);
 
 /// Waits for the next notice about `org`, sending `probe` until one arrives (the
 /// PostgreSQL relay may still be subscribing when the test starts).

@@ -1194,6 +1194,29 @@ async fn compact_decision_log(backend: Backend) {
     assert!(record(&write(&next)).await.iter().all(|&n| n));
     let pending = inputs((slot + 2) * STEP_MS).await.unwrap().pending;
     assert!(pending.is_empty(), "{pending:?}");
+    // A group no version wrote does not stop the tick's read.
+    let junk = match backend {
+        Backend::Postgres => "'\\x09'::bytea",
+        Backend::Sqlite => "x'09'",
+    };
+    common::execute(
+        &app.db,
+        &format!(
+            "INSERT INTO allocation_decision_groups (organization_id, slot, chunk, chunks, \
+             decided_at, decisions, body) VALUES ('{}', {}, 0, 1, {}, 1, {junk})",
+            org.id(),
+            slot + 3,
+            (slot + 3) * STEP_MS
+        ),
+    )
+    .await;
+    let mut stale = first[9].clone();
+    stale.status = "pending".into();
+    stale.slot = slot + 2;
+    stale.workload = "w900".into();
+    record(&write(std::slice::from_ref(&stale))).await;
+    let pending = inputs((slot + 4) * STEP_MS).await.unwrap().pending;
+    assert_eq!(pending.len(), 1, "{pending:?}");
 
     // A retried tick's repair note, on a compact decision.
     app.db
@@ -1214,17 +1237,19 @@ async fn compact_decision_log(backend: Backend) {
         (w8[1].status.as_str(), w8[1].detail.as_deref()),
         ("no_provider", Some("no provider"))
     );
-    assert_eq!(count("SELECT COUNT(*) FROM allocation_decisions").await, 1);
+    // The pending rows of w007 and w900, nothing else.
+    assert_eq!(count("SELECT COUNT(*) FROM allocation_decisions").await, 2);
 
-    // Pruned past retention: the groups go; the rows follow their own rules
-    // (w007's pending row is its newest row, so it stays).
+    // Pruned past retention: the groups go (the unreadable one too); the
+    // rows follow their own rules (each pending row is its workload's
+    // newest row, so it stays).
     app.db.prune_decisions((slot + 5) * STEP_MS).await.unwrap();
     assert_eq!(
         count("SELECT COUNT(*) FROM allocation_decision_groups").await,
         0
     );
     let left = app.db.allocation_decisions(&org, None, 1000).await.unwrap();
-    assert_eq!(left, vec![first[7].clone()]);
+    assert_eq!(left, vec![stale, first[7].clone()]);
     app.stop().await;
 }
 both_backends!(compact_log, compact_decision_log);

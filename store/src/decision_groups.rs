@@ -161,6 +161,16 @@ fn decode(body: &[u8]) -> Result<Vec<Entry>, StoreError> {
     }
 }
 
+/// A group's entries for reading; an unreadable group (a format no version
+/// wrote) is skipped with a warning, so one bad row neither stops the
+/// controller nor hides the rest of the log. Writers decode strictly.
+fn readable(body: &[u8], org: &str, slot: i64) -> Vec<Entry> {
+    decode(body).unwrap_or_else(|e| {
+        tracing::warn!(organization = org, slot, error = %e, "decision group skipped");
+        Vec::new()
+    })
+}
+
 /// One group row to write.
 struct Group {
     org: String,
@@ -394,7 +404,7 @@ impl Db {
                         let slot: i64 = r.try_get_by_index(0)?;
                         let body: Vec<u8> = r.try_get_by_index(1)?;
                         out.extend(
-                            decode(&body)?
+                            readable(&body, tenant.id(), slot)
                                 .into_iter()
                                 .filter(|e| e.workload == workload)
                                 .filter_map(|e| Some(e.logged?.into_decision(e.workload, slot))),
@@ -457,7 +467,7 @@ impl Db {
                     let slot: i64 = r.try_get_by_index(0)?;
                     let body: Vec<u8> = r.try_get_by_index(1)?;
                     out.extend(
-                        decode(&body)?
+                        readable(&body, tenant.id(), slot)
                             .into_iter()
                             .filter_map(|e| Some(e.logged?.into_decision(e.workload, slot))),
                     );
@@ -482,7 +492,7 @@ impl Db {
         for r in rows(
             self.conn(),
             format!(
-                "SELECT body FROM allocation_decision_groups \
+                "SELECT slot, body FROM allocation_decision_groups \
                  WHERE organization_id = {} AND slot > {} AND chunk = {} % chunks \
                  ORDER BY slot LIMIT 16",
                 p(1),
@@ -493,8 +503,11 @@ impl Db {
         )
         .await?
         {
-            let body: Vec<u8> = r.try_get_by_index(0)?;
-            if decode(&body)?.iter().any(|e| e.workload == workload) {
+            let body: Vec<u8> = r.try_get_by_index(1)?;
+            if readable(&body, org, r.try_get_by_index(0)?)
+                .iter()
+                .any(|e| e.workload == workload)
+            {
                 return Ok(true);
             }
         }

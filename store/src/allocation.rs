@@ -589,15 +589,27 @@ impl Db {
                 pending: self.pending_decisions().await?,
             });
         }
+        // Tasks of their own, so the rows of each part are decoded on a
+        // core of their own too, not in turn on the task that joins them.
         let parts: Vec<_> = (0..TICK_READ_PARTS)
-            .map(|part| self.tick_inputs_part(part, from_ms, to_ms, horizon))
+            .map(|part| {
+                let (db, horizon) = (self.clone(), horizon.to_owned());
+                tokio::spawn(
+                    async move { db.tick_inputs_part(part, from_ms, to_ms, &horizon).await },
+                )
+            })
             .collect();
-        let (parts, pending) = futures::future::try_join(
-            futures::future::try_join_all(parts),
-            self.pending_decisions(),
-        )
-        .await?;
-        let mut workloads: Vec<TickWorkload> = parts.into_iter().flatten().collect();
+        let (parts, pending) =
+            futures::future::join(futures::future::join_all(parts), self.pending_decisions()).await;
+        let pending = pending?;
+        let mut workloads: Vec<TickWorkload> = Vec::new();
+        for part in parts {
+            match part {
+                Ok(rows) => workloads.extend(rows?),
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => return Err(StoreError::Db(sea_orm::DbErr::Custom(e.to_string()))),
+            }
+        }
         workloads.sort_unstable_by(|a, b| {
             (a.tenant.id(), &a.settings.workload).cmp(&(b.tenant.id(), &b.settings.workload))
         });

@@ -865,12 +865,13 @@ impl Db {
         Ok(live)
     }
 
-    /// Logs many decisions, like [`Db::record_decision`] for each (a slot
-    /// already decided changes nothing), with the controller states they
-    /// leave. The controller's are kept in compact groups (see
-    /// [`crate::decision_groups`]; all of an organisation's decisions of a
-    /// slot must come in one call); others one transaction per chunk of
-    /// rows. Returns, in order, whether each was new.
+    /// Logs many decisions, like [`Db::record_decision`] for each (a
+    /// workload's slot already decided changes nothing), with the controller
+    /// states they leave. The controller's are kept in compact groups (see
+    /// [`crate::decision_groups`]: an organisation's slot is best written in
+    /// one call, since a later call for it reads and rewrites its groups);
+    /// others one transaction per chunk of rows. Returns, in order, whether
+    /// each was new.
     pub async fn record_decisions(
         &self,
         writes: &[DecisionWrite<'_>],

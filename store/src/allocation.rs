@@ -317,17 +317,12 @@ impl Db {
     ) -> Result<bool, StoreError> {
         let backend = self.conn().get_database_backend();
         let tx = self.conn().begin().await?;
-        let sql = format!(
-            "INSERT INTO allocation_decisions (organization_id, {DECISION_COLUMNS}) VALUES ({}) \
-             ON CONFLICT (organization_id, workload, source, slot) DO NOTHING",
-            placeholders(backend, 1, 19).join(", ")
-        );
-        let values = decision_values(tenant, d).to_vec();
-        let inserted = tx
-            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?
-            .rows_affected()
-            == 1;
+        let write = DecisionWrite {
+            tenant,
+            decision: d,
+            state: None,
+        };
+        let inserted = insert_decision_rows(&tx, &[&write]).await?.contains(&d.id);
         if inserted {
             let sql = format!(
                 "UPDATE allocation_settings SET commanded = {}, \
@@ -384,12 +379,9 @@ impl Db {
             .map(decision_from_row)
             .collect::<Result<_, _>>()?;
         // With the compact ones: the newest `limit` of both.
-        out.extend(
-            self.grouped_decisions(tenant, workload, limit.min(1000))
-                .await?,
-        );
-        out.sort_by(|a, b| (b.decided_ms, &b.id).cmp(&(a.decided_ms, &a.id)));
-        out.truncate(usize::try_from(limit.min(1000)).unwrap_or(1000));
+        let limit = limit.min(1000);
+        out.extend(self.grouped_decisions(tenant, workload, limit).await?);
+        keep_newest(&mut out, limit);
         Ok(out)
     }
 }
@@ -468,6 +460,13 @@ fn decision_values(tenant: &Tenant, d: &StoredDecision) -> [Value; 19] {
         d.detail.clone().into(),
         d.missed.into(),
     ]
+}
+
+/// Orders decisions newest first (the log's order: time, then id) and keeps
+/// the first `limit`.
+pub(crate) fn keep_newest(decisions: &mut Vec<StoredDecision>, limit: u64) {
+    decisions.sort_by(|a, b| (b.decided_ms, &b.id).cmp(&(a.decided_ms, &a.id)));
+    decisions.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
 }
 
 /// Inserts decisions as rows of `allocation_decisions` (a slot already

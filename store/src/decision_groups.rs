@@ -97,6 +97,16 @@ struct Logged {
     detail: Option<String>,
 }
 
+impl Entry {
+    /// A decision as its group names it: whole when compact.
+    fn of(d: &StoredDecision) -> Self {
+        Self {
+            workload: d.workload.clone(),
+            logged: compact(d).then(|| Logged::of(d)),
+        }
+    }
+}
+
 impl Logged {
     fn of(d: &StoredDecision) -> Self {
         Self {
@@ -230,10 +240,7 @@ fn units(writes: &[DecisionWrite<'_>], which: &[usize]) -> Vec<Unit> {
                 let g =
                     &mut groups[usize::try_from(workload_hash(&d.workload) % chunks).unwrap_or(0)];
                 g.decided_ms = g.decided_ms.max(d.decided_ms);
-                g.entries.push(Entry {
-                    workload: d.workload.clone(),
-                    logged: compact(d).then(|| Logged::of(d)),
-                });
+                g.entries.push(Entry::of(d));
             }
             let newest = groups.iter().map(|g| g.decided_ms).max().unwrap_or(0);
             for g in &mut groups {
@@ -321,10 +328,9 @@ impl Db {
                 claimed.insert((r.try_get_by_index(0)?, r.try_get_by_index(1)?));
             }
         }
-        let mine: Vec<&Unit> = batch
+        let (mine, theirs): (Vec<&Unit>, Vec<&Unit>) = batch
             .iter()
-            .filter(|u| claimed.contains(&(u.groups[0].org.clone(), u.groups[0].slot)))
-            .collect();
+            .partition(|u| claimed.contains(&(u.groups[0].org.clone(), u.groups[0].slot)));
         let rest: Vec<&Group> = mine.iter().flat_map(|u| &u.groups[1..]).collect();
         for part in rest.chunks(ROWS_PER_STATEMENT) {
             let mut values = Vec::with_capacity(part.len() * 7);
@@ -344,10 +350,7 @@ impl Db {
         let mut new: HashSet<usize> = mine.iter().flat_map(|u| u.writes.iter().copied()).collect();
         // A slot already claimed (a retried tick, another replica, a tick
         // run again within its slot): only workloads it did not decide.
-        for unit in batch
-            .iter()
-            .filter(|u| !claimed.contains(&(u.groups[0].org.clone(), u.groups[0].slot)))
-        {
+        for unit in theirs {
             new.extend(add_to_claimed(&tx, writes, unit).await?);
         }
         // Decisions that are rows: those that command something or carry a note.
@@ -474,8 +477,7 @@ impl Db {
                 }
             }
         }
-        out.sort_by(|a, b| (b.decided_ms, &b.id).cmp(&(a.decided_ms, &a.id)));
-        out.truncate(limit);
+        crate::allocation::keep_newest(&mut out, limit as u64);
         Ok(out)
     }
 
@@ -613,43 +615,54 @@ async fn add_to_claimed(
             // its hash, so the workload waits for the next slot.
             continue;
         };
-        entries.push(Entry {
-            workload: d.workload.clone(),
-            logged: compact(d).then(|| Logged::of(d)),
-        });
+        entries.push(Entry::of(d));
         let at = changed.entry(chunk).or_insert(i64::MIN);
         *at = (*at).max(d.decided_ms);
         added.push(i);
     }
     for (chunk, decided_ms) in changed {
-        let entries = &groups[&chunk].1;
-        crate::sql::exec(
-            tx,
-            format!(
-                "UPDATE allocation_decision_groups SET body = {}, decisions = {}, \
-                 decided_at = CASE WHEN decided_at < {} THEN {} ELSE decided_at END \
-                 WHERE organization_id = {} AND slot = {} AND chunk = {}",
-                p(1),
-                p(2),
-                p(3),
-                p(4),
-                p(5),
-                p(6),
-                p(7)
-            ),
-            vec![
-                encode(entries)?.into(),
-                i32::try_from(entries.len()).unwrap_or(i32::MAX).into(),
-                decided_ms.into(),
-                decided_ms.into(),
-                org.clone().into(),
-                slot.into(),
-                i32::try_from(chunk).unwrap_or(i32::MAX).into(),
-            ],
-        )
-        .await?;
+        rewrite_group(tx, org, slot, chunk, &groups[&chunk].1, decided_ms).await?;
     }
     Ok(added)
+}
+
+/// Stores a group's entries anew, its time moved up to `newest_ms` when
+/// that is later (decisions added to it).
+async fn rewrite_group(
+    tx: &DatabaseTransaction,
+    org: &str,
+    slot: i64,
+    chunk: i64,
+    entries: &[Entry],
+    newest_ms: i64,
+) -> Result<(), StoreError> {
+    let p = binder(tx.get_database_backend());
+    crate::sql::exec(
+        tx,
+        format!(
+            "UPDATE allocation_decision_groups SET body = {}, decisions = {}, \
+             decided_at = CASE WHEN decided_at < {} THEN {} ELSE decided_at END \
+             WHERE organization_id = {} AND slot = {} AND chunk = {}",
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5),
+            p(6),
+            p(7)
+        ),
+        vec![
+            encode(entries)?.into(),
+            i32::try_from(entries.len()).unwrap_or(i32::MAX).into(),
+            newest_ms.into(),
+            newest_ms.into(),
+            org.into(),
+            slot.into(),
+            i32::try_from(chunk).unwrap_or(i32::MAX).into(),
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 async fn note_in(
@@ -695,24 +708,7 @@ async fn note_in(
         Some(detail) => format!("{detail}; {note}"),
         None => note.to_owned(),
     });
-    crate::sql::exec(
-        tx,
-        format!(
-            "UPDATE allocation_decision_groups SET body = {} \
-             WHERE organization_id = {} AND slot = {} AND chunk = {}",
-            p(1),
-            p(2),
-            p(3),
-            p(4)
-        ),
-        vec![
-            encode(&entries)?.into(),
-            tenant.id().into(),
-            slot.into(),
-            chunk.into(),
-        ],
-    )
-    .await?;
+    rewrite_group(tx, tenant.id(), slot, i64::from(chunk), &entries, i64::MIN).await?;
     Ok(true)
 }
 

@@ -6,6 +6,7 @@ pub mod budget;
 pub mod policy;
 pub mod predictive;
 pub mod reactive;
+pub mod release;
 pub mod replay;
 pub mod risk;
 pub mod spot;
@@ -18,6 +19,7 @@ pub use policy::{
 };
 pub use predictive::Predictive;
 pub use reactive::{Hpa, HpaConfig};
+pub use release::ReleaseRecord;
 pub use replay::{
     Fleet, PeakStatic, ScalePolicy, instances_for, scale_demand, simulate, summarise,
 };

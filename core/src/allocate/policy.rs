@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 
 use super::budget::{Budget, BudgetOutcome};
+use super::release::ReleaseRecord;
 use super::replay::{Fleet, instances_for};
 use super::risk::GrowthRisk;
 use crate::forecast::Step;
@@ -46,7 +47,9 @@ pub struct PolicyConfig {
     pub risk_min_samples: usize,
     /// Hysteresis: capacity is released only down to the most wanted over
     /// this many ticks (this one included): 2 at 5-minute ticks is the
-    /// Kubernetes HPA's 300 s scale-down stabilisation.
+    /// Kubernetes HPA's 300 s scale-down stabilisation. Waived for a workload
+    /// whose wanted scale-downs have held (see [`ReleaseRecord`]): at least
+    /// `risk_min_samples` measured, at most `miss_rate` of them failed.
     pub down_window: usize,
     /// Warm (stopped, ready) instances at most this share of the fleet.
     pub warm_share: f64,
@@ -136,6 +139,33 @@ pub struct ControllerState {
     /// Ticks scored, and those where demand was above the serving capacity.
     pub scored: u64,
     pub misses: u64,
+    /// How the scale-downs it wanted would have turned out.
+    #[serde(default)]
+    pub releases: ReleaseRecord,
+}
+
+/// The shape [`ControllerState`] was stored in with format 1, before it
+/// measured its scale-downs.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StateV1 {
+    recent: VecDeque<u32>,
+    risk: GrowthRisk,
+    pending: VecDeque<Option<f64>>,
+    scored: u64,
+    misses: u64,
+}
+
+impl From<StateV1> for ControllerState {
+    fn from(v: StateV1) -> Self {
+        Self {
+            recent: v.recent,
+            risk: v.risk,
+            pending: v.pending,
+            scored: v.scored,
+            misses: v.misses,
+            releases: ReleaseRecord::default(),
+        }
+    }
 }
 
 /// The stored form of [`ControllerState`] could not be read.
@@ -145,7 +175,7 @@ pub struct StateDecodeError(String);
 
 /// First byte of [`ControllerState::encode`]'s output. postcard is not
 /// self-describing: change it whenever `ControllerState`'s shape changes.
-const STATE_FORMAT: u8 = 1;
+const STATE_FORMAT: u8 = 2;
 
 impl ControllerState {
     pub fn new(cfg: &PolicyConfig) -> Self {
@@ -155,18 +185,21 @@ impl ControllerState {
             pending: VecDeque::new(),
             scored: 0,
             misses: 0,
+            releases: ReleaseRecord::default(),
         }
     }
 
     /// Forgets what only holds from one tick to the next, for a state that
     /// missed ticks (one stored some ticks ago): the forecasts awaiting their
     /// step (scored against later demand they would teach the margins a
-    /// wrong error) and the hysteresis window (a young window counts the
+    /// wrong error), the hysteresis window (a young window counts the
     /// fleet as wanted, so nothing is released before a whole window of
-    /// fresh ticks). The margins learnt per level stay.
+    /// fresh ticks) and the scale-downs awaiting demand. The margins learnt
+    /// per level and the scale-downs' outcomes stay.
     pub fn forget_short_term(&mut self) {
         self.recent.clear();
         self.pending.clear();
+        self.releases.forget_pending();
     }
 
     /// The compact binary form kept per workload between ticks (postcard
@@ -184,6 +217,9 @@ impl ControllerState {
             Some((&STATE_FORMAT, rest)) => {
                 postcard::from_bytes(rest).map_err(|e| StateDecodeError(e.to_string()))
             }
+            Some((1, rest)) => postcard::from_bytes::<StateV1>(rest)
+                .map(Self::from)
+                .map_err(|e| StateDecodeError(e.to_string())),
             Some((v, _)) => Err(StateDecodeError(format!("unknown format {v}"))),
             None => Err(StateDecodeError("empty".into())),
         }
@@ -297,6 +333,7 @@ pub fn decide(cfg: &PolicyConfig, state: &mut ControllerState, inp: &Inputs) -> 
         }
         state.scored += 1;
         state.misses += u64::from(missed);
+        state.releases.observe(d);
     }
     let base = inp
         .forecast
@@ -344,18 +381,35 @@ pub fn decide(cfg: &PolicyConfig, state: &mut ControllerState, inp: &Inputs) -> 
         reason = Reason::Steady;
         before
     } else {
-        // Down only to the most wanted over the window (a young window counts
-        // the fleet as wanted), and at least what was just measured, since a
-        // cut applies at once.
+        // At least what was just measured, since a cut applies at once.
+        let release = want.max(inp.observed.map_or(0, instances_for));
+        // A failed scale-down costs a miss; holding costs the instances for
+        // the rest of the window: release at once when that is the dearer.
+        let tolerated = match cfg.miss_cost {
+            Some(m) => {
+                f64::from(before - release) * (window - 1) as f64 / (m * inp.priority.max(1e-9))
+            }
+            None => cfg.miss_rate,
+        };
+        let proven = release < before && state.releases.proven(cfg.risk_min_samples, tolerated);
+        if release < before {
+            state.releases.wanted(release, delay);
+        }
+        // Unless scale-downs have proven safe, down only to the most wanted
+        // over the window (a young window counts the fleet as wanted).
         let young = state.recent.len() < window;
-        let cut = state
-            .recent
-            .iter()
-            .copied()
-            .max()
-            .unwrap_or(want)
-            .max(if young { before } else { 0 })
-            .max(inp.observed.map_or(0, instances_for));
+        let cut = if proven {
+            release
+        } else {
+            state
+                .recent
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(want)
+                .max(if young { before } else { 0 })
+                .max(release)
+        };
         // Confident: the forecast's level has a measured margin. (The
         // forecast's own p10–p90 is additive and, on bursty series, wide in
         // calm periods too; gating on it kept burst capacity for hours.)
@@ -480,6 +534,92 @@ mod tests {
         assert!(ControllerState::decode(&other).is_err());
         assert!(ControllerState::decode(&bytes[..bytes.len() / 2]).is_err());
         assert!(ControllerState::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn a_state_stored_before_scale_downs_were_measured_still_reads() {
+        let cfg = PolicyConfig::default();
+        let mut st = calibrated(&cfg, 7.0);
+        decide(&cfg, &mut st, &inputs(7.0, &[step(7.0)], 20));
+        let v1 = StateV1 {
+            recent: st.recent.clone(),
+            risk: st.risk.clone(),
+            pending: st.pending.clone(),
+            scored: st.scored,
+            misses: st.misses,
+        };
+        let mut bytes = vec![1];
+        bytes.extend(postcard::to_allocvec(&v1).unwrap());
+        let read = ControllerState::decode(&bytes).unwrap();
+        assert_eq!(read.risk, st.risk);
+        assert_eq!((read.recent, read.scored), (st.recent.clone(), st.scored));
+        assert_eq!(read.releases, ReleaseRecord::default());
+        // The JSON of that time (no `releases`) too.
+        let json = serde_json::to_string(&v1).unwrap();
+        let read = ControllerState::restore(None, Some(&json))
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.releases, ReleaseRecord::default());
+        assert!(
+            ControllerState::decode(&[3, 0]).is_err(),
+            "a format no version wrote"
+        );
+    }
+
+    /// `st` after `n` wanted scale-downs to `to` that demand `then` followed.
+    fn with_releases(mut st: ControllerState, n: usize, to: u32, then: f64) -> ControllerState {
+        for _ in 0..n {
+            st.releases.wanted(to, 1);
+            st.releases.observe(then);
+        }
+        st
+    }
+
+    #[test]
+    fn hysteresis_is_waived_once_scale_downs_have_held() {
+        let cfg = PolicyConfig::default(); // down_window 2, miss cost 1000
+        let low = [step(7.0)];
+        // 20 → 10 saves 10 instances for one tick of the window; a failed
+        // scale-down costs a miss worth 1000: waived only below 1 % failures.
+        let held = with_releases(calibrated(&cfg, 7.0), 64, 10, 7.0);
+        let d = decide(&cfg, &mut held.clone(), &inputs(7.0, &low, 20));
+        assert_eq!((d.after, d.reason), (10, Reason::ScaleDown));
+        // One in 64 failed: 1.6 %, held.
+        let once = with_releases(held, 1, 10, 12.0);
+        let d = decide(&cfg, &mut once.clone(), &inputs(7.0, &low, 20));
+        assert_eq!((d.after, d.reason), (20, Reason::HoldHysteresis));
+        // Worth only 100 a miss, 1.6 % is below the 10 % that pays.
+        let cheap = PolicyConfig {
+            miss_cost: Some(100.0),
+            ..cfg.clone()
+        };
+        let d = decide(&cheap, &mut once.clone(), &inputs(7.0, &low, 20));
+        assert_eq!((d.after, d.reason), (10, Reason::ScaleDown));
+        // Too few measured: held; and never into an unmeasured level.
+        let few = with_releases(calibrated(&cfg, 7.0), 19, 10, 7.0);
+        let d = decide(&cfg, &mut few.clone(), &inputs(7.0, &low, 20));
+        assert_eq!(d.reason, Reason::HoldHysteresis);
+        let unmeasured = with_releases(ControllerState::new(&cfg), 64, 10, 7.0);
+        let d = decide(&cfg, &mut unmeasured.clone(), &inputs(7.0, &low, 20));
+        assert_eq!((d.after, d.reason), (20, Reason::HoldUncertain));
+    }
+
+    #[test]
+    fn wanted_scale_downs_are_scored_by_the_demand_that_follows() {
+        let cfg = PolicyConfig::default();
+        let mut st = calibrated(&cfg, 7.0);
+        // Wants 10 of 20 (held by the young window), then demand comes at 12.
+        let d = decide(&cfg, &mut st, &inputs(7.0, &[step(7.0)], 20));
+        assert_eq!(d.reason, Reason::HoldHysteresis);
+        assert_eq!(st.releases.measured(), (0, 0));
+        decide(&cfg, &mut st, &inputs(12.0, &[step(7.0)], 20));
+        assert_eq!(st.releases.measured(), (1, 1));
+        // A steady fleet wants no scale-down: nothing to score.
+        let mut steady = calibrated(&cfg, 7.0);
+        for _ in 0..3 {
+            decide(&cfg, &mut steady, &inputs(7.0, &[step(7.0)], 10));
+        }
+        assert_eq!(steady.releases.measured(), (0, 0));
     }
 
     /// A state whose forecasts at level ~`level` were always exact.

@@ -1,5 +1,5 @@
 // Accounts in a real browser: sign up, log out, log in again, create an API key, set a
-// budget cap on the billing page.
+// budget cap on the billing page, put a workload under allocation settings.
 //
 //   HEADROOM_E2E_URL=http://127.0.0.1:3000 npm test
 
@@ -44,7 +44,9 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       // /auth/me (after log-out), a 401 from /auth/login (wrong password) and a 403
       // from /organization (key without the read scope). Anything else is a defect.
       // The billing page asks for the budget cap, which is a 404 until one is set.
-      const provoked = ['favicon', '/api/v1/auth/me', '/api/v1/auth/login', '/api/v1/organization', '/api/v1/budget-cap'];
+      // The allocation form is sent impossible bounds once (422).
+      const provoked = ['favicon', '/api/v1/auth/me', '/api/v1/auth/login', '/api/v1/organization', '/api/v1/budget-cap',
+        '/api/v1/workloads/eu%2Fapi%3Ablue/allocation'];
       if (m.type() === 'error' && !provoked.some((p) => url.includes(p))) {
         problems.push(`console: ${m.text()} (${url})`);
       }
@@ -157,6 +159,35 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       await page.waitForFunction(() => document.querySelector('[data-testid="live"]').textContent.includes('live'));
       const cap = await page.evaluate(async () => (await fetch('/api/v1/budget-cap')).json());
       assert.equal(cap.amount, '2500');
+    });
+
+    await step('allocation', async () => {
+      await page.click('a[href="/allocation"]');
+      await page.waitForURL('**/allocation');
+      await page.locator('[data-testid="no-workloads"]').waitFor();
+      await page.locator('[data-testid="no-decisions"]').waitFor();
+      const form = '[data-testid="allocation-form"]';
+      // A name with `/` and `:` travels as one path segment.
+      await page.fill(`${form} input[name="workload"]`, 'eu/api:blue');
+      await page.fill(`${form} input[name="metric"]`, 'cpu');
+      await page.fill(`${form} input[name="units"]`, '100');
+      await page.fill(`${form} input[name="max"]`, '0');
+      await submit(form);
+      await page.locator('[data-testid="error"]').waitFor();
+      assert.match(await page.textContent('[data-testid="error"]'), /impossible: min 1 is above max 0/);
+      await page.fill(`${form} input[name="max"]`, '12');
+      await submit(form);
+      const row = page.locator('[data-testid="workload-table"] tr[data-workload="eu/api:blue"]');
+      await row.waitFor();
+      const text = await row.textContent();
+      assert.match(text, /forecast only/);
+      assert.match(text, /1–12/);
+      assert.match(text, /none yet/);
+      assert.equal(await page.locator('[data-testid="error"]').count(), 0);
+      const stored = await page.evaluate(async () =>
+        (await fetch('/api/v1/workloads/eu%2Fapi%3Ablue/allocation')).json());
+      assert.equal(stored.mode, 'forecast_only');
+      assert.equal(stored.max_instances, 12);
     });
 
     assert.deepEqual(problems, []);

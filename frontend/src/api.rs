@@ -118,6 +118,43 @@ pub struct PriceChange {
     pub reason: String,
 }
 
+/// One decision of the allocation log (`/allocation-decisions`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Decision {
+    pub id: String,
+    pub workload: String,
+    pub source: String,
+    pub decided_at: String,
+    pub mode: String,
+    pub before: i32,
+    pub after: i32,
+    pub warm: i32,
+    pub reason: String,
+    pub observed: Option<f64>,
+    pub sized_for: Option<f64>,
+    pub status: String,
+    pub detail: Option<String>,
+}
+
+/// A workload under allocation settings (`/allocations`), as far as the page shows it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Allocation {
+    pub workload: String,
+    pub metric: String,
+    pub units_per_instance: f64,
+    pub mode: String,
+    pub min_instances: i32,
+    pub max_instances: i32,
+    pub target: f64,
+    pub priority: f64,
+    pub provider: String,
+    pub instances: i32,
+    pub warm: i32,
+    pub ticks_scored: u64,
+    pub ticks_under_provisioned: u64,
+    pub last_decision: Option<Decision>,
+}
+
 /// The notification kinds the server streams (each an SSE event name).
 pub const NOTIFICATION_KINDS: [&str; 4] = [
     "price_change",

@@ -5,8 +5,8 @@ use leptos_router::{SsrMode, path};
 
 use crate::auth::{Auth, use_auth};
 use crate::pages::{
-    AcceptInvitationPage, AccountPage, ApiKeysPage, BillingPage, HomePage, LoginPage, MembersPage,
-    SignupPage,
+    AcceptInvitationPage, AccountPage, AllocationPage, ApiKeysPage, BillingPage, HomePage,
+    LoginPage, MembersPage, SignupPage,
 };
 
 /// The HTML document around the app, rendered on the server only.
@@ -47,6 +47,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("members") view=MembersPage />
                     <Route path=path!("api-keys") view=ApiKeysPage />
                     <Route path=path!("billing") view=BillingPage />
+                    <Route path=path!("allocation") view=AllocationPage />
                 </Routes>
             </main>
         </Router>
@@ -61,6 +62,7 @@ fn Nav() -> impl IntoView {
             <a href="/" class="brand">"Headroom"</a>
             {move || match auth.me.get() {
                 Some(me) => view! {
+                    <a href="/allocation">"Allocation"</a>
                     <a href="/billing">"Billing"</a>
                     <a href="/members">"Members"</a>
                     <a href="/api-keys">"API keys"</a>

@@ -1,10 +1,13 @@
 //! `headroom demo`: a demo organisation with real AWS CloudWatch traces (NAB; see
 //! data/demo/nab/SOURCES.md), time-shifted so each series ends now; values unchanged.
+//! Every series' workload is under allocation settings in forecast-only mode, so the
+//! controller's decisions for it are logged from its first tick on.
 //! Idempotent: an existing demo organisation is left as it is.
 
 use chrono::Utc;
 use headroom_core::accounts::{Email, Tier};
 use headroom_core::telemetry::parse_timestamp;
+use headroom_store::allocation::StoredSettings;
 use headroom_store::telemetry::PointIn;
 use headroom_store::{Db, Tenant};
 
@@ -108,14 +111,66 @@ pub async fn seed(db: &Db, keep_ms: i64) -> anyhow::Result<Seeded> {
             })
             .filter(|p| p.ts_ms > now - keep_ms)
             .collect();
+        let sizing = demo_allocation(workload, metric, &batch, now);
         for chunk in batch.chunks(2_000) {
             points += db.insert_points(&tenant, chunk).await?.inserted.len();
+        }
+        // Forecast-only: the controller logs what it would do, commands nothing.
+        if let Some((settings, instances)) = sizing {
+            db.upsert_allocation_settings(&tenant, &settings, Some(instances))
+                .await?;
         }
     }
     Ok(Seeded::Created {
         points,
         password: generated.then_some(password),
     })
+}
+
+/// Allocation settings for a demo series: one instance serves a tenth of the
+/// median of its non-zero values (about ten instances at the median, as the
+/// replay scales it), sized for the last value; `None` for a series of zeros.
+fn demo_allocation(
+    workload: &str,
+    metric: &str,
+    points: &[PointIn],
+    now_ms: i64,
+) -> Option<(StoredSettings, i32)> {
+    let mut nonzero: Vec<f64> = points
+        .iter()
+        .map(|p| p.value)
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .collect();
+    nonzero.sort_by(f64::total_cmp);
+    let median = *nonzero.get(nonzero.len() / 2)?;
+    let units = median / 10.0;
+    let last = points.last().map_or(median, |p| p.value);
+    let max = 1_000;
+    let instances = ((last / units / 0.7).ceil() as i32).clamp(1, max);
+    let settings = StoredSettings {
+        workload: workload.to_owned(),
+        metric: metric.to_owned(),
+        units_per_instance: units,
+        mode: "forecast_only".to_owned(),
+        min_instances: 1,
+        max_instances: max,
+        target: 0.7,
+        priority: 1.0,
+        provider: "none".to_owned(),
+        provider_ref: None,
+        commanded: instances,
+        last_suggestion_ms: None,
+        updated_ms: now_ms,
+        readiness_event: None,
+        memory_mib_per_instance: None,
+        instance_type: None,
+        allow_spot: false,
+        on_demand_micros_per_hour: None,
+        warm_commanded: 0,
+        network_mbit_per_instance: None,
+        controller: Default::default(),
+    };
+    Some((settings, instances))
 }
 
 #[cfg(test)]

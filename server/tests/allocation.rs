@@ -1253,3 +1253,85 @@ async fn compact_decision_log(backend: Backend) {
     app.stop().await;
 }
 both_backends!(compact_log, compact_decision_log);
+
+/// The organisation's workloads under allocation settings are listed by
+/// name, a page at a time, each with its last decision; never another
+/// organisation's.
+async fn allocations_listed_by_page(backend: Backend) {
+    use headroom_jobs::allocate::STEP_MS;
+    use headroom_store::allocation::DecisionWrite;
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    use reqwest::Method as M;
+    let (_a, acme) = key_for(&app, "Acme").await;
+    let (_b, globex) = key_for(&app, "Globex").await;
+    for (key, workload) in [
+        (&acme, "web-b"),
+        (&acme, "web-a"),
+        (&acme, "web-c"),
+        (&globex, "web-x"),
+    ] {
+        let path = format!("/api/v1/workloads/{workload}/allocation");
+        let res = send(&app, key, M::PUT, &path, Some(settings("forecast_only"))).await;
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    }
+    // One decision for web-b, as a tick logs it.
+    let org = headroom_store::Tenant::new(
+        common::query_string(&app.db, "SELECT id FROM organizations WHERE name = 'Acme'").await,
+    );
+    let slot = chrono::Utc::now().timestamp_millis().div_euclid(STEP_MS) - 1;
+    let decision = tick_decision("web-b", slot, "logged");
+    app.db
+        .record_decisions(&[DecisionWrite {
+            tenant: &org,
+            decision: &decision,
+            state: None,
+        }])
+        .await
+        .unwrap();
+
+    let list = async |key: &str, query: &str| -> Vec<Value> {
+        let res = send(
+            &app,
+            key,
+            M::GET,
+            &format!("/api/v1/allocations{query}"),
+            None,
+        )
+        .await;
+        assert_eq!(res.status(), 200, "{query}");
+        res.json().await.unwrap()
+    };
+    let names = |items: &[Value]| -> Vec<String> {
+        items
+            .iter()
+            .map(|i| i["workload"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all = list(&acme, "").await;
+    assert_eq!(names(&all), ["web-a", "web-b", "web-c"]);
+    assert_eq!(all[0]["mode"], "forecast_only");
+    assert_eq!(all[0]["instances"], 2);
+    assert!(all[0]["last_decision"].is_null());
+    assert_eq!(all[1]["last_decision"]["id"], decision.id.as_str());
+    assert_eq!(all[1]["last_decision"]["reason"], "steady");
+    assert_eq!(names(&list(&acme, "?limit=2").await), ["web-a", "web-b"]);
+    assert_eq!(names(&list(&acme, "?after=web-b&limit=2").await), ["web-c"]);
+    assert!(list(&acme, "?after=web-c").await.is_empty());
+    assert_eq!(names(&list(&globex, "").await), ["web-x"]);
+    for (bad, status) in [("?limit=0", 422), ("?limit=201", 422), ("?limit=many", 400)] {
+        let res = send(
+            &app,
+            &acme,
+            M::GET,
+            &format!("/api/v1/allocations{bad}"),
+            None,
+        )
+        .await;
+        let msg = expect_error(res, status).await;
+        assert!(msg.contains("limit"), "{bad}: {msg}");
+    }
+}
+
+both_backends!(allocations_listed, allocations_listed_by_page);

@@ -254,6 +254,21 @@ async fn demo_organization_is_seeded_once_from_real_traces(backend: Backend) {
         Some(12),
         "5-minute samples: 12 an hour"
     );
+    // Every trace's workload is under forecast-only allocation settings, one
+    // instance serving a tenth of its median.
+    let list: Value = demo.get("/api/v1/allocations").await.json().await.unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 6, "{list:?}");
+    let cpu = list.iter().find(|a| a["workload"] == "ec2-24ae8d").unwrap();
+    assert_eq!(cpu["mode"], "forecast_only");
+    assert_eq!(cpu["provider"], "none");
+    assert_eq!(cpu["metric"], "cpu");
+    let units = cpu["units_per_instance"].as_f64().unwrap();
+    assert!(
+        (units / 0.0134 - 1.0).abs() < 0.05,
+        "{units}: the median 0.134 / 10"
+    );
+    assert!(cpu["instances"].as_i64().unwrap() >= 1);
     app.stop().await;
 }
 both_backends!(demo, demo_organization_is_seeded_once_from_real_traces);

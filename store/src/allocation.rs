@@ -263,18 +263,35 @@ impl Db {
         &self,
         tenant: &Tenant,
     ) -> Result<Vec<StoredSettings>, StoreError> {
+        self.allocation_settings_page(tenant, None, None).await
+    }
+
+    /// The organisation's workloads under allocation settings, by name: those
+    /// named after `after`, at most `limit` of them.
+    pub async fn allocation_settings_page(
+        &self,
+        tenant: &Tenant,
+        after: Option<&str>,
+        limit: Option<u64>,
+    ) -> Result<Vec<StoredSettings>, StoreError> {
         let backend = self.conn().get_database_backend();
-        let sql = format!(
-            "SELECT {SETTINGS_COLUMNS} FROM allocation_settings WHERE organization_id = {} ORDER BY workload",
+        let mut values: Vec<Value> = vec![tenant.id().into()];
+        let mut sql = format!(
+            "SELECT {SETTINGS_COLUMNS} FROM allocation_settings WHERE organization_id = {}",
             ph(backend, 1)
         );
+        if let Some(after) = after {
+            values.push(after.into());
+            sql += &format!(" AND workload > {}", ph(backend, values.len()));
+        }
+        sql += " ORDER BY workload";
+        if let Some(limit) = limit {
+            values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+            sql += &format!(" LIMIT {}", ph(backend, values.len()));
+        }
         let rows = self
             .conn()
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                vec![tenant.id().into()],
-            ))
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
         rows.iter().map(settings_from_row).collect()
     }

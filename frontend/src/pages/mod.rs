@@ -1,6 +1,7 @@
 //! One module per page.
 
 mod account;
+mod allocation;
 mod api_keys;
 mod billing;
 mod home;
@@ -9,6 +10,7 @@ mod members;
 mod signup;
 
 pub use account::AccountPage;
+pub use allocation::AllocationPage;
 pub use api_keys::ApiKeysPage;
 pub use billing::BillingPage;
 pub use home::HomePage;

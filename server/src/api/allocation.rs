@@ -451,6 +451,48 @@ pub async fn get_allocation(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+pub struct AllocationListQuery {
+    /// Only workloads named after this one (the last of the previous page).
+    pub after: Option<String>,
+    /// At most this many, by name (default 50, at most 200).
+    pub limit: Option<u64>,
+}
+
+/// The organisation's workloads under allocation settings, by name, each
+/// with its fleet, measured outcomes and last decision.
+#[utoipa::path(get, path = "/api/v1/allocations", tag = "allocation",
+    params(AllocationListQuery),
+    security(("api_key" = ["read"]), ("session" = [])),
+    responses((status = 200, body = Vec<AllocationOut>), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn list_allocations(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<AllocationListQuery>,
+) -> ApiResult<Json<Vec<AllocationOut>>> {
+    caller.require_scope(Scope::Read)?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(unprocessable("limit must be between 1 and 200"));
+    }
+    let settings = state
+        .db
+        .allocation_settings_page(&caller.tenant, q.after.as_deref(), Some(limit))
+        .await?;
+    let mut out = Vec::with_capacity(settings.len());
+    for s in settings {
+        let last = state
+            .db
+            .allocation_decisions(&caller.tenant, Some(&s.workload), 1)
+            .await?
+            .into_iter()
+            .next();
+        out.push(settings_out(s, last));
+    }
+    Ok(Json(out))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
 pub struct DecisionQuery {
     /// Only this workload.
     pub workload: Option<String>,

@@ -104,6 +104,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             allocation::put_allocation,
             allocation::get_allocation
         ))
+        .routes(routes!(allocation::list_allocations))
         .routes(routes!(allocation::list_decisions))
         .routes(routes!(allocation::suggest))
         .routes(routes!(organization::list_members))

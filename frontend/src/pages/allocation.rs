@@ -1,0 +1,217 @@
+use leptos::prelude::*;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use serde_json::json;
+
+use super::{ErrorNote, RequireLogin, field};
+use crate::api::{Allocation, Decision, Method, call};
+use crate::auth::use_auth;
+
+/// Decisions shown in the log.
+const LOG_LIMIT: u32 = 50;
+/// Workloads shown (the API pages by name; the page shows the first ones).
+const WORKLOAD_LIMIT: u32 = 200;
+
+#[component]
+pub fn AllocationPage() -> impl IntoView {
+    view! {
+        <RequireLogin>
+            <Allocations />
+        </RequireLogin>
+    }
+}
+
+/// `"ticks_scored, of which under-provisioned"` as a share, or a dash.
+fn under_share(a: &Allocation) -> String {
+    if a.ticks_scored == 0 {
+        return "—".into();
+    }
+    let pct = a.ticks_under_provisioned as f64 * 100.0 / a.ticks_scored as f64;
+    format!(
+        "{} of {} ({pct:.1} %)",
+        a.ticks_under_provisioned, a.ticks_scored
+    )
+}
+
+/// `reason_with_underscores` → `reason with underscores`.
+fn words(s: &str) -> String {
+    s.replace('_', " ")
+}
+
+fn fleet(d: &Decision) -> String {
+    let warm = if d.warm > 0 {
+        format!(" (+{} warm)", d.warm)
+    } else {
+        String::new()
+    };
+    if d.before == d.after {
+        format!("{}{warm}", d.after)
+    } else {
+        format!("{} → {}{warm}", d.before, d.after)
+    }
+}
+
+#[component]
+fn Allocations() -> impl IntoView {
+    let auth = use_auth();
+    let workloads = RwSignal::new(None::<Vec<Allocation>>);
+    let decisions = RwSignal::new(Vec::<Decision>::new());
+    let error = RwSignal::new(None::<String>);
+    let pending = RwSignal::new(false);
+    let reload = move || {
+        leptos::task::spawn_local(async move {
+            let path = format!("/allocations?limit={WORKLOAD_LIMIT}");
+            match call::<Vec<Allocation>>(Method::Get, &path, None, None).await {
+                Ok(list) => workloads.set(Some(list)),
+                Err(e) => error.set(Some(e)),
+            }
+            let path = format!("/allocation-decisions?limit={LOG_LIMIT}");
+            match call::<Vec<Decision>>(Method::Get, &path, None, None).await {
+                Ok(list) => decisions.set(list),
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    };
+    Effect::new(move |_| reload());
+
+    let (workload, metric, units, min, max, target, instances) = (
+        NodeRef::new(),
+        NodeRef::new(),
+        NodeRef::new(),
+        NodeRef::new(),
+        NodeRef::new(),
+        NodeRef::new(),
+        NodeRef::new(),
+    );
+    let mode = NodeRef::<leptos::html::Select>::new();
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        // Numbers go as typed, whole ones as integers (instance counts are);
+        // the server says which one it cannot take.
+        let number = |n: NodeRef<leptos::html::Input>| {
+            let v = field(n);
+            let t = v.trim();
+            if let Ok(i) = t.parse::<i64>() {
+                serde_json::Value::from(i)
+            } else if let Ok(f) = t.parse::<f64>() {
+                serde_json::Value::from(f)
+            } else {
+                serde_json::Value::String(v)
+            }
+        };
+        let mut body = json!({
+            "metric": field(metric),
+            "units_per_instance": number(units),
+            "mode": mode.get_untracked().map(|s| s.value()).unwrap_or_default(),
+            "min_instances": number(min),
+            "max_instances": number(max),
+            "target": number(target),
+        });
+        if !field(instances).trim().is_empty() {
+            body["instances"] = number(instances);
+        }
+        let name = field(workload);
+        let path = format!(
+            "/workloads/{}/allocation",
+            utf8_percent_encode(name.trim(), NON_ALPHANUMERIC)
+        );
+        let csrf = auth.csrf();
+        pending.set(true);
+        leptos::task::spawn_local(async move {
+            match call::<Allocation>(Method::Put, &path, Some(body), csrf.as_deref()).await {
+                Ok(_) => {
+                    error.set(None);
+                    reload();
+                }
+                Err(e) => error.set(Some(e)),
+            }
+            pending.set(false);
+        });
+    };
+
+    view! {
+        <section class="card" data-testid="allocations">
+            <h2>"Workloads"</h2>
+            <p class="notice">
+                "The controller decides every workload's fleet each tick from its forecast and "
+                "measured demand. In " <code>"forecast_only"</code> " mode it logs what it would do; in "
+                <code>"on"</code> " it commands the workload's provider (set through the API)."
+            </p>
+            {move || match workloads.get() {
+                None => view! { <p class="notice">"Loading…"</p> }.into_any(),
+                Some(list) if list.is_empty() => view! {
+                    <p class="notice" data-testid="no-workloads">"No workload is under allocation settings yet."</p>
+                }.into_any(),
+                Some(list) => view! {
+                    <table data-testid="workload-table">
+                        <thead><tr>
+                            <th>"Workload"</th><th>"Mode"</th><th>"Instances"</th><th>"Bounds"</th>
+                            <th>"Sizing"</th><th>"Under-provisioned ticks"</th><th>"Last decision"</th>
+                        </tr></thead>
+                        <tbody>
+                            {list.into_iter().map(|a| {
+                                let last = a.last_decision.as_ref().map_or_else(
+                                    || "none yet".to_owned(),
+                                    |d| format!("{} ({}) {}", words(&d.reason), d.status, d.decided_at),
+                                );
+                                let warm = if a.warm > 0 { format!(" +{} warm", a.warm) } else { String::new() };
+                                view! {
+                                    <tr data-workload=a.workload.clone()>
+                                        <td><code>{a.workload.clone()}</code></td>
+                                        <td>{words(&a.mode)}</td>
+                                        <td>{format!("{}{warm}", a.instances)}</td>
+                                        <td>{format!("{}–{}", a.min_instances, a.max_instances)}</td>
+                                        <td>{format!("{} at {} per instance, target {:.0} %, priority {}",
+                                            a.metric, a.units_per_instance, a.target * 100.0, a.priority)}</td>
+                                        <td>{under_share(&a)}</td>
+                                        <td>{last}</td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any(),
+            }}
+        </section>
+        <section class="card narrow">
+            <h2>"Set a workload's allocation"</h2>
+            <form method="post" on:submit=submit data-testid="allocation-form">
+                <label>"Workload" <input node_ref=workload name="workload" required placeholder="web" /></label>
+                <label>"Demand metric" <input node_ref=metric name="metric" required placeholder="cpu" /></label>
+                <label>"Demand one instance serves" <input node_ref=units name="units" inputmode="decimal" required placeholder="100" /></label>
+                <label>"Mode"
+                    <select node_ref=mode name="mode">
+                        <option value="forecast_only">"forecast only: log decisions"</option>
+                        <option value="on">"on: command the provider"</option>
+                        <option value="off">"off"</option>
+                    </select>
+                </label>
+                <label>"Fewest instances" <input node_ref=min name="min" inputmode="numeric" required value="1" /></label>
+                <label>"Most instances" <input node_ref=max name="max" inputmode="numeric" required value="20" /></label>
+                <label>"Target utilisation (0–1)" <input node_ref=target name="target" inputmode="decimal" required value="0.7" /></label>
+                <label>"Instances running now (optional)" <input node_ref=instances name="instances" inputmode="numeric" /></label>
+                <button type="submit" disabled=move || pending.get()>"Save"</button>
+            </form>
+            <ErrorNote error />
+        </section>
+        <section class="card">
+            <h2>"Decisions " <button class="secondary" on:click=move |_| reload() data-testid="refresh">"Refresh"</button></h2>
+            {move || decisions.with(Vec::is_empty).then(|| view! {
+                <p class="notice" data-testid="no-decisions">"No decision logged yet."</p>
+            })}
+            <table data-testid="decision-log">
+                <tbody>
+                    <For each=move || decisions.get() key=|d| d.id.clone() let:d>
+                        <tr>
+                            <td><time>{d.decided_at.clone()}</time></td>
+                            <td><code>{d.workload.clone()}</code></td>
+                            <td>{fleet(&d)}</td>
+                            <td>{words(&d.reason)}</td>
+                            <td>{d.observed.map_or_else(|| "no demand measured".to_owned(), |o| format!("demand {o:.1}"))}</td>
+                            <td>{d.status.clone()}{d.detail.clone().map(|x| format!(": {x}"))}</td>
+                        </tr>
+                    </For>
+                </tbody>
+            </table>
+        </section>
+    }
+}

@@ -1,6 +1,7 @@
 //! `headroom bench …`: throughput figures printed for people; nothing asserted.
 
 pub mod controller;
+mod cpu;
 pub mod forecast;
 pub mod forecast_job;
 pub mod ingest;

@@ -26,6 +26,7 @@ use headroom_store::sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 use headroom_store::{Db, Tenant};
 
 use super::controller::learnt_state;
+use super::cpu::CpuTime;
 use crate::config::Config;
 use crate::startup::Application;
 
@@ -250,11 +251,15 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
         (&*format!("the slot after ({kept})"), now_ms + 2 * STEP_MS),
     ] {
         let wal_before = wal_position(&db).await?;
+        let cpu_before = CpuTime::now();
         let started = Instant::now();
         let s = allocate_all_kept(&db, &providers, &states, at)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let secs = started.elapsed().as_secs_f64();
+        let cpu = CpuTime::now()
+            .zip(cpu_before)
+            .map(|(now, before)| now.since(before));
         anyhow::ensure!(
             s.decided >= args.workloads,
             "only {} of {} workloads decided",
@@ -270,6 +275,12 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
             s.states_read,
             s.states_stored
         );
+        if let Some(cpu) = cpu {
+            println!(
+                "  CPU time: this process {:.2} s, PostgreSQL processes on this machine {:.2} s",
+                cpu.own, cpu.database
+            );
+        }
         if let (Some(before), Some(after)) = (wal_before, wal_position(&db).await?) {
             println!(
                 "  write-ahead log written: {:.1} MB",

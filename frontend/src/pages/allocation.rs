@@ -32,6 +32,23 @@ fn under_share(a: &Allocation) -> String {
     )
 }
 
+/// A measured or configured quantity, to about four significant digits
+/// (`6.840000000000001` → `6.84`, `0.25839999999999996` → `0.2584`).
+fn num(v: f64) -> String {
+    let s = if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.4}")
+    };
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        s
+    }
+}
+
 /// `reason_with_underscores` → `reason with underscores`.
 fn words(s: &str) -> String {
     s.replace('_', " ")
@@ -149,10 +166,13 @@ fn Allocations() -> impl IntoView {
                         </tr></thead>
                         <tbody>
                             {list.into_iter().map(|a| {
-                                let last = a.last_decision.as_ref().map_or_else(
-                                    || "none yet".to_owned(),
-                                    |d| format!("{} ({}) {}", words(&d.reason), d.status, d.decided_at),
-                                );
+                                let last = match &a.last_decision {
+                                    None => view! { "none yet" }.into_any(),
+                                    Some(d) => view! {
+                                        {format!("{}, {}", words(&d.reason), d.status)} <br />
+                                        <time>{d.decided_at.clone()}</time>
+                                    }.into_any(),
+                                };
                                 let warm = if a.warm > 0 { format!(" +{} warm", a.warm) } else { String::new() };
                                 view! {
                                     <tr data-workload=a.workload.clone()>
@@ -161,7 +181,7 @@ fn Allocations() -> impl IntoView {
                                         <td>{format!("{}{warm}", a.instances)}</td>
                                         <td>{format!("{}–{}", a.min_instances, a.max_instances)}</td>
                                         <td>{format!("{} at {} per instance, target {:.0} %, priority {}",
-                                            a.metric, a.units_per_instance, a.target * 100.0, a.priority)}</td>
+                                            a.metric, num(a.units_per_instance), a.target * 100.0, num(a.priority))}</td>
                                         <td>{under_share(&a)}</td>
                                         <td>{last}</td>
                                     </tr>
@@ -206,12 +226,27 @@ fn Allocations() -> impl IntoView {
                             <td><code>{d.workload.clone()}</code></td>
                             <td>{fleet(&d)}</td>
                             <td>{words(&d.reason)}</td>
-                            <td>{d.observed.map_or_else(|| "no demand measured".to_owned(), |o| format!("demand {o:.1}"))}</td>
+                            <td>{d.observed.map_or_else(|| "no demand measured".to_owned(), |o| format!("demand {}", num(o)))}</td>
                             <td>{d.status.clone()}{d.detail.clone().map(|x| format!(": {x}"))}</td>
                         </tr>
                     </For>
                 </tbody>
             </table>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::num;
+
+    #[test]
+    fn quantities_show_about_four_significant_digits() {
+        assert_eq!(num(6.840000000000001), "6.84");
+        assert_eq!(num(0.25839999999999996), "0.2584");
+        assert_eq!(num(792003.2), "792003");
+        assert_eq!(num(1.0), "1");
+        assert_eq!(num(0.0), "0");
+        assert_eq!(num(-2.5), "-2.5");
     }
 }

@@ -387,7 +387,8 @@ pub fn decide(cfg: &PolicyConfig, state: &mut ControllerState, inp: &Inputs) -> 
         // the rest of the window: release at once when that is the dearer.
         let tolerated = match cfg.miss_cost {
             Some(m) => {
-                f64::from(before - release) * (window - 1) as f64 / (m * inp.priority.max(1e-9))
+                f64::from(before.saturating_sub(release)) * (window - 1) as f64
+                    / (m * inp.priority.max(1e-9))
             }
             None => cfg.miss_rate,
         };
@@ -602,6 +603,20 @@ mod tests {
         let unmeasured = with_releases(ControllerState::new(&cfg), 64, 10, 7.0);
         let d = decide(&cfg, &mut unmeasured.clone(), &inputs(7.0, &low, 20));
         assert_eq!((d.after, d.reason), (20, Reason::HoldUncertain));
+    }
+
+    #[test]
+    fn demand_above_the_commanded_fleet_is_no_scale_down_to_measure() {
+        // More instances serve than were commanded (drift the next tick
+        // repairs): demand of 11.5 needs 12, above the 10 commanded.
+        let cfg = PolicyConfig::default();
+        let mut st = calibrated(&cfg, 5.0);
+        let forecast = [step(5.0)];
+        let mut inp = inputs(11.5, &forecast, 10);
+        inp.fleet.in_force = 12;
+        let d = decide(&cfg, &mut st, &inp);
+        assert_eq!(d.after, 10);
+        assert_eq!(st.releases, ReleaseRecord::default());
     }
 
     #[test]

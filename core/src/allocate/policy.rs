@@ -49,7 +49,9 @@ pub struct PolicyConfig {
     /// this many ticks (this one included): 2 at 5-minute ticks is the
     /// Kubernetes HPA's 300 s scale-down stabilisation. Waived for a workload
     /// whose wanted scale-downs have held (see [`ReleaseRecord`]): at least
-    /// `risk_min_samples` measured, at most `miss_rate` of them failed.
+    /// `risk_min_samples` measured, failing less often than holding is worth
+    /// (the instances held for the rest of the window against `miss_cost` ×
+    /// priority a miss; `miss_rate` without a miss cost).
     pub down_window: usize,
     /// Warm (stopped, ready) instances at most this share of the fleet.
     pub warm_share: f64,

@@ -1254,6 +1254,62 @@ async fn compact_decision_log(backend: Backend) {
 }
 both_backends!(compact_log, compact_decision_log);
 
+/// A workload's listing over slots where its decisions alternate between
+/// compact groups and rows (a command each): each limit gets exactly the
+/// newest decisions, counting the slots whose decision is a row.
+async fn workload_listing_mixes_groups_and_rows(backend: Backend) {
+    use headroom_jobs::allocate::STEP_MS;
+    use headroom_store::allocation::DecisionWrite;
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let _ = key_for(&app, "Acme").await;
+    let org = headroom_store::Tenant::new(
+        common::query_string(&app.db, "SELECT id FROM organizations WHERE name = 'Acme'").await,
+    );
+    let base = chrono::Utc::now().timestamp_millis().div_euclid(STEP_MS) - 50;
+    // Oldest first: logged, logged, applied, logged, applied, applied; and
+    // another workload in every slot.
+    let statuses = [
+        "logged", "logged", "applied", "logged", "applied", "applied",
+    ];
+    let mut mine = Vec::new();
+    for (i, status) in statuses.iter().enumerate() {
+        let slot = base + i as i64;
+        let d = tick_decision("mixed", slot, status);
+        let other = tick_decision("other", slot, "logged");
+        app.db
+            .record_decisions(&[
+                DecisionWrite {
+                    tenant: &org,
+                    decision: &d,
+                    state: None,
+                },
+                DecisionWrite {
+                    tenant: &org,
+                    decision: &other,
+                    state: None,
+                },
+            ])
+            .await
+            .unwrap();
+        mine.push(d);
+    }
+    mine.reverse();
+    for limit in 1..=8 {
+        let listed = app
+            .db
+            .allocation_decisions(&org, Some("mixed"), limit)
+            .await
+            .unwrap();
+        let want: Vec<_> = mine.iter().take(limit as usize).cloned().collect();
+        assert_eq!(listed, want, "limit {limit}");
+    }
+    app.stop().await;
+}
+
+both_backends!(workload_listing, workload_listing_mixes_groups_and_rows);
+
 /// The organisation's workloads under allocation settings are listed by
 /// name, a page at a time, each with its last decision; never another
 /// organisation's.

@@ -385,11 +385,16 @@ impl Db {
         }
         let p = binder(self.db_backend());
         match workload {
-            // The workload's groups, newest first, until enough hold it (a
-            // tick it was not controlled in has none for it).
+            // The workload's groups, newest first, until `limit` of them name
+            // it (a tick it was not controlled in has none for it). A group
+            // names every controller decision of its slot and chunk, the
+            // others as stubs whose rows the caller reads, so the newest
+            // `limit` controller decisions are in the first `limit` slots
+            // naming the workload: nothing older can make the listing.
             Some(workload) => {
                 let page = limit.clamp(16, 1000);
                 let mut offset = 0;
+                let mut named = 0;
                 loop {
                     let found = rows(
                         self.conn(),
@@ -406,14 +411,20 @@ impl Db {
                     for r in &found {
                         let slot: i64 = r.try_get_by_index(0)?;
                         let body: Vec<u8> = r.try_get_by_index(1)?;
-                        out.extend(
-                            readable(&body, tenant.id(), slot)
-                                .into_iter()
-                                .filter(|e| e.workload == workload)
-                                .filter_map(|e| Some(e.logged?.into_decision(e.workload, slot))),
-                        );
+                        for e in readable(&body, tenant.id(), slot) {
+                            if e.workload != workload {
+                                continue;
+                            }
+                            named += 1;
+                            if let Some(logged) = e.logged {
+                                out.push(logged.into_decision(e.workload, slot));
+                            }
+                        }
+                        if named >= limit {
+                            break;
+                        }
                     }
-                    if out.len() >= limit || found.len() < page {
+                    if named >= limit || found.len() < page {
                         break;
                     }
                     offset += page;

@@ -1332,20 +1332,35 @@ async fn allocations_listed_by_page(backend: Backend) {
         let res = send(&app, key, M::PUT, &path, Some(settings("forecast_only"))).await;
         assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     }
-    // One decision for web-b, as a tick logs it.
+    // Decisions for web-b as ticks log them (the first stores the workload's
+    // state), and one for web-c without a state, as if the controller had
+    // decided it under settings since deleted and made again: the last
+    // decision is one made under the settings in force.
     let org = headroom_store::Tenant::new(
         common::query_string(&app.db, "SELECT id FROM organizations WHERE name = 'Acme'").await,
     );
-    let slot = chrono::Utc::now().timestamp_millis().div_euclid(STEP_MS) - 1;
-    let decision = tick_decision("web-b", slot, "logged");
-    app.db
-        .record_decisions(&[DecisionWrite {
-            tenant: &org,
-            decision: &decision,
-            state: None,
-        }])
-        .await
-        .unwrap();
+    let slot = chrono::Utc::now().timestamp_millis().div_euclid(STEP_MS) - 3;
+    let state = headroom_core::allocate::ControllerState::new(
+        &headroom_core::allocate::PolicyConfig::default(),
+    )
+    .encode();
+    let older = tick_decision("web-b", slot, "logged");
+    let decision = tick_decision("web-b", slot + 2, "logged");
+    let orphan = tick_decision("web-c", slot + 2, "logged");
+    for (d, state) in [
+        (&older, Some(state.as_slice())),
+        (&decision, None),
+        (&orphan, None),
+    ] {
+        app.db
+            .record_decisions(&[DecisionWrite {
+                tenant: &org,
+                decision: d,
+                state,
+            }])
+            .await
+            .unwrap();
+    }
 
     let list = async |key: &str, query: &str| -> Vec<Value> {
         let res = send(
@@ -1372,6 +1387,26 @@ async fn allocations_listed_by_page(backend: Backend) {
     assert!(all[0]["last_decision"].is_null());
     assert_eq!(all[1]["last_decision"]["id"], decision.id.as_str());
     assert_eq!(all[1]["last_decision"]["reason"], "steady");
+    assert!(all[2]["last_decision"].is_null(), "{}", all[2]);
+    // The workload's own page says the same; its log lists all of it.
+    let one: Value = send(
+        &app,
+        &acme,
+        M::GET,
+        "/api/v1/workloads/web-b/allocation",
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(one["last_decision"]["id"], decision.id.as_str());
+    let log = app
+        .db
+        .allocation_decisions(&org, Some("web-c"), 10)
+        .await
+        .unwrap();
+    assert_eq!(log, vec![orphan.clone()]);
     assert_eq!(names(&list(&acme, "?limit=2").await), ["web-a", "web-b"]);
     assert_eq!(names(&list(&acme, "?after=web-b&limit=2").await), ["web-c"]);
     assert!(list(&acme, "?after=web-c").await.is_empty());

@@ -373,6 +373,47 @@ impl Db {
         workload: Option<&str>,
         limit: u64,
     ) -> Result<Vec<StoredDecision>, StoreError> {
+        let limit = limit.min(1000);
+        let mut out = self.decision_rows(tenant, workload, limit).await?;
+        // With the compact ones: the newest `limit` of both.
+        out.extend(
+            self.grouped_decisions(tenant, workload, limit, None)
+                .await?,
+        );
+        keep_newest(&mut out, limit);
+        Ok(out)
+    }
+
+    /// A workload's newest decision, as [`Db::allocation_decisions`] lists
+    /// it, reading only the groups that can hold it: none when the
+    /// controller has not decided the workload under these settings (its
+    /// first decision stores a state, in the same transaction), else those
+    /// at or after the slot of the decision its stored state learnt from.
+    pub async fn last_decision(
+        &self,
+        tenant: &Tenant,
+        settings: &StoredSettings,
+    ) -> Result<Option<StoredDecision>, StoreError> {
+        let workload = Some(settings.workload.as_str());
+        let mut out = self.decision_rows(tenant, workload, 1).await?;
+        let state = &settings.controller;
+        if state.state.is_some() || state.state_json.is_some() {
+            out.extend(
+                self.grouped_decisions(tenant, workload, 1, state.slot)
+                    .await?,
+            );
+        }
+        keep_newest(&mut out, 1);
+        Ok(out.pop())
+    }
+
+    /// Decisions kept as rows, newest first.
+    async fn decision_rows(
+        &self,
+        tenant: &Tenant,
+        workload: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<StoredDecision>, StoreError> {
         let backend = self.conn().get_database_backend();
         let mut values: Vec<Value> = vec![tenant.id().into()];
         let mut sql = format!(
@@ -391,15 +432,7 @@ impl Db {
             .conn()
             .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
-        let mut out: Vec<StoredDecision> = rows
-            .iter()
-            .map(decision_from_row)
-            .collect::<Result<_, _>>()?;
-        // With the compact ones: the newest `limit` of both.
-        let limit = limit.min(1000);
-        out.extend(self.grouped_decisions(tenant, workload, limit).await?);
-        keep_newest(&mut out, limit);
-        Ok(out)
+        rows.iter().map(decision_from_row).collect()
     }
 }
 

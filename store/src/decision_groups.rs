@@ -372,11 +372,13 @@ impl Db {
 
     /// The compact decisions of `tenant` (of `workload`, when given), newest
     /// first, at most `limit`.
+    /// With `from_slot`, a workload's groups of that slot and later only.
     pub(crate) async fn grouped_decisions(
         &self,
         tenant: &Tenant,
         workload: Option<&str>,
         limit: u64,
+        from_slot: Option<i64>,
     ) -> Result<Vec<StoredDecision>, StoreError> {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let mut out = Vec::new();
@@ -395,17 +397,23 @@ impl Db {
                 let page = limit.clamp(16, 1000);
                 let mut offset = 0;
                 let mut named = 0;
+                let since = match from_slot {
+                    Some(_) => format!(" AND slot >= {}", p(3)),
+                    None => String::new(),
+                };
                 loop {
+                    let mut values = vec![tenant.id().into(), workload_hash(workload).into()];
+                    values.extend(from_slot.map(Value::from));
                     let found = rows(
                         self.conn(),
                         format!(
                             "SELECT slot, body FROM allocation_decision_groups \
-                             WHERE organization_id = {} AND chunk = {} % chunks \
+                             WHERE organization_id = {} AND chunk = {} % chunks{since} \
                              ORDER BY decided_at DESC, slot DESC LIMIT {page} OFFSET {offset}",
                             p(1),
                             p(2)
                         ),
-                        vec![tenant.id().into(), workload_hash(workload).into()],
+                        values,
                     )
                     .await?;
                     for r in &found {

@@ -426,12 +426,7 @@ async fn get_one(state: &AppState, caller: &Caller, workload: &str) -> ApiResult
         .allocation_settings(&caller.tenant, workload)
         .await?
         .ok_or_else(|| ApiError::not_found("workload allocation"))?;
-    let last = state
-        .db
-        .allocation_decisions(&caller.tenant, Some(workload), 1)
-        .await?
-        .into_iter()
-        .next();
+    let last = state.db.last_decision(&caller.tenant, &settings).await?;
     Ok(settings_out(settings, last))
 }
 
@@ -481,12 +476,7 @@ pub async fn list_allocations(
         .await?;
     let mut out = Vec::with_capacity(settings.len());
     for s in settings {
-        let last = state
-            .db
-            .allocation_decisions(&caller.tenant, Some(&s.workload), 1)
-            .await?
-            .into_iter()
-            .next();
+        let last = state.db.last_decision(&caller.tenant, &s).await?;
         out.push(settings_out(s, last));
     }
     Ok(Json(out))

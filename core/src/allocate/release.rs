@@ -35,22 +35,23 @@ impl ReleaseRecord {
         if !demand.is_finite() {
             return;
         }
-        let mut results = Vec::new();
+        let (outcomes, recorded) = (&mut self.outcomes, &mut self.recorded);
+        let mut record = |failed: bool| {
+            *outcomes = (*outcomes << 1) | u64::from(failed);
+            *recorded = (u32::from(*recorded) + 1).min(WINDOW) as u8;
+        };
+        // Runs per workload every tick: outcomes are recorded in place.
         self.pending.retain_mut(|(capacity, left)| {
             if demand > f64::from(*capacity) {
-                results.push(true);
+                record(true);
                 return false;
             }
             *left = left.saturating_sub(1);
             if *left == 0 {
-                results.push(false);
+                record(false);
             }
             *left > 0
         });
-        for failed in results {
-            self.outcomes = (self.outcomes << 1) | u64::from(failed);
-            self.recorded = (u32::from(self.recorded) + 1).min(WINDOW) as u8;
-        }
     }
 
     /// A scale-down to `capacity` was wanted; it would have served the next

@@ -1,7 +1,13 @@
 // Accounts in a real browser: sign up, log out, log in again, create an API key, set a
-// budget cap on the billing page, put a workload under allocation settings.
+// budget cap on the billing page, see a series sent with the key on the usage page, put a
+// workload under allocation settings; then a
+// platform administrator adds a pricing rule in the admin portal while the customer's
+// billing page is open, and the price change reaches that page live.
 //
-//   HEADROOM_E2E_URL=http://127.0.0.1:3000 npm test
+//   HEADROOM_E2E_URL=http://127.0.0.1:3000 \
+//   HEADROOM_E2E_ADMIN_EMAIL=... HEADROOM_E2E_ADMIN_PASSWORD=... npm test
+//
+// (`./dev test` creates the administrator with `headroom create-admin`.)
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +20,8 @@ const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const RESULTS_DIR = fileURLToPath(new URL('../test-results/', import.meta.url));
 const TIMEOUT_MS = 20_000;
 const PASSWORD = 'correct horse battery staple';
+const ADMIN_EMAIL = process.env.HEADROOM_E2E_ADMIN_EMAIL;
+const ADMIN_PASSWORD = process.env.HEADROOM_E2E_ADMIN_PASSWORD;
 
 describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is not set' }, () => {
   let browser;
@@ -44,9 +52,11 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       // /auth/me (after log-out), a 401 from /auth/login (wrong password) and a 403
       // from /organization (key without the read scope). Anything else is a defect.
       // The billing page asks for the budget cap, which is a 404 until one is set.
-      // The allocation form is sent impossible bounds once (422).
+      // The allocation form is sent impossible bounds once (422). The customer asks the
+      // admin API once (403), and the administrator sends an incomplete rule once (422).
+      // The usage page asks for the new series' forecast, a 404 until the job made one.
       const provoked = ['favicon', '/api/v1/auth/me', '/api/v1/auth/login', '/api/v1/organization', '/api/v1/budget-cap',
-        '/api/v1/workloads/eu%2Fapi%3Ablue/allocation'];
+        '/api/v1/workloads/eu%2Fapi%3Ablue/allocation', '/api/v1/admin/price-rules', '/api/v1/workloads/eu%2Fweb/forecast'];
       if (m.type() === 'error' && !provoked.some((p) => url.includes(p))) {
         problems.push(`console: ${m.text()} (${url})`);
       }
@@ -82,6 +92,7 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
 
   test('sign up, log out, log in, create an API key', async () => {
     const email = `e2e-${Date.now()}@example.com`;
+    let secret;
 
     await step('signup', async () => {
       await page.goto(new URL('/signup', BASE_URL).href);
@@ -126,7 +137,7 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       await page.waitForURL('**/api-keys');
       await page.fill('input[name="name"]', 'e2e agent');
       await submit('[data-testid="new-key-form"]');
-      const secret = (await page.locator('[data-testid="new-key-secret"]').textContent()).trim();
+      secret = (await page.locator('[data-testid="new-key-secret"]').textContent()).trim();
       assert.match(secret, /^hr_[A-Za-z0-9]{8}_[A-Za-z0-9]{32}$/);
       const row = page.locator('[data-testid="key-list"] tbody tr', { hasText: 'e2e agent' });
       await row.waitFor();
@@ -142,6 +153,37 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       assert.match(answer.body.message, /lacks the `read` scope/);
     });
 
+    await step('usage', async () => {
+      // Two hours of a series, a point a minute, sent with the new key (ingest scope).
+      const now = Math.floor(Date.now() / 1000);
+      const points = Array.from({ length: 120 }, (_, i) => ({
+        workload: 'eu/web', metric: 'cpu', timestamp: now - 120 * 60 + i * 60, value: 40 + (i % 10),
+      }));
+      const sent = await page.evaluate(async ({ key, points }) => {
+        const res = await fetch('/api/v1/metrics', {
+          method: 'POST', credentials: 'omit',
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          body: JSON.stringify(points),
+        });
+        return { status: res.status, body: await res.json() };
+      }, { key: secret, points });
+      assert.equal(sent.status, 200, JSON.stringify(sent));
+      assert.equal(sent.body.accepted, 120, JSON.stringify(sent));
+      await page.click('a[href="/usage"]');
+      await page.waitForURL('**/usage');
+      const picker = page.locator('[data-testid="series-picker"]');
+      await picker.waitFor();
+      assert.match(await picker.textContent(), /eu\/web · cpu/);
+      // Hour by hour: two or three hours measured, drawn as SVG; no forecast yet.
+      await page.waitForFunction(() => Number(document.querySelector('[data-testid="chart"]')?.dataset.points) >= 2);
+      await page.locator('[data-testid="chart"] svg').first().waitFor();
+      await page.waitForFunction(() => document.querySelector('[data-testid="forecast-note"]').textContent.includes('No forecast'));
+      // Five-minute steps over six hours: the two hours in 24 or 25 windows.
+      await page.selectOption('[data-testid="span-picker"]', 'hours');
+      await page.waitForFunction(() => Number(document.querySelector('[data-testid="chart"]').dataset.points) >= 24);
+      assert.equal(await page.locator('[data-testid="error"]').count(), 0);
+    });
+
     await step('billing', async () => {
       await page.click('a[href="/billing"]');
       await page.waitForURL('**/billing');
@@ -149,7 +191,7 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       await page.locator('[data-testid="expected"]').waitFor();
       assert.equal(await page.textContent('[data-testid="expected"]'), '0.00');
       assert.match(await page.textContent('[data-testid="cap"]'), /No cap/);
-      assert.equal(await page.locator('[data-testid="price-history"] tbody tr').count(), 0);
+      await page.locator('[data-testid="no-price-changes"]').waitFor();
       await page.fill('[data-testid="cap-form"] input[name="amount"]', '2500');
       await page.selectOption('[data-testid="cap-form"] select[name="action"]', 'block');
       await submit('[data-testid="cap-form"]');
@@ -188,6 +230,80 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
         (await fetch('/api/v1/workloads/eu%2Fapi%3Ablue/allocation')).json());
       assert.equal(stored.mode, 'forecast_only');
       assert.equal(stored.max_instances, 12);
+    });
+
+    await step('admin-portal', async () => {
+      assert.ok(ADMIN_EMAIL && ADMIN_PASSWORD, 'HEADROOM_E2E_ADMIN_EMAIL and HEADROOM_E2E_ADMIN_PASSWORD are not set');
+      // A customer is not shown the portal, and is refused by its API.
+      assert.equal(await page.locator('[data-testid="nav-admin"]').count(), 0);
+      await page.goto(new URL('/admin', BASE_URL).href);
+      await page.locator('[data-testid="not-admin"]').waitFor();
+      const refused = await page.evaluate(async () => (await fetch('/api/v1/admin/price-rules')).status);
+      assert.equal(refused, 403);
+      // The customer watches the billing page (a new visit: a new stream).
+      await page.click('a[href="/billing"]');
+      await page.waitForURL('**/billing');
+      await page.locator('[data-testid="no-price-changes"]').waitFor();
+      await page.waitForFunction(() => document.querySelector('[data-testid="live"]').textContent.includes('live'));
+
+      const context = await browser.newContext();
+      const admin = await context.newPage();
+      admin.setDefaultTimeout(TIMEOUT_MS);
+      admin.on('pageerror', (e) => problems.push(`admin pageerror: ${e.message}`));
+      admin.on('console', (m) => {
+        const url = m.location()?.url ?? '';
+        if (m.type() === 'error' && !url.includes('favicon') && !url.includes('/api/v1/admin/price-rules')) {
+          problems.push(`admin console: ${m.text()}`);
+        }
+      });
+      try {
+        await admin.goto(new URL('/login', BASE_URL).href);
+        await admin.fill('input[name="email"]', ADMIN_EMAIL);
+        await admin.fill('input[name="password"]', ADMIN_PASSWORD);
+        const button = admin.locator('[data-testid="login-form"] button[type="submit"]');
+        await admin.waitForFunction(() => !document.querySelector('[data-testid="login-form"] button[type="submit"]').disabled);
+        await button.click();
+        await admin.waitForURL('**/account');
+        await admin.click('[data-testid="nav-admin"]');
+        await admin.waitForURL('**/admin');
+        await admin.locator('[data-testid="no-rules"]').waitFor();
+
+        // Organisations: the customer's priority changed and kept.
+        const org = admin.locator('[data-testid="admin-organizations"] tr', { hasText: 'E2E Analytics' });
+        await org.waitFor();
+        await org.locator('input[name="priority"]').fill('70');
+        await org.locator('select[name="tier"]').selectOption('premium');
+        await org.locator('button[type="submit"]').click();
+        await admin.waitForFunction(() => [...document.querySelectorAll('[data-testid="audit-table"] tr')]
+          .some((tr) => tr.textContent.includes('organization updated')));
+        const orgs = await admin.evaluate(async () => (await fetch('/api/v1/admin/organizations')).json());
+        const mine = orgs.find((o) => o.name === 'E2E Analytics');
+        assert.equal(mine.priority, 70);
+        assert.equal(mine.tier, 'premium');
+
+        // A rule the server refuses says why.
+        await admin.fill('[data-testid="rule-form"] input[name="amount"]', '0.05');
+        await admin.locator('[data-testid="rule-form"] button[type="submit"]').click();
+        await admin.locator('[data-testid="error"]').waitFor();
+        assert.match(await admin.textContent('[data-testid="error"]'), /kind "price" needs dimension/);
+        // A price for every organisation, from the next whole hour.
+        await admin.fill('[data-testid="rule-form"] input[name="dimension"]', 'resource:instance');
+        await admin.locator('[data-testid="rule-form"] button[type="submit"]').click();
+        await admin.locator('[data-testid="rule-added"]').waitFor();
+        assert.match(await admin.textContent('[data-testid="rule-added"]'), /[1-9]\d* organisation\(s\) told/);
+        const rule = admin.locator('[data-testid="rule-table"] tbody tr', { hasText: 'resource:instance' });
+        await rule.waitFor();
+        assert.match(await rule.textContent(), /0\.05 USD per unit/);
+        assert.equal(await admin.locator('[data-testid="error"]').count(), 0);
+      } finally {
+        await context.close();
+      }
+
+      // The customer's open page hears of it: the notification and the price history.
+      await page.waitForFunction(() => document.querySelector('[data-testid="notifications"]').textContent.includes('resource:instance'));
+      const row = page.locator('[data-testid="price-history"] tbody tr', { hasText: 'resource:instance' });
+      await row.waitFor();
+      assert.match(await row.textContent(), /— → 0\.05 USD/);
     });
 
     assert.deepEqual(problems, []);

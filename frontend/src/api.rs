@@ -32,6 +32,11 @@ impl Me {
     pub fn is_manager(&self) -> bool {
         matches!(self.user.role.as_str(), "owner" | "admin")
     }
+
+    /// The operator's staff (role `admin`), who see the admin portal.
+    pub fn is_platform_admin(&self) -> bool {
+        self.user.role == "admin"
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -153,6 +158,128 @@ pub struct Allocation {
     pub ticks_scored: u64,
     pub ticks_under_provisioned: u64,
     pub last_decision: Option<Decision>,
+}
+
+/// An organisation as platform administrators see it (`/admin/organizations`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct AdminOrganization {
+    pub id: String,
+    pub name: String,
+    pub tier: String,
+    pub priority: i32,
+    pub created_at: String,
+    pub currency: String,
+}
+
+/// A pricing rule (`/admin/price-rules`; amounts as decimal strings).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct PriceRule {
+    pub id: String,
+    pub scope: String,
+    pub scope_ref: Option<String>,
+    pub kind: String,
+    pub dimension: Option<String>,
+    pub unit_price: Option<String>,
+    pub rate: Option<String>,
+    pub multiplier: Option<String>,
+    pub min_load: Option<String>,
+    pub currency: String,
+    pub effective_from: String,
+    pub effective_to: Option<String>,
+}
+
+/// What adding a rule did (`POST /admin/price-rules`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct PriceRuleCreated {
+    pub rule: PriceRule,
+    pub price_changes: usize,
+}
+
+/// A forecasting version and its measured accuracy (`/admin/models`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ModelVersion {
+    pub horizon: String,
+    pub version: String,
+    pub status: String,
+    pub mase: Option<f64>,
+    pub coverage: Option<f64>,
+    pub steps: i64,
+    pub series: i64,
+    pub scored_at: String,
+    pub recent_mase: Option<f64>,
+    pub note: Option<String>,
+}
+
+/// One audit log entry (`/admin/audit`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub organization_id: Option<String>,
+    pub actor_user_id: Option<String>,
+    pub actor_api_key_id: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub details: Option<serde_json::Value>,
+    pub created_at: String,
+}
+
+/// A series the organisation reports (`/series`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct SeriesInfo {
+    pub workload: String,
+    pub metric: String,
+    pub last_hour: String,
+}
+
+/// One window of a series (`/metrics/query`), as far as charts use it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct SeriesPointInfo {
+    pub t: String,
+    pub mean: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct SeriesWindow {
+    pub points: Vec<SeriesPointInfo>,
+}
+
+/// One step of a forecast, starting at `t`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ForecastStep {
+    pub t: String,
+    pub p10: f64,
+    pub p50: f64,
+    pub p90: f64,
+}
+
+/// A workload's latest forecast of one metric at one horizon.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct MetricForecast {
+    pub metric: String,
+    pub horizon: String,
+    pub step_seconds: i64,
+    pub origin: String,
+    pub made_at: String,
+    pub model_version: String,
+    pub steps: Vec<ForecastStep>,
+}
+
+/// `/workloads/{workload}/forecast`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct WorkloadForecast {
+    pub forecasts: Vec<MetricForecast>,
+}
+
+/// A step that deviated from its workload's profile (`/anomalies`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct AnomalyInfo {
+    pub workload: String,
+    pub metric: String,
+    pub t: String,
+    pub value: f64,
+    pub expected: f64,
+    pub score: f64,
+    pub reason: String,
 }
 
 /// The notification kinds the server streams (each an SSE event name).

@@ -5,8 +5,8 @@ use leptos_router::{SsrMode, path};
 
 use crate::auth::{Auth, use_auth};
 use crate::pages::{
-    AcceptInvitationPage, AccountPage, AllocationPage, ApiKeysPage, BillingPage, HomePage,
-    LoginPage, MembersPage, SignupPage,
+    AcceptInvitationPage, AccountPage, AdminPage, AllocationPage, ApiKeysPage, BillingPage,
+    HomePage, LoginPage, MembersPage, SignupPage, UsagePage,
 };
 
 /// The HTML document around the app, rendered on the server only.
@@ -48,6 +48,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("api-keys") view=ApiKeysPage />
                     <Route path=path!("billing") view=BillingPage />
                     <Route path=path!("allocation") view=AllocationPage />
+                    <Route path=path!("admin") view=AdminPage />
+                    <Route path=path!("usage") view=UsagePage />
                 </Routes>
             </main>
         </Router>
@@ -62,6 +64,8 @@ fn Nav() -> impl IntoView {
             <a href="/" class="brand">"Headroom"</a>
             {move || match auth.me.get() {
                 Some(me) => view! {
+                    {me.is_platform_admin().then(|| view! { <a href="/admin" data-testid="nav-admin">"Admin"</a> })}
+                    <a href="/usage">"Usage"</a>
                     <a href="/allocation">"Allocation"</a>
                     <a href="/billing">"Billing"</a>
                     <a href="/members">"Members"</a>

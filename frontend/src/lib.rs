@@ -5,6 +5,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod live;
 pub mod pages;
 pub mod status;
 

@@ -950,3 +950,88 @@ async fn large_batches_count_exactly_once(backend: Backend) {
     app.stop().await;
 }
 both_backends!(large_event_batches, large_batches_count_exactly_once);
+
+async fn series_are_listed_per_organisation(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_, a_key) = tenant(&app, "Alpha", &["ingest", "read"]).await;
+    let (_, b_key) = tenant(&app, "Beta", &["ingest", "read"]).await;
+    let m = minute(3);
+    let three_days_ago = m - 3 * 86_400;
+    let point = |workload: &str, metric: &str, t: i64| json!({ "workload": workload, "metric": metric, "timestamp": t, "value": 1 });
+    let batch = json!([
+        point("web", "cpu", m),
+        point("api", "memory", m),
+        point("api", "cpu", m),
+        point("api", "cpu", m + 5),
+        point("batch", "cpu", three_days_ago),
+    ]);
+    report(send(&app, &a_key, "/api/v1/metrics", batch).await).await;
+    report(
+        send(
+            &app,
+            &b_key,
+            "/api/v1/metrics",
+            json!([point("beta-only", "cpu", m)]),
+        )
+        .await,
+    )
+    .await;
+
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}/{}",
+                    s["workload"].as_str().unwrap(),
+                    s["metric"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let all: Value = get_json(&app, &a_key, "/api/v1/series").await;
+    assert_eq!(
+        names(&all),
+        ["api/cpu", "api/memory", "batch/cpu", "web/cpu"],
+        "by workload and metric, the organisation's own only: {all}"
+    );
+    let hour = |t: i64| {
+        chrono::DateTime::from_timestamp(t - t.rem_euclid(3600), 0)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    assert_eq!(all[0]["last_hour"], hour(m), "{all}");
+    assert_eq!(all[2]["last_hour"], hour(three_days_ago), "{all}");
+    // Reported within the last day only.
+    let recent: Value = get_json(&app, &a_key, "/api/v1/series?days=1").await;
+    assert_eq!(names(&recent), ["api/cpu", "api/memory", "web/cpu"]);
+    // Pages: each starts after the last of the one before.
+    let first: Value = get_json(&app, &a_key, "/api/v1/series?limit=2").await;
+    assert_eq!(names(&first), ["api/cpu", "api/memory"]);
+    let next: Value = get_json(
+        &app,
+        &a_key,
+        "/api/v1/series?limit=2&after_workload=api&after_metric=memory",
+    )
+    .await;
+    assert_eq!(names(&next), ["batch/cpu", "web/cpu"]);
+    for (q, status) in [
+        ("days=0", 422),
+        ("days=401", 422),
+        ("limit=0", 422),
+        ("limit=1001", 422),
+        ("after_workload=api", 422),
+        ("limit=many", 400),
+    ] {
+        expect_error(
+            get(&app, &a_key, &format!("/api/v1/series?{q}")).await,
+            status,
+        )
+        .await;
+    }
+    app.stop().await;
+}
+both_backends!(series_list, series_are_listed_per_organisation);

@@ -231,6 +231,52 @@ impl Db {
             .collect()
     }
 
+    /// The organisation's series with hourly rollups since `since_ms`, by
+    /// workload and metric, after `after` (the last of the previous page),
+    /// with the start of each one's newest hour.
+    pub async fn series_catalog(
+        &self,
+        tenant: &Tenant,
+        since_ms: i64,
+        after: Option<(&str, &str)>,
+        limit: u64,
+    ) -> Result<Vec<SeriesSummary>, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let p = binder(backend);
+        let mut values: Vec<Value> = vec![
+            tenant.id().into(),
+            Resolution::Hour.seconds().into(),
+            since_ms.into(),
+        ];
+        let mut page = String::new();
+        if let Some((workload, metric)) = after {
+            page = format!(" AND (workload, metric) > ({}, {})", p(4), p(5));
+            values.extend([workload.into(), metric.into()]);
+        }
+        let sql = format!(
+            "SELECT workload, metric, MAX(bucket_start) FROM metric_rollups \
+             WHERE organization_id = {} AND resolution = {} AND bucket_start >= {}{page} \
+             GROUP BY workload, metric ORDER BY workload, metric LIMIT {}",
+            p(1),
+            p(2),
+            p(3),
+            limit.min(10_000)
+        );
+        let rows = self
+            .conn()
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SeriesSummary {
+                    workload: r.try_get_by_index(0)?,
+                    metric: r.try_get_by_index(1)?,
+                    last_hour_ms: r.try_get_by_index(2)?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn insert_usage_events(
         &self,
         tenant: &Tenant,
@@ -796,6 +842,15 @@ async fn merge_rollups<C: ConnectionTrait>(
 }
 
 /// A stored usage event, as listed back to its organisation.
+/// One series of an organisation ([`Db::series_catalog`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesSummary {
+    pub workload: String,
+    pub metric: String,
+    /// Start of its newest hourly rollup (unix ms).
+    pub last_hour_ms: i64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredUsageEvent {
     pub id: String,

@@ -5,11 +5,14 @@ use serde_json::json;
 use super::{ErrorNote, RequireLogin, field};
 use crate::api::{Allocation, Decision, Method, call};
 use crate::auth::use_auth;
+use crate::live::refresh_every;
 
 /// Decisions shown in the log.
 const LOG_LIMIT: u32 = 50;
 /// Workloads shown (the API pages by name; the page shows the first ones).
 const WORKLOAD_LIMIT: u32 = 200;
+/// How often the page reads workloads and decisions again while shown.
+const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[component]
 pub fn AllocationPage() -> impl IntoView {
@@ -88,7 +91,12 @@ fn Allocations() -> impl IntoView {
             }
         });
     };
-    Effect::new(move |_| reload());
+    Effect::new(move |_| {
+        reload();
+        // Decisions come every tick (five minutes by default), most without a
+        // notification (forecast-only ones change nothing).
+        refresh_every(REFRESH_EVERY, reload);
+    });
 
     let (workload, metric, units, min, max, target, instances) = (
         NodeRef::new(),

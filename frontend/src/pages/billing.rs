@@ -4,6 +4,10 @@ use serde_json::json;
 use super::{ErrorNote, RequireLogin, field};
 use crate::api::{BudgetCap, Estimate, Method, Notification, PriceChange, call};
 use crate::auth::use_auth;
+use crate::live::follow_notifications;
+
+/// Price changes listed (the newest; the API pages further back).
+const PRICE_CHANGES_SHOWN: u32 = 50;
 
 #[component]
 pub fn BillingPage() -> impl IntoView {
@@ -39,7 +43,7 @@ fn Billing() -> impl IntoView {
     let estimate = RwSignal::new(None::<Estimate>);
     let cap = RwSignal::new(None::<BudgetCap>);
     let notes = RwSignal::new(Vec::<Notification>::new());
-    let prices = RwSignal::new(Vec::<PriceChange>::new());
+    let prices = RwSignal::new(None::<Vec<PriceChange>>);
     let live = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
     let reload = move || {
@@ -56,8 +60,18 @@ fn Billing() -> impl IntoView {
             );
         });
     };
+    let reload_prices = move || {
+        leptos::task::spawn_local(async move {
+            let path = format!("/prices/history?limit={PRICE_CHANGES_SHOWN}");
+            match call::<Vec<PriceChange>>(Method::Get, &path, None, None).await {
+                Ok(list) => prices.set(Some(list)),
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    };
     Effect::new(move |_| {
         reload();
+        reload_prices();
         leptos::task::spawn_local(async move {
             if let Ok(list) =
                 call::<Vec<Notification>>(Method::Get, "/notifications?limit=20", None, None).await
@@ -65,8 +79,21 @@ fn Billing() -> impl IntoView {
                 notes.set(list);
             }
         });
-        #[cfg(feature = "hydrate")]
-        stream(notes, live, reload);
+        // New notifications go on top; the figures are read again when one
+        // could have changed them.
+        follow_notifications(live, move |n| {
+            let price = n.kind == "price_change";
+            notes.update(|v| {
+                if !v.iter().any(|x| x.seq == n.seq) {
+                    v.insert(0, n);
+                    v.truncate(50);
+                }
+            });
+            reload();
+            if price {
+                reload_prices();
+            }
+        });
     });
 
     let amount = NodeRef::new();
@@ -152,24 +179,30 @@ fn Billing() -> impl IntoView {
         </section>
         <section class="card">
             <h2>"Price changes"</h2>
-            {move || prices.with(Vec::is_empty).then(|| view! {
-                <p class="notice">"No price has changed in the last 90 days."</p>
-            })}
-            <table data-testid="price-history">
-                <tbody>
-                    <For each=move || prices.get() key=|c| c.id.clone() let:c>
-                        <tr>
-                            <td><time>{c.at.clone()}</time></td>
-                            <td><code>{c.subject.clone()}</code></td>
-                            <td>{format!("{} → {} {}",
-                                c.old.as_deref().map_or("—".to_owned(), money),
-                                c.new.as_deref().map_or("—".to_owned(), money),
-                                c.currency.to_uppercase())}</td>
-                            <td>{c.reason.clone()}</td>
-                        </tr>
-                    </For>
-                </tbody>
-            </table>
+            {move || match prices.get() {
+                None => view! { <p class="notice">"Loading…"</p> }.into_any(),
+                Some(list) if list.is_empty() => view! {
+                    <p class="notice" data-testid="no-price-changes">"No price has changed in the last 90 days."</p>
+                }.into_any(),
+                Some(list) => view! {
+                    <table data-testid="price-history">
+                        <thead><tr><th>"From"</th><th>"What"</th><th>"Price"</th><th>"Why"</th></tr></thead>
+                        <tbody>
+                            {list.into_iter().map(|c| view! {
+                                <tr>
+                                    <td><time>{c.at.clone()}</time></td>
+                                    <td><code>{c.subject.clone()}</code></td>
+                                    <td>{format!("{} → {} {}",
+                                        c.old.as_deref().map_or("—".to_owned(), money),
+                                        c.new.as_deref().map_or("—".to_owned(), money),
+                                        c.currency.to_uppercase())}</td>
+                                    <td>{c.reason.clone()}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any(),
+            }}
         </section>
         <section class="card">
             <h2>"Notifications " <small data-testid="live">{move || if live.get() { "● live" } else { "○ connecting…" }}</small></h2>
@@ -180,43 +213,4 @@ fn Billing() -> impl IntoView {
             </ul>
         </section>
     }
-}
-
-/// Follows `/notifications/stream`: new notifications go on top, and the
-/// figures are reloaded when one could have changed them.
-#[cfg(feature = "hydrate")]
-fn stream(
-    notes: RwSignal<Vec<Notification>>,
-    live: RwSignal<bool>,
-    reload: impl Fn() + Copy + 'static,
-) {
-    use futures::StreamExt;
-    use gloo_net::eventsource::futures::EventSource;
-    let Ok(mut source) = EventSource::new("/api/v1/notifications/stream") else {
-        return;
-    };
-    let streams: Vec<_> = crate::api::NOTIFICATION_KINDS
-        .iter()
-        .filter_map(|k| source.subscribe(*k).ok())
-        .collect();
-    let mut events = futures::stream::select_all(streams);
-    live.set(true);
-    leptos::task::spawn_local(async move {
-        while let Some(Ok((_, msg))) = events.next().await {
-            let Some(text) = msg.data().as_string() else {
-                continue;
-            };
-            if let Ok(n) = serde_json::from_str::<Notification>(&text) {
-                notes.update(|v| {
-                    if !v.iter().any(|x| x.seq == n.seq) {
-                        v.insert(0, n);
-                        v.truncate(50);
-                    }
-                });
-                reload();
-            }
-        }
-        live.set(false);
-        source.close();
-    });
 }

@@ -1,6 +1,7 @@
 //! One module per page.
 
 mod account;
+mod admin;
 mod allocation;
 mod api_keys;
 mod billing;
@@ -8,8 +9,10 @@ mod home;
 mod login;
 mod members;
 mod signup;
+mod usage;
 
 pub use account::AccountPage;
+pub use admin::AdminPage;
 pub use allocation::AllocationPage;
 pub use api_keys::ApiKeysPage;
 pub use billing::BillingPage;
@@ -17,6 +20,7 @@ pub use home::HomePage;
 pub use login::{AcceptInvitationPage, LoginPage};
 pub use members::MembersPage;
 pub use signup::SignupPage;
+pub use usage::UsagePage;
 
 use leptos::prelude::*;
 

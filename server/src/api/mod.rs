@@ -88,6 +88,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ingest::ingest_micro_operations))
         .routes(routes!(ingest::ingest_behaviour))
         .routes(routes!(ingest::query_metrics))
+        .routes(routes!(ingest::list_series))
         .routes(routes!(forecasts::workload_forecast))
         .routes(routes!(forecasts::list_anomalies))
         .routes(routes!(forecasts::readiness))

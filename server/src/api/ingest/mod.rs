@@ -27,7 +27,7 @@ use utoipa::ToSchema;
 
 pub use events::{__path_list_events, list_events};
 pub(crate) use query::instant;
-pub use query::{__path_query_metrics, query_metrics};
+pub use query::{__path_list_series, __path_query_metrics, list_series, query_metrics};
 
 use self::body::{Limits, read_batch};
 use self::feed::IngestNotice;

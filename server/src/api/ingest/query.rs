@@ -111,3 +111,72 @@ pub async fn query_metrics(
         points,
     }))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SeriesListQuery {
+    /// Series reported within this many days (1–400, default 30).
+    pub days: Option<i64>,
+    /// With `after_metric`: the page after this series (the last of the previous page).
+    pub after_workload: Option<String>,
+    pub after_metric: Option<String>,
+    /// At most this many series (1–1000, default 200).
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesInfo {
+    pub workload: String,
+    pub metric: String,
+    /// Start of the newest hour with data.
+    pub last_hour: DateTime<Utc>,
+}
+
+/// The organisation's series (workload and metric) reported recently, by
+/// workload and metric: what dashboards offer to show.
+#[utoipa::path(get, path = "/api/v1/series", tag = "ingest", params(SeriesListQuery),
+    security(("api_key" = ["read"]), ("session" = [])),
+    responses((status = 200, body = Vec<SeriesInfo>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list_series(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<SeriesListQuery>,
+) -> ApiResult<Json<Vec<SeriesInfo>>> {
+    caller.require_scope(Scope::Read)?;
+    let days = q.days.unwrap_or(30);
+    if !(1..=400).contains(&days) {
+        return Err(ApiError::unprocessable(format!(
+            "days must be 1 to 400, not {days}"
+        )));
+    }
+    let limit = q.limit.unwrap_or(200);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::unprocessable(format!(
+            "limit must be 1 to 1000, not {limit}"
+        )));
+    }
+    let after = match (&q.after_workload, &q.after_metric) {
+        (Some(w), Some(m)) => Some((w.as_str(), m.as_str())),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::unprocessable(
+                "give both after_workload and after_metric, or neither",
+            ));
+        }
+    };
+    let since = chrono::Utc::now().timestamp_millis() - days * 86_400_000;
+    let rows = state
+        .db
+        .series_catalog(&caller.tenant, since, after, limit)
+        .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|s| SeriesInfo {
+                workload: s.workload,
+                metric: s.metric,
+                last_hour: DateTime::from_timestamp_millis(s.last_hour_ms).unwrap_or_default(),
+            })
+            .collect(),
+    ))
+}

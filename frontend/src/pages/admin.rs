@@ -1,0 +1,438 @@
+//! The admin portal, for the operator's staff (platform role `admin`):
+//! organisations with their tier and priority, pricing rules, the forecasting
+//! versions with their measured accuracy, and the audit log of every
+//! organisation. Everything here goes through the `/admin` API, which checks
+//! the role itself; the page only spares others a screen of refusals.
+
+use leptos::prelude::*;
+use serde_json::{Value, json};
+
+use super::{ErrorNote, RequireLogin, field};
+use crate::api::{
+    AdminOrganization, AuditEntry, Method, ModelVersion, PriceRule, PriceRuleCreated, call,
+};
+use crate::auth::use_auth;
+
+/// Audit entries shown, newest first.
+const AUDIT_SHOWN: u32 = 50;
+
+#[component]
+pub fn AdminPage() -> impl IntoView {
+    let auth = use_auth();
+    let admin = move || {
+        auth.me
+            .with(|m| m.as_ref().is_some_and(|m| m.is_platform_admin()))
+    };
+    view! {
+        <RequireLogin>
+            {move || if admin() {
+                view! { <Admin /> }.into_any()
+            } else {
+                view! {
+                    <p class="notice" data-testid="not-admin">
+                        "The admin portal is for the operator's platform administrators."
+                    </p>
+                }.into_any()
+            }}
+        </RequireLogin>
+    }
+}
+
+/// What a rule charges or changes, as one phrase.
+fn rule_value(r: &PriceRule) -> String {
+    match r.kind.as_str() {
+        "price" => format!(
+            "{} {} per unit",
+            r.unit_price.as_deref().unwrap_or("?"),
+            r.currency.to_uppercase()
+        ),
+        "demand_multiplier" => format!(
+            "× {} from load {}",
+            r.multiplier.as_deref().unwrap_or("?"),
+            r.min_load.as_deref().unwrap_or("?")
+        ),
+        _ => format!("rate {}", r.rate.as_deref().unwrap_or("?")),
+    }
+}
+
+fn ratio(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".to_owned(), |v| format!("{v:.3}"))
+}
+
+/// The add-rule form's fields as typed.
+#[derive(Debug, Default)]
+struct RuleForm {
+    scope: String,
+    scope_ref: String,
+    kind: String,
+    dimension: String,
+    amount: String,
+    min_load: String,
+    currency: String,
+    effective_from: String,
+}
+
+impl RuleForm {
+    /// The request body: the amount goes where the kind takes it; empty
+    /// fields are left out for the server's defaults (and its messages about
+    /// what is missing).
+    fn request(&self) -> Value {
+        let mut body = json!({
+            "scope": self.scope, "kind": self.kind, "currency": self.currency.trim(),
+        });
+        let mut put = |key: &str, v: &str| {
+            if !v.trim().is_empty() {
+                body[key] = Value::from(v.trim());
+            }
+        };
+        put("scope_ref", &self.scope_ref);
+        put("dimension", &self.dimension);
+        let amount = match self.kind.as_str() {
+            "price" => "unit_price",
+            "demand_multiplier" => "multiplier",
+            _ => "rate",
+        };
+        put(amount, &self.amount);
+        put("min_load", &self.min_load);
+        put("effective_from", &self.effective_from);
+        body
+    }
+}
+
+#[component]
+fn Admin() -> impl IntoView {
+    let auth = use_auth();
+    let orgs = RwSignal::new(None::<Vec<AdminOrganization>>);
+    let rules = RwSignal::new(None::<Vec<PriceRule>>);
+    let models = RwSignal::new(None::<Vec<ModelVersion>>);
+    let audit = RwSignal::new(None::<Vec<AuditEntry>>);
+    let error = RwSignal::new(None::<String>);
+    let added = RwSignal::new(None::<String>);
+    let reload = move || {
+        leptos::task::spawn_local(async move {
+            match call::<Vec<AdminOrganization>>(Method::Get, "/admin/organizations", None, None)
+                .await
+            {
+                Ok(list) => orgs.set(Some(list)),
+                Err(e) => error.set(Some(e)),
+            }
+            match call::<Vec<PriceRule>>(Method::Get, "/admin/price-rules", None, None).await {
+                Ok(list) => rules.set(Some(list)),
+                Err(e) => error.set(Some(e)),
+            }
+            match call::<Vec<ModelVersion>>(Method::Get, "/admin/models", None, None).await {
+                Ok(list) => models.set(Some(list)),
+                Err(e) => error.set(Some(e)),
+            }
+            let path = format!("/admin/audit?limit={AUDIT_SHOWN}");
+            match call::<Vec<AuditEntry>>(Method::Get, &path, None, None).await {
+                Ok(list) => audit.set(Some(list)),
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    };
+    Effect::new(move |_| reload());
+
+    let update_org = move |id: String, tier: String, priority: String| {
+        let priority = match priority.trim().parse::<i64>() {
+            Ok(p) => Value::from(p),
+            // The server says what it cannot take.
+            Err(_) => Value::from(priority),
+        };
+        let body = json!({ "tier": tier, "priority": priority });
+        let csrf = auth.csrf();
+        leptos::task::spawn_local(async move {
+            let path = format!("/admin/organizations/{id}");
+            match call::<AdminOrganization>(Method::Patch, &path, Some(body), csrf.as_deref()).await
+            {
+                Ok(_) => {
+                    error.set(None);
+                    reload();
+                }
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    };
+
+    let end_rule = move |id: String| {
+        let csrf = auth.csrf();
+        leptos::task::spawn_local(async move {
+            let path = format!("/admin/price-rules/{id}/end");
+            match call::<PriceRule>(Method::Post, &path, Some(json!({})), csrf.as_deref()).await {
+                Ok(_) => {
+                    error.set(None);
+                    reload();
+                }
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    };
+
+    let (scope_ref, dimension, amount, min_load, currency, from) = (
+        NodeRef::new(),
+        NodeRef::new(),
+        NodeRef::new(),
+        NodeRef::new(),
+        NodeRef::new(),
+        NodeRef::new(),
+    );
+    let scope = NodeRef::<leptos::html::Select>::new();
+    let kind = NodeRef::<leptos::html::Select>::new();
+    let add_rule = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let select = |s: NodeRef<leptos::html::Select>| {
+            s.get_untracked().map(|s| s.value()).unwrap_or_default()
+        };
+        let body = RuleForm {
+            scope: select(scope),
+            scope_ref: field(scope_ref),
+            kind: select(kind),
+            dimension: field(dimension),
+            amount: field(amount),
+            min_load: field(min_load),
+            currency: field(currency),
+            effective_from: field(from),
+        }
+        .request();
+        let csrf = auth.csrf();
+        leptos::task::spawn_local(async move {
+            match call::<PriceRuleCreated>(
+                Method::Post,
+                "/admin/price-rules",
+                Some(body),
+                csrf.as_deref(),
+            )
+            .await
+            {
+                Ok(c) => {
+                    error.set(None);
+                    added.set(Some(format!(
+                        "Rule added from {}: {} organisation(s) told of a price change.",
+                        c.rule.effective_from, c.price_changes
+                    )));
+                    reload();
+                }
+                Err(e) => {
+                    added.set(None);
+                    error.set(Some(e));
+                }
+            }
+        });
+    };
+
+    view! {
+        <ErrorNote error />
+        <section class="card" data-testid="admin-organizations">
+            <h2>"Organisations"</h2>
+            {move || match orgs.get() {
+                None => view! { <p class="notice">"Loading…"</p> }.into_any(),
+                Some(list) => view! {
+                    <table>
+                        <thead><tr><th>"Name"</th><th>"Billed in"</th><th>"Since"</th><th>"Tier and priority"</th></tr></thead>
+                        <tbody>
+                            {list.into_iter().map(|o| {
+                                let tier = NodeRef::<leptos::html::Select>::new();
+                                let priority = NodeRef::<leptos::html::Input>::new();
+                                let id = o.id.clone();
+                                let save = move |ev: leptos::ev::SubmitEvent| {
+                                    ev.prevent_default();
+                                    let t = tier.get_untracked().map(|s| s.value()).unwrap_or_default();
+                                    update_org(id.clone(), t, field(priority));
+                                };
+                                let option = |value: &'static str, current: &str| {
+                                    let selected = value == current;
+                                    view! { <option value=value selected=selected>{value}</option> }
+                                };
+                                view! {
+                                    <tr data-org=o.id.clone()>
+                                        <td>{o.name.clone()} <br /> <code>{o.id.clone()}</code></td>
+                                        <td>{o.currency.to_uppercase()}</td>
+                                        <td><time>{o.created_at.clone()}</time></td>
+                                        <td>
+                                            <form method="post" class="row" on:submit=save>
+                                                <select node_ref=tier name="tier" aria-label="tier">
+                                                    {option("standard", &o.tier)}
+                                                    {option("premium", &o.tier)}
+                                                    {option("guaranteed", &o.tier)}
+                                                </select>
+                                                <input node_ref=priority name="priority" inputmode="numeric"
+                                                    aria-label="priority" value=o.priority.to_string() size="4" />
+                                                <button type="submit" class="secondary">"Save"</button>
+                                            </form>
+                                        </td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any(),
+            }}
+        </section>
+        <section class="card" data-testid="admin-rules">
+            <h2>"Pricing rules"</h2>
+            <p class="notice">
+                "Rules are never edited: a rule is ended and another added. Each takes effect on a "
+                "whole hour, never before the next one, so rated hours keep their prices; every "
+                "organisation whose price it changes is told."
+            </p>
+            {move || match rules.get() {
+                None => view! { <p class="notice">"Loading…"</p> }.into_any(),
+                Some(list) if list.is_empty() => view! {
+                    <p class="notice" data-testid="no-rules">"No pricing rule yet: nothing is rated."</p>
+                }.into_any(),
+                Some(list) => view! {
+                    <table data-testid="rule-table">
+                        <thead><tr><th>"Applies to"</th><th>"Rule"</th><th>"Value"</th><th>"In force"</th><th></th></tr></thead>
+                        <tbody>
+                            {list.into_iter().map(|r| {
+                                let id = r.id.clone();
+                                let open = r.effective_to.is_none();
+                                view! {
+                                    <tr data-rule=r.id.clone()>
+                                        <td>{r.scope.clone()} {r.scope_ref.clone().map(|s| format!(" {s}"))}</td>
+                                        <td>{r.kind.replace('_', " ")} {r.dimension.clone().map(|d| view! { " " <code>{d}</code> })}</td>
+                                        <td>{rule_value(&r)}</td>
+                                        <td>{format!("from {}", r.effective_from)}
+                                            {r.effective_to.clone().map(|t| format!(" to {t}"))}</td>
+                                        <td>{open.then(|| view! {
+                                            <button class="secondary" on:click=move |_| end_rule(id.clone())>"End"</button>
+                                        })}</td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any(),
+            }}
+        </section>
+        <section class="card narrow">
+            <h2>"Add a pricing rule"</h2>
+            <form method="post" on:submit=add_rule data-testid="rule-form">
+                <label>"Applies to"
+                    <select node_ref=scope name="scope">
+                        <option value="default">"everyone (default)"</option>
+                        <option value="tier">"a tier"</option>
+                        <option value="organization">"one organisation"</option>
+                    </select>
+                </label>
+                <label>"Tier or organisation id" <input node_ref=scope_ref name="scope_ref" placeholder="premium" /></label>
+                <label>"Kind"
+                    <select node_ref=kind name="kind">
+                        <option value="price">"price per unit"</option>
+                        <option value="tier_premium">"tier premium (share added to capacity)"</option>
+                        <option value="sla_credit">"SLA credit (share credited)"</option>
+                        <option value="profile_discount">"profile discount"</option>
+                        <option value="demand_multiplier">"demand multiplier"</option>
+                    </select>
+                </label>
+                <label>"Dimension (prices)" <input node_ref=dimension name="dimension" placeholder="resource:instance" /></label>
+                <label>"Unit price, rate or multiplier" <input node_ref=amount name="amount" inputmode="decimal" required placeholder="0.042" /></label>
+                <label>"From platform load (demand multiplier)" <input node_ref=min_load name="min_load" inputmode="decimal" placeholder="0.8" /></label>
+                <label>"Currency" <input node_ref=currency name="currency" required value="usd" /></label>
+                <label>"From (RFC 3339, a whole hour; empty: the next one)" <input node_ref=from name="effective_from" placeholder="2027-01-01T00:00:00Z" /></label>
+                <button type="submit">"Add rule"</button>
+            </form>
+            {move || added.get().map(|a| view! { <p class="notice" data-testid="rule-added">{a}</p> })}
+        </section>
+        <section class="card" data-testid="admin-models">
+            <h2>"Forecasting versions"</h2>
+            <p class="notice">
+                "MASE is the error against the seasonal-naive forecast's (below 1 is better than it); "
+                "coverage is the share of actual values inside the p10–p90 interval (0.8 is calibrated)."
+            </p>
+            {move || match models.get() {
+                None => view! { <p class="notice">"Loading…"</p> }.into_any(),
+                Some(list) if list.is_empty() => view! {
+                    <p class="notice">"No version scored yet."</p>
+                }.into_any(),
+                Some(list) => view! {
+                    <table>
+                        <thead><tr><th>"Horizon"</th><th>"Version"</th><th>"Status"</th><th>"MASE"</th>
+                            <th>"Coverage"</th><th>"Recent MASE"</th><th>"Scored"</th></tr></thead>
+                        <tbody>
+                            {list.into_iter().map(|m| view! {
+                                <tr>
+                                    <td>{m.horizon.clone()}</td>
+                                    <td><code>{m.version.clone()}</code></td>
+                                    <td>{m.status.clone()}</td>
+                                    <td>{ratio(m.mase)}</td>
+                                    <td>{ratio(m.coverage)}</td>
+                                    <td>{ratio(m.recent_mase)}</td>
+                                    <td><time>{m.scored_at.clone()}</time>
+                                        {format!(" ({} series, {} steps)", m.series, m.steps)}
+                                        {m.note.clone().map(|n| view! { <br /> <small>{n}</small> })}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any(),
+            }}
+        </section>
+        <section class="card" data-testid="admin-audit">
+            <h2>"Audit log " <button class="secondary" on:click=move |_| reload()>"Refresh"</button></h2>
+            {move || match audit.get() {
+                None => view! { <p class="notice">"Loading…"</p> }.into_any(),
+                Some(list) => view! {
+                    <table data-testid="audit-table">
+                        <thead><tr><th>"When"</th><th>"What"</th><th>"Who"</th><th>"Organisation"</th></tr></thead>
+                        <tbody>
+                            {list.into_iter().map(|a| view! {
+                                <tr>
+                                    <td><time>{a.created_at.clone()}</time></td>
+                                    <td>{a.action.replace('_', " ")} {a.target.clone().map(|t| view! { " " <code>{t}</code> })}</td>
+                                    <td><code>{a.actor_user_id.clone().or(a.actor_api_key_id.clone()).unwrap_or_default()}</code></td>
+                                    <td><code>{a.organization_id.clone().unwrap_or_default()}</code></td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any(),
+            }}
+        </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RuleForm;
+
+    #[test]
+    fn the_amount_goes_where_the_kind_takes_it_and_empty_fields_stay_out() {
+        let form = |kind: &str| RuleForm {
+            scope: "default".into(),
+            scope_ref: " ".into(),
+            kind: kind.into(),
+            amount: "0.05".into(),
+            currency: "usd ".into(),
+            ..RuleForm::default()
+        };
+        let price = RuleForm {
+            dimension: "resource:instance".into(),
+            ..form("price")
+        };
+        assert_eq!(
+            price.request(),
+            serde_json::json!({ "scope": "default", "kind": "price", "currency": "usd",
+                "dimension": "resource:instance", "unit_price": "0.05" })
+        );
+        let premium = RuleForm {
+            scope: "tier".into(),
+            scope_ref: "premium".into(),
+            ..form("tier_premium")
+        }
+        .request();
+        assert_eq!(premium["rate"], "0.05");
+        assert_eq!(premium["scope_ref"], "premium");
+        let demand = RuleForm {
+            min_load: "0.8".into(),
+            effective_from: "2030-01-01T00:00:00Z".into(),
+            ..form("demand_multiplier")
+        }
+        .request();
+        assert_eq!(demand["multiplier"], "0.05");
+        assert_eq!(demand["min_load"], "0.8");
+        assert_eq!(demand["effective_from"], "2030-01-01T00:00:00Z");
+        assert!(demand.get("rate").is_none());
+        assert!(demand.get("scope_ref").is_none());
+    }
+}

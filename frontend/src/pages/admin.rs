@@ -7,7 +7,7 @@
 use leptos::prelude::*;
 use serde_json::{Value, json};
 
-use super::{ErrorNote, RequireLogin, field};
+use super::{ErrorNote, RequireLogin, field, when};
 use crate::api::{
     AdminOrganization, AuditEntry, Method, ModelVersion, PriceRule, PriceRuleCreated, call,
 };
@@ -208,7 +208,8 @@ fn Admin() -> impl IntoView {
                     error.set(None);
                     added.set(Some(format!(
                         "Rule added from {}: {} organisation(s) told of a price change.",
-                        c.rule.effective_from, c.price_changes
+                        when(&c.rule.effective_from),
+                        c.price_changes
                     )));
                     reload();
                 }
@@ -247,7 +248,7 @@ fn Admin() -> impl IntoView {
                                     <tr data-org=o.id.clone()>
                                         <td>{o.name.clone()} <br /> <code>{o.id.clone()}</code></td>
                                         <td>{o.currency.to_uppercase()}</td>
-                                        <td><time>{o.created_at.clone()}</time></td>
+                                        <td><time datetime=o.created_at.clone()>{when(&o.created_at)}</time></td>
                                         <td>
                                             <form method="post" class="row" on:submit=save>
                                                 <select node_ref=tier name="tier" aria-label="tier">
@@ -292,8 +293,8 @@ fn Admin() -> impl IntoView {
                                         <td>{r.scope.clone()} {r.scope_ref.clone().map(|s| format!(" {s}"))}</td>
                                         <td>{r.kind.replace('_', " ")} {r.dimension.clone().map(|d| view! { " " <code>{d}</code> })}</td>
                                         <td>{rule_value(&r)}</td>
-                                        <td>{format!("from {}", r.effective_from)}
-                                            {r.effective_to.clone().map(|t| format!(" to {t}"))}</td>
+                                        <td>{format!("from {}", when(&r.effective_from))}
+                                            {r.effective_to.as_deref().map(|t| format!(" to {}", when(t)))}</td>
                                         <td>{open.then(|| view! {
                                             <button class="secondary" on:click=move |_| end_rule(id.clone())>"End"</button>
                                         })}</td>
@@ -358,7 +359,7 @@ fn Admin() -> impl IntoView {
                                     <td>{ratio(m.mase)}</td>
                                     <td>{ratio(m.coverage)}</td>
                                     <td>{ratio(m.recent_mase)}</td>
-                                    <td><time>{m.scored_at.clone()}</time>
+                                    <td><time datetime=m.scored_at.clone()>{when(&m.scored_at)}</time>
                                         {format!(" ({} series, {} steps)", m.series, m.steps)}
                                         {m.note.clone().map(|n| view! { <br /> <small>{n}</small> })}</td>
                                 </tr>
@@ -378,7 +379,7 @@ fn Admin() -> impl IntoView {
                         <tbody>
                             {list.into_iter().map(|a| view! {
                                 <tr>
-                                    <td><time>{a.created_at.clone()}</time></td>
+                                    <td><time datetime=a.created_at.clone()>{when(&a.created_at)}</time></td>
                                     <td>{a.action.replace('_', " ")} {a.target.clone().map(|t| view! { " " <code>{t}</code> })}</td>
                                     <td><code>{a.actor_user_id.clone().or(a.actor_api_key_id.clone()).unwrap_or_default()}</code></td>
                                     <td><code>{a.organization_id.clone().unwrap_or_default()}</code></td>

@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::json;
 
-use super::{ErrorNote, RequireLogin, field};
+use super::{ErrorNote, RequireLogin, field, when};
 use crate::api::{Allocation, Decision, Method, call};
 use crate::auth::use_auth;
 use crate::live::refresh_every;
@@ -178,7 +178,7 @@ fn Allocations() -> impl IntoView {
                                     None => view! { "none yet" }.into_any(),
                                     Some(d) => view! {
                                         {format!("{}, {}", words(&d.reason), d.status)} <br />
-                                        <time>{d.decided_at.clone()}</time>
+                                        <time datetime=d.decided_at.clone()>{when(&d.decided_at)}</time>
                                     }.into_any(),
                                 };
                                 let warm = if a.warm > 0 { format!(" +{} warm", a.warm) } else { String::new() };
@@ -230,7 +230,7 @@ fn Allocations() -> impl IntoView {
                 <tbody>
                     <For each=move || decisions.get() key=|d| d.id.clone() let:d>
                         <tr>
-                            <td><time>{d.decided_at.clone()}</time></td>
+                            <td><time datetime=d.decided_at.clone()>{when(&d.decided_at)}</time></td>
                             <td><code>{d.workload.clone()}</code></td>
                             <td>{fleet(&d)}</td>
                             <td>{words(&d.reason)}</td>

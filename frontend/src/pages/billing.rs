@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use serde_json::json;
 
-use super::{ErrorNote, RequireLogin, field};
+use super::{ErrorNote, RequireLogin, field, when};
 use crate::api::{BudgetCap, Estimate, Method, Notification, PriceChange, call};
 use crate::auth::use_auth;
 use crate::live::follow_notifications;
@@ -190,7 +190,7 @@ fn Billing() -> impl IntoView {
                         <tbody>
                             {list.into_iter().map(|c| view! {
                                 <tr>
-                                    <td><time>{c.at.clone()}</time></td>
+                                    <td><time datetime=c.at.clone()>{when(&c.at)}</time></td>
                                     <td><code>{c.subject.clone()}</code></td>
                                     <td>{format!("{} → {} {}",
                                         c.old.as_deref().map_or("—".to_owned(), money),
@@ -208,7 +208,7 @@ fn Billing() -> impl IntoView {
             <h2>"Notifications " <small data-testid="live">{move || if live.get() { "● live" } else { "○ connecting…" }}</small></h2>
             <ul data-testid="notifications">
                 <For each=move || notes.get() key=|n| n.seq let:n>
-                    <li><time>{n.created_at.clone()}</time> " " {n.title.clone()}</li>
+                    <li><time datetime=n.created_at.clone()>{when(&n.created_at)}</time> " " {n.title.clone()}</li>
                 </For>
             </ul>
         </section>

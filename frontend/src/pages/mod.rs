@@ -26,6 +26,22 @@ use leptos::prelude::*;
 
 use crate::auth::use_auth;
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_read_in_utc_to_the_second() {
+        assert_eq!(
+            super::when("2026-12-06T21:00:49.577013907Z"),
+            "2026-12-06 21:00:49 UTC"
+        );
+        assert_eq!(
+            super::when("2026-12-06T22:00:00+01:00"),
+            "2026-12-06 21:00:00 UTC"
+        );
+        assert_eq!(super::when("yesterday"), "yesterday");
+    }
+}
+
 /// Shows an error message from the last attempt, if any.
 #[component]
 pub fn ErrorNote(error: RwSignal<Option<String>>) -> impl IntoView {
@@ -55,6 +71,20 @@ pub fn RequireLogin(children: ChildrenFn) -> impl IntoView {
             .into_any()
         }
     }
+}
+
+/// An RFC 3339 time from the API as people read it, in UTC to the second
+/// (`2026-12-06T21:00:49.577013907Z` → `2026-12-06 21:00:49 UTC`); as sent
+/// if it does not parse.
+pub fn when(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).map_or_else(
+        |_| rfc3339.to_owned(),
+        |t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string()
+        },
+    )
 }
 
 /// The value of a form field, read at submit time.

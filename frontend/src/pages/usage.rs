@@ -10,7 +10,7 @@ use leptos_chartistry::{
 };
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::RequireLogin;
+use super::{RequireLogin, when};
 use crate::api::{
     AnomalyInfo, Method, MetricForecast, SeriesInfo, SeriesWindow, WorkloadForecast, call,
 };
@@ -257,7 +257,7 @@ fn Usage() -> impl IntoView {
                     None => "No forecast of this series yet: the forecast job makes one once enough \
                         of it has been seen.".to_owned(),
                     Some(f) => format!("Forecast made {} from data up to {} by {}; steps of {} s.",
-                        f.made_at, f.origin, f.model_version, f.step_seconds),
+                        when(&f.made_at), when(&f.origin), f.model_version, f.step_seconds),
                 }}</p>
             })}
         </section>
@@ -270,7 +270,7 @@ fn Usage() -> impl IntoView {
                 <tbody>
                     <For each=move || anomalies.get() key=|a| (a.t.clone(), a.metric.clone()) let:a>
                         <tr>
-                            <td><time>{a.t.clone()}</time></td>
+                            <td><time datetime=a.t.clone()>{when(&a.t)}</time></td>
                             <td>{format!("{:.3} where {:.3} was expected ({:.1} spreads)", a.value, a.expected, a.score)}</td>
                             <td>{a.reason.clone()}</td>
                         </tr>

@@ -1,0 +1,31 @@
+import { chromium } from 'playwright-core';
+const base = 'http://127.0.0.1:3055';
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+async function login(email, password) {
+  const page = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage();
+  page.on('console', (m) => { if (m.type() === 'error') console.log('console:', m.text(), m.location()?.url); });
+  page.on('pageerror', (e) => console.log('pageerror:', e.message));
+  await page.goto(base + '/login');
+  await page.waitForFunction(() => !document.querySelector('[data-testid="login-form"] button[type="submit"]').disabled);
+  await page.fill('input[name="email"]', email);
+  await page.fill('input[name="password"]', password);
+  await page.click('[data-testid="login-form"] button[type="submit"]');
+  await page.waitForURL('**/account');
+  return page;
+}
+const demo = await login('demo@headroom.example', 'quiet orange lantern 42');
+await demo.click('a[href="/usage"]');
+await demo.locator('[data-testid="chart"] svg').first().waitFor();
+await demo.waitForTimeout(1500);
+await demo.screenshot({ path: '/tmp/shots/usage.png', fullPage: true });
+await demo.selectOption('[data-testid="span-picker"]', 'hours');
+await demo.waitForTimeout(1500);
+await demo.screenshot({ path: '/tmp/shots/usage-hours.png', fullPage: true });
+await demo.click('a[href="/billing"]');
+await demo.waitForTimeout(1500);
+await demo.screenshot({ path: '/tmp/shots/billing.png', fullPage: true });
+const admin = await login('ops@example.com', 'plum walrus eats 77');
+await admin.click('[data-testid="nav-admin"]');
+await admin.waitForTimeout(1500);
+await admin.screenshot({ path: '/tmp/shots/admin.png', fullPage: true });
+await browser.close();

@@ -218,6 +218,7 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       await page.locator('[data-testid="error"]').waitFor();
       assert.match(await page.textContent('[data-testid="error"]'), /impossible: min 1 is above max 0/);
       await page.fill(`${form} input[name="max"]`, '12');
+      await page.fill(`${form} input[name="readiness_event"]`, 'checkout');
       await submit(form);
       const row = page.locator('[data-testid="workload-table"] tr[data-workload="eu/api:blue"]');
       await row.waitFor();
@@ -230,6 +231,23 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
         (await fetch('/api/v1/workloads/eu%2Fapi%3Ablue/allocation')).json());
       assert.equal(stored.mode, 'forecast_only');
       assert.equal(stored.max_instances, 12);
+      assert.equal(stored.readiness_event, 'checkout');
+      // Edit fills the form with the workload's settings; a save changes only what was changed.
+      await page.fill(`${form} input[name="workload"]`, '');
+      await page.fill(`${form} input[name="readiness_event"]`, '');
+      await row.locator('[data-testid="edit"]').click();
+      assert.equal(await page.inputValue(`${form} input[name="workload"]`), 'eu/api:blue');
+      assert.equal(await page.inputValue(`${form} input[name="readiness_event"]`), 'checkout');
+      assert.equal(await page.inputValue(`${form} select[name="provider"]`), 'none');
+      await page.fill(`${form} input[name="max"]`, '14');
+      await submit(form);
+      await page.waitForFunction(() => document.querySelector('[data-testid="workload-table"] tr[data-workload="eu/api:blue"]').textContent.includes('1–14'));
+      const edited = await page.evaluate(async () =>
+        (await fetch('/api/v1/workloads/eu%2Fapi%3Ablue/allocation')).json());
+      assert.equal(edited.max_instances, 14);
+      assert.equal(edited.readiness_event, 'checkout');
+      assert.equal(edited.metric, 'cpu');
+      assert.equal(edited.units_per_instance, 100);
     });
 
     await step('admin-portal', async () => {

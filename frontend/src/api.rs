@@ -153,6 +153,20 @@ pub struct Allocation {
     pub target: f64,
     pub priority: f64,
     pub provider: String,
+    #[serde(default)]
+    pub provider_ref: Option<String>,
+    #[serde(default)]
+    pub readiness_event: Option<String>,
+    #[serde(default)]
+    pub memory_mib_per_instance: Option<i64>,
+    #[serde(default)]
+    pub network_mbit_per_instance: Option<i32>,
+    #[serde(default)]
+    pub instance_type: Option<String>,
+    #[serde(default)]
+    pub allow_spot: bool,
+    #[serde(default)]
+    pub on_demand_usd_per_hour: Option<f64>,
     pub instances: i32,
     pub warm: i32,
     pub ticks_scored: u64,

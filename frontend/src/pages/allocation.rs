@@ -1,6 +1,6 @@
 use leptos::prelude::*;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{ErrorNote, RequireLogin, field, when};
 use crate::api::{Allocation, Decision, Method, call};
@@ -70,6 +70,122 @@ fn fleet(d: &Decision) -> String {
     }
 }
 
+/// The settings form's fields: read into a PUT body, or filled from a
+/// workload's settings to change them (a PUT replaces them all).
+#[derive(Clone, Copy, Default)]
+struct SettingsForm {
+    workload: NodeRef<leptos::html::Input>,
+    metric: NodeRef<leptos::html::Input>,
+    units: NodeRef<leptos::html::Input>,
+    mode: NodeRef<leptos::html::Select>,
+    min: NodeRef<leptos::html::Input>,
+    max: NodeRef<leptos::html::Input>,
+    target: NodeRef<leptos::html::Input>,
+    priority: NodeRef<leptos::html::Input>,
+    instances: NodeRef<leptos::html::Input>,
+    provider: NodeRef<leptos::html::Select>,
+    provider_ref: NodeRef<leptos::html::Input>,
+    memory: NodeRef<leptos::html::Input>,
+    network: NodeRef<leptos::html::Input>,
+    instance_type: NodeRef<leptos::html::Input>,
+    allow_spot: NodeRef<leptos::html::Input>,
+    on_demand: NodeRef<leptos::html::Input>,
+    readiness: NodeRef<leptos::html::Input>,
+}
+
+/// A number as typed, whole ones as integers (instance counts are); what
+/// does not parse goes as text, for the server to say why it cannot take it.
+fn number(v: &str) -> Value {
+    let t = v.trim();
+    if let Ok(i) = t.parse::<i64>() {
+        Value::from(i)
+    } else if let Ok(f) = t.parse::<f64>() {
+        Value::from(f)
+    } else {
+        Value::String(v.to_owned())
+    }
+}
+
+impl SettingsForm {
+    fn body(&self) -> Value {
+        let select = |s: NodeRef<leptos::html::Select>| {
+            s.get_untracked().map(|s| s.value()).unwrap_or_default()
+        };
+        let mut body = json!({
+            "metric": field(self.metric),
+            "units_per_instance": number(&field(self.units)),
+            "mode": select(self.mode),
+            "min_instances": number(&field(self.min)),
+            "max_instances": number(&field(self.max)),
+            "target": number(&field(self.target)),
+            "priority": number(&field(self.priority)),
+            "provider": select(self.provider),
+            "allow_spot": self.allow_spot.get_untracked().is_some_and(|c| c.checked()),
+        });
+        // Optional fields: left out when empty.
+        for (key, node, numeric) in [
+            ("instances", self.instances, true),
+            ("provider_ref", self.provider_ref, false),
+            ("memory_mib_per_instance", self.memory, true),
+            ("network_mbit_per_instance", self.network, true),
+            ("instance_type", self.instance_type, false),
+            ("on_demand_usd_per_hour", self.on_demand, true),
+            ("readiness_event", self.readiness, false),
+        ] {
+            let v = field(node);
+            if !v.trim().is_empty() {
+                body[key] = if numeric {
+                    number(&v)
+                } else {
+                    Value::from(v.trim())
+                };
+            }
+        }
+        body
+    }
+
+    fn fill(&self, a: &Allocation) {
+        let set = |node: NodeRef<leptos::html::Input>, v: String| {
+            if let Some(i) = node.get_untracked() {
+                i.set_value(&v);
+            }
+        };
+        let opt = |v: Option<String>| v.unwrap_or_default();
+        set(self.workload, a.workload.clone());
+        set(self.metric, a.metric.clone());
+        set(self.units, a.units_per_instance.to_string());
+        set(self.min, a.min_instances.to_string());
+        set(self.max, a.max_instances.to_string());
+        set(self.target, a.target.to_string());
+        set(self.priority, a.priority.to_string());
+        // The fleet is the controller's from here on.
+        set(self.instances, String::new());
+        set(self.provider_ref, opt(a.provider_ref.clone()));
+        set(
+            self.memory,
+            opt(a.memory_mib_per_instance.map(|v| v.to_string())),
+        );
+        set(
+            self.network,
+            opt(a.network_mbit_per_instance.map(|v| v.to_string())),
+        );
+        set(self.instance_type, opt(a.instance_type.clone()));
+        set(
+            self.on_demand,
+            opt(a.on_demand_usd_per_hour.map(|v| v.to_string())),
+        );
+        set(self.readiness, opt(a.readiness_event.clone()));
+        if let Some(c) = self.allow_spot.get_untracked() {
+            c.set_checked(a.allow_spot);
+        }
+        for (node, v) in [(self.mode, &a.mode), (self.provider, &a.provider)] {
+            if let Some(s) = node.get_untracked() {
+                s.set_value(v);
+            }
+        }
+    }
+}
+
 #[component]
 fn Allocations() -> impl IntoView {
     let auth = use_auth();
@@ -98,43 +214,11 @@ fn Allocations() -> impl IntoView {
         refresh_every(REFRESH_EVERY, reload);
     });
 
-    let (workload, metric, units, min, max, target, instances) = (
-        NodeRef::new(),
-        NodeRef::new(),
-        NodeRef::new(),
-        NodeRef::new(),
-        NodeRef::new(),
-        NodeRef::new(),
-        NodeRef::new(),
-    );
-    let mode = NodeRef::<leptos::html::Select>::new();
+    let form = SettingsForm::default();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        // Numbers go as typed, whole ones as integers (instance counts are);
-        // the server says which one it cannot take.
-        let number = |n: NodeRef<leptos::html::Input>| {
-            let v = field(n);
-            let t = v.trim();
-            if let Ok(i) = t.parse::<i64>() {
-                serde_json::Value::from(i)
-            } else if let Ok(f) = t.parse::<f64>() {
-                serde_json::Value::from(f)
-            } else {
-                serde_json::Value::String(v)
-            }
-        };
-        let mut body = json!({
-            "metric": field(metric),
-            "units_per_instance": number(units),
-            "mode": mode.get_untracked().map(|s| s.value()).unwrap_or_default(),
-            "min_instances": number(min),
-            "max_instances": number(max),
-            "target": number(target),
-        });
-        if !field(instances).trim().is_empty() {
-            body["instances"] = number(instances);
-        }
-        let name = field(workload);
+        let body = form.body();
+        let name = field(form.workload);
         let path = format!(
             "/workloads/{}/allocation",
             utf8_percent_encode(name.trim(), NON_ALPHANUMERIC)
@@ -170,7 +254,7 @@ fn Allocations() -> impl IntoView {
                     <table data-testid="workload-table">
                         <thead><tr>
                             <th>"Workload"</th><th>"Mode"</th><th>"Instances"</th><th>"Bounds"</th>
-                            <th>"Sizing"</th><th>"Under-provisioned ticks"</th><th>"Last decision"</th>
+                            <th>"Sizing"</th><th>"Under-provisioned ticks"</th><th>"Last decision"</th><th></th>
                         </tr></thead>
                         <tbody>
                             {list.into_iter().map(|a| {
@@ -182,6 +266,10 @@ fn Allocations() -> impl IntoView {
                                     }.into_any(),
                                 };
                                 let warm = if a.warm > 0 { format!(" +{} warm", a.warm) } else { String::new() };
+                                let edit = {
+                                    let a = a.clone();
+                                    move |_| form.fill(&a)
+                                };
                                 view! {
                                     <tr data-workload=a.workload.clone()>
                                         <td><code>{a.workload.clone()}</code></td>
@@ -192,6 +280,7 @@ fn Allocations() -> impl IntoView {
                                             a.metric, num(a.units_per_instance), a.target * 100.0, num(a.priority))}</td>
                                         <td>{under_share(&a)}</td>
                                         <td>{last}</td>
+                                        <td><button class="secondary" on:click=edit data-testid="edit">"Edit"</button></td>
                                     </tr>
                                 }
                             }).collect_view()}
@@ -203,20 +292,38 @@ fn Allocations() -> impl IntoView {
         <section class="card narrow">
             <h2>"Set a workload's allocation"</h2>
             <form method="post" on:submit=submit data-testid="allocation-form">
-                <label>"Workload" <input node_ref=workload name="workload" required placeholder="web" /></label>
-                <label>"Demand metric" <input node_ref=metric name="metric" required placeholder="cpu" /></label>
-                <label>"Demand one instance serves" <input node_ref=units name="units" inputmode="decimal" required placeholder="100" /></label>
+                <label>"Workload" <input node_ref=form.workload name="workload" required placeholder="web" /></label>
+                <label>"Demand metric" <input node_ref=form.metric name="metric" required placeholder="cpu" /></label>
+                <label>"Demand one instance serves" <input node_ref=form.units name="units" inputmode="decimal" required placeholder="100" /></label>
                 <label>"Mode"
-                    <select node_ref=mode name="mode">
+                    <select node_ref=form.mode name="mode">
                         <option value="forecast_only">"forecast only: log decisions"</option>
                         <option value="on">"on: command the provider"</option>
                         <option value="off">"off"</option>
                     </select>
                 </label>
-                <label>"Fewest instances" <input node_ref=min name="min" inputmode="numeric" required value="1" /></label>
-                <label>"Most instances" <input node_ref=max name="max" inputmode="numeric" required value="20" /></label>
-                <label>"Target utilisation (0–1)" <input node_ref=target name="target" inputmode="decimal" required value="0.7" /></label>
-                <label>"Instances running now (optional)" <input node_ref=instances name="instances" inputmode="numeric" /></label>
+                <label>"Fewest instances" <input node_ref=form.min name="min" inputmode="numeric" required value="1" /></label>
+                <label>"Most instances" <input node_ref=form.max name="max" inputmode="numeric" required value="20" /></label>
+                <label>"Target utilisation (0–1)" <input node_ref=form.target name="target" inputmode="decimal" required value="0.7" /></label>
+                <label>"Priority (1 = normal)" <input node_ref=form.priority name="priority" inputmode="decimal" required value="1" /></label>
+                <label>"Instances running now (optional)" <input node_ref=form.instances name="instances" inputmode="numeric" /></label>
+                <fieldset>
+                    <legend>"Where it runs"</legend>
+                    <label>"Provider"
+                        <select node_ref=form.provider name="provider">
+                            <option value="none">"none: decisions are logged only"</option>
+                            <option value="cgroup">"cgroup: processes on the server's machine"</option>
+                            <option value="aws">"aws: an EC2 Auto Scaling group"</option>
+                        </select>
+                    </label>
+                    <label>"Group (cgroup name or Auto Scaling group)" <input node_ref=form.provider_ref name="provider_ref" /></label>
+                    <label>"Memory per instance, MiB (cgroup)" <input node_ref=form.memory name="memory" inputmode="numeric" /></label>
+                    <label>"Bandwidth per instance, Mbit/s (cgroup)" <input node_ref=form.network name="network" inputmode="numeric" /></label>
+                    <label>"Instance type (aws)" <input node_ref=form.instance_type name="instance_type" placeholder="m7g.large" /></label>
+                    <label class="inline"><input node_ref=form.allow_spot type="checkbox" name="allow_spot" /> "Buy spot when it is cheaper, risk priced in (aws)"</label>
+                    <label>"On-demand price, USD per instance-hour (aws, spot)" <input node_ref=form.on_demand name="on_demand" inputmode="decimal" /></label>
+                    <label>"Usage event that pre-allocates (readiness)" <input node_ref=form.readiness name="readiness_event" placeholder="checkout" /></label>
+                </fieldset>
                 <button type="submit" disabled=move || pending.get()>"Save"</button>
             </form>
             <ErrorNote error />

@@ -54,9 +54,11 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       // The billing page asks for the budget cap, which is a 404 until one is set.
       // The allocation form is sent impossible bounds once (422). The customer asks the
       // admin API once (403), and the administrator sends an incomplete rule once (422).
-      // The usage page asks for the new series' forecast, a 404 until the job made one.
+      // The usage page asks for the new series' forecast, a 404 until the job made one. The
+      // planning page is sent an impossible peak hour once (422).
       const provoked = ['favicon', '/api/v1/auth/me', '/api/v1/auth/login', '/api/v1/organization', '/api/v1/budget-cap',
-        '/api/v1/workloads/eu%2Fapi%3Ablue/allocation', '/api/v1/admin/price-rules', '/api/v1/workloads/eu%2Fweb/forecast'];
+        '/api/v1/workloads/eu%2Fapi%3Ablue/allocation', '/api/v1/admin/price-rules', '/api/v1/workloads/eu%2Fweb/forecast',
+        '/api/v1/workload-profiles'];
       if (m.type() === 'error' && !provoked.some((p) => url.includes(p))) {
         problems.push(`console: ${m.text()} (${url})`);
       }
@@ -182,6 +184,45 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       await page.selectOption('[data-testid="span-picker"]', 'hours');
       await page.waitForFunction(() => Number(document.querySelector('[data-testid="chart"]').dataset.points) >= 24);
       assert.equal(await page.locator('[data-testid="error"]').count(), 0);
+    });
+
+    await step('planning', async () => {
+      await page.click('a[href="/planning"]');
+      await page.waitForURL('**/planning');
+      await page.locator('[data-testid="no-profiles"]').waitFor();
+      await page.locator('[data-testid="no-events"]').waitFor();
+      const profile = '[data-testid="profile-form"]';
+      await page.fill(`${profile} input[name="workload"]`, 'eu/web');
+      await page.selectOption(`${profile} select[name="category"]`, 'batch');
+      await page.fill(`${profile} input[name="peak_hours"]`, '9, 25');
+      await submit(profile);
+      await page.locator('[data-testid="error"]').waitFor();
+      assert.match(await page.textContent('[data-testid="error"]'), /peak_hours must be UTC hours from 0 to 23/);
+      await page.fill(`${profile} input[name="peak_hours"]`, '9, 17');
+      await page.fill(`${profile} input[name="expected_growth"]`, '0.1');
+      await submit(profile);
+      const row = page.locator('[data-testid="profile-table"] tr[data-workload="eu/web"]');
+      await row.waitFor();
+      assert.match(await row.textContent(), /batch.*9, 17.*\+10 %/);
+      assert.equal(await page.locator('[data-testid="error"]').count(), 0);
+      // An event tomorrow, then removed.
+      const day = 86_400_000;
+      const start = new Date(Math.ceil(Date.now() / day) * day + day).toISOString();
+      const end = new Date(Date.parse(start) + day).toISOString();
+      const event = '[data-testid="event-form"]';
+      await page.fill(`${event} input[name="name"]`, 'Launch');
+      await page.fill(`${event} input[name="start"]`, start);
+      await page.fill(`${event} input[name="end"]`, end);
+      await page.fill(`${event} input[name="expected_multiplier"]`, '3');
+      await submit(event);
+      const listed = page.locator('[data-testid="event-table"] tr', { hasText: 'Launch' });
+      await listed.waitFor();
+      assert.match(await listed.textContent(), /every workload.*× 3/);
+      const stored = await page.evaluate(async () => (await fetch('/api/v1/external-events')).json());
+      assert.equal(stored.length, 1);
+      assert.equal(stored[0].expected_multiplier, 3);
+      await listed.locator('button').click();
+      await page.locator('[data-testid="no-events"]').waitFor();
     });
 
     await step('billing', async () => {

@@ -296,6 +296,27 @@ pub struct AnomalyInfo {
     pub reason: String,
 }
 
+/// What a workload is like, for the forecaster (`/workload-profiles`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct WorkloadProfile {
+    pub workload: String,
+    pub category: String,
+    pub peak_hours: Vec<u8>,
+    pub expected_growth: f64,
+    pub updated_at: String,
+}
+
+/// A coming event that changes demand (`/external-events`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ExternalEvent {
+    pub id: String,
+    pub name: String,
+    pub workload: Option<String>,
+    pub start: String,
+    pub end: String,
+    pub expected_multiplier: f64,
+}
+
 /// The notification kinds the server streams (each an SSE event name).
 pub const NOTIFICATION_KINDS: [&str; 4] = [
     "price_change",

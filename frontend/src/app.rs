@@ -6,7 +6,7 @@ use leptos_router::{SsrMode, path};
 use crate::auth::{Auth, use_auth};
 use crate::pages::{
     AcceptInvitationPage, AccountPage, AdminPage, AllocationPage, ApiKeysPage, BillingPage,
-    HomePage, LoginPage, MembersPage, SignupPage, UsagePage,
+    HomePage, LoginPage, MembersPage, PlanningPage, SignupPage, UsagePage,
 };
 
 /// The HTML document around the app, rendered on the server only.
@@ -50,6 +50,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("allocation") view=AllocationPage />
                     <Route path=path!("admin") view=AdminPage />
                     <Route path=path!("usage") view=UsagePage />
+                    <Route path=path!("planning") view=PlanningPage />
                 </Routes>
             </main>
         </Router>
@@ -66,6 +67,7 @@ fn Nav() -> impl IntoView {
                 Some(me) => view! {
                     {me.is_platform_admin().then(|| view! { <a href="/admin" data-testid="nav-admin">"Admin"</a> })}
                     <a href="/usage">"Usage"</a>
+                    <a href="/planning">"Planning"</a>
                     <a href="/allocation">"Allocation"</a>
                     <a href="/billing">"Billing"</a>
                     <a href="/members">"Members"</a>

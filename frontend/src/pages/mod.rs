@@ -8,6 +8,7 @@ mod billing;
 mod home;
 mod login;
 mod members;
+mod planning;
 mod signup;
 mod usage;
 
@@ -19,6 +20,7 @@ pub use billing::BillingPage;
 pub use home::HomePage;
 pub use login::{AcceptInvitationPage, LoginPage};
 pub use members::MembersPage;
+pub use planning::PlanningPage;
 pub use signup::SignupPage;
 pub use usage::UsagePage;
 

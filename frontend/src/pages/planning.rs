@@ -185,8 +185,8 @@ fn Planning() -> impl IntoView {
             }}
             <form method="post" on:submit=add_event data-testid="event-form" class="narrow">
                 <label>"What happens" <input node_ref=e_name name="name" required placeholder="Black Friday campaign" /></label>
-                <label>"From (RFC 3339)" <input node_ref=e_start name="start" required placeholder="2026-11-27T00:00:00Z" /></label>
-                <label>"To (RFC 3339)" <input node_ref=e_end name="end" required placeholder="2026-11-30T00:00:00Z" /></label>
+                <label>"From (RFC 3339)" <input node_ref=e_start name="start" required placeholder="2027-11-26T00:00:00Z" /></label>
+                <label>"To (RFC 3339)" <input node_ref=e_end name="end" required placeholder="2027-11-29T00:00:00Z" /></label>
                 <label>"Demand compared with usual (2 = double)" <input node_ref=e_multiplier name="expected_multiplier" inputmode="decimal" required value="2" /></label>
                 <label>"Only this workload (optional)" <input node_ref=e_workload name="workload" /></label>
                 <button type="submit">"Add event"</button>

@@ -2,6 +2,8 @@
 //! measured with the forecast after it and its p10–p90 interval, and the
 //! steps that deviated from the workload's profile.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 use leptos::prelude::*;
 use leptos_chartistry::{
@@ -12,11 +14,15 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::{RequireLogin, when};
 use crate::api::{
-    AnomalyInfo, Method, MetricForecast, SeriesInfo, SeriesWindow, WorkloadForecast, call,
+    Allocation, AnomalyInfo, Decision, Method, MetricForecast, SeriesInfo, SeriesWindow,
+    WorkloadForecast, call,
 };
 
 /// Series offered in the picker (the API pages further).
 const SERIES_SHOWN: u32 = 500;
+/// Workloads under allocation settings read for their sizing (the API's most
+/// a page; a workload past them is charted without its capacity).
+const SETTINGS_READ: u32 = 200;
 
 #[component]
 pub fn UsagePage() -> impl IntoView {
@@ -76,6 +82,10 @@ pub(crate) struct Row {
     p10: f64,
     p50: f64,
     p90: f64,
+    /// Demand the fleet the controller decided serves (instances × units per
+    /// instance), from the newest decision at or before `t` (for forecast
+    /// steps: the newest decision).
+    capacity: f64,
 }
 
 /// The chart's rows: measured means, then the forecast's steps after the last
@@ -84,7 +94,14 @@ pub(crate) struct Row {
 pub(crate) fn rows(
     measured: &[(DateTime<Utc>, f64)],
     forecast: Option<&MetricForecast>,
+    capacity: &[(DateTime<Utc>, f64)],
 ) -> Vec<Row> {
+    // Capacity in force at `t`: the newest decision at or before it
+    // (`capacity` is oldest first).
+    let in_force = |t: DateTime<Utc>| {
+        let i = capacity.partition_point(|&(at, _)| at <= t);
+        i.checked_sub(1).map_or(f64::NAN, |i| capacity[i].1)
+    };
     let mut out: Vec<Row> = measured
         .iter()
         .map(|&(t, v)| Row {
@@ -93,6 +110,7 @@ pub(crate) fn rows(
             p10: f64::NAN,
             p50: f64::NAN,
             p90: f64::NAN,
+            capacity: in_force(t),
         })
         .collect();
     let Some(f) = forecast else {
@@ -115,6 +133,8 @@ pub(crate) fn rows(
             p10: s.p10,
             p50: s.p50,
             p90: s.p90,
+            // The fleet decided last, against what is coming.
+            capacity: in_force(t),
         });
     }
     out
@@ -130,9 +150,19 @@ fn Usage() -> impl IntoView {
     let anomalies = RwSignal::new(Vec::<AnomalyInfo>::new());
     let loading = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
+    // Workloads under allocation settings: (metric, units per instance).
+    let sized = RwSignal::new(HashMap::<String, (String, f64)>::new());
 
     Effect::new(move |_| {
         leptos::task::spawn_local(async move {
+            let path = format!("/allocations?limit={SETTINGS_READ}");
+            if let Ok(list) = call::<Vec<Allocation>>(Method::Get, &path, None, None).await {
+                sized.set(
+                    list.into_iter()
+                        .map(|a| (a.workload, (a.metric, a.units_per_instance)))
+                        .collect(),
+                );
+            }
             let path = format!("/series?limit={SERIES_SHOWN}");
             match call::<Vec<SeriesInfo>>(Method::Get, &path, None, None).await {
                 Ok(list) => {
@@ -181,12 +211,34 @@ fn Usage() -> impl IntoView {
                 .await
                 .ok()
                 .and_then(|f| f.forecasts.into_iter().next());
+            // What the controller sized the workload for, when it decides it
+            // from this metric: one decision a tick (five minutes).
+            let units = sized.with_untracked(|m| {
+                m.get(&workload)
+                    .filter(|(on, _)| *on == metric)
+                    .map(|&(_, u)| u)
+            });
+            let mut capacity = Vec::new();
+            if let Some(units) = units {
+                let ticks = (span.history().num_seconds() / 300 + 1).min(1000);
+                let path = format!("/allocation-decisions?workload={w}&limit={ticks}");
+                if let Ok(list) = call::<Vec<Decision>>(Method::Get, &path, None, None).await {
+                    capacity = list
+                        .iter()
+                        .filter_map(|d| {
+                            let at = d.decided_at.parse::<DateTime<Utc>>().ok()?;
+                            Some((at, f64::from(d.after) * units))
+                        })
+                        .collect();
+                    capacity.sort_by_key(|&(at, _)| at);
+                }
+            }
             let path = format!("/anomalies?workload={w}&limit=20");
             let found = call::<Vec<AnomalyInfo>>(Method::Get, &path, None, None)
                 .await
                 .map(|list| list.into_iter().filter(|a| a.metric == metric).collect())
                 .unwrap_or_default();
-            data.set(rows(&measured, f.as_ref()));
+            data.set(rows(&measured, f.as_ref(), &capacity));
             forecast.set(f);
             anomalies.set(found);
             loading.set(false);
@@ -203,7 +255,8 @@ fn Usage() -> impl IntoView {
         .line(Line::new(|r: &Row| r.measured).with_name("measured (mean)"))
         .line(Line::new(|r: &Row| r.p50).with_name("forecast p50"))
         .line(Line::new(|r: &Row| r.p10).with_name("p10"))
-        .line(Line::new(|r: &Row| r.p90).with_name("p90"));
+        .line(Line::new(|r: &Row| r.p90).with_name("p90"))
+        .line(Line::new(|r: &Row| r.capacity).with_name("capacity decided"));
 
     view! {
         <section class="card" data-testid="usage">
@@ -309,7 +362,7 @@ mod tests {
             // A step at or before the last measured point is not drawn twice.
             steps: vec![step(2, 9.0), step(3, 5.0), step(4, 6.0)],
         };
-        let r = rows(&measured, Some(&f));
+        let r = rows(&measured, Some(&f), &[]);
         assert_eq!(r.len(), 4);
         assert!(r[0].p50.is_nan() && r[0].measured == 2.0);
         assert_eq!(
@@ -322,6 +375,34 @@ mod tests {
             (at(3), 4.0, 5.0, 6.0)
         );
         assert_eq!(r[3].t, at(4));
-        assert_eq!(rows(&measured, None).len(), 2);
+        assert_eq!(rows(&measured, None, &[]).len(), 2);
+    }
+
+    #[test]
+    fn capacity_is_the_newest_decision_at_or_before_each_point() {
+        let measured = [(at(1), 2.0), (at(2), 4.0), (at(3), 3.0)];
+        let decided = [(at(1) + Duration::minutes(30), 10.0), (at(2), 20.0)];
+        let r = rows(&measured, None, &decided);
+        assert!(r[0].capacity.is_nan(), "nothing decided yet");
+        assert_eq!((r[1].capacity, r[2].capacity), (20.0, 20.0));
+        let f = MetricForecast {
+            metric: "cpu".into(),
+            horizon: "allocation".into(),
+            step_seconds: 3600,
+            origin: at(3).to_rfc3339(),
+            made_at: at(3).to_rfc3339(),
+            model_version: "v1".into(),
+            steps: vec![ForecastStep {
+                t: at(4).to_rfc3339(),
+                p10: 1.0,
+                p50: 2.0,
+                p90: 3.0,
+            }],
+        };
+        let r = rows(&measured, Some(&f), &decided);
+        assert_eq!(
+            r[3].capacity, 20.0,
+            "the last fleet decided, against the forecast"
+        );
     }
 }

@@ -289,6 +289,29 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       assert.equal(edited.readiness_event, 'checkout');
       assert.equal(edited.metric, 'cpu');
       assert.equal(edited.units_per_instance, 100);
+      // Two workloads with a decision each (an application's suggestion), then the log of one.
+      const suggested = await page.evaluate(async () => {
+        const csrf = (await (await fetch('/api/v1/auth/session')).json()).csrf_token;
+        const send = (method, path, body) => fetch(path, {
+          method, headers: { 'content-type': 'application/json', 'x-csrf-token': csrf }, body: JSON.stringify(body),
+        }).then((r) => r.status);
+        return [
+          await send('PUT', '/api/v1/workloads/batch/allocation', {
+            metric: 'cpu', units_per_instance: 50, mode: 'forecast_only', min_instances: 1, max_instances: 8,
+          }),
+          await send('POST', '/api/v1/workloads/eu%2Fapi%3Ablue/suggestions', { instances: 2, reason: 'release soon' }),
+          await send('POST', '/api/v1/workloads/batch/suggestions', { instances: 2, reason: 'nightly run' }),
+        ];
+      });
+      assert.deepEqual(suggested, [200, 200, 200]);
+      await page.click('[data-testid="refresh"]');
+      const log = '[data-testid="decision-log"] tbody tr';
+      await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 2, log);
+      await page.selectOption('[data-testid="decision-filter"]', 'eu/api:blue');
+      await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 1, log);
+      assert.match(await page.textContent(log), /eu\/api:blue/);
+      await page.selectOption('[data-testid="decision-filter"]', '');
+      await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 2, log);
     });
 
     await step('admin-portal', async () => {

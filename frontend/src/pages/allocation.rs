@@ -193,6 +193,8 @@ fn Allocations() -> impl IntoView {
     let decisions = RwSignal::new(Vec::<Decision>::new());
     let error = RwSignal::new(None::<String>);
     let pending = RwSignal::new(false);
+    // The decision log of one workload, or of all.
+    let only = RwSignal::new(None::<String>);
     let reload = move || {
         leptos::task::spawn_local(async move {
             let path = format!("/allocations?limit={WORKLOAD_LIMIT}");
@@ -200,7 +202,13 @@ fn Allocations() -> impl IntoView {
                 Ok(list) => workloads.set(Some(list)),
                 Err(e) => error.set(Some(e)),
             }
-            let path = format!("/allocation-decisions?limit={LOG_LIMIT}");
+            let path = match only.get_untracked() {
+                Some(w) => format!(
+                    "/allocation-decisions?limit={LOG_LIMIT}&workload={}",
+                    utf8_percent_encode(&w, NON_ALPHANUMERIC)
+                ),
+                None => format!("/allocation-decisions?limit={LOG_LIMIT}"),
+            };
             match call::<Vec<Decision>>(Method::Get, &path, None, None).await {
                 Ok(list) => decisions.set(list),
                 Err(e) => error.set(Some(e)),
@@ -330,6 +338,20 @@ fn Allocations() -> impl IntoView {
         </section>
         <section class="card">
             <h2>"Decisions " <button class="secondary" on:click=move |_| reload() data-testid="refresh">"Refresh"</button></h2>
+            <form class="row" on:submit=|ev| ev.prevent_default()>
+                <select name="only" aria-label="workload" data-testid="decision-filter"
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        only.set((!v.is_empty()).then_some(v));
+                        reload();
+                    }>
+                    <option value="">"every workload"</option>
+                    {move || workloads.get().unwrap_or_default().into_iter().map(|a| {
+                        let selected = only.with_untracked(|o| o.as_deref() == Some(a.workload.as_str()));
+                        view! { <option value=a.workload.clone() selected=selected>{a.workload.clone()}</option> }
+                    }).collect_view()}
+                </select>
+            </form>
             {move || decisions.with(Vec::is_empty).then(|| view! {
                 <p class="notice" data-testid="no-decisions">"No decision logged yet."</p>
             })}

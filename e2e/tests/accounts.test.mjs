@@ -55,10 +55,11 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       // The allocation form is sent impossible bounds once (422). The customer asks the
       // admin API once (403), and the administrator sends an incomplete rule once (422).
       // The usage page asks for the new series' forecast, a 404 until the job made one. The
-      // planning page is sent an impossible peak hour once (422).
+      // planning page is sent an impossible peak hour once, the webhooks page a plain http URL
+      // once (422 each).
       const provoked = ['favicon', '/api/v1/auth/me', '/api/v1/auth/login', '/api/v1/organization', '/api/v1/budget-cap',
         '/api/v1/workloads/eu%2Fapi%3Ablue/allocation', '/api/v1/admin/price-rules', '/api/v1/workloads/eu%2Fweb/forecast',
-        '/api/v1/workload-profiles'];
+        '/api/v1/workload-profiles', '/api/v1/webhook-endpoints'];
       if (m.type() === 'error' && !provoked.some((p) => url.includes(p))) {
         problems.push(`console: ${m.text()} (${url})`);
       }
@@ -312,6 +313,38 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       assert.match(await page.textContent(log), /eu\/api:blue/);
       await page.selectOption('[data-testid="decision-filter"]', '');
       await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 2, log);
+    });
+
+    await step('webhooks', async () => {
+      await page.click('a[href="/webhooks"]');
+      await page.waitForURL('**/webhooks');
+      await page.locator('[data-testid="no-endpoints"]').waitFor();
+      const form = '[data-testid="endpoint-form"]';
+      // Plain http to a public host is refused with the reason.
+      await page.fill(`${form} input[name="url"]`, 'http://billing.example.com/headroom');
+      await submit(form);
+      await page.locator('[data-testid="error"]').waitFor();
+      assert.match(await page.textContent('[data-testid="error"]'), /url: must be https/);
+      await page.fill(`${form} input[name="url"]`, 'https://billing.example.com/headroom');
+      await page.check(`${form} input[name="price_change"]`);
+      await submit(form);
+      const secret = page.locator('[data-testid="webhook-secret-value"]');
+      await secret.waitFor();
+      const first = (await secret.textContent()).trim();
+      assert.match(first, /^whsec_/);
+      const row = page.locator('[data-testid="endpoint-table"] tr', { hasText: 'billing.example.com' });
+      await row.waitFor();
+      assert.match(await row.textContent(), /price_change/);
+      assert.equal(await page.locator('[data-testid="error"]').count(), 0);
+      // Rotation shows a new secret once; the old one signs for a while longer.
+      await row.locator('[data-testid="rotate"]').click();
+      await page.waitForFunction((old) =>
+        document.querySelector('[data-testid="webhook-secret-value"]').textContent.trim() !== old, first);
+      await page.waitForFunction(() => document.querySelector('[data-testid="endpoint-table"]').textContent.includes('previous secret signs until'));
+      await row.locator('button', { hasText: 'Deliveries' }).click();
+      await page.locator('[data-testid="deliveries"]').waitFor();
+      await row.locator('[data-testid="delete"]').click();
+      await page.locator('[data-testid="no-endpoints"]').waitFor();
     });
 
     await step('admin-portal', async () => {

@@ -317,6 +317,47 @@ pub struct ExternalEvent {
     pub expected_multiplier: f64,
 }
 
+/// An endpoint that receives signed webhooks (`/webhook-endpoints`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct WebhookEndpoint {
+    pub id: String,
+    pub url: String,
+    pub description: Option<String>,
+    pub event_types: Vec<String>,
+    pub status: String,
+    pub disabled_reason: Option<String>,
+    pub failing_since: Option<String>,
+    pub previous_secret_until: Option<String>,
+    pub created_at: String,
+}
+
+/// An endpoint with its signing secret, as answered when made or rotated.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct WebhookEndpointWithSecret {
+    pub endpoint: WebhookEndpoint,
+    pub secret: String,
+}
+
+/// One attempt to deliver a webhook.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct DeliveryAttempt {
+    pub n: i32,
+    pub at: String,
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+    pub duration_ms: i32,
+}
+
+/// A webhook delivery with its attempts (`/webhook-endpoints/{id}/deliveries`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Delivery {
+    pub id: String,
+    pub event_type: String,
+    pub created_at: String,
+    pub status: String,
+    pub attempts: Vec<DeliveryAttempt>,
+}
+
 /// The notification kinds the server streams (each an SSE event name).
 pub const NOTIFICATION_KINDS: [&str; 4] = [
     "price_change",

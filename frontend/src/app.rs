@@ -6,7 +6,7 @@ use leptos_router::{SsrMode, path};
 use crate::auth::{Auth, use_auth};
 use crate::pages::{
     AcceptInvitationPage, AccountPage, AdminPage, AllocationPage, ApiKeysPage, BillingPage,
-    HomePage, LoginPage, MembersPage, PlanningPage, SignupPage, UsagePage,
+    HomePage, LoginPage, MembersPage, PlanningPage, SignupPage, UsagePage, WebhooksPage,
 };
 
 /// The HTML document around the app, rendered on the server only.
@@ -51,6 +51,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("admin") view=AdminPage />
                     <Route path=path!("usage") view=UsagePage />
                     <Route path=path!("planning") view=PlanningPage />
+                    <Route path=path!("webhooks") view=WebhooksPage />
                 </Routes>
             </main>
         </Router>
@@ -70,6 +71,7 @@ fn Nav() -> impl IntoView {
                     <a href="/planning">"Planning"</a>
                     <a href="/allocation">"Allocation"</a>
                     <a href="/billing">"Billing"</a>
+                    <a href="/webhooks">"Webhooks"</a>
                     <a href="/members">"Members"</a>
                     <a href="/api-keys">"API keys"</a>
                     <a href="/account" data-testid="nav-account">{me.user.email}</a>

@@ -11,6 +11,7 @@ mod members;
 mod planning;
 mod signup;
 mod usage;
+mod webhooks;
 
 pub use account::AccountPage;
 pub use admin::AdminPage;
@@ -23,6 +24,7 @@ pub use members::MembersPage;
 pub use planning::PlanningPage;
 pub use signup::SignupPage;
 pub use usage::UsagePage;
+pub use webhooks::WebhooksPage;
 
 use leptos::prelude::*;
 

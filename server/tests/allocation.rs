@@ -190,6 +190,33 @@ async fn controller_decides_and_logs(backend: Backend) {
     let n = slots.len();
     slots.dedup();
     assert_eq!(slots.len(), n, "two decisions in one slot: {all:?}");
+    // Since a time (RFC 3339 or unix seconds): none are after the newest;
+    // the newest is at or after itself; a bad time is refused.
+    let newest = all[0]["decided_at"].as_str().unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339(newest)
+        .unwrap()
+        .timestamp_millis();
+    for (since, want) in [
+        (format!("{}", at / 1000 + 1), 0),
+        (newest.replace('+', "%2B"), 1),
+    ] {
+        let path = format!("/api/v1/allocation-decisions?since={since}");
+        let list: Vec<Value> = send(&app, &key, M::GET, &path, None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list.len(), want, "{path}: {list:?}");
+    }
+    let res = send(
+        &app,
+        &key,
+        M::GET,
+        "/api/v1/allocation-decisions?since=soon",
+        None,
+    )
+    .await;
+    expect_error(res, 422).await;
 
     // The fleet on record is unchanged (forecast-only); the outcome is measured.
     let s: Value = send(
@@ -1304,6 +1331,25 @@ async fn workload_listing_mixes_groups_and_rows(backend: Backend) {
             .unwrap();
         let want: Vec<_> = mine.iter().take(limit as usize).cloned().collect();
         assert_eq!(listed, want, "limit {limit}");
+    }
+    // Since a time: exactly the decisions made at or after it, groups and rows
+    // alike, for the workload and for the organisation.
+    for newest in 0..=statuses.len() {
+        let since = (base + (statuses.len() - newest) as i64) * STEP_MS;
+        let listed = app
+            .db
+            .allocation_decisions_since(&org, Some("mixed"), Some(since), 100)
+            .await
+            .unwrap();
+        let want: Vec<_> = mine.iter().take(newest).cloned().collect();
+        assert_eq!(listed, want, "the newest {newest}");
+        let all = app
+            .db
+            .allocation_decisions_since(&org, None, Some(since), 100)
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 2 * newest, "both workloads' newest {newest}");
+        assert!(all.iter().all(|d| d.decided_ms >= since));
     }
     app.stop().await;
 }

@@ -373,11 +373,28 @@ impl Db {
         workload: Option<&str>,
         limit: u64,
     ) -> Result<Vec<StoredDecision>, StoreError> {
+        self.allocation_decisions_since(tenant, workload, None, limit)
+            .await
+    }
+
+    /// [`Db::allocation_decisions`] decided at or after `since_ms` (when
+    /// given), which also bounds what is read: a workload's listing stops at
+    /// its groups older than that instead of reading back until it finds
+    /// `limit` decisions.
+    pub async fn allocation_decisions_since(
+        &self,
+        tenant: &Tenant,
+        workload: Option<&str>,
+        since_ms: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<StoredDecision>, StoreError> {
         let limit = limit.min(1000);
-        let mut out = self.decision_rows(tenant, workload, limit).await?;
+        let mut out = self
+            .decision_rows(tenant, workload, since_ms, limit)
+            .await?;
         // With the compact ones: the newest `limit` of both.
         out.extend(
-            self.grouped_decisions(tenant, workload, limit, None)
+            self.grouped_decisions(tenant, workload, limit, None, since_ms)
                 .await?,
         );
         keep_newest(&mut out, limit);
@@ -395,11 +412,11 @@ impl Db {
         settings: &StoredSettings,
     ) -> Result<Option<StoredDecision>, StoreError> {
         let workload = Some(settings.workload.as_str());
-        let mut out = self.decision_rows(tenant, workload, 1).await?;
+        let mut out = self.decision_rows(tenant, workload, None, 1).await?;
         let state = &settings.controller;
         if state.state.is_some() || state.state_json.is_some() {
             out.extend(
-                self.grouped_decisions(tenant, workload, 1, state.slot)
+                self.grouped_decisions(tenant, workload, 1, state.slot, None)
                     .await?,
             );
         }
@@ -412,6 +429,7 @@ impl Db {
         &self,
         tenant: &Tenant,
         workload: Option<&str>,
+        since_ms: Option<i64>,
         limit: u64,
     ) -> Result<Vec<StoredDecision>, StoreError> {
         let backend = self.conn().get_database_backend();
@@ -421,8 +439,12 @@ impl Db {
             ph(backend, 1)
         );
         if let Some(w) = workload {
-            sql += &format!(" AND workload = {}", ph(backend, 2));
             values.push(w.into());
+            sql += &format!(" AND workload = {}", ph(backend, values.len()));
+        }
+        if let Some(since) = since_ms {
+            values.push(since.into());
+            sql += &format!(" AND decided_at >= {}", ph(backend, values.len()));
         }
         sql += &format!(
             " ORDER BY decided_at DESC, id DESC LIMIT {}",

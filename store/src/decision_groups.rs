@@ -379,6 +379,7 @@ impl Db {
         workload: Option<&str>,
         limit: u64,
         from_slot: Option<i64>,
+        since_ms: Option<i64>,
     ) -> Result<Vec<StoredDecision>, StoreError> {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let mut out = Vec::new();
@@ -397,13 +398,19 @@ impl Db {
                 let page = limit.clamp(16, 1000);
                 let mut offset = 0;
                 let mut named = 0;
-                let since = match from_slot {
-                    Some(_) => format!(" AND slot >= {}", p(3)),
-                    None => String::new(),
-                };
+                let mut bounds: Vec<Value> = Vec::new();
+                let mut since = String::new();
+                if let Some(slot) = from_slot {
+                    bounds.push(slot.into());
+                    since += &format!(" AND slot >= {}", p(2 + bounds.len()));
+                }
+                if let Some(at) = since_ms {
+                    bounds.push(at.into());
+                    since += &format!(" AND decided_at >= {}", p(2 + bounds.len()));
+                }
                 loop {
                     let mut values = vec![tenant.id().into(), workload_hash(workload).into()];
-                    values.extend(from_slot.map(Value::from));
+                    values.extend(bounds.iter().cloned());
                     let found = rows(
                         self.conn(),
                         format!(
@@ -445,16 +452,25 @@ impl Db {
                 let mut offset = 0;
                 let mut counted = 0;
                 let mut since = None;
+                let bound = match since_ms {
+                    Some(_) => format!(" AND decided_at >= {}", p(2)),
+                    None => String::new(),
+                };
+                let values = || {
+                    let mut v: Vec<Value> = vec![tenant.id().into()];
+                    v.extend(since_ms.map(Value::from));
+                    v
+                };
                 'pages: loop {
                     let found = rows(
                         self.conn(),
                         format!(
                             "SELECT decided_at, decisions FROM allocation_decision_groups \
-                             WHERE organization_id = {} \
+                             WHERE organization_id = {}{bound} \
                              ORDER BY decided_at DESC LIMIT {page} OFFSET {offset}",
                             p(1)
                         ),
-                        vec![tenant.id().into()],
+                        values(),
                     )
                     .await?;
                     for r in &found {
@@ -495,6 +511,9 @@ impl Db {
                     );
                 }
             }
+        }
+        if let Some(at) = since_ms {
+            out.retain(|d| d.decided_ms >= at);
         }
         crate::allocation::keep_newest(&mut out, limit as u64);
         Ok(out)

@@ -221,7 +221,7 @@ fn Usage() -> impl IntoView {
             let mut capacity = Vec::new();
             if let Some(units) = units {
                 let ticks = (span.history().num_seconds() / 300 + 1).min(1000);
-                let path = format!("/allocation-decisions?workload={w}&limit={ticks}");
+                let path = format!("/allocation-decisions?workload={w}&since={from}&limit={ticks}");
                 if let Ok(list) = call::<Vec<Decision>>(Method::Get, &path, None, None).await {
                     capacity = list
                         .iter()

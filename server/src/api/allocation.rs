@@ -486,6 +486,8 @@ pub async fn list_allocations(
 pub struct DecisionQuery {
     /// Only this workload.
     pub workload: Option<String>,
+    /// Only decisions made at or after this time: RFC 3339 or unix seconds.
+    pub since: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
     pub limit: Option<u64>,
 }
@@ -506,9 +508,13 @@ pub async fn list_decisions(
     if !(1..=1000).contains(&limit) {
         return Err(unprocessable("limit must be between 1 and 1000"));
     }
+    let since = match &q.since {
+        Some(raw) => Some(crate::api::ingest::instant("since", raw)?),
+        None => None,
+    };
     let rows = state
         .db
-        .allocation_decisions(&caller.tenant, q.workload.as_deref(), limit)
+        .allocation_decisions_since(&caller.tenant, q.workload.as_deref(), since, limit)
         .await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }

@@ -251,7 +251,7 @@ fn Allocations() -> impl IntoView {
             <p class="notice">
                 "The controller decides every workload's fleet each tick from its forecast and "
                 "measured demand. In " <code>"forecast_only"</code> " mode it logs what it would do; in "
-                <code>"on"</code> " it commands the workload's provider (set through the API)."
+                <code>"on"</code> " it commands the workload's provider (where it runs, below)."
             </p>
             {move || match workloads.get() {
                 None => view! { <p class="notice">"Loading…"</p> }.into_any(),

@@ -332,6 +332,7 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       await secret.waitFor();
       const first = (await secret.textContent()).trim();
       assert.match(first, /^whsec_/);
+      assert.equal(await page.inputValue(`${form} input[name="url"]`), '', 'the form is cleared for the next one');
       const row = page.locator('[data-testid="endpoint-table"] tr', { hasText: 'billing.example.com' });
       await row.waitFor();
       assert.match(await row.textContent(), /price_change/);

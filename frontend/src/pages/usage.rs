@@ -176,12 +176,16 @@ fn Usage() -> impl IntoView {
         });
     });
 
-    // Reads the chosen series again whenever the choice or the span changes.
+    // Reads the chosen series again whenever the choice or the span changes;
+    // an answer to an earlier choice that arrives late is dropped.
+    let asked = StoredValue::new(0u64);
     Effect::new(move |_| {
         let (Some((workload, metric)), span) = (chosen.get(), span.get()) else {
             return;
         };
         loading.set(true);
+        asked.update_value(|n| *n += 1);
+        let this = asked.get_value();
         leptos::task::spawn_local(async move {
             let now = Utc::now();
             let step = span.step_seconds();
@@ -238,6 +242,9 @@ fn Usage() -> impl IntoView {
                 .await
                 .map(|list| list.into_iter().filter(|a| a.metric == metric).collect())
                 .unwrap_or_default();
+            if asked.get_value() != this {
+                return;
+            }
             data.set(rows(&measured, f.as_ref(), &capacity));
             forecast.set(f);
             anomalies.set(found);

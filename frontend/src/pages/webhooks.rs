@@ -56,7 +56,12 @@ fn Webhooks() -> impl IntoView {
             }
         });
     };
-    // Sends a change; a new secret (creation, rotation) is shown once.
+    let (url, description) = (
+        NodeRef::<leptos::html::Input>::new(),
+        NodeRef::<leptos::html::Input>::new(),
+    );
+    // Sends a change; a new secret (creation, rotation) is shown once, and a
+    // new endpoint's fields are cleared.
     let send = move |method: Method, path: String, body: Option<Value>| {
         let csrf = auth.csrf();
         leptos::task::spawn_local(async move {
@@ -66,6 +71,13 @@ fn Webhooks() -> impl IntoView {
                     if let Ok(made) = serde_json::from_value::<WebhookEndpointWithSecret>(answer) {
                         secret.set(Some((made.endpoint.url, made.secret)));
                     }
+                    if path == "/webhook-endpoints" {
+                        for node in [url, description] {
+                            if let Some(i) = node.get_untracked() {
+                                i.set_value("");
+                            }
+                        }
+                    }
                     reload();
                 }
                 Err(e) => error.set(Some(e)),
@@ -73,7 +85,6 @@ fn Webhooks() -> impl IntoView {
         });
     };
 
-    let (url, description) = (NodeRef::new(), NodeRef::new());
     let ticks: Vec<(&'static str, NodeRef<leptos::html::Input>)> = EVENT_TYPES
         .iter()
         .map(|(t, _)| (*t, NodeRef::new()))

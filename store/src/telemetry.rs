@@ -262,11 +262,9 @@ impl Db {
             p(3),
             limit.min(10_000)
         );
-        let rows = self
-            .conn()
-            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
-        rows.iter()
+        let found = crate::sql::rows(self.conn(), sql, values).await?;
+        found
+            .iter()
             .map(|r| {
                 Ok(SeriesSummary {
                     workload: r.try_get_by_index(0)?,

@@ -7,7 +7,7 @@
 use leptos::prelude::*;
 use serde_json::{Value, json};
 
-use super::{ErrorNote, RequireLogin, field, when};
+use super::{ErrorNote, RequireLogin, choice, field, number, when};
 use crate::api::{
     AdminOrganization, AuditEntry, Method, ModelVersion, PriceRule, PriceRuleCreated, call,
 };
@@ -134,12 +134,7 @@ fn Admin() -> impl IntoView {
     Effect::new(move |_| reload());
 
     let update_org = move |id: String, tier: String, priority: String| {
-        let priority = match priority.trim().parse::<i64>() {
-            Ok(p) => Value::from(p),
-            // The server says what it cannot take.
-            Err(_) => Value::from(priority),
-        };
-        let body = json!({ "tier": tier, "priority": priority });
+        let body = json!({ "tier": tier, "priority": number(&priority) });
         let csrf = auth.csrf();
         leptos::task::spawn_local(async move {
             let path = format!("/admin/organizations/{id}");
@@ -180,13 +175,10 @@ fn Admin() -> impl IntoView {
     let kind = NodeRef::<leptos::html::Select>::new();
     let add_rule = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let select = |s: NodeRef<leptos::html::Select>| {
-            s.get_untracked().map(|s| s.value()).unwrap_or_default()
-        };
         let body = RuleForm {
-            scope: select(scope),
+            scope: choice(scope),
             scope_ref: field(scope_ref),
-            kind: select(kind),
+            kind: choice(kind),
             dimension: field(dimension),
             amount: field(amount),
             min_load: field(min_load),
@@ -237,7 +229,7 @@ fn Admin() -> impl IntoView {
                                 let id = o.id.clone();
                                 let save = move |ev: leptos::ev::SubmitEvent| {
                                     ev.prevent_default();
-                                    let t = tier.get_untracked().map(|s| s.value()).unwrap_or_default();
+                                    let t = choice(tier);
                                     update_org(id.clone(), t, field(priority));
                                 };
                                 let option = |value: &'static str, current: &str| {

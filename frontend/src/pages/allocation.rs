@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
-use super::{ErrorNote, RequireLogin, field, when};
+use super::{ErrorNote, RequireLogin, choice, field, number, when};
 use crate::api::{Allocation, Decision, Method, call};
 use crate::auth::use_auth;
 use crate::live::refresh_every;
@@ -93,33 +93,17 @@ struct SettingsForm {
     readiness: NodeRef<leptos::html::Input>,
 }
 
-/// A number as typed, whole ones as integers (instance counts are); what
-/// does not parse goes as text, for the server to say why it cannot take it.
-fn number(v: &str) -> Value {
-    let t = v.trim();
-    if let Ok(i) = t.parse::<i64>() {
-        Value::from(i)
-    } else if let Ok(f) = t.parse::<f64>() {
-        Value::from(f)
-    } else {
-        Value::String(v.to_owned())
-    }
-}
-
 impl SettingsForm {
     fn body(&self) -> Value {
-        let select = |s: NodeRef<leptos::html::Select>| {
-            s.get_untracked().map(|s| s.value()).unwrap_or_default()
-        };
         let mut body = json!({
             "metric": field(self.metric),
             "units_per_instance": number(&field(self.units)),
-            "mode": select(self.mode),
+            "mode": choice(self.mode),
             "min_instances": number(&field(self.min)),
             "max_instances": number(&field(self.max)),
             "target": number(&field(self.target)),
             "priority": number(&field(self.priority)),
-            "provider": select(self.provider),
+            "provider": choice(self.provider),
             "allow_spot": self.allow_spot.get_untracked().is_some_and(|c| c.checked()),
         });
         // Optional fields: left out when empty.

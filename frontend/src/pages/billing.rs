@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use serde_json::json;
 
-use super::{ErrorNote, RequireLogin, field, when};
+use super::{ErrorNote, RequireLogin, choice, field, when};
 use crate::api::{BudgetCap, Estimate, Method, Notification, PriceChange, call};
 use crate::auth::use_auth;
 use crate::live::follow_notifications;
@@ -104,7 +104,7 @@ fn Billing() -> impl IntoView {
         let body = json!({
             "amount": field(amount),
             "currency": currency.unwrap_or_else(|| "usd".into()),
-            "action": action.get_untracked().map(|s| s.value()).unwrap_or_default(),
+            "action": choice(action),
         });
         let csrf = auth.csrf();
         leptos::task::spawn_local(async move {

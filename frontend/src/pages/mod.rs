@@ -44,6 +44,15 @@ mod tests {
         );
         assert_eq!(super::when("yesterday"), "yesterday");
     }
+
+    #[test]
+    fn numbers_go_as_typed_whole_ones_as_integers() {
+        use serde_json::json;
+        assert_eq!(super::number(" 12 "), json!(12));
+        assert!(super::number("12").is_i64());
+        assert_eq!(super::number("0.7"), json!(0.7));
+        assert_eq!(super::number(" twelve "), json!("twelve"));
+    }
 }
 
 /// Shows an error message from the last attempt, if any.
@@ -94,6 +103,24 @@ pub fn when(rfc3339: &str) -> String {
 /// The value of a form field, read at submit time.
 pub fn field(node: NodeRef<leptos::html::Input>) -> String {
     node.get_untracked().map(|i| i.value()).unwrap_or_default()
+}
+
+/// The option chosen in a select, read at submit time.
+pub fn choice(node: NodeRef<leptos::html::Select>) -> String {
+    node.get_untracked().map(|s| s.value()).unwrap_or_default()
+}
+
+/// A number as typed, whole ones as integers (counts are); what does not
+/// parse goes as text, for the server to say why it cannot take it.
+pub fn number(typed: &str) -> serde_json::Value {
+    let t = typed.trim();
+    if let Ok(i) = t.parse::<i64>() {
+        serde_json::Value::from(i)
+    } else if let Ok(f) = t.parse::<f64>() {
+        serde_json::Value::from(f)
+    } else {
+        serde_json::Value::from(t)
+    }
 }
 
 /// Sends credentials to `path` (sign-up, log-in, accepting an invitation); on success

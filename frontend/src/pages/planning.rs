@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use serde_json::{Value, json};
 
-use super::{ErrorNote, RequireLogin, field, when};
+use super::{ErrorNote, RequireLogin, choice, field, number, when};
 use crate::api::{ExternalEvent, Method, WorkloadProfile, call};
 use crate::auth::use_auth;
 
@@ -27,14 +27,6 @@ fn hours(typed: &str) -> Vec<Value> {
         .filter(|p| !p.is_empty())
         .map(|p| p.parse::<u8>().map_or_else(|_| Value::from(p), Value::from))
         .collect()
-}
-
-/// A number as typed, or the text for the server to refuse.
-fn decimal(typed: &str) -> Value {
-    typed
-        .trim()
-        .parse::<f64>()
-        .map_or_else(|_| Value::from(typed.trim()), Value::from)
 }
 
 #[component]
@@ -77,9 +69,9 @@ fn Planning() -> impl IntoView {
         ev.prevent_default();
         let body = json!({
             "workload": field(p_workload).trim(),
-            "category": p_category.get_untracked().map(|s| s.value()).unwrap_or_default(),
+            "category": choice(p_category),
             "peak_hours": hours(&field(p_hours)),
-            "expected_growth": decimal(&field(p_growth)),
+            "expected_growth": number(&field(p_growth)),
         });
         send(Method::Post, "/workload-profiles".into(), Some(body));
     };
@@ -97,7 +89,7 @@ fn Planning() -> impl IntoView {
             "name": field(e_name),
             "start": field(e_start).trim(),
             "end": field(e_end).trim(),
-            "expected_multiplier": decimal(&field(e_multiplier)),
+            "expected_multiplier": number(&field(e_multiplier)),
         });
         let workload = field(e_workload);
         if !workload.trim().is_empty() {
@@ -204,7 +196,7 @@ mod tests {
         assert_eq!(hours("9, 10,17 ,"), vec![json!(9), json!(10), json!(17)]);
         assert_eq!(hours("9, noon"), vec![json!(9), json!("noon")]);
         assert!(hours(" ").is_empty());
-        assert_eq!(decimal(" 0.25 "), json!(0.25));
-        assert_eq!(decimal("lots"), json!("lots"));
+        assert_eq!(number(" 0.25 "), json!(0.25));
+        assert_eq!(number("lots"), json!("lots"));
     }
 }

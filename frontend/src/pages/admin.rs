@@ -7,7 +7,7 @@
 use leptos::prelude::*;
 use serde_json::{Value, json};
 
-use super::{ErrorNote, RequireLogin, choice, field, number, when};
+use super::{ErrorNote, RequireLogin, choice, field, listing, number, when};
 use crate::api::{
     AdminOrganization, AuditEntry, Method, ModelVersion, PriceRule, PriceRuleCreated, call,
 };
@@ -268,12 +268,9 @@ fn Admin() -> impl IntoView {
                 "whole hour, never before the next one, so rated hours keep their prices; every "
                 "organisation whose price it changes is told."
             </p>
-            {move || match rules.get() {
-                None => view! { <p class="notice">"Loading…"</p> }.into_any(),
-                Some(list) if list.is_empty() => view! {
+            {listing(rules, || view! {
                     <p class="notice" data-testid="no-rules">"No pricing rule yet: nothing is rated."</p>
-                }.into_any(),
-                Some(list) => view! {
+                }.into_any(), move |list| view! {
                     <table data-testid="rule-table">
                         <thead><tr><th>"Applies to"</th><th>"Rule"</th><th>"Value"</th><th>"In force"</th><th></th></tr></thead>
                         <tbody>
@@ -295,8 +292,7 @@ fn Admin() -> impl IntoView {
                             }).collect_view()}
                         </tbody>
                     </table>
-                }.into_any(),
-            }}
+                }.into_any())}
         </section>
         <section class="card narrow">
             <h2>"Add a pricing rule"</h2>
@@ -333,12 +329,9 @@ fn Admin() -> impl IntoView {
                 "MASE is the error against the seasonal-naive forecast's (below 1 is better than it); "
                 "coverage is the share of actual values inside the p10–p90 interval (0.8 is calibrated)."
             </p>
-            {move || match models.get() {
-                None => view! { <p class="notice">"Loading…"</p> }.into_any(),
-                Some(list) if list.is_empty() => view! {
+            {listing(models, || view! {
                     <p class="notice">"No version scored yet."</p>
-                }.into_any(),
-                Some(list) => view! {
+                }.into_any(), move |list| view! {
                     <table>
                         <thead><tr><th>"Horizon"</th><th>"Version"</th><th>"Status"</th><th>"MASE"</th>
                             <th>"Coverage"</th><th>"Recent MASE"</th><th>"Scored"</th></tr></thead>
@@ -358,8 +351,7 @@ fn Admin() -> impl IntoView {
                             }).collect_view()}
                         </tbody>
                     </table>
-                }.into_any(),
-            }}
+                }.into_any())}
         </section>
         <section class="card" data-testid="admin-audit">
             <h2>"Audit log " <button class="secondary" on:click=move |_| reload()>"Refresh"</button></h2>

@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
-use super::{ErrorNote, RequireLogin, choice, field, number, when};
+use super::{ErrorNote, RequireLogin, choice, field, listing, number, when};
 use crate::api::{Allocation, Decision, Method, call};
 use crate::auth::use_auth;
 use crate::live::refresh_every;
@@ -237,12 +237,9 @@ fn Allocations() -> impl IntoView {
                 "measured demand. In " <code>"forecast_only"</code> " mode it logs what it would do; in "
                 <code>"on"</code> " it commands the workload's provider (where it runs, below)."
             </p>
-            {move || match workloads.get() {
-                None => view! { <p class="notice">"Loading…"</p> }.into_any(),
-                Some(list) if list.is_empty() => view! {
+            {listing(workloads, || view! {
                     <p class="notice" data-testid="no-workloads">"No workload is under allocation settings yet."</p>
-                }.into_any(),
-                Some(list) => view! {
+                }.into_any(), move |list| view! {
                     <table data-testid="workload-table">
                         <thead><tr>
                             <th>"Workload"</th><th>"Mode"</th><th>"Instances"</th><th>"Bounds"</th>
@@ -278,8 +275,7 @@ fn Allocations() -> impl IntoView {
                             }).collect_view()}
                         </tbody>
                     </table>
-                }.into_any(),
-            }}
+                }.into_any())}
         </section>
         <section class="card narrow">
             <h2>"Set a workload's allocation"</h2>

@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use serde_json::json;
 
-use super::{ErrorNote, RequireLogin, choice, field, when};
+use super::{ErrorNote, RequireLogin, choice, field, listing, when};
 use crate::api::{BudgetCap, Estimate, Method, Notification, PriceChange, call};
 use crate::auth::use_auth;
 use crate::live::follow_notifications;
@@ -179,12 +179,9 @@ fn Billing() -> impl IntoView {
         </section>
         <section class="card">
             <h2>"Price changes"</h2>
-            {move || match prices.get() {
-                None => view! { <p class="notice">"Loading…"</p> }.into_any(),
-                Some(list) if list.is_empty() => view! {
+            {listing(prices, || view! {
                     <p class="notice" data-testid="no-price-changes">"No price has changed in the last 90 days."</p>
-                }.into_any(),
-                Some(list) => view! {
+                }.into_any(), move |list| view! {
                     <table data-testid="price-history">
                         <thead><tr><th>"From"</th><th>"What"</th><th>"Price"</th><th>"Why"</th></tr></thead>
                         <tbody>
@@ -201,8 +198,7 @@ fn Billing() -> impl IntoView {
                             }).collect_view()}
                         </tbody>
                     </table>
-                }.into_any(),
-            }}
+                }.into_any())}
         </section>
         <section class="card">
             <h2>"Notifications " <small data-testid="live">{move || if live.get() { "● live" } else { "○ connecting…" }}</small></h2>

@@ -100,6 +100,21 @@ pub fn when(rfc3339: &str) -> String {
     )
 }
 
+/// A list read from the API as a page shows it: "Loading…" until it has
+/// come, `empty` when it holds nothing, else `full` of it.
+pub fn listing<T, E, F>(list: RwSignal<Option<Vec<T>>>, empty: E, full: F) -> impl IntoView
+where
+    T: Clone + Send + Sync + 'static,
+    E: Fn() -> AnyView + Send + Sync + 'static,
+    F: Fn(Vec<T>) -> AnyView + Send + Sync + 'static,
+{
+    move || match list.get() {
+        None => view! { <p class="notice">"Loading…"</p> }.into_any(),
+        Some(l) if l.is_empty() => empty(),
+        Some(l) => full(l),
+    }
+}
+
 /// The value of a form field, read at submit time.
 pub fn field(node: NodeRef<leptos::html::Input>) -> String {
     node.get_untracked().map(|i| i.value()).unwrap_or_default()

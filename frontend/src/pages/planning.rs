@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use serde_json::{Value, json};
 
-use super::{ErrorNote, RequireLogin, choice, field, number, when};
+use super::{ErrorNote, RequireLogin, choice, field, listing, number, when};
 use crate::api::{ExternalEvent, Method, WorkloadProfile, call};
 use crate::auth::use_auth;
 
@@ -106,12 +106,9 @@ fn Planning() -> impl IntoView {
                 "What a workload is like, for the forecaster to start from while it has less than a "
                 "day of history: its kind, the UTC hours of its peaks, and the growth expected per 30 days."
             </p>
-            {move || match profiles.get() {
-                None => view! { <p class="notice">"Loading…"</p> }.into_any(),
-                Some(list) if list.is_empty() => view! {
+            {listing(profiles, || view! {
                     <p class="notice" data-testid="no-profiles">"No profile yet."</p>
-                }.into_any(),
-                Some(list) => view! {
+                }.into_any(), move |list| view! {
                     <table data-testid="profile-table">
                         <thead><tr><th>"Workload"</th><th>"Kind"</th><th>"Peak hours (UTC)"</th><th>"Growth / 30 days"</th><th>"Updated"</th></tr></thead>
                         <tbody>
@@ -126,8 +123,7 @@ fn Planning() -> impl IntoView {
                             }).collect_view()}
                         </tbody>
                     </table>
-                }.into_any(),
-            }}
+                }.into_any())}
             <form method="post" on:submit=save_profile data-testid="profile-form" class="narrow">
                 <label>"Workload" <input node_ref=p_workload name="workload" required placeholder="web" /></label>
                 <label>"Kind"
@@ -149,12 +145,9 @@ fn Planning() -> impl IntoView {
                 "A campaign, a launch, a sale: forecasts for the steps in its window are multiplied "
                 "by what you expect. Events leave this list once they have ended."
             </p>
-            {move || match events.get() {
-                None => view! { <p class="notice">"Loading…"</p> }.into_any(),
-                Some(list) if list.is_empty() => view! {
+            {listing(events, || view! {
                     <p class="notice" data-testid="no-events">"No event coming."</p>
-                }.into_any(),
-                Some(list) => view! {
+                }.into_any(), move |list| view! {
                     <table data-testid="event-table">
                         <thead><tr><th>"Event"</th><th>"Workload"</th><th>"From"</th><th>"To"</th><th>"Demand"</th><th></th></tr></thead>
                         <tbody>
@@ -173,8 +166,7 @@ fn Planning() -> impl IntoView {
                             }).collect_view()}
                         </tbody>
                     </table>
-                }.into_any(),
-            }}
+                }.into_any())}
             <form method="post" on:submit=add_event data-testid="event-form" class="narrow">
                 <label>"What happens" <input node_ref=e_name name="name" required placeholder="Black Friday campaign" /></label>
                 <label>"From (RFC 3339)" <input node_ref=e_start name="start" required placeholder="2027-11-26T00:00:00Z" /></label>

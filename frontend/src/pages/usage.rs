@@ -12,7 +12,7 @@ use leptos_chartistry::{
 };
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::{RequireLogin, when};
+use super::{RequireLogin, listing, when};
 use crate::api::{
     Allocation, AnomalyInfo, Decision, Method, MetricForecast, SeriesInfo, SeriesWindow,
     WorkloadForecast, call,
@@ -268,15 +268,12 @@ fn Usage() -> impl IntoView {
     view! {
         <section class="card" data-testid="usage">
             <h2>"Usage and forecasts"</h2>
-            {move || match series.get() {
-                None => view! { <p class="notice">"Loading…"</p> }.into_any(),
-                Some(list) if list.is_empty() => view! {
+            {listing(series, || view! {
                     <p class="notice" data-testid="no-series">
                         "No series reported in the last 30 days. Send metrics with an API key "
                         "(" <code>"POST /api/v1/metrics"</code> ") or run the agent."
                     </p>
-                }.into_any(),
-                Some(list) => view! {
+                }.into_any(), move |list| view! {
                     <form class="row" on:submit=|ev| ev.prevent_default()>
                         <select name="series" aria-label="series" on:change=pick data-testid="series-picker">
                             {list.into_iter().map(|s| {
@@ -290,8 +287,7 @@ fn Usage() -> impl IntoView {
                             <option value="hours">"6 hours in 5 minutes, then the next hour"</option>
                         </select>
                     </form>
-                }.into_any(),
-            }}
+                }.into_any())}
             {move || error.get().map(|e| view! { <p class="error" role="alert" data-testid="error">{e}</p> })}
             {move || (chosen.with(Option::is_some)).then(|| view! {
                 <div class="chart" data-testid="chart" data-points=move || data.with(|d| d.iter().filter(|r| !r.measured.is_nan()).count().to_string())>

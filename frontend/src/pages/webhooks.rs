@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use serde_json::{Value, json};
 
-use super::{ErrorNote, RequireLogin, field, when};
+use super::{ErrorNote, RequireLogin, field, listing, when};
 use crate::api::{Delivery, Method, WebhookEndpoint, WebhookEndpointWithSecret, call};
 use crate::auth::use_auth;
 
@@ -121,12 +121,9 @@ fn Webhooks() -> impl IntoView {
                 "URLs, signed, and retried with backoff until they are taken; an endpoint failing "
                 "for days is disabled until enabled again."
             </p>
-            {move || match endpoints.get() {
-                None => view! { <p class="notice">"Loading…"</p> }.into_any(),
-                Some(list) if list.is_empty() => view! {
+            {listing(endpoints, || view! {
                     <p class="notice" data-testid="no-endpoints">"No endpoint yet."</p>
-                }.into_any(),
-                Some(list) => view! {
+                }.into_any(), move |list| view! {
                     <table data-testid="endpoint-table">
                         <thead><tr><th>"URL"</th><th>"Events"</th><th>"Status"</th><th></th></tr></thead>
                         <tbody>
@@ -165,8 +162,7 @@ fn Webhooks() -> impl IntoView {
                             }).collect_view()}
                         </tbody>
                     </table>
-                }.into_any(),
-            }}
+                }.into_any())}
         </section>
         {move || shown.get().map(|(id, list)| view! {
             <section class="card" data-testid="deliveries">

@@ -60,9 +60,9 @@ fn Webhooks() -> impl IntoView {
         NodeRef::<leptos::html::Input>::new(),
         NodeRef::<leptos::html::Input>::new(),
     );
-    // Sends a change; a new secret (creation, rotation) is shown once, and a
-    // new endpoint's fields are cleared.
-    let send = move |method: Method, path: String, body: Option<Value>| {
+    // Sends a change; a new secret (creation, rotation) is shown once, and
+    // with `clear_form` (a new endpoint) the form is emptied once it is taken.
+    let send = move |method: Method, path: String, body: Option<Value>, clear_form: bool| {
         let csrf = auth.csrf();
         leptos::task::spawn_local(async move {
             match call::<Value>(method, &path, body, csrf.as_deref()).await {
@@ -71,7 +71,7 @@ fn Webhooks() -> impl IntoView {
                     if let Ok(made) = serde_json::from_value::<WebhookEndpointWithSecret>(answer) {
                         secret.set(Some((made.endpoint.url, made.secret)));
                     }
-                    if path == "/webhook-endpoints" {
+                    if clear_form {
                         for node in [url, description] {
                             if let Some(i) = node.get_untracked() {
                                 i.set_value("");
@@ -102,7 +102,7 @@ fn Webhooks() -> impl IntoView {
         if !d.trim().is_empty() {
             body["description"] = Value::from(d.trim());
         }
-        send(Method::Post, "/webhook-endpoints".into(), Some(body));
+        send(Method::Post, "/webhook-endpoints".into(), Some(body), true);
     };
 
     view! {
@@ -147,13 +147,13 @@ fn Webhooks() -> impl IntoView {
                                                 let (rotate, enable, delete) = (id2.clone(), id3.clone(), id4.clone());
                                                 view! {
                                                     <button class="secondary" data-testid="rotate"
-                                                        on:click=move |_| send(Method::Post, format!("/webhook-endpoints/{rotate}/rotate-secret"), Some(json!({})))>"Rotate secret"</button>
+                                                        on:click=move |_| send(Method::Post, format!("/webhook-endpoints/{rotate}/rotate-secret"), Some(json!({})), false)>"Rotate secret"</button>
                                                     {disabled.then(|| view! {
                                                         <button class="secondary"
-                                                            on:click=move |_| send(Method::Post, format!("/webhook-endpoints/{enable}/enable"), Some(json!({})))>"Enable"</button>
+                                                            on:click=move |_| send(Method::Post, format!("/webhook-endpoints/{enable}/enable"), Some(json!({})), false)>"Enable"</button>
                                                     })}
                                                     <button class="secondary" data-testid="delete"
-                                                        on:click=move |_| send(Method::Delete, format!("/webhook-endpoints/{delete}"), None)>"Delete"</button>
+                                                        on:click=move |_| send(Method::Delete, format!("/webhook-endpoints/{delete}"), None, false)>"Delete"</button>
                                                 }
                                             })}
                                         </td>
@@ -189,7 +189,7 @@ fn Webhooks() -> impl IntoView {
                                         let replay = replay.clone();
                                         view! {
                                             <button class="secondary"
-                                                on:click=move |_| send(Method::Post, format!("/webhook-deliveries/{replay}/replay"), Some(json!({})))>"Send again"</button>
+                                                on:click=move |_| send(Method::Post, format!("/webhook-deliveries/{replay}/replay"), Some(json!({})), false)>"Send again"</button>
                                         }
                                     })}</td>
                                 </tr>

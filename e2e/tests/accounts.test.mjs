@@ -348,6 +348,27 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       await page.locator('[data-testid="no-endpoints"]').waitFor();
     });
 
+    await step('audit', async () => {
+      // The owner's audit log names who did what: the key made earlier and
+      // each change to the webhook endpoint, newest first.
+      await page.click('[data-testid="nav-audit"]');
+      await page.waitForURL('**/audit');
+      const created = page.locator('[data-testid="audit-table"] tr[data-action="webhook_endpoint_created"]');
+      await created.waitFor();
+      assert.ok((await created.textContent()).includes(email), await created.textContent());
+      const actions = await page.$$eval('[data-testid="audit-table"] tbody tr', (rows) => rows.map((r) => r.dataset.action));
+      const webhookOrder = actions.filter((a) => a.startsWith('webhook_'));
+      assert.deepEqual(webhookOrder, ['webhook_endpoint_deleted', 'webhook_secret_rotated', 'webhook_endpoint_created']);
+      // Narrowed to one action.
+      await page.selectOption('[data-testid="audit-filter"] select[name="action"]', 'api_key_created');
+      await page.locator('[data-testid="audit-filter"] button[type="submit"]').click();
+      await page.waitForFunction(() => {
+        const rows = [...document.querySelectorAll('[data-testid="audit-table"] tbody tr')];
+        return rows.length === 1 && rows[0].dataset.action === 'api_key_created';
+      });
+      assert.match(await page.textContent('[data-testid="audit-table"] tbody tr'), /e2e agent/);
+    });
+
     await step('admin-portal', async () => {
       assert.ok(ADMIN_EMAIL && ADMIN_PASSWORD, 'HEADROOM_E2E_ADMIN_EMAIL and HEADROOM_E2E_ADMIN_PASSWORD are not set');
       // A customer is not shown the portal, and is refused by its API.
@@ -392,6 +413,17 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
         await org.locator('button[type="submit"]').click();
         await admin.waitForFunction(() => [...document.querySelectorAll('[data-testid="audit-table"] tr')]
           .some((tr) => tr.textContent.includes('organization updated')));
+        // The platform's audit log, narrowed to that organisation: named, with the administrator's e-mail.
+        const customer = await admin.getAttribute('[data-testid="admin-organizations"] tr:has-text("E2E Analytics")', 'data-org');
+        await admin.fill('[data-testid="audit-filter"] input[name="organization_id"]', customer);
+        await admin.selectOption('[data-testid="audit-filter"] select[name="action"]', 'organization_updated');
+        await admin.locator('[data-testid="audit-filter"] button[type="submit"]').click();
+        await admin.waitForFunction(() => {
+          const rows = [...document.querySelectorAll('[data-testid="audit-table"] tbody tr')];
+          return rows.length >= 1 && rows.every((r) => r.dataset.action === 'organization_updated');
+        });
+        const entry = await admin.textContent('[data-testid="audit-table"] tbody tr');
+        assert.ok(entry.includes(ADMIN_EMAIL) && entry.includes('E2E Analytics'), entry);
         const orgs = await admin.evaluate(async () => (await fetch('/api/v1/admin/organizations')).json());
         const mine = orgs.find((o) => o.name === 'E2E Analytics');
         assert.equal(mine.priority, 70);

@@ -224,7 +224,7 @@ pub struct ModelVersion {
     pub note: Option<String>,
 }
 
-/// One audit log entry (`/admin/audit`).
+/// One audit log entry (`/audit`, `/admin/audit`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct AuditEntry {
     pub id: i64,
@@ -233,8 +233,12 @@ pub struct AuditEntry {
     pub actor_api_key_id: Option<String>,
     pub action: String,
     pub target: Option<String>,
+    pub ip: Option<String>,
     pub details: Option<serde_json::Value>,
     pub created_at: String,
+    pub actor_email: Option<String>,
+    pub actor_api_key_name: Option<String>,
+    pub organization_name: Option<String>,
 }
 
 /// A series the organisation reports (`/series`).
@@ -243,6 +247,9 @@ pub struct SeriesInfo {
     pub workload: String,
     pub metric: String,
     pub last_hour: String,
+    /// The horizons with a stored forecast (`allocation`, `planning`).
+    #[serde(default)]
+    pub forecasts: Vec<String>,
 }
 
 /// One window of a series (`/metrics/query`), as far as charts use it.

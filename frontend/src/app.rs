@@ -5,8 +5,9 @@ use leptos_router::{SsrMode, path};
 
 use crate::auth::{Auth, use_auth};
 use crate::pages::{
-    AcceptInvitationPage, AccountPage, AdminPage, AllocationPage, ApiKeysPage, BillingPage,
-    HomePage, LoginPage, MembersPage, PlanningPage, SignupPage, UsagePage, WebhooksPage,
+    AcceptInvitationPage, AccountPage, AdminPage, AllocationPage, ApiKeysPage, AuditPage,
+    BillingPage, HomePage, LoginPage, MembersPage, PlanningPage, SignupPage, UsagePage,
+    WebhooksPage,
 };
 
 /// The HTML document around the app, rendered on the server only.
@@ -52,6 +53,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("usage") view=UsagePage />
                     <Route path=path!("planning") view=PlanningPage />
                     <Route path=path!("webhooks") view=WebhooksPage />
+                    <Route path=path!("audit") view=AuditPage />
                 </Routes>
             </main>
         </Router>
@@ -74,6 +76,7 @@ fn Nav() -> impl IntoView {
                     <a href="/webhooks">"Webhooks"</a>
                     <a href="/members">"Members"</a>
                     <a href="/api-keys">"API keys"</a>
+                    {me.is_manager().then(|| view! { <a href="/audit" data-testid="nav-audit">"Audit"</a> })}
                     <a href="/account" data-testid="nav-account">{me.user.email}</a>
                 }
                 .into_any(),

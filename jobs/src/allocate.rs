@@ -43,6 +43,8 @@ use headroom_core::allocate::spot::{self, Purchase, SpotInputs};
 
 /// The controller's step: the allocation horizon's.
 pub const STEP_MS: i64 = 300_000;
+// The store finds a decision's group from its time by the same step.
+const _: () = assert!(STEP_MS == headroom_store::billing::TICK_MS);
 
 /// Retries of a failed provider command within one tick (the next tick
 /// decides again from the fleet on record).

@@ -569,8 +569,89 @@ async fn audit_records_security_events(backend: Backend) {
     assert_eq!(failed["details"]["reason"], "wrong password");
     assert_eq!(failed["ip"], "127.0.0.1");
     find("logged_in");
-    assert_eq!(find("api_key_created")["target"], key["key"]["id"]);
+    let created = find("api_key_created");
+    assert_eq!(created["target"], key["key"]["id"]);
+    // Who and where are named, not only identified.
+    assert_eq!(created["actor_email"], "ada@example.com");
+    assert_eq!(created["organization_name"], "Acme");
     find("api_key_revoked");
+
+    // A key's own actions name the key.
+    let admin_key: Value = ada
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "deploy bot", "scopes": ["admin"] }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let res = bearer(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/api-keys",
+        admin_key["secret"].as_str().unwrap(),
+    )
+    .json(&json!({ "name": "made by the bot", "scopes": ["read"] }))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 201);
+    let by_bot: Value = ada
+        .get("/api/v1/audit?action=api_key_created&limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_bot.as_array().unwrap().len(), 1, "{by_bot}");
+    assert_eq!(by_bot[0]["actor_api_key_name"], "deploy bot");
+    assert_eq!(by_bot[0]["details"]["name"], "made by the bot");
+
+    // Paging: each page continues below the last id of the one before, and
+    // together the pages are the whole log, newest first, each entry once.
+    let whole: Value = ada.get("/api/v1/audit").await.json().await.unwrap();
+    let whole_ids: Vec<i64> = whole
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    assert!(whole_ids.len() >= 6, "{whole}");
+    assert!(whole_ids.windows(2).all(|w| w[0] > w[1]), "{whole_ids:?}");
+    let mut paged = Vec::new();
+    let mut path = "/api/v1/audit?limit=2".to_owned();
+    loop {
+        let page: Value = ada.get(&path).await.json().await.unwrap();
+        let ids: Vec<i64> = page
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect();
+        assert!(ids.len() <= 2);
+        let Some(last) = ids.last().copied() else {
+            break;
+        };
+        paged.extend(ids);
+        path = format!("/api/v1/audit?limit=2&before={last}");
+    }
+    assert_eq!(paged, whole_ids);
+
+    // Only the asked action; an unknown one is refused with the known ones.
+    let keys_only: Value = ada
+        .get("/api/v1/audit?action=api_key_revoked")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let keys_only = keys_only.as_array().unwrap();
+    assert_eq!(keys_only.len(), 1);
+    assert_eq!(keys_only[0]["action"], "api_key_revoked");
+    let err = expect_error(ada.get("/api/v1/audit?action=hacked").await, 422).await;
+    assert!(err.contains("api_key_created"), "{err}");
+    expect_error(ada.get("/api/v1/audit?before=soon").await, 400).await;
+    // An organisation's log is its own: asking for another's is refused.
+    expect_error(ada.get("/api/v1/audit?organization_id=other").await, 422).await;
     app.stop().await;
 }
 both_backends!(audit, audit_records_security_events);
@@ -591,6 +672,50 @@ async fn platform_admins_see_every_organization(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(orgs.as_array().unwrap().len(), 2);
+    // Found by part of the name in any case, or by id; a page at a time by name.
+    let mut globex = Browser::new(&app);
+    globex
+        .signup("Globex 100%_Corp", "hank@globex.example", PASSWORD)
+        .await;
+    let names = |v: Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let get = |path: String| {
+        let ops = &ops;
+        async move { ops.get(&path).await.json::<Value>().await.unwrap() }
+    };
+    assert_eq!(
+        names(get("/api/v1/admin/organizations?q=ACM".into()).await),
+        ["Acme"]
+    );
+    assert_eq!(
+        names(get(format!("/api/v1/admin/organizations?q={acme_id}")).await),
+        ["Acme"]
+    );
+    // `%` and `_` are matched as themselves, not as wildcards.
+    assert_eq!(
+        names(get("/api/v1/admin/organizations?q=100%25_c".into()).await),
+        ["Globex 100%_Corp"]
+    );
+    assert!(names(get("/api/v1/admin/organizations?q=a%25e".into()).await).is_empty());
+    let first = get("/api/v1/admin/organizations?limit=2".into()).await;
+    assert_eq!(names(first.clone()), ["Acme", "Globex 100%_Corp"]);
+    let last_id = first[1]["id"].as_str().unwrap();
+    assert_eq!(
+        names(
+            get(format!(
+                "/api/v1/admin/organizations?limit=2&after={last_id}"
+            ))
+            .await
+        ),
+        ["Operator"]
+    );
+    expect_error(ops.get("/api/v1/admin/organizations?limit=501").await, 422).await;
+    expect_error(ops.get("/api/v1/admin/organizations?after=nope").await, 422).await;
     let res = ops
         .patch(
             &format!("/api/v1/admin/organizations/{acme_id}"),
@@ -603,6 +728,18 @@ async fn platform_admins_see_every_organization(backend: Backend) {
         (org["tier"].as_str(), org["priority"].as_i64()),
         (Some("premium"), Some(70))
     );
+    // The organisation's owners see the change in their own log, as the
+    // platform's, without the administrator's e-mail.
+    let theirs: Value = ada
+        .get("/api/v1/audit?action=organization_updated")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs.as_array().unwrap().len(), 1, "{theirs}");
+    assert_eq!(theirs[0]["details"]["platform_admin"], true);
+    assert_eq!(theirs[0]["details"]["priority"], 70);
+    assert!(theirs[0]["actor_email"].is_null(), "{theirs}");
     expect_error(
         ops.patch(
             &format!("/api/v1/admin/organizations/{acme_id}"),
@@ -639,6 +776,29 @@ async fn platform_admins_see_every_organization(backend: Backend) {
         orgs_seen.contains(acme_id.as_str()) && orgs_seen.len() >= 2,
         "{all}"
     );
+    // One organisation's entries, named.
+    let acme_only: Value = ops
+        .get(&format!("/api/v1/admin/audit?organization_id={acme_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let acme_only = acme_only.as_array().unwrap();
+    assert!(!acme_only.is_empty());
+    assert!(
+        acme_only
+            .iter()
+            .all(|e| e["organization_id"] == acme_id.as_str() && e["organization_name"] == "Acme"),
+        "{acme_only:?}"
+    );
+    let updated: Value = ops
+        .get("/api/v1/admin/audit?action=organization_updated")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(updated[0]["target"], acme_id.as_str());
+    assert_eq!(updated[0]["actor_email"], "ops@headroom.example");
     // Owners are not platform admins.
     expect_error(ada.get("/api/v1/admin/audit").await, 403).await;
     expect_error(

@@ -217,6 +217,27 @@ async fn controller_decides_and_logs(backend: Backend) {
     )
     .await;
     expect_error(res, 422).await;
+    // The next page: older than the newest, by its time and id.
+    let ids = |list: &[Value]| -> Vec<String> {
+        list.iter()
+            .map(|d| d["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let path = format!(
+        "/api/v1/allocation-decisions?before={}&before_id={}",
+        newest.replace('+', "%2B"),
+        all[0]["id"].as_str().unwrap()
+    );
+    let older: Vec<Value> = send(&app, &key, M::GET, &path, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(&older), ids(&all[1..]), "{path}");
+    for bad in ["before=soon", "before_id=x"] {
+        let path = format!("/api/v1/allocation-decisions?{bad}");
+        expect_error(send(&app, &key, M::GET, &path, None).await, 422).await;
+    }
 
     // The fleet on record is unchanged (forecast-only); the outcome is measured.
     let s: Value = send(
@@ -1338,19 +1359,71 @@ async fn workload_listing_mixes_groups_and_rows(backend: Backend) {
         let since = (base + (statuses.len() - newest) as i64) * STEP_MS;
         let listed = app
             .db
-            .allocation_decisions_since(&org, Some("mixed"), Some(since), 100)
+            .allocation_decisions_page(&org, Some("mixed"), Some(since), None, 100)
             .await
             .unwrap();
         let want: Vec<_> = mine.iter().take(newest).cloned().collect();
         assert_eq!(listed, want, "the newest {newest}");
         let all = app
             .db
-            .allocation_decisions_since(&org, None, Some(since), 100)
+            .allocation_decisions_page(&org, None, Some(since), None, 100)
             .await
             .unwrap();
         assert_eq!(all.len(), 2 * newest, "both workloads' newest {newest}");
         assert!(all.iter().all(|d| d.decided_ms >= since));
     }
+    // A page at a time, each continuing below the last of the one before:
+    // together exactly the log, for the workload and for the organisation,
+    // whatever the page size; the rows and groups of one slot share a time,
+    // so the cursor's id decides between them.
+    let everything = app.db.allocation_decisions(&org, None, 1000).await.unwrap();
+    assert_eq!(everything.len(), 2 * statuses.len());
+    for workload in [Some("mixed"), None] {
+        for size in 1..=5 {
+            let mut paged: Vec<headroom_store::allocation::StoredDecision> = Vec::new();
+            loop {
+                let cursor = paged
+                    .last()
+                    .map(|d| headroom_store::allocation::DecisionCursor {
+                        decided_ms: d.decided_ms,
+                        id: Some(d.id.clone()),
+                    });
+                let page = app
+                    .db
+                    .allocation_decisions_page(&org, workload, None, cursor.as_ref(), size)
+                    .await
+                    .unwrap();
+                assert!(page.len() as u64 <= size);
+                if page.is_empty() {
+                    break;
+                }
+                paged.extend(page);
+            }
+            let want: Vec<_> = match workload {
+                Some(_) => mine.clone(),
+                None => everything.clone(),
+            };
+            assert_eq!(paged, want, "{workload:?}, pages of {size}");
+        }
+    }
+    // By time alone: strictly before it.
+    let cut = (base + 3) * STEP_MS;
+    let older = app
+        .db
+        .allocation_decisions_page(
+            &org,
+            None,
+            None,
+            Some(&headroom_store::allocation::DecisionCursor {
+                decided_ms: cut,
+                id: None,
+            }),
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(older.len(), 2 * 3, "{older:?}");
+    assert!(older.iter().all(|d| d.decided_ms < cut));
     app.stop().await;
 }
 

@@ -955,8 +955,12 @@ async fn series_are_listed_per_organisation(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let (_, a_key) = tenant(&app, "Alpha", &["ingest", "read"]).await;
-    let (_, b_key) = tenant(&app, "Beta", &["ingest", "read"]).await;
+    let (_, a_info, a_key) =
+        common::org_with_key(&app, "Alpha", PASSWORD, &["ingest", "read"]).await;
+    let (_, b_info, b_key) =
+        common::org_with_key(&app, "Beta", PASSWORD, &["ingest", "read"]).await;
+    let a_org = a_info["organization"]["id"].as_str().unwrap().to_owned();
+    let b_org = b_info["organization"]["id"].as_str().unwrap().to_owned();
     let m = minute(3);
     let three_days_ago = m - 3 * 86_400;
     let point = |workload: &str, metric: &str, t: i64| json!({ "workload": workload, "metric": metric, "timestamp": t, "value": 1 });
@@ -1005,6 +1009,39 @@ async fn series_are_listed_per_organisation(backend: Backend) {
     };
     assert_eq!(all[0]["last_hour"], hour(m), "{all}");
     assert_eq!(all[2]["last_hour"], hour(three_days_ago), "{all}");
+    assert_eq!(all[0]["forecasts"], json!([]), "{all}");
+    // A forecast of one series' planning horizon shows on that series only
+    // (the other organisation's forecast of a same-named series does not).
+    for (key_org, workload) in [(&a_org, "api"), (&b_org, "web")] {
+        app.db
+            .insert_forecast(
+                &headroom_store::Tenant::new(key_org.clone()),
+                &headroom_store::forecasts::StoredForecast {
+                    workload: workload.into(),
+                    metric: "cpu".into(),
+                    horizon: "planning".into(),
+                    origin_ms: m * 1000,
+                    step_secs: 3600,
+                    made_at_ms: m * 1000,
+                    model_version: "statistical-1".into(),
+                    steps_json: r#"[{"p10":1,"p50":2,"p90":3,"model":"naive"}]"#.into(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let all: Value = get_json(&app, &a_key, "/api/v1/series").await;
+    let horizons: Vec<&Value> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["forecasts"])
+        .collect();
+    assert_eq!(
+        horizons,
+        [&json!(["planning"]), &json!([]), &json!([]), &json!([])],
+        "{all}"
+    );
     // Reported within the last day only.
     let recent: Value = get_json(&app, &a_key, "/api/v1/series?days=1").await;
     assert_eq!(names(&recent), ["api/cpu", "api/memory", "web/cpu"]);

@@ -275,6 +275,49 @@ async fn deliveries_are_signed_retried_logged_and_replayed(backend: Backend) {
             .status(),
         204
     );
+
+    // Each change to where the organisation's billing events go, and each
+    // resend, is in its audit log, by whom; the other organisation's refused
+    // attempts changed nothing and are not.
+    let audit: Value = owner
+        .get("/api/v1/audit?limit=1000")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ours: Vec<(&str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().starts_with("webhook_"))
+        .map(|e| {
+            assert_eq!(e["actor_email"], "owner@acme.example", "{e}");
+            (e["action"].as_str().unwrap(), e["target"].as_str().unwrap())
+        })
+        .collect();
+    let id = id.as_str();
+    let msg = msg_id.as_str();
+    assert_eq!(
+        ours.iter()
+            .rev()
+            .filter(|(_, t)| *t == id)
+            .map(|(a, _)| *a)
+            .collect::<Vec<_>>(),
+        [
+            "webhook_endpoint_created",
+            "webhook_secret_rotated",
+            "webhook_endpoint_enabled",
+            "webhook_endpoint_deleted"
+        ],
+        "{audit}"
+    );
+    assert!(
+        ours.iter()
+            .filter(|(a, t)| *a == "webhook_delivery_replayed" && *t == msg)
+            .count()
+            >= 1,
+        "{audit}"
+    );
     app.stop().await;
 }
 both_backends!(

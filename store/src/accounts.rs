@@ -217,6 +217,58 @@ impl Db {
     }
 
     /// Every organisation (platform admins only).
+    /// A page of organisations by name (then id), for the admin portal:
+    /// those whose name holds `search` (any case) or whose id is it, after the
+    /// organisation `after` (the last id of the previous page). An unknown
+    /// `after` is `None`.
+    pub async fn organizations_page(
+        &self,
+        search: Option<&str>,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Option<Vec<Organization>>, StoreError> {
+        use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+        use sea_orm::{Condition, QuerySelect};
+        let mut q = organization::Entity::find()
+            .order_by_asc(organization::Column::Name)
+            .order_by_asc(organization::Column::Id)
+            .limit(limit);
+        if let Some(text) = search.map(str::trim).filter(|t| !t.is_empty()) {
+            let pattern = format!("%{}%", like_escape(&text.to_lowercase()));
+            q = q.filter(
+                Condition::any()
+                    .add(
+                        Expr::expr(Func::lower(Expr::col(organization::Column::Name)))
+                            .like(LikeExpr::new(pattern).escape('\\')),
+                    )
+                    .add(organization::Column::Id.eq(text)),
+            );
+        }
+        if let Some(after) = after {
+            let Some(last) = organization::Entity::find_by_id(after.to_owned())
+                .one(self.conn())
+                .await?
+            else {
+                return Ok(None);
+            };
+            q = q.filter(
+                Condition::any()
+                    .add(organization::Column::Name.gt(last.name.clone()))
+                    .add(
+                        Condition::all()
+                            .add(organization::Column::Name.eq(last.name))
+                            .add(organization::Column::Id.gt(last.id)),
+                    ),
+            );
+        }
+        q.all(self.conn())
+            .await?
+            .into_iter()
+            .map(org_from)
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
     pub async fn all_organizations(&self) -> Result<Vec<Organization>, StoreError> {
         organization::Entity::find()
             .order_by_asc(organization::Column::CreatedAt)
@@ -453,4 +505,16 @@ impl Db {
         txn.commit().await?;
         Ok(Some((org_from(org)?, user_from(user)?)))
     }
+}
+
+/// `text` matched literally inside a `LIKE` pattern escaped with `\`.
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

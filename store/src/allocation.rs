@@ -64,6 +64,25 @@ impl StoredState {
     }
 }
 
+/// Where a page of the decision log ends: what comes next is older than
+/// this, decided earlier or, with an `id`, at the same millisecond with a
+/// smaller id (the log's order: newest first, then by id, descending).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionCursor {
+    pub decided_ms: i64,
+    pub id: Option<String>,
+}
+
+impl DecisionCursor {
+    /// Whether a decision made at `decided_ms` with `id` comes after the cursor.
+    pub fn admits(&self, decided_ms: i64, id: &str) -> bool {
+        match &self.id {
+            Some(last) => (decided_ms, id) < (self.decided_ms, last.as_str()),
+            None => decided_ms < self.decided_ms,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredDecision {
     pub id: String,
@@ -373,28 +392,30 @@ impl Db {
         workload: Option<&str>,
         limit: u64,
     ) -> Result<Vec<StoredDecision>, StoreError> {
-        self.allocation_decisions_since(tenant, workload, None, limit)
+        self.allocation_decisions_page(tenant, workload, None, None, limit)
             .await
     }
 
     /// [`Db::allocation_decisions`] decided at or after `since_ms` (when
-    /// given), which also bounds what is read: a workload's listing stops at
+    /// given), which also bounds what is read (a workload's listing stops at
     /// its groups older than that instead of reading back until it finds
-    /// `limit` decisions.
-    pub async fn allocation_decisions_since(
+    /// `limit` decisions), and older than `before` (the last decision of the
+    /// previous page): the log a page at a time, each decision on one page.
+    pub async fn allocation_decisions_page(
         &self,
         tenant: &Tenant,
         workload: Option<&str>,
         since_ms: Option<i64>,
+        before: Option<&DecisionCursor>,
         limit: u64,
     ) -> Result<Vec<StoredDecision>, StoreError> {
         let limit = limit.min(1000);
         let mut out = self
-            .decision_rows(tenant, workload, since_ms, limit)
+            .decision_rows(tenant, workload, since_ms, before, limit)
             .await?;
         // With the compact ones: the newest `limit` of both.
         out.extend(
-            self.grouped_decisions(tenant, workload, limit, None, since_ms)
+            self.grouped_decisions(tenant, workload, limit, None, since_ms, before)
                 .await?,
         );
         keep_newest(&mut out, limit);
@@ -412,11 +433,11 @@ impl Db {
         settings: &StoredSettings,
     ) -> Result<Option<StoredDecision>, StoreError> {
         let workload = Some(settings.workload.as_str());
-        let mut out = self.decision_rows(tenant, workload, None, 1).await?;
+        let mut out = self.decision_rows(tenant, workload, None, None, 1).await?;
         let state = &settings.controller;
         if state.state.is_some() || state.state_json.is_some() {
             out.extend(
-                self.grouped_decisions(tenant, workload, 1, state.slot, None)
+                self.grouped_decisions(tenant, workload, 1, state.slot, None, None)
                     .await?,
             );
         }
@@ -430,6 +451,7 @@ impl Db {
         tenant: &Tenant,
         workload: Option<&str>,
         since_ms: Option<i64>,
+        before: Option<&DecisionCursor>,
         limit: u64,
     ) -> Result<Vec<StoredDecision>, StoreError> {
         let backend = self.conn().get_database_backend();
@@ -446,8 +468,41 @@ impl Db {
             values.push(since.into());
             sql += &format!(" AND decided_at >= {}", ph(backend, values.len()));
         }
+        // Ids compare as bytes on both backends, as [`keep_newest`] orders them.
+        let id = match backend {
+            sea_orm::DatabaseBackend::Postgres => r#"id COLLATE "C""#,
+            _ => "id",
+        };
+        match before {
+            Some(DecisionCursor {
+                decided_ms,
+                id: Some(last),
+            }) => {
+                // Each value once per placeholder: SQLite's are positional.
+                let n = values.len();
+                values.extend([
+                    (*decided_ms).into(),
+                    (*decided_ms).into(),
+                    last.as_str().into(),
+                ]);
+                sql += &format!(
+                    " AND (decided_at < {} OR (decided_at = {} AND {id} < {}))",
+                    ph(backend, n + 1),
+                    ph(backend, n + 2),
+                    ph(backend, n + 3)
+                );
+            }
+            Some(DecisionCursor {
+                decided_ms,
+                id: None,
+            }) => {
+                values.push((*decided_ms).into());
+                sql += &format!(" AND decided_at < {}", ph(backend, values.len()));
+            }
+            None => {}
+        }
         sql += &format!(
-            " ORDER BY decided_at DESC, id DESC LIMIT {}",
+            " ORDER BY decided_at DESC, {id} DESC LIMIT {}",
             limit.min(1000)
         );
         let rows = self

@@ -20,7 +20,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait, Value};
 
-use crate::allocation::{DecisionWrite, StoredDecision};
+use crate::allocation::{DecisionCursor, DecisionWrite, StoredDecision};
+use crate::billing::TICK_MS;
 use crate::sql::{binder, rows, values_clause};
 use crate::{Db, StoreError, Tenant};
 
@@ -371,8 +372,9 @@ impl Db {
     }
 
     /// The compact decisions of `tenant` (of `workload`, when given), newest
-    /// first, at most `limit`.
-    /// With `from_slot`, a workload's groups of that slot and later only.
+    /// first, at most `limit`, made at or after `since_ms` and after `before`
+    /// (when given). With `from_slot`, a workload's groups of that slot and
+    /// later only.
     pub(crate) async fn grouped_decisions(
         &self,
         tenant: &Tenant,
@@ -380,12 +382,18 @@ impl Db {
         limit: u64,
         from_slot: Option<i64>,
         since_ms: Option<i64>,
+        before: Option<&DecisionCursor>,
     ) -> Result<Vec<StoredDecision>, StoreError> {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let mut out = Vec::new();
         if limit == 0 {
             return Ok(out);
         }
+        let admitted = |d: &StoredDecision| before.is_none_or(|c| c.admits(d.decided_ms, &d.id));
+        // A controller decision's slot is the tick its time falls in, so no
+        // group after the cursor's slot holds one older than the cursor (a
+        // group's time is its newest decision's, which notes may raise).
+        let to_slot = before.map(|c| c.decided_ms.div_euclid(TICK_MS));
         let p = binder(self.db_backend());
         match workload {
             // The workload's groups, newest first, until `limit` of them name
@@ -408,13 +416,17 @@ impl Db {
                     bounds.push(at.into());
                     since += &format!(" AND decided_at >= {}", p(2 + bounds.len()));
                 }
+                if let Some(slot) = to_slot {
+                    bounds.push(slot.into());
+                    since += &format!(" AND slot <= {}", p(2 + bounds.len()));
+                }
                 loop {
                     let mut values = vec![tenant.id().into(), workload_hash(workload).into()];
                     values.extend(bounds.iter().cloned());
                     let found = rows(
                         self.conn(),
                         format!(
-                            "SELECT slot, body FROM allocation_decision_groups \
+                            "SELECT slot, body, decided_at FROM allocation_decision_groups \
                              WHERE organization_id = {} AND chunk = {} % chunks{since} \
                              ORDER BY decided_at DESC, slot DESC LIMIT {page} OFFSET {offset}",
                             p(1),
@@ -426,13 +438,27 @@ impl Db {
                     for r in &found {
                         let slot: i64 = r.try_get_by_index(0)?;
                         let body: Vec<u8> = r.try_get_by_index(1)?;
+                        let group_ms: i64 = r.try_get_by_index(2)?;
                         for e in readable(&body, tenant.id(), slot) {
                             if e.workload != workload {
                                 continue;
                             }
-                            named += 1;
-                            if let Some(logged) = e.logged {
-                                out.push(logged.into_decision(e.workload, slot));
+                            match e.logged {
+                                Some(logged) => {
+                                    let d = logged.into_decision(e.workload, slot);
+                                    if admitted(&d) {
+                                        named += 1;
+                                        out.push(d);
+                                    }
+                                }
+                                // A decision kept as a row: counted where it
+                                // is surely past the cursor (else reading on
+                                // costs a group, never a decision).
+                                None => {
+                                    if before.is_none_or(|c| group_ms < c.decided_ms) {
+                                        named += 1;
+                                    }
+                                }
                             }
                         }
                         if named >= limit {
@@ -452,15 +478,17 @@ impl Db {
                 let mut offset = 0;
                 let mut counted = 0;
                 let mut since = None;
-                let bound = match since_ms {
-                    Some(_) => format!(" AND decided_at >= {}", p(2)),
-                    None => String::new(),
-                };
-                let values = || {
-                    let mut v: Vec<Value> = vec![tenant.id().into()];
-                    v.extend(since_ms.map(Value::from));
-                    v
-                };
+                let mut bound = String::new();
+                let mut bounds: Vec<Value> = vec![tenant.id().into()];
+                if let Some(at) = since_ms {
+                    bounds.push(at.into());
+                    bound += &format!(" AND decided_at >= {}", p(bounds.len()));
+                }
+                if let Some(slot) = to_slot {
+                    bounds.push(slot.into());
+                    bound += &format!(" AND slot <= {}", p(bounds.len()));
+                }
+                let values = || bounds.clone();
                 'pages: loop {
                     let found = rows(
                         self.conn(),
@@ -477,7 +505,11 @@ impl Db {
                         let at: i64 = r.try_get_by_index(0)?;
                         let n: i32 = r.try_get_by_index(1)?;
                         since = Some(at);
-                        counted += usize::try_from(n).unwrap_or(0);
+                        // Groups that may hold decisions the cursor excludes
+                        // are read but not counted.
+                        if before.is_none_or(|c| at < c.decided_ms) {
+                            counted += usize::try_from(n).unwrap_or(0);
+                        }
                         if counted >= limit {
                             break 'pages;
                         }
@@ -490,15 +522,21 @@ impl Db {
                 let Some(since) = since else {
                     return Ok(out);
                 };
+                let mut values: Vec<Value> = vec![tenant.id().into(), since.into()];
+                let mut upto = String::new();
+                if let Some(slot) = to_slot {
+                    values.push(slot.into());
+                    upto = format!(" AND slot <= {}", p(3));
+                }
                 for r in rows(
                     self.conn(),
                     format!(
                         "SELECT slot, body FROM allocation_decision_groups \
-                         WHERE organization_id = {} AND decided_at >= {}",
+                         WHERE organization_id = {} AND decided_at >= {}{upto}",
                         p(1),
                         p(2)
                     ),
-                    vec![tenant.id().into(), since.into()],
+                    values,
                 )
                 .await?
                 {
@@ -512,9 +550,7 @@ impl Db {
                 }
             }
         }
-        if let Some(at) = since_ms {
-            out.retain(|d| d.decided_ms >= at);
-        }
+        out.retain(|d| since_ms.is_none_or(|at| d.decided_ms >= at) && admitted(d));
         crate::allocation::keep_newest(&mut out, limit as u64);
         Ok(out)
     }

@@ -250,13 +250,25 @@ impl Db {
         ];
         let mut page = String::new();
         if let Some((workload, metric)) = after {
-            page = format!(" AND (workload, metric) > ({}, {})", p(4), p(5));
+            page = format!(" AND (r.workload, r.metric) > ({}, {})", p(4), p(5));
             values.extend([workload.into(), metric.into()]);
         }
+        // Whether each horizon has a forecast: one primary-key probe each
+        // (the organisation is grouped on, one value, so the probes can name it).
+        let has = |horizon: &str| {
+            format!(
+                "CASE WHEN EXISTS (SELECT 1 FROM forecasts f \
+                 WHERE f.organization_id = r.organization_id AND f.workload = r.workload \
+                 AND f.metric = r.metric AND f.horizon = '{horizon}') THEN 1 ELSE 0 END"
+            )
+        };
         let sql = format!(
-            "SELECT workload, metric, MAX(bucket_start) FROM metric_rollups \
-             WHERE organization_id = {} AND resolution = {} AND bucket_start >= {}{page} \
-             GROUP BY workload, metric ORDER BY workload, metric LIMIT {}",
+            "SELECT r.workload, r.metric, MAX(r.bucket_start), {}, {} FROM metric_rollups r \
+             WHERE r.organization_id = {} AND r.resolution = {} AND r.bucket_start >= {}{page} \
+             GROUP BY r.organization_id, r.workload, r.metric \
+             ORDER BY r.workload, r.metric LIMIT {}",
+            has("allocation"),
+            has("planning"),
             p(1),
             p(2),
             p(3),
@@ -270,6 +282,8 @@ impl Db {
                     workload: r.try_get_by_index(0)?,
                     metric: r.try_get_by_index(1)?,
                     last_hour_ms: r.try_get_by_index(2)?,
+                    allocation_forecast: r.try_get_by_index::<i32>(3)? == 1,
+                    planning_forecast: r.try_get_by_index::<i32>(4)? == 1,
                 })
             })
             .collect()
@@ -847,6 +861,9 @@ pub struct SeriesSummary {
     pub metric: String,
     /// Start of its newest hourly rollup (unix ms).
     pub last_hour_ms: i64,
+    /// Whether a forecast of it is stored, per horizon.
+    pub allocation_forecast: bool,
+    pub planning_forecast: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

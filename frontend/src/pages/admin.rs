@@ -7,14 +7,34 @@
 use leptos::prelude::*;
 use serde_json::{Value, json};
 
-use super::{ErrorNote, RequireLogin, choice, field, listing, number, when};
-use crate::api::{
-    AdminOrganization, AuditEntry, Method, ModelVersion, PriceRule, PriceRuleCreated, call,
-};
+use super::audit::AuditLog;
+use super::{ErrorNote, RequireLogin, choice, field, listing, load_page, number, when};
+use crate::api::{AdminOrganization, Method, ModelVersion, PriceRule, PriceRuleCreated, call};
 use crate::auth::use_auth;
 
-/// Audit entries shown, newest first.
-const AUDIT_SHOWN: u32 = 50;
+/// Organisations asked for at a time.
+const ORG_PAGE: usize = 100;
+
+/// The query for a page of organisations: the search if any (encoded), after
+/// the last one shown if continuing.
+fn organizations_path(search: &str, after: Option<&str>) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    let mut path = format!("/admin/organizations?limit={ORG_PAGE}");
+    let search = search.trim();
+    if !search.is_empty() {
+        path.push_str(&format!(
+            "&q={}",
+            utf8_percent_encode(search, NON_ALPHANUMERIC)
+        ));
+    }
+    if let Some(id) = after {
+        path.push_str(&format!(
+            "&after={}",
+            utf8_percent_encode(id, NON_ALPHANUMERIC)
+        ));
+    }
+    path
+}
 
 #[component]
 pub fn AdminPage() -> impl IntoView {
@@ -105,17 +125,27 @@ fn Admin() -> impl IntoView {
     let orgs = RwSignal::new(None::<Vec<AdminOrganization>>);
     let rules = RwSignal::new(None::<Vec<PriceRule>>);
     let models = RwSignal::new(None::<Vec<ModelVersion>>);
-    let audit = RwSignal::new(None::<Vec<AuditEntry>>);
+    // Bumped to make the audit log read its newest page again.
+    let audit_refresh = RwSignal::new(0u32);
     let error = RwSignal::new(None::<String>);
     let added = RwSignal::new(None::<String>);
-    let reload = move || {
+    let org_search = RwSignal::new(String::new());
+    // Whether the last page of organisations was full, so another may follow.
+    let more_orgs = RwSignal::new(false);
+    let load_orgs = move |more: bool| {
+        let after = if more {
+            orgs.with_untracked(|l| l.as_ref().and_then(|l| l.last()).map(|o| o.id.clone()))
+        } else {
+            None
+        };
+        let path = organizations_path(&org_search.get_untracked(), after.as_deref());
+        load_page(orgs, more_orgs, error, path, ORG_PAGE, more);
+    };
+    // The lists; `changed` also reads the audit log again (the log reads
+    // itself when shown), since each change here is audited.
+    let reload = move |changed: bool| {
+        load_orgs(false);
         leptos::task::spawn_local(async move {
-            match call::<Vec<AdminOrganization>>(Method::Get, "/admin/organizations", None, None)
-                .await
-            {
-                Ok(list) => orgs.set(Some(list)),
-                Err(e) => error.set(Some(e)),
-            }
             match call::<Vec<PriceRule>>(Method::Get, "/admin/price-rules", None, None).await {
                 Ok(list) => rules.set(Some(list)),
                 Err(e) => error.set(Some(e)),
@@ -124,14 +154,12 @@ fn Admin() -> impl IntoView {
                 Ok(list) => models.set(Some(list)),
                 Err(e) => error.set(Some(e)),
             }
-            let path = format!("/admin/audit?limit={AUDIT_SHOWN}");
-            match call::<Vec<AuditEntry>>(Method::Get, &path, None, None).await {
-                Ok(list) => audit.set(Some(list)),
-                Err(e) => error.set(Some(e)),
+            if changed {
+                audit_refresh.update(|n| *n += 1);
             }
         });
     };
-    Effect::new(move |_| reload());
+    Effect::new(move |_| reload(false));
 
     let update_org = move |id: String, tier: String, priority: String| {
         let body = json!({ "tier": tier, "priority": number(&priority) });
@@ -142,7 +170,7 @@ fn Admin() -> impl IntoView {
             {
                 Ok(_) => {
                     error.set(None);
-                    reload();
+                    reload(true);
                 }
                 Err(e) => error.set(Some(e)),
             }
@@ -156,7 +184,7 @@ fn Admin() -> impl IntoView {
             match call::<PriceRule>(Method::Post, &path, Some(json!({})), csrf.as_deref()).await {
                 Ok(_) => {
                     error.set(None);
-                    reload();
+                    reload(true);
                 }
                 Err(e) => error.set(Some(e)),
             }
@@ -203,7 +231,7 @@ fn Admin() -> impl IntoView {
                         when(&c.rule.effective_from),
                         c.price_changes
                     )));
-                    reload();
+                    reload(true);
                 }
                 Err(e) => {
                     added.set(None);
@@ -217,9 +245,17 @@ fn Admin() -> impl IntoView {
         <ErrorNote error />
         <section class="card" data-testid="admin-organizations">
             <h2>"Organisations"</h2>
-            {move || match orgs.get() {
-                None => view! { <p class="notice">"Loading…"</p> }.into_any(),
-                Some(list) => view! {
+            <form class="inline" data-testid="org-search" on:submit=move |ev: leptos::ev::SubmitEvent| {
+                ev.prevent_default();
+                load_orgs(false);
+            }>
+                <input name="q" type="search" placeholder="name or id" aria-label="search organisations"
+                    on:input=move |ev| org_search.set(event_target_value(&ev)) />
+                <button type="submit" class="secondary">"Search"</button>
+            </form>
+            {listing(orgs, || view! {
+                    <p class="notice">"No organisation matches."</p>
+                }.into_any(), move |list| view! {
                     <table>
                         <thead><tr><th>"Name"</th><th>"Billed in"</th><th>"Since"</th><th>"Tier and priority"</th></tr></thead>
                         <tbody>
@@ -258,8 +294,10 @@ fn Admin() -> impl IntoView {
                             }).collect_view()}
                         </tbody>
                     </table>
-                }.into_any(),
-            }}
+                }.into_any())}
+            {move || more_orgs.get().then(|| view! {
+                <button class="secondary" on:click=move |_| load_orgs(true)>"More organisations"</button>
+            })}
         </section>
         <section class="card" data-testid="admin-rules">
             <h2>"Pricing rules"</h2>
@@ -353,33 +391,28 @@ fn Admin() -> impl IntoView {
                     </table>
                 }.into_any())}
         </section>
-        <section class="card" data-testid="admin-audit">
-            <h2>"Audit log " <button class="secondary" on:click=move |_| reload()>"Refresh"</button></h2>
-            {move || match audit.get() {
-                None => view! { <p class="notice">"Loading…"</p> }.into_any(),
-                Some(list) => view! {
-                    <table data-testid="audit-table">
-                        <thead><tr><th>"When"</th><th>"What"</th><th>"Who"</th><th>"Organisation"</th></tr></thead>
-                        <tbody>
-                            {list.into_iter().map(|a| view! {
-                                <tr>
-                                    <td><time datetime=a.created_at.clone()>{when(&a.created_at)}</time></td>
-                                    <td>{a.action.replace('_', " ")} {a.target.clone().map(|t| view! { " " <code>{t}</code> })}</td>
-                                    <td><code>{a.actor_user_id.clone().or(a.actor_api_key_id.clone()).unwrap_or_default()}</code></td>
-                                    <td><code>{a.organization_id.clone().unwrap_or_default()}</code></td>
-                                </tr>
-                            }).collect_view()}
-                        </tbody>
-                    </table>
-                }.into_any(),
-            }}
-        </section>
+        <div data-testid="admin-audit">
+            <h2>"Audit log"</h2>
+            <AuditLog base="/admin/audit" platform=true refresh=audit_refresh />
+        </div>
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::RuleForm;
+
+    #[test]
+    fn an_organisation_page_asks_for_the_search_encoded_and_continues_after_the_last() {
+        assert_eq!(
+            super::organizations_path(" ", None),
+            "/admin/organizations?limit=100"
+        );
+        assert_eq!(
+            super::organizations_path("100% Acme", Some("o-1")),
+            "/admin/organizations?limit=100&q=100%25%20Acme&after=o%2D1"
+        );
+    }
 
     #[test]
     fn the_amount_goes_where_the_kind_takes_it_and_empty_fields_stay_out() {

@@ -4,6 +4,7 @@ mod account;
 mod admin;
 mod allocation;
 mod api_keys;
+mod audit;
 mod billing;
 mod home;
 mod login;
@@ -17,6 +18,7 @@ pub use account::AccountPage;
 pub use admin::AdminPage;
 pub use allocation::AllocationPage;
 pub use api_keys::ApiKeysPage;
+pub use audit::AuditPage;
 pub use billing::BillingPage;
 pub use home::HomePage;
 pub use login::{AcceptInvitationPage, LoginPage};
@@ -113,6 +115,34 @@ where
         Some(l) if l.is_empty() => empty(),
         Some(l) => full(l),
     }
+}
+
+/// Reads a page of a list from the API at `path` into `list`: after what it
+/// holds when `append` (the next page), else in its place. `more` tells
+/// whether the page was full (`size`), so another may follow.
+pub fn load_page<T>(
+    list: RwSignal<Option<Vec<T>>>,
+    more: RwSignal<bool>,
+    error: RwSignal<Option<String>>,
+    path: String,
+    size: usize,
+    append: bool,
+) where
+    T: serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    leptos::task::spawn_local(async move {
+        match crate::api::call::<Vec<T>>(crate::api::Method::Get, &path, None, None).await {
+            Ok(page) => {
+                more.set(page.len() == size);
+                if append {
+                    list.update(|l| l.get_or_insert_default().extend(page));
+                } else {
+                    list.set(Some(page));
+                }
+            }
+            Err(e) => error.set(Some(e)),
+        }
+    });
 }
 
 /// The value of a form field, read at submit time.

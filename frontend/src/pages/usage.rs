@@ -23,6 +23,8 @@ const SERIES_SHOWN: u32 = 500;
 /// Workloads under allocation settings read for their sizing (the API's most
 /// a page; a workload past them is charted without its capacity).
 const SETTINGS_READ: u32 = 200;
+/// Decisions asked for at a time (the API's most).
+const DECISION_PAGE: usize = 1000;
 
 #[component]
 pub fn UsagePage() -> impl IntoView {
@@ -207,14 +209,26 @@ fn Usage() -> impl IntoView {
                     Vec::new()
                 }
             };
-            let path = format!(
-                "/workloads/{w}/forecast?metric={m}&horizon={}",
-                span.horizon()
-            );
-            let f = call::<WorkloadForecast>(Method::Get, &path, None, None)
-                .await
-                .ok()
-                .and_then(|f| f.forecasts.into_iter().next());
+            // Asked only where the catalogue lists one (no forecast is a 404).
+            let forecast_stored = series.with_untracked(|list| {
+                list.iter().flatten().any(|s| {
+                    s.workload == workload
+                        && s.metric == metric
+                        && s.forecasts.iter().any(|h| h == span.horizon())
+                })
+            });
+            let f = if forecast_stored {
+                let path = format!(
+                    "/workloads/{w}/forecast?metric={m}&horizon={}",
+                    span.horizon()
+                );
+                call::<WorkloadForecast>(Method::Get, &path, None, None)
+                    .await
+                    .ok()
+                    .and_then(|f| f.forecasts.into_iter().next())
+            } else {
+                None
+            };
             // What the controller sized the workload for, when it decides it
             // from this metric: one decision a tick (five minutes).
             let units = sized.with_untracked(|m| {
@@ -224,18 +238,32 @@ fn Usage() -> impl IntoView {
             });
             let mut capacity = Vec::new();
             if let Some(units) = units {
-                let ticks = (span.history().num_seconds() / 300 + 1).min(1000);
-                let path = format!("/allocation-decisions?workload={w}&since={from}&limit={ticks}");
-                if let Ok(list) = call::<Vec<Decision>>(Method::Get, &path, None, None).await {
-                    capacity = list
-                        .iter()
-                        .filter_map(|d| {
-                            let at = d.decided_at.parse::<DateTime<Utc>>().ok()?;
-                            Some((at, f64::from(d.after) * units))
-                        })
-                        .collect();
-                    capacity.sort_by_key(|&(at, _)| at);
+                // The window's decisions, a page at a time (a week is two).
+                let mut cursor = String::new();
+                loop {
+                    let path = format!(
+                        "/allocation-decisions?workload={w}&since={from}&limit={DECISION_PAGE}{cursor}"
+                    );
+                    let Ok(page) = call::<Vec<Decision>>(Method::Get, &path, None, None).await
+                    else {
+                        break;
+                    };
+                    capacity.extend(page.iter().filter_map(|d| {
+                        let at = d.decided_at.parse::<DateTime<Utc>>().ok()?;
+                        Some((at, f64::from(d.after) * units))
+                    }));
+                    match page.last() {
+                        Some(last) if page.len() == DECISION_PAGE => {
+                            cursor = format!(
+                                "&before={}&before_id={}",
+                                utf8_percent_encode(&last.decided_at, NON_ALPHANUMERIC),
+                                utf8_percent_encode(&last.id, NON_ALPHANUMERIC)
+                            );
+                        }
+                        _ => break,
+                    }
                 }
+                capacity.sort_by_key(|&(at, _)| at);
             }
             let path = format!("/anomalies?workload={w}&limit=20");
             let found = call::<Vec<AnomalyInfo>>(Method::Get, &path, None, None)

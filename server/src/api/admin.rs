@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use headroom_core::accounts::AuditAction;
+use headroom_store::audit::Actor;
 use serde_json::json;
 
 use super::error::{ApiError, ApiJson, ApiQuery, ApiResult, ErrorBody};
@@ -11,23 +12,46 @@ use super::types::{AuditQuery, AuditView, OrganizationUpdate, OrganizationView};
 use crate::auth::PlatformAdmin;
 use crate::http::AppState;
 
-/// Every organisation.
-#[utoipa::path(get, path = "/api/v1/admin/organizations", tag = "admin",
+/// Which organisations to list.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrganizationQuery {
+    /// Only those whose name holds this text (any case), or whose id it is.
+    pub q: Option<String>,
+    /// Continue after this organisation: the last `id` of the previous page.
+    pub after: Option<String>,
+    /// At most this many, by name (1–500, default 100).
+    pub limit: Option<u64>,
+}
+
+/// Organisations by name, a page at a time.
+#[utoipa::path(get, path = "/api/v1/admin/organizations", tag = "admin", params(OrganizationQuery),
     security(("session" = [])),
-    responses((status = 200, body = Vec<OrganizationView>), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Vec<OrganizationView>), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn list_organizations(
     State(state): State<AppState>,
     _admin: PlatformAdmin,
+    ApiQuery(q): ApiQuery<OrganizationQuery>,
 ) -> ApiResult<Json<Vec<OrganizationView>>> {
-    Ok(Json(
-        state
-            .db
-            .all_organizations()
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
+    let limit = match q.limit {
+        None => 100,
+        Some(n @ 1..=500) => n,
+        Some(n) => {
+            return Err(ApiError::unprocessable(format!(
+                "limit must be 1 to 500, not {n}"
+            )));
+        }
+    };
+    if q.q.as_ref().is_some_and(|t| t.chars().count() > 200) {
+        return Err(ApiError::unprocessable("q: at most 200 characters"));
+    }
+    let page = state
+        .db
+        .organizations_page(q.q.as_deref(), q.after.as_deref(), limit)
+        .await?
+        .ok_or_else(|| ApiError::unprocessable("after: no such organisation"))?;
+    Ok(Json(page.into_iter().map(Into::into).collect()))
 }
 
 /// Set an organisation's tier and/or priority.
@@ -59,11 +83,17 @@ pub async fn update_organization(
         .update_organization(&id, req.tier, req.priority)
         .await?
         .ok_or_else(|| ApiError::not_found("organization"))?;
-    let details = json!({ "tier": org.tier.as_str(), "priority": org.priority });
+    // Recorded in the changed organisation's log, where its owners see it.
+    let details =
+        json!({ "tier": org.tier.as_str(), "priority": org.priority, "platform_admin": true });
+    let actor = Actor {
+        organization_id: Some(id.clone()),
+        ..admin.actor()
+    };
     state
         .db
         .audit(
-            &admin.actor(),
+            &actor,
             AuditAction::OrganizationUpdated,
             Some(&id),
             Some(details),
@@ -72,10 +102,11 @@ pub async fn update_organization(
     Ok(Json(org.into()))
 }
 
-/// Every organisation's audit log, newest first.
+/// Every organisation's audit log, newest first; page with `before` (the last entry's `id`).
 #[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", params(AuditQuery),
     security(("session" = [])),
-    responses((status = 200, body = Vec<AuditView>), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Vec<AuditView>), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn platform_audit(
     State(state): State<AppState>,
     _admin: PlatformAdmin,
@@ -84,7 +115,7 @@ pub async fn platform_audit(
     Ok(Json(
         state
             .db
-            .audit_log(None, q.limit()?)
+            .audit_log(None, &q.filter()?, q.limit()?)
             .await?
             .into_iter()
             .map(Into::into)

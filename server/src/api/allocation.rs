@@ -9,7 +9,7 @@ use headroom_core::allocate::suggestion::{SuggestionError, accept};
 use headroom_core::allocate::{Bounds, ControllerState};
 use headroom_core::telemetry::{validate_metric, validate_workload};
 use headroom_jobs::allocate::parse_mode;
-use headroom_store::allocation::{StoredDecision, StoredSettings};
+use headroom_store::allocation::{DecisionCursor, StoredDecision, StoredSettings};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -490,6 +490,11 @@ pub struct DecisionQuery {
     pub since: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
     pub limit: Option<u64>,
+    /// The next page: only decisions older than the last one of the previous
+    /// page; give its `decided_at` here and its `id` as `before_id` (without
+    /// `before_id`, decisions made before this time).
+    pub before: Option<String>,
+    pub before_id: Option<String>,
 }
 
 /// The decision log, newest first: every decision with what it saw and why.
@@ -512,9 +517,27 @@ pub async fn list_decisions(
         Some(raw) => Some(crate::api::ingest::instant("since", raw)?),
         None => None,
     };
+    let before = match (&q.before, q.before_id.clone()) {
+        (Some(raw), id) => Some(DecisionCursor {
+            decided_ms: crate::api::ingest::instant("before", raw)?,
+            id,
+        }),
+        (None, Some(_)) => {
+            return Err(unprocessable(
+                "before_id needs before (the decided_at of that decision)",
+            ));
+        }
+        (None, None) => None,
+    };
     let rows = state
         .db
-        .allocation_decisions_since(&caller.tenant, q.workload.as_deref(), since, limit)
+        .allocation_decisions_page(
+            &caller.tenant,
+            q.workload.as_deref(),
+            since,
+            before.as_ref(),
+            limit,
+        )
         .await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }

@@ -1,10 +1,10 @@
 //! Request and response bodies of the REST API.
 
 use chrono::{DateTime, Utc};
-use headroom_core::accounts::{Role, Scope, Tier};
+use headroom_core::accounts::{AuditAction, Role, Scope, Tier};
 use headroom_store::accounts::{Invitation, Organization, User};
 use headroom_store::api_keys::ApiKey;
-use headroom_store::audit::AuditEntry;
+use headroom_store::audit::{AuditEntry, AuditFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -200,6 +200,11 @@ pub struct AuditView {
     #[schema(value_type = Option<Object>)]
     pub details: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
+    /// The acting user's e-mail (absent once the user is removed).
+    pub actor_email: Option<String>,
+    /// The acting API key's name.
+    pub actor_api_key_name: Option<String>,
+    pub organization_name: Option<String>,
 }
 
 impl From<AuditEntry> for AuditView {
@@ -214,6 +219,9 @@ impl From<AuditEntry> for AuditView {
             ip: e.ip,
             details: e.details,
             created_at: e.created_at,
+            actor_email: e.actor_email,
+            actor_api_key_name: e.actor_api_key_name,
+            organization_name: e.organization_name,
         }
     }
 }
@@ -229,6 +237,13 @@ pub struct OrganizationUpdate {
 pub struct AuditQuery {
     /// At most this many entries, newest first (1–1000, default 100).
     pub limit: Option<u64>,
+    /// Only entries older than this one: the `id` of the last entry of the previous page.
+    pub before: Option<i64>,
+    /// Only this action, e.g. `api_key_created`.
+    pub action: Option<String>,
+    /// Only this organisation's entries (platform administrators; an organisation's own
+    /// log is always its own).
+    pub organization_id: Option<String>,
 }
 
 impl AuditQuery {
@@ -240,5 +255,24 @@ impl AuditQuery {
                 "limit must be 1 to 1000, not {n}"
             ))),
         }
+    }
+
+    /// What to read; an unknown action is refused with the known ones.
+    pub fn filter(&self) -> Result<AuditFilter, super::error::ApiError> {
+        let action = match self.action.as_deref() {
+            None => None,
+            Some(name) => Some(AuditAction::parse(name).ok_or_else(|| {
+                let known: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+                super::error::ApiError::unprocessable(format!(
+                    "unknown action {name:?}; known: {}",
+                    known.join(", ")
+                ))
+            })?),
+        };
+        Ok(AuditFilter {
+            before: self.before,
+            action,
+            organization_id: self.organization_id.clone(),
+        })
     }
 }

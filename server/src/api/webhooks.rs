@@ -8,10 +8,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use headroom_core::accounts::Scope;
+use headroom_core::accounts::{AuditAction, Scope};
 use headroom_core::webhooks::{ROTATION_OVERLAP_MS, secret_from_bytes};
 use headroom_store::webhooks::{StoredAttempt, StoredDelivery, StoredEndpoint};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiJson, ApiQuery, ApiResult, ErrorBody};
@@ -187,6 +188,15 @@ pub async fn create_endpoint(
         created_ms: Utc::now().timestamp_millis(),
     };
     state.db.create_webhook_endpoint(&caller.tenant, &e).await?;
+    state
+        .db
+        .audit(
+            &caller.actor(),
+            AuditAction::WebhookEndpointCreated,
+            Some(&e.id),
+            Some(json!({ "url": e.url, "event_types": e.event_types })),
+        )
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(EndpointWithSecret {
@@ -227,6 +237,15 @@ pub async fn delete_endpoint(
     {
         return Err(ApiError::not_found("webhook endpoint"));
     }
+    state
+        .db
+        .audit(
+            &caller.actor(),
+            AuditAction::WebhookEndpointDeleted,
+            Some(&id),
+            None,
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -256,6 +275,15 @@ pub async fn rotate_secret(
         .webhook_endpoint(&caller.tenant, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
+    state
+        .db
+        .audit(
+            &caller.actor(),
+            AuditAction::WebhookSecretRotated,
+            Some(&id),
+            None,
+        )
+        .await?;
     Ok(Json(EndpointWithSecret {
         endpoint: (&e).into(),
         secret,
@@ -286,6 +314,15 @@ pub async fn enable_endpoint(
         .webhook_endpoint(&caller.tenant, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
+    state
+        .db
+        .audit(
+            &caller.actor(),
+            AuditAction::WebhookEndpointEnabled,
+            Some(&id),
+            None,
+        )
+        .await?;
     Ok(Json((&e).into()))
 }
 
@@ -402,6 +439,15 @@ pub async fn replay_delivery(
         .replay_webhook_delivery(&caller.tenant, &id, Utc::now().timestamp_millis())
         .await?
         .ok_or_else(|| ApiError::not_found("webhook delivery"))?;
+    state
+        .db
+        .audit(
+            &caller.actor(),
+            AuditAction::WebhookDeliveryReplayed,
+            Some(&d.id),
+            Some(json!({ "event_type": d.event_type })),
+        )
+        .await?;
     let attempts = state.db.webhook_attempts(&caller.tenant, &d.id).await?;
     Ok((StatusCode::ACCEPTED, Json(delivery_view(d, attempts))))
 }

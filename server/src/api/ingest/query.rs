@@ -130,6 +130,9 @@ pub struct SeriesInfo {
     pub metric: String,
     /// Start of the newest hour with data.
     pub last_hour: DateTime<Utc>,
+    /// The horizons it has a forecast for (`allocation`, `planning`), so a
+    /// client asks `/workloads/{id}/forecast` only for those.
+    pub forecasts: Vec<&'static str>,
 }
 
 /// The organisation's series (workload and metric) reported recently, by
@@ -176,6 +179,13 @@ pub async fn list_series(
                 workload: s.workload,
                 metric: s.metric,
                 last_hour: DateTime::from_timestamp_millis(s.last_hour_ms).unwrap_or_default(),
+                forecasts: [
+                    ("allocation", s.allocation_forecast),
+                    ("planning", s.planning_forecast),
+                ]
+                .into_iter()
+                .filter_map(|(h, has)| has.then_some(h))
+                .collect(),
             })
             .collect(),
     ))

@@ -232,8 +232,18 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       // The projected invoice of a new organisation: nothing used, nothing expected.
       await page.locator('[data-testid="expected"]').waitFor();
       assert.equal(await page.textContent('[data-testid="expected"]'), '0.00');
+      await page.locator('[data-testid="estimate-empty"]').waitFor();
       assert.match(await page.textContent('[data-testid="cap"]'), /No cap/);
       await page.locator('[data-testid="no-price-changes"]').waitFor();
+      // This month's statement, then last month's: nothing priced was used in either.
+      await page.locator('[data-testid="statement-empty"]').waitFor();
+      assert.equal(await page.textContent('[data-testid="statement-total"]'), '0.00');
+      const months = await page.$$eval('[data-testid="statement"] select option', (os) => os.map((o) => o.value));
+      assert.equal(months.length, 13);
+      assert.equal(months[0], new Date().toISOString().slice(0, 7));
+      await page.selectOption('[data-testid="statement"] select', months[1]);
+      await page.waitForFunction((m) => document.querySelector('[data-testid="statement"]').textContent.includes(`Rated from ${m}-01 00:00:00 UTC`), months[1]);
+      assert.equal(await page.textContent('[data-testid="statement-total"]'), '0.00');
       await page.fill('[data-testid="cap-form"] input[name="amount"]', '2500');
       await page.selectOption('[data-testid="cap-form"] select[name="action"]', 'block');
       await submit('[data-testid="cap-form"]');

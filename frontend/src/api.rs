@@ -94,6 +94,39 @@ pub struct Estimate {
     pub method: String,
 }
 
+/// One priced line of a statement (`/billing/statement`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct StatementLine {
+    pub dimension: String,
+    pub unit: String,
+    pub unit_price: String,
+    pub quantity: String,
+    pub amount: String,
+}
+
+/// Usage no rule prices: shown, not charged.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct UnpricedUsage {
+    pub dimension: String,
+    pub quantity: String,
+}
+
+/// A month's charges as rated (`/billing/statement`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Statement {
+    pub period: String,
+    pub from: String,
+    pub to: String,
+    pub currency: String,
+    pub lines: Vec<StatementLine>,
+    pub tier_premium: String,
+    pub demand_adjustment: String,
+    pub sla_credit: String,
+    pub profile_discount: String,
+    pub total: String,
+    pub unpriced: Vec<UnpricedUsage>,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct BudgetCap {
     pub amount: String,

@@ -245,13 +245,15 @@ fn Admin() -> impl IntoView {
         <ErrorNote error />
         <section class="card" data-testid="admin-organizations">
             <h2>"Organisations"</h2>
-            <form class="inline" data-testid="org-search" on:submit=move |ev: leptos::ev::SubmitEvent| {
+            <form class="filters" data-testid="org-search" on:submit=move |ev: leptos::ev::SubmitEvent| {
                 ev.prevent_default();
                 load_orgs(false);
             }>
-                <input name="q" type="search" placeholder="name or id" aria-label="search organisations"
-                    on:input=move |ev| org_search.set(event_target_value(&ev)) />
-                <button type="submit" class="secondary">"Search"</button>
+                <label>"Name or id"
+                    <input name="q" type="search" placeholder="every organisation"
+                        on:input=move |ev| org_search.set(event_target_value(&ev)) />
+                </label>
+                <button type="submit">"Search"</button>
             </form>
             {listing(orgs, || view! {
                     <p class="notice">"No organisation matches."</p>
@@ -391,10 +393,7 @@ fn Admin() -> impl IntoView {
                     </table>
                 }.into_any())}
         </section>
-        <div data-testid="admin-audit">
-            <h2>"Audit log"</h2>
-            <AuditLog base="/admin/audit" platform=true refresh=audit_refresh />
-        </div>
+        <AuditLog base="/admin/audit" platform=true refresh=audit_refresh title="Audit log" />
     }
 }
 

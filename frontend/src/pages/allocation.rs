@@ -179,6 +179,33 @@ fn Allocations() -> impl IntoView {
     let pending = RwSignal::new(false);
     // The decision log of one workload, or of all.
     let only = RwSignal::new(None::<String>);
+    // Whether the last page of decisions was full, so older ones may follow.
+    let more = RwSignal::new(false);
+    // Older pages are shown: the log stays as it is (new decisions would
+    // shift the pages) until Refresh goes back to the newest.
+    let browsing = RwSignal::new(false);
+    let reload_decisions = move |older: bool| {
+        let last = if older {
+            decisions.with_untracked(|l| l.last().cloned())
+        } else {
+            None
+        };
+        let path = decisions_path(only.get_untracked().as_deref(), last.as_ref());
+        leptos::task::spawn_local(async move {
+            match call::<Vec<Decision>>(Method::Get, &path, None, None).await {
+                Ok(page) => {
+                    more.set(page.len() == LOG_LIMIT as usize);
+                    if older {
+                        decisions.update(|l| l.extend(page));
+                    } else {
+                        decisions.set(page);
+                    }
+                }
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    };
+    // The workloads, and the newest decisions unless older ones are shown.
     let reload = move || {
         leptos::task::spawn_local(async move {
             let path = format!("/allocations?limit={WORKLOAD_LIMIT}");
@@ -186,18 +213,18 @@ fn Allocations() -> impl IntoView {
                 Ok(list) => workloads.set(Some(list)),
                 Err(e) => error.set(Some(e)),
             }
-            let path = match only.get_untracked() {
-                Some(w) => format!(
-                    "/allocation-decisions?limit={LOG_LIMIT}&workload={}",
-                    utf8_percent_encode(&w, NON_ALPHANUMERIC)
-                ),
-                None => format!("/allocation-decisions?limit={LOG_LIMIT}"),
-            };
-            match call::<Vec<Decision>>(Method::Get, &path, None, None).await {
-                Ok(list) => decisions.set(list),
-                Err(e) => error.set(Some(e)),
-            }
         });
+        if !browsing.get_untracked() {
+            reload_decisions(false);
+        }
+    };
+    let newest = move || {
+        browsing.set(false);
+        reload();
+    };
+    let older = move || {
+        browsing.set(true);
+        reload_decisions(true);
     };
     Effect::new(move |_| {
         reload();
@@ -317,13 +344,13 @@ fn Allocations() -> impl IntoView {
             <ErrorNote error />
         </section>
         <section class="card">
-            <h2>"Decisions " <button class="secondary" on:click=move |_| reload() data-testid="refresh">"Refresh"</button></h2>
+            <h2>"Decisions " <button class="secondary" on:click=move |_| newest() data-testid="refresh">"Refresh"</button></h2>
             <form class="row" on:submit=|ev| ev.prevent_default()>
                 <select name="only" aria-label="workload" data-testid="decision-filter"
                     on:change=move |ev| {
                         let v = event_target_value(&ev);
                         only.set((!v.is_empty()).then_some(v));
-                        reload();
+                        newest();
                     }>
                     <option value="">"every workload"</option>
                     {move || workloads.get().unwrap_or_default().into_iter().map(|a| {
@@ -349,13 +376,62 @@ fn Allocations() -> impl IntoView {
                     </For>
                 </tbody>
             </table>
+            {move || browsing.get().then(|| view! {
+                <p class="notice">"Showing older decisions: the log is not read again until Refresh."</p>
+            })}
+            {move || more.get().then(|| view! {
+                <button class="secondary" on:click=move |_| older() data-testid="older-decisions">"Older decisions"</button>
+            })}
         </section>
     }
+}
+
+/// The decision log's page: of one workload or all, after `last` (the last
+/// decision shown) when continuing.
+fn decisions_path(only: Option<&str>, last: Option<&Decision>) -> String {
+    let mut path = format!("/allocation-decisions?limit={LOG_LIMIT}");
+    if let Some(w) = only {
+        path += &format!("&workload={}", utf8_percent_encode(w, NON_ALPHANUMERIC));
+    }
+    if let Some(d) = last {
+        path += &format!(
+            "&before={}&before_id={}",
+            utf8_percent_encode(&d.decided_at, NON_ALPHANUMERIC),
+            utf8_percent_encode(&d.id, NON_ALPHANUMERIC)
+        );
+    }
+    path
 }
 
 #[cfg(test)]
 mod tests {
     use super::num;
+
+    #[test]
+    fn a_decision_page_continues_after_the_last_one_shown() {
+        use super::decisions_path;
+        assert_eq!(decisions_path(None, None), "/allocation-decisions?limit=50");
+        let last = crate::api::Decision {
+            id: "d-1".into(),
+            workload: "web".into(),
+            source: "controller".into(),
+            decided_at: "2026-12-06T21:00:00.125+00:00".into(),
+            mode: "on".into(),
+            before: 2,
+            after: 3,
+            warm: 0,
+            reason: "forecast".into(),
+            observed: None,
+            sized_for: None,
+            status: "applied".into(),
+            detail: None,
+        };
+        assert_eq!(
+            decisions_path(Some("web/api"), Some(&last)),
+            "/allocation-decisions?limit=50&workload=web%2Fapi\
+             &before=2026%2D12%2D06T21%3A00%3A00%2E125%2B00%3A00&before_id=d%2D1"
+        );
+    }
 
     #[test]
     fn quantities_show_about_four_significant_digits() {

@@ -99,7 +99,14 @@ pub fn actor(e: &AuditEntry) -> String {
 /// the organisation column and filter. It reads the newest page again when
 /// `refresh` changes.
 #[component]
-pub fn AuditLog(base: &'static str, platform: bool, refresh: RwSignal<u32>) -> impl IntoView {
+pub fn AuditLog(
+    base: &'static str,
+    platform: bool,
+    refresh: RwSignal<u32>,
+    /// A heading inside the card, where the page has none of its own.
+    #[prop(optional)]
+    title: Option<&'static str>,
+) -> impl IntoView {
     let entries = RwSignal::new(None::<Vec<AuditEntry>>);
     // Whether the last page was full, so an older one may exist.
     let more = RwSignal::new(false);
@@ -130,7 +137,8 @@ pub fn AuditLog(base: &'static str, platform: bool, refresh: RwSignal<u32>) -> i
     };
     view! {
         <section class="card" data-testid="audit-log">
-            <form class="inline" on:submit=apply data-testid="audit-filter">
+            {title.map(|t| view! { <h2>{t}</h2> })}
+            <form class="filters" on:submit=apply data-testid="audit-filter">
                 <label>"Action "
                     <select name="action" on:change=move |ev| action.set(event_target_value(&ev))>
                         <option value="">"every action"</option>

@@ -1,6 +1,7 @@
 use leptos::prelude::*;
 use serde_json::json;
 
+use super::statement::StatementCard;
 use super::{ErrorNote, RequireLogin, choice, field, listing, when};
 use crate::api::{BudgetCap, Estimate, Method, Notification, PriceChange, call};
 use crate::auth::use_auth;
@@ -19,7 +20,7 @@ pub fn BillingPage() -> impl IntoView {
 }
 
 /// `"1234.5"` → `"1,234.50"`: grouped, two decimals, as sent otherwise.
-fn money(s: &str) -> String {
+pub(super) fn money(s: &str) -> String {
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     let (sign, digits) = int.strip_prefix('-').map_or(("", int), |d| ("-", d));
     let mut grouped = String::new();
@@ -132,24 +133,31 @@ fn Billing() -> impl IntoView {
                             " expected (" {money(&e.low)} " – " {money(&e.high)} ")"
                         </p>
                         <p class="notice">{format!("{} so far in {}; ", money(&e.actual), e.period)} {e.method.clone()}</p>
-                        <table data-testid="estimate-lines">
-                            <thead><tr><th>"What"</th><th>"So far"</th><th>"Low"</th><th>"Expected"</th><th>"High"</th></tr></thead>
-                            <tbody>
-                                {e.lines.into_iter().map(|l| view! {
-                                    <tr>
-                                        <td><code>{l.dimension}</code></td>
-                                        <td>{money(&l.actual)}</td>
-                                        <td>{money(&l.low)}</td>
-                                        <td>{money(&l.expected)}</td>
-                                        <td>{money(&l.high)}</td>
-                                    </tr>
-                                }).collect_view()}
-                            </tbody>
-                        </table>
+                        {if e.lines.is_empty() {
+                            view! { <p class="notice" data-testid="estimate-empty">"Nothing priced is used or expected this month."</p> }.into_any()
+                        } else {
+                            view! {
+                                <table data-testid="estimate-lines">
+                                    <thead><tr><th>"What"</th><th>"So far"</th><th>"Low"</th><th>"Expected"</th><th>"High"</th></tr></thead>
+                                    <tbody>
+                                        {e.lines.into_iter().map(|l| view! {
+                                            <tr>
+                                                <td><code>{l.dimension}</code></td>
+                                                <td>{money(&l.actual)}</td>
+                                                <td>{money(&l.low)}</td>
+                                                <td>{money(&l.expected)}</td>
+                                                <td>{money(&l.high)}</td>
+                                            </tr>
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            }.into_any()
+                        }}
                     }.into_any()
                 }
             }}
         </section>
+        <StatementCard />
         <section class="card" data-testid="budget">
             <h2>"Budget cap"</h2>
             {move || match cap.get() {

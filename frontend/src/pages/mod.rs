@@ -11,6 +11,7 @@ mod login;
 mod members;
 mod planning;
 mod signup;
+mod statement;
 mod usage;
 mod webhooks;
 

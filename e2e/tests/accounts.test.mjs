@@ -11,6 +11,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -147,6 +148,14 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       const rowText = await row.textContent();
       assert.ok(rowText.includes(secret.slice(0, 11)), `row shows the prefix: ${rowText}`);
       assert.ok(!rowText.includes(secret.slice(12)), 'row never shows the secret');
+      // The key's commands name this server and the key; the curl one, run as
+      // shown, stores a point.
+      const origin = new URL(BASE_URL).origin;
+      assert.equal(await page.textContent('[data-testid="agent-command"]'),
+        `HEADROOM_AGENT_KEY=${secret} ./target/release/headroom-agent --url ${origin}`);
+      const curl = await page.textContent('[data-testid="curl-command"]');
+      const sent = JSON.parse(execFileSync('bash', ['-c', `${curl} --silent --show-error --fail-with-body`], { encoding: 'utf8' }));
+      assert.equal(sent.accepted, 1, JSON.stringify(sent));
       // The key authenticates programs, within its scopes (the default is ingest only).
       const answer = await page.evaluate(async (key) => {
         const res = await fetch('/api/v1/organization', { headers: { authorization: `Bearer ${key}` }, credentials: 'omit' });

@@ -12,6 +12,21 @@ const SCOPES: [(&str, &str); 4] = [
     ("admin", "manage keys and members"),
 ];
 
+/// The agent's command line for this server and key (the key from the
+/// environment: the agent takes it from nowhere else).
+fn agent_command(origin: &str, secret: &str) -> String {
+    format!("HEADROOM_AGENT_KEY={secret} ./target/release/headroom-agent --url {origin}")
+}
+
+/// One metric point sent with curl.
+fn curl_command(origin: &str, secret: &str) -> String {
+    format!(
+        "curl -X POST {origin}/api/v1/metrics \\\n  -H 'Authorization: Bearer {secret}' \\\n  \
+         -H 'Content-Type: application/json' \\\n  \
+         -d '[{{\"workload\": \"web\", \"metric\": \"cpu\", \"timestamp\": '$(date +%s)', \"value\": 0.42}}]'"
+    )
+}
+
 #[component]
 pub fn ApiKeysPage() -> impl IntoView {
     view! {
@@ -84,11 +99,23 @@ fn ApiKeys() -> impl IntoView {
         <section class="card">
             <h2>"API keys"</h2>
             <p class="notice">"Programs authenticate with " <code>"Authorization: Bearer hr_…"</code> ". Keys are stored hashed: the whole key is shown once, when it is created."</p>
-            {move || created.get().map(|c| view! {
-                <div class="secret" role="status">
-                    <p>"Copy this key now; it will not be shown again:"</p>
-                    <code data-testid="new-key-secret">{c.secret}</code>
-                </div>
+            {move || created.get().map(|c| {
+                let ingest = c.key.scopes.iter().any(|s| s == "ingest");
+                // Only ever shown after a click, so in the browser.
+                let origin = window().location().origin().unwrap_or_default();
+                let (agent, curl) = (agent_command(&origin, &c.secret), curl_command(&origin, &c.secret));
+                view! {
+                    <div class="secret" role="status">
+                        <p>"Copy this key now; it will not be shown again:"</p>
+                        <code data-testid="new-key-secret">{c.secret}</code>
+                        {ingest.then(|| view! {
+                            <p>"Send this host's telemetry with the agent (" <code>"cargo build --release -p headroom-agent"</code> "):"</p>
+                            <pre data-testid="agent-command">{agent}</pre>
+                            <p>"or a point from anywhere:"</p>
+                            <pre data-testid="curl-command">{curl}</pre>
+                        })}
+                    </div>
+                }
             })}
             <form method="post" on:submit=submit data-testid="new-key-form">
                 <label>"Name" <input node_ref=name name="name" placeholder="telemetry agent, eu-west-1" required /></label>
@@ -135,5 +162,30 @@ fn ApiKeys() -> impl IntoView {
                 </tbody>
             </table>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_commands_carry_the_server_and_key() {
+        let agent = super::agent_command("http://127.0.0.1:3000", "hr_abc_def");
+        assert_eq!(
+            agent,
+            "HEADROOM_AGENT_KEY=hr_abc_def ./target/release/headroom-agent --url http://127.0.0.1:3000"
+        );
+        let curl = super::curl_command("http://127.0.0.1:3000", "hr_abc_def");
+        assert!(
+            curl.starts_with("curl -X POST http://127.0.0.1:3000/api/v1/metrics \\\n"),
+            "{curl}"
+        );
+        assert!(
+            curl.contains("-H 'Authorization: Bearer hr_abc_def'"),
+            "{curl}"
+        );
+        assert!(
+            curl.contains(r#""timestamp": '$(date +%s)', "value": 0.42}]'"#),
+            "{curl}"
+        );
     }
 }

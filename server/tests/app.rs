@@ -195,6 +195,51 @@ async fn metrics_are_exposed_in_prometheus_format() {
     app.stop().await;
 }
 
+/// Every listing takes `limit` the same way: out of its range is a 422 that
+/// names the range; not a number is a 400.
+#[tokio::test]
+async fn every_listing_refuses_a_limit_out_of_range_alike() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let (_, _, key) =
+        common::org_with_key(&app, "Acme", "a long enough password", &["read", "admin"]).await;
+    let window = "from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z";
+    for (path, max) in [
+        ("/api/v1/notifications?", 500),
+        ("/api/v1/prices/history?", 1000),
+        ("/api/v1/audit?", 1000),
+        ("/api/v1/allocations?", 200),
+        ("/api/v1/allocation-decisions?", 1000),
+        ("/api/v1/series?", 1000),
+        ("/api/v1/anomalies?", 1000),
+        ("/api/v1/webhook-endpoints/any/deliveries?", 200),
+        (&format!("/api/v1/events?{window}&") as &str, 1000),
+    ] {
+        for bad in [0, max + 1] {
+            let res = app
+                .http
+                .get(app.url(&format!("{path}limit={bad}")))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap();
+            let message = common::expect_error(res, 422).await;
+            assert!(
+                message.contains(&format!("1 to {max}")),
+                "{path}: {message}"
+            );
+        }
+        let res = app
+            .http
+            .get(app.url(&format!("{path}limit=many")))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        common::expect_error(res, 400).await;
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn unknown_routes_get_a_json_404() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();

@@ -1,6 +1,7 @@
 //! Platform administration: every organisation, tiers and priorities, the whole audit log,
 //! the forecasting versions and their measured accuracy.
 
+use crate::api::error::page_limit;
 use axum::Json;
 use axum::extract::{Path, State};
 use headroom_core::accounts::AuditAction;
@@ -34,15 +35,7 @@ pub async fn list_organizations(
     _admin: PlatformAdmin,
     ApiQuery(q): ApiQuery<OrganizationQuery>,
 ) -> ApiResult<Json<Vec<OrganizationView>>> {
-    let limit = match q.limit {
-        None => 100,
-        Some(n @ 1..=500) => n,
-        Some(n) => {
-            return Err(ApiError::unprocessable(format!(
-                "limit must be 1 to 500, not {n}"
-            )));
-        }
-    };
+    let limit = page_limit(q.limit, 100, 500)?;
     if q.q.as_ref().is_some_and(|t| t.chars().count() > 200) {
         return Err(ApiError::unprocessable("q: at most 200 characters"));
     }

@@ -1,6 +1,7 @@
 //! Allocation settings per workload, the decision log, and suggestions from
 //! the customer's application.
 
+use crate::api::error::page_limit;
 use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
@@ -466,10 +467,7 @@ pub async fn list_allocations(
     ApiQuery(q): ApiQuery<AllocationListQuery>,
 ) -> ApiResult<Json<Vec<AllocationOut>>> {
     caller.require_scope(Scope::Read)?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(unprocessable("limit must be between 1 and 200"));
-    }
+    let limit = page_limit(q.limit, 50, 200)?;
     let settings = state
         .db
         .allocation_settings_page(&caller.tenant, q.after.as_deref(), Some(limit))
@@ -509,10 +507,7 @@ pub async fn list_decisions(
     ApiQuery(q): ApiQuery<DecisionQuery>,
 ) -> ApiResult<Json<Vec<DecisionOut>>> {
     caller.require_scope(Scope::Read)?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(unprocessable("limit must be between 1 and 1000"));
-    }
+    let limit = page_limit(q.limit, 100, 1000)?;
     let since = match &q.since {
         Some(raw) => Some(crate::api::ingest::instant("since", raw)?),
         None => None,

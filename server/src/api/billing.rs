@@ -1,6 +1,7 @@
 //! Prices, price history, statements, the projected invoice and budget caps
 //! for customers; pricing rules for platform administrators.
 
+use crate::api::error::page_limit;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -520,12 +521,9 @@ pub async fn price_history(
         .map_or(now_ms() - 90 * 24 * HOUR_MS, |t| t.timestamp_millis());
     let to = q.to.map_or(i64::MAX, |t| t.timestamp_millis());
     if from >= to {
-        return Err(ApiError::bad_request("from must be before to"));
+        return Err(ApiError::unprocessable("from must be before to"));
     }
-    let limit = q.limit.unwrap_or(200);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("limit must be 1 to 1000"));
-    }
+    let limit = page_limit(q.limit, 200, 1000)?;
     let rows = state
         .db
         .price_history(&caller.tenant, from, to, limit)

@@ -180,3 +180,31 @@ pub struct ApiQuery<T>(pub T);
 #[derive(Debug, axum::extract::FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
+
+/// A listing's `limit`: `default` when absent, else 1 to `max`; anything else
+/// is refused (422) with the range, as on every listing.
+pub fn page_limit(value: Option<u64>, default: u64, max: u64) -> Result<u64, ApiError> {
+    match value {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::unprocessable(format!(
+            "limit must be 1 to {max}, not {n}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    #[test]
+    fn a_limit_is_the_default_or_within_its_range() {
+        use super::page_limit;
+        assert_eq!(page_limit(None, 50, 200).unwrap(), 50);
+        assert_eq!(page_limit(Some(1), 50, 200).unwrap(), 1);
+        assert_eq!(page_limit(Some(200), 50, 200).unwrap(), 200);
+        for bad in [0, 201] {
+            let e = page_limit(Some(bad), 50, 200).unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+            assert!(e.message.contains("1 to 200"), "{}", e.message);
+        }
+    }
+}

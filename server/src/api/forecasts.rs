@@ -1,5 +1,6 @@
 //! Forecasts and anomalies made by the forecast job, read back per workload.
 
+use crate::api::error::page_limit;
 use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
@@ -188,10 +189,7 @@ pub async fn list_anomalies(
     if to <= from {
         return Err(ApiError::unprocessable("to must be after from"));
     }
-    let limit = q.limit.unwrap_or(200);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::unprocessable("limit must be between 1 and 1000"));
-    }
+    let limit = page_limit(q.limit, 200, 1000)?;
     let rows = state
         .db
         .anomalies(&caller.tenant, q.workload.as_deref(), from, to, limit)

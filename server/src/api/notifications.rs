@@ -1,6 +1,7 @@
 //! Notifications (price changes, budget thresholds, allocation decisions):
 //! listed, and streamed to browsers as server-sent events.
 
+use crate::api::error::page_limit;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,10 +67,7 @@ pub async fn list_notifications(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Vec<NotificationView>>> {
     caller.require_scope(Scope::Read)?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request("limit must be 1 to 500"));
-    }
+    let limit = page_limit(q.limit, 50, 500)?;
     let rows = state
         .db
         .notifications(&caller.tenant, None, q.before, limit)

@@ -248,13 +248,7 @@ pub struct AuditQuery {
 
 impl AuditQuery {
     pub fn limit(&self) -> Result<u64, super::error::ApiError> {
-        match self.limit {
-            None => Ok(100),
-            Some(n @ 1..=1000) => Ok(n),
-            Some(n) => Err(super::error::ApiError::unprocessable(format!(
-                "limit must be 1 to 1000, not {n}"
-            ))),
-        }
+        super::error::page_limit(self.limit, 100, 1000)
     }
 
     /// What to read; an unknown action is refused with the known ones.

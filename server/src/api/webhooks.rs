@@ -2,6 +2,7 @@
 //! of price changes, budget thresholds and allocation decisions; signing
 //! secrets and their rotation; the delivery log; manual replay.
 
+use crate::api::error::page_limit;
 use std::net::IpAddr;
 
 use axum::Json;
@@ -397,10 +398,7 @@ pub async fn list_deliveries(
     ApiQuery(q): ApiQuery<DeliveryQuery>,
 ) -> ApiResult<Json<Vec<DeliveryView>>> {
     caller.require_scope(Scope::Read)?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::bad_request("limit must be 1 to 200"));
-    }
+    let limit = page_limit(q.limit, 50, 200)?;
     if state
         .db
         .webhook_endpoint(&caller.tenant, &id)

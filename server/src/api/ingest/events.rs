@@ -1,5 +1,6 @@
 //! Usage events read back, each with the allocation in force when it happened.
 
+use crate::api::error::page_limit;
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
@@ -77,12 +78,7 @@ pub async fn list_events(
     if let Some(w) = &q.workload {
         validate_workload(w).map_err(|e| ApiError::unprocessable(e.to_string()))?;
     }
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::unprocessable(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        )));
-    }
+    let limit = page_limit(q.limit, 100, MAX_LIMIT)?;
     let events = state
         .db
         .usage_events_between(

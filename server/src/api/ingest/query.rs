@@ -1,5 +1,6 @@
 //! Range queries for dashboards, answered from the rollups (never the raw points).
 
+use crate::api::error::page_limit;
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
@@ -153,12 +154,7 @@ pub async fn list_series(
             "days must be 1 to 400, not {days}"
         )));
     }
-    let limit = q.limit.unwrap_or(200);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::unprocessable(format!(
-            "limit must be 1 to 1000, not {limit}"
-        )));
-    }
+    let limit = page_limit(q.limit, 200, 1000)?;
     let after = match (&q.after_workload, &q.after_metric) {
         (Some(w), Some(m)) => Some((w.as_str(), m.as_str())),
         (None, None) => None,

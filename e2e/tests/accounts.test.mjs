@@ -136,6 +136,31 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       assert.equal(await page.textContent('[data-testid="account-email"]'), email);
     });
 
+    await step('other-sessions', async () => {
+      // Another browser signed in as the same user is signed out from this one.
+      const context = await browser.newContext();
+      const other = await context.newPage();
+      other.setDefaultTimeout(TIMEOUT_MS);
+      try {
+        await other.goto(new URL('/login', BASE_URL).href);
+        await other.fill('input[name="email"]', email);
+        await other.fill('input[name="password"]', PASSWORD);
+        await other.waitForFunction(() => !document.querySelector('[data-testid="login-form"] button[type="submit"]').disabled);
+        await other.locator('[data-testid="login-form"] button[type="submit"]').click();
+        await other.waitForURL('**/account');
+        await page.fill('[data-testid="end-sessions-form"] input[type="password"]', PASSWORD);
+        await submit('[data-testid="end-sessions-form"]');
+        await page.locator('[data-testid="sessions-ended"]').waitFor();
+        await other.reload();
+        await other.locator('[data-testid="nav-login"]').waitFor();
+        // This one goes on.
+        const me = await page.evaluate(async () => (await fetch('/api/v1/auth/me')).status);
+        assert.equal(me, 200);
+      } finally {
+        await context.close();
+      }
+    });
+
     await step('api-key', async () => {
       await page.click('a[href="/api-keys"]');
       await page.waitForURL('**/api-keys');

@@ -25,6 +25,7 @@ mod m20261206_000020_decision_tick_key;
 mod m20261206_000021_decision_slot_primary_key;
 mod m20261206_000022_decision_missed;
 mod m20261206_000023_decision_groups;
+mod m20261207_000024_user_sessions_ended;
 
 pub struct Migrator;
 
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000021_decision_slot_primary_key::Migration),
             Box::new(m20261206_000022_decision_missed::Migration),
             Box::new(m20261206_000023_decision_groups::Migration),
+            Box::new(m20261207_000024_user_sessions_ended::Migration),
         ]
     }
 }

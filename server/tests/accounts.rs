@@ -244,6 +244,72 @@ async fn password_change_ends_other_sessions(backend: Backend) {
 }
 both_backends!(password_change, password_change_ends_other_sessions);
 
+async fn signing_out_everywhere_else(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut ada = Browser::new(&app);
+    ada.signup("Acme", "ada@example.com", PASSWORD).await;
+    let mut laptop = Browser::new(&app);
+    assert_eq!(
+        laptop.login("ada@example.com", PASSWORD).await.status(),
+        200
+    );
+    let path = "/api/v1/auth/sessions/end-others";
+    // The password is asked again: a stolen session cannot shut its owner out.
+    let wrong = json!({ "current_password": "not it at all!!" });
+    expect_error(ada.post(path, wrong).await, 401).await;
+    assert_eq!(laptop.get("/api/v1/auth/me").await.status(), 200);
+    // No waiting: a session opened in the same second as the cut ends too.
+    let right = json!({ "current_password": PASSWORD });
+    assert_eq!(ada.post(path, right).await.status(), 204);
+    assert_eq!(
+        ada.get("/api/v1/auth/me").await.status(),
+        200,
+        "this session continues"
+    );
+    let msg = expect_error(laptop.get("/api/v1/auth/me").await, 401).await;
+    assert!(msg.contains("signed out from another session"), "{msg}");
+    // The password still works, for a new session that stays.
+    assert_eq!(
+        laptop.login("ada@example.com", PASSWORD).await.status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(laptop.get("/api/v1/auth/me").await.status(), 200);
+    // Audited; and not for programs.
+    let audit: Value = ada
+        .get("/api/v1/audit?action=other_sessions_ended")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
+    assert_eq!(audit[0]["actor_email"], "ada@example.com");
+    let key: Value = ada
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "k", "scopes": ["admin"] }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let res = bearer(
+        &app,
+        reqwest::Method::POST,
+        path,
+        key["secret"].as_str().unwrap(),
+    )
+    .json(&json!({ "current_password": PASSWORD }))
+    .send()
+    .await
+    .unwrap();
+    expect_error(res, 400).await;
+    app.stop().await;
+}
+both_backends!(end_other_sessions, signing_out_everywhere_else);
+
 fn bearer(
     app: &TestApp,
     method: reqwest::Method,

@@ -35,6 +35,8 @@ pub struct User {
     pub role: Role,
     pub created_at: DateTime<Utc>,
     pub password_changed_at: DateTime<Utc>,
+    /// When the user last ended their other sessions.
+    pub sessions_ended_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +81,7 @@ fn user_from(m: user::Model) -> Result<User, StoreError> {
         email: m.email,
         created_at: m.created_at,
         password_changed_at: m.password_changed_at,
+        sessions_ended_at: m.sessions_ended_at,
     })
 }
 
@@ -125,6 +128,7 @@ fn new_user(
         role: Set(role.as_str().to_owned()),
         created_at: Set(now),
         password_changed_at: Set(now),
+        sessions_ended_at: Set(None),
     }
 }
 
@@ -206,6 +210,21 @@ impl Db {
         m.password_changed_at = Set(Utc::now());
         m.update(self.conn()).await?;
         Ok(())
+    }
+
+    /// Ends the user's sessions authenticated before `at` (the caller keeps
+    /// its own by re-stamping it). False when there is no such user.
+    pub async fn end_sessions(&self, user_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let Some(m) = user::Entity::find_by_id(user_id.to_owned())
+            .one(self.conn())
+            .await?
+        else {
+            return Ok(false);
+        };
+        let mut m = m.into_active_model();
+        m.sessions_ended_at = Set(Some(at));
+        m.update(self.conn()).await?;
+        Ok(true)
     }
 
     pub async fn organization(&self, tenant: &Tenant) -> Result<Option<Organization>, StoreError> {

@@ -26,10 +26,11 @@ pub enum AuditAction {
     WebhookSecretRotated,
     WebhookEndpointDeleted,
     WebhookDeliveryReplayed,
+    OtherSessionsEnded,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 23] = [
+    pub const ALL: [AuditAction; 24] = [
         Self::SignedUp,
         Self::LoggedIn,
         Self::LoginFailed,
@@ -53,6 +54,7 @@ impl AuditAction {
         Self::WebhookSecretRotated,
         Self::WebhookEndpointDeleted,
         Self::WebhookDeliveryReplayed,
+        Self::OtherSessionsEnded,
     ];
 
     /// The action a stored or requested name stands for.
@@ -85,6 +87,7 @@ impl AuditAction {
             Self::WebhookSecretRotated => "webhook_secret_rotated",
             Self::WebhookEndpointDeleted => "webhook_endpoint_deleted",
             Self::WebhookDeliveryReplayed => "webhook_delivery_replayed",
+            Self::OtherSessionsEnded => "other_sessions_ended",
         }
     }
 }

@@ -12,6 +12,7 @@ pub fn AccountPage() -> impl IntoView {
         <RequireLogin>
             <AccountDetails />
             <ChangePassword />
+            <OtherSessions />
         </RequireLogin>
     }
 }
@@ -99,6 +100,55 @@ fn ChangePassword() -> impl IntoView {
                 <ErrorNote error />
                 {move || done.get().then(|| view! { <p class="notice">"Password changed. Your other sessions have ended."</p> })}
                 <button type="submit">"Change password"</button>
+            </form>
+        </section>
+    }
+}
+
+/// Sign out everywhere else (a lost laptop, a shared computer): every other
+/// session of this user ends; the password is asked again.
+#[component]
+fn OtherSessions() -> impl IntoView {
+    let auth = use_auth();
+    let password = NodeRef::new();
+    let error = RwSignal::new(None::<String>);
+    let done = RwSignal::new(false);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let body = json!({ "current_password": field(password) });
+        let csrf = auth.csrf();
+        leptos::task::spawn_local(async move {
+            match call::<()>(
+                Method::Post,
+                "/auth/sessions/end-others",
+                Some(body),
+                csrf.as_deref(),
+            )
+            .await
+            {
+                Ok(()) => {
+                    error.set(None);
+                    done.set(true);
+                    if let Some(input) = password.get_untracked() {
+                        input.set_value("");
+                    }
+                }
+                Err(e) => {
+                    done.set(false);
+                    error.set(Some(e));
+                }
+            }
+        });
+    };
+    view! {
+        <section class="card">
+            <h2>"Other sessions"</h2>
+            <p class="notice">"Signed in somewhere you no longer are? End every session but this one."</p>
+            <form method="post" on:submit=submit data-testid="end-sessions-form">
+                <label>"Password" <input node_ref=password type="password" autocomplete="current-password" required /></label>
+                <ErrorNote error />
+                {move || done.get().then(|| view! { <p class="notice" data-testid="sessions-ended">"Your other sessions have ended."</p> })}
+                <button type="submit">"Sign out everywhere else"</button>
             </form>
         </section>
     }

@@ -14,7 +14,7 @@ use crate::auth::use_auth;
 const PAGE: usize = 50;
 
 /// The actions the API knows (its `AuditAction`; a test checks the two agree).
-pub const ACTIONS: [&str; 23] = [
+pub const ACTIONS: [&str; 24] = [
     "signed_up",
     "logged_in",
     "login_failed",
@@ -38,6 +38,7 @@ pub const ACTIONS: [&str; 23] = [
     "webhook_secret_rotated",
     "webhook_endpoint_deleted",
     "webhook_delivery_replayed",
+    "other_sessions_ended",
 ];
 
 #[component]

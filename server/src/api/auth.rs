@@ -13,7 +13,8 @@ use tower_sessions::Session;
 
 use super::error::{ApiError, ApiJson, ApiResult, ErrorBody};
 use super::types::{
-    LoginRequest, OrganizationView, PasswordChange, SessionInfo, SignupRequest, UserView,
+    LoginRequest, OrganizationView, PasswordChange, PasswordConfirmation, SessionInfo,
+    SignupRequest, UserView,
 };
 use crate::auth::keys::random_token;
 use crate::auth::{AuthMethod, Caller, SESSION_USER, SessionUser, password};
@@ -28,10 +29,13 @@ pub(super) async fn open_session(session: &Session, user: &User) -> ApiResult<St
     session.cycle_id().await?;
     let now = Utc::now().timestamp();
     let csrf = random_token(32);
+    // Sessions of the second of a "sign out everywhere else" and before end
+    // (times are whole seconds); one opened in that second must outlive it.
+    let after_cut = user.sessions_ended_at.map_or(now, |t| t.timestamp() + 1);
     let record = SessionUser {
         user_id: user.id.clone(),
         csrf: csrf.clone(),
-        authenticated_at: now,
+        authenticated_at: now.max(after_cut),
         last_seen: now,
     };
     session.insert(SESSION_USER, &record).await?;
@@ -277,6 +281,57 @@ pub async fn change_password(
         .audit(
             &caller.actor(),
             AuditAction::PasswordChanged,
+            Some(&user.id),
+            None,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sign out everywhere else: every other session of this user ends, this one
+/// continues. The password is asked again, so a stolen session cannot shut
+/// its owner out.
+#[utoipa::path(post, path = "/api/v1/auth/sessions/end-others", tag = "auth",
+    request_body = PasswordConfirmation,
+    security(("session" = [])),
+    responses(
+        (status = 204, description = "Other sessions ended"),
+        (status = 400, body = ErrorBody, description = "Called with an API key"),
+        (status = 401, body = ErrorBody, description = "Password wrong, or not logged in"),
+    ))]
+pub async fn end_other_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<PasswordConfirmation>,
+) -> ApiResult<StatusCode> {
+    let AuthMethod::Session {
+        session,
+        user: session_user,
+    } = &caller.method
+    else {
+        return Err(ApiError::bad_request(
+            "sessions belong to people: log in to end yours",
+        ));
+    };
+    let (user, hash) = state
+        .db
+        .user_by_id(&session_user.user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))?;
+    if !password::verify(req.current_password, hash).await {
+        return Err(ApiError::unauthorized("password is wrong"));
+    }
+    let now = Utc::now();
+    state.db.end_sessions(&user.id, now).await?;
+    // This one is re-stamped after the cut (the password was just given).
+    let mut renewed = session_user.clone();
+    renewed.authenticated_at = now.timestamp() + 1;
+    session.insert(SESSION_USER, &renewed).await?;
+    state
+        .db
+        .audit(
+            &caller.actor(),
+            AuditAction::OtherSessionsEnded,
             Some(&user.id),
             None,
         )

@@ -80,6 +80,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::me))
         .routes(routes!(auth::current_session))
         .routes(routes!(auth::change_password))
+        .routes(routes!(auth::end_other_sessions))
         .routes(routes!(organization::accept_invitation))
         .routes(routes!(organization::get_organization))
         .routes(routes!(organization::update_privacy))

@@ -24,6 +24,12 @@ pub struct LoginRequest {
     pub password: String,
 }
 
+/// Proof of presence for an action that ends other sessions.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PasswordConfirmation {
+    pub current_password: String,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PasswordChange {
     pub current_password: String,

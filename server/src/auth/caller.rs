@@ -133,6 +133,16 @@ impl FromRequestParts<AppState> for Caller {
             session.flush().await?;
             return Err(ApiError::unauthorized("password changed; log in again"));
         }
+        // As does "sign out everywhere else" from another session.
+        if account
+            .sessions_ended_at
+            .is_some_and(|t| t.timestamp() >= user.authenticated_at)
+        {
+            session.flush().await?;
+            return Err(ApiError::unauthorized(
+                "signed out from another session; log in again",
+            ));
+        }
         if !parts.method.is_safe() {
             let sent = parts
                 .headers

@@ -12,6 +12,7 @@ pub struct Model {
     pub role: String,
     pub created_at: ChronoDateTimeUtc,
     pub password_changed_at: ChronoDateTimeUtc,
+    pub sessions_ended_at: Option<ChronoDateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

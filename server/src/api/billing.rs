@@ -509,7 +509,7 @@ impl From<PriceChange> for PriceChangeView {
 #[utoipa::path(get, path = "/api/v1/prices/history", tag = "billing", params(HistoryQuery),
     security(("api_key" = ["read"]), ("session" = [])),
     responses((status = 200, body = Vec<PriceChangeView>), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn price_history(
     State(state): State<AppState>,
     caller: Caller,

@@ -60,7 +60,7 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/api/v1/notifications", tag = "billing", params(ListQuery),
     security(("api_key" = ["read"]), ("session" = [])),
     responses((status = 200, body = Vec<NotificationView>), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_notifications(
     State(state): State<AppState>,
     caller: Caller,

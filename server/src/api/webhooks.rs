@@ -390,7 +390,8 @@ pub struct DeliveryQuery {
 #[utoipa::path(get, path = "/api/v1/webhook-endpoints/{id}/deliveries", tag = "webhooks",
     params(("id" = String, Path, description = "Endpoint id"), DeliveryQuery),
     security(("api_key" = ["read"]), ("session" = [])),
-    responses((status = 200, body = Vec<DeliveryView>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<DeliveryView>), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn list_deliveries(
     State(state): State<AppState>,
     caller: Caller,

@@ -92,6 +92,9 @@ pub struct Estimate {
     pub high: String,
     pub lines: Vec<EstimateLine>,
     pub method: String,
+    /// The monthly budget cap, when one is set.
+    #[serde(default)]
+    pub budget_cap: Option<BudgetCap>,
 }
 
 /// One priced line of a statement (`/billing/statement`).

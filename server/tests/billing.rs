@@ -580,6 +580,12 @@ async fn budget_thresholds_reach_the_browser_once(backend: Backend) {
         assert!(msg.contains(needle), "{msg}");
     }
     expect_error(get(&app, &key, "/api/v1/budget-cap").await, 404).await;
+    let e: Value = get(&app, &key, "/api/v1/billing/estimate")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(e["budget_cap"].is_null(), "{e}");
     // A key without the admin scope cannot set it.
     let res = app
         .http
@@ -664,6 +670,13 @@ async fn budget_thresholds_reach_the_browser_once(backend: Backend) {
         .unwrap();
     assert_eq!(cap["announced"], json!([50, 80]));
     assert_eq!(cap["action"], "block");
+    // The projection carries the cap it is held against, as the cap's own route shows it.
+    let e: Value = get(&app, &key, "/api/v1/billing/estimate")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(e["budget_cap"], cap, "{e}");
 
     // Resuming from an event id replays what came after it.
     let first_seq = got[0]["seq"].as_i64().unwrap();

@@ -49,16 +49,14 @@ fn Billing() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let reload = move || {
         leptos::task::spawn_local(async move {
+            // The projection carries the cap it is held against (none: unset).
             match call::<Estimate>(Method::Get, "/billing/estimate", None, None).await {
-                Ok(e) => estimate.set(Some(e)),
+                Ok(e) => {
+                    cap.set(e.budget_cap.clone());
+                    estimate.set(Some(e));
+                }
                 Err(e) => error.set(Some(e)),
             }
-            // No cap is a 404: shown as "none".
-            cap.set(
-                call::<BudgetCap>(Method::Get, "/budget-cap", None, None)
-                    .await
-                    .ok(),
-            );
         });
     };
     let reload_prices = move || {

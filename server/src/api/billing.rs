@@ -676,10 +676,14 @@ pub struct EstimateView {
     pub lines: Vec<EstimateLineView>,
     /// How the rest of the period is projected.
     pub method: String,
+    /// The monthly budget cap the projection is held against, when one is set
+    /// (as `GET /api/v1/budget-cap` answers it).
+    pub budget_cap: Option<BudgetCapView>,
 }
 
-fn estimate_view(e: Estimate) -> EstimateView {
+fn estimate_view(e: Estimate, budget_cap: Option<BudgetCapView>) -> EstimateView {
     EstimateView {
+        budget_cap,
         period: e.period.label(),
         currency: e.currency.to_string(),
         as_of: instant(e.as_of_ms),
@@ -723,7 +727,8 @@ pub async fn billing_estimate(
     let who = customer(&state, &caller.tenant).await?;
     let book = RuleBook::new(state.db.price_rules().await?);
     let e = bill::projected_invoice(&state.db, &caller.tenant, &who, &book, now_ms()).await?;
-    Ok(Json(estimate_view(e)))
+    let cap = cap_view(&state, &caller.tenant).await?;
+    Ok(Json(estimate_view(e, cap)))
 }
 
 // ---- budget caps ----
@@ -752,23 +757,22 @@ pub struct BudgetCapView {
     pub announced: Vec<u8>,
 }
 
-async fn cap_view(state: &AppState, tenant: &Tenant) -> ApiResult<BudgetCapView> {
-    let cap = state
-        .db
-        .budget_cap(tenant)
-        .await?
-        .ok_or_else(|| ApiError::not_found("budget cap"))?;
+/// The cap as shown, `None` when none is set.
+async fn cap_view(state: &AppState, tenant: &Tenant) -> ApiResult<Option<BudgetCapView>> {
+    let Some(cap) = state.db.budget_cap(tenant).await? else {
+        return Ok(None);
+    };
     let announced = state
         .db
         .announced_thresholds(tenant, &Period::month_of(now_ms()).label())
         .await?;
-    Ok(BudgetCapView {
+    Ok(Some(BudgetCapView {
         amount: cap.amount,
         currency: cap.currency.to_string(),
         action: headroom_jobs::allocate::label(&cap.action),
         updated_at: instant(cap.updated_ms),
         announced,
-    })
+    }))
 }
 
 /// The organisation's monthly budget cap.
@@ -780,7 +784,10 @@ pub async fn get_budget_cap(
     caller: Caller,
 ) -> ApiResult<Json<BudgetCapView>> {
     caller.require_scope(KeyScope::Read)?;
-    cap_view(&state, &caller.tenant).await.map(Json)
+    cap_view(&state, &caller.tenant)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("budget cap"))
 }
 
 /// Sets the monthly budget cap (owners and admins, or keys with `admin`).
@@ -827,7 +834,10 @@ pub async fn put_budget_cap(
             Some(json!({ "amount": cap.amount, "currency": currency, "action": req.action })),
         )
         .await?;
-    cap_view(&state, &caller.tenant).await.map(Json)
+    cap_view(&state, &caller.tenant)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::internal("the budget cap just set is not there"))
 }
 
 /// Removes the budget cap.

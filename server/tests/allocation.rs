@@ -1378,7 +1378,13 @@ async fn workload_listing_mixes_groups_and_rows(backend: Backend) {
     // so the cursor's id decides between them.
     let everything = app.db.allocation_decisions(&org, None, 1000).await.unwrap();
     assert_eq!(everything.len(), 2 * statuses.len());
-    for workload in [Some("mixed"), None] {
+    let since_third = (base + 2) * STEP_MS;
+    for (workload, since) in [
+        (Some("mixed"), None),
+        (None, None),
+        (Some("mixed"), Some(since_third)),
+        (None, Some(since_third)),
+    ] {
         for size in 1..=5 {
             let mut paged: Vec<headroom_store::allocation::StoredDecision> = Vec::new();
             loop {
@@ -1390,7 +1396,7 @@ async fn workload_listing_mixes_groups_and_rows(backend: Backend) {
                     });
                 let page = app
                     .db
-                    .allocation_decisions_page(&org, workload, None, cursor.as_ref(), size)
+                    .allocation_decisions_page(&org, workload, since, cursor.as_ref(), size)
                     .await
                     .unwrap();
                 assert!(page.len() as u64 <= size);
@@ -1402,8 +1408,11 @@ async fn workload_listing_mixes_groups_and_rows(backend: Backend) {
             let want: Vec<_> = match workload {
                 Some(_) => mine.clone(),
                 None => everything.clone(),
-            };
-            assert_eq!(paged, want, "{workload:?}, pages of {size}");
+            }
+            .into_iter()
+            .filter(|d| since.is_none_or(|at| d.decided_ms >= at))
+            .collect();
+            assert_eq!(paged, want, "{workload:?} since {since:?}, pages of {size}");
         }
     }
     // By time alone: strictly before it.

@@ -390,10 +390,14 @@ impl Db {
             return Ok(out);
         }
         let admitted = |d: &StoredDecision| before.is_none_or(|c| c.admits(d.decided_ms, &d.id));
-        // A controller decision's slot is the tick its time falls in, so no
-        // group after the cursor's slot holds one older than the cursor (a
-        // group's time is its newest decision's, which notes may raise).
+        // A controller decision's slot is the tick its time falls in, so
+        // groups in slot order are in the order of their decisions' times
+        // (a group's own time is its newest decision's, which notes may
+        // raise), and slots bound what a time bound reads, on the primary key.
         let to_slot = before.map(|c| c.decided_ms.div_euclid(TICK_MS));
+        let from_time_slot = since_ms.map(|at| at.div_euclid(TICK_MS));
+        // Every decision of a group before the cursor's slot is older than it.
+        let surely_admitted = |slot: i64| to_slot.is_none_or(|t| slot < t);
         let p = binder(self.db_backend());
         match workload {
             // The workload's groups, newest first, until `limit` of them name
@@ -412,9 +416,13 @@ impl Db {
                     bounds.push(slot.into());
                     since += &format!(" AND slot >= {}", p(2 + bounds.len()));
                 }
-                if let Some(at) = since_ms {
-                    bounds.push(at.into());
-                    since += &format!(" AND decided_at >= {}", p(2 + bounds.len()));
+                if let (Some(at), Some(slot)) = (since_ms, from_time_slot) {
+                    bounds.extend([at.into(), slot.into()]);
+                    since += &format!(
+                        " AND decided_at >= {} AND slot >= {}",
+                        p(1 + bounds.len()),
+                        p(2 + bounds.len())
+                    );
                 }
                 if let Some(slot) = to_slot {
                     bounds.push(slot.into());
@@ -426,9 +434,9 @@ impl Db {
                     let found = rows(
                         self.conn(),
                         format!(
-                            "SELECT slot, body, decided_at FROM allocation_decision_groups \
+                            "SELECT slot, body FROM allocation_decision_groups \
                              WHERE organization_id = {} AND chunk = {} % chunks{since} \
-                             ORDER BY decided_at DESC, slot DESC LIMIT {page} OFFSET {offset}",
+                             ORDER BY slot DESC LIMIT {page} OFFSET {offset}",
                             p(1),
                             p(2)
                         ),
@@ -438,7 +446,6 @@ impl Db {
                     for r in &found {
                         let slot: i64 = r.try_get_by_index(0)?;
                         let body: Vec<u8> = r.try_get_by_index(1)?;
-                        let group_ms: i64 = r.try_get_by_index(2)?;
                         for e in readable(&body, tenant.id(), slot) {
                             if e.workload != workload {
                                 continue;
@@ -455,7 +462,7 @@ impl Db {
                                 // is surely past the cursor (else reading on
                                 // costs a group, never a decision).
                                 None => {
-                                    if before.is_none_or(|c| group_ms < c.decided_ms) {
+                                    if surely_admitted(slot) {
                                         named += 1;
                                     }
                                 }
@@ -472,7 +479,7 @@ impl Db {
                 }
             }
             // The newest groups holding at least `limit` decisions, and any
-            // of the same time.
+            // of the same slot.
             None => {
                 let page = limit.clamp(64, 1000);
                 let mut offset = 0;
@@ -480,9 +487,13 @@ impl Db {
                 let mut since = None;
                 let mut bound = String::new();
                 let mut bounds: Vec<Value> = vec![tenant.id().into()];
-                if let Some(at) = since_ms {
-                    bounds.push(at.into());
-                    bound += &format!(" AND decided_at >= {}", p(bounds.len()));
+                if let (Some(at), Some(slot)) = (since_ms, from_time_slot) {
+                    bounds.extend([at.into(), slot.into()]);
+                    bound += &format!(
+                        " AND decided_at >= {} AND slot >= {}",
+                        p(bounds.len() - 1),
+                        p(bounds.len())
+                    );
                 }
                 if let Some(slot) = to_slot {
                     bounds.push(slot.into());
@@ -493,21 +504,21 @@ impl Db {
                     let found = rows(
                         self.conn(),
                         format!(
-                            "SELECT decided_at, decisions FROM allocation_decision_groups \
+                            "SELECT slot, decisions FROM allocation_decision_groups \
                              WHERE organization_id = {}{bound} \
-                             ORDER BY decided_at DESC LIMIT {page} OFFSET {offset}",
+                             ORDER BY slot DESC LIMIT {page} OFFSET {offset}",
                             p(1)
                         ),
                         values(),
                     )
                     .await?;
                     for r in &found {
-                        let at: i64 = r.try_get_by_index(0)?;
+                        let slot: i64 = r.try_get_by_index(0)?;
                         let n: i32 = r.try_get_by_index(1)?;
-                        since = Some(at);
+                        since = Some(slot);
                         // Groups that may hold decisions the cursor excludes
                         // are read but not counted.
-                        if before.is_none_or(|c| at < c.decided_ms) {
+                        if surely_admitted(slot) {
                             counted += usize::try_from(n).unwrap_or(0);
                         }
                         if counted >= limit {
@@ -532,7 +543,7 @@ impl Db {
                     self.conn(),
                     format!(
                         "SELECT slot, body FROM allocation_decision_groups \
-                         WHERE organization_id = {} AND decided_at >= {}{upto}",
+                         WHERE organization_id = {} AND slot >= {}{upto}",
                         p(1),
                         p(2)
                     ),

@@ -236,6 +236,40 @@ pub async fn current_session(
     }
 }
 
+/// The caller's user, once the password they gave is theirs: for actions
+/// that end other sessions. `not_a_person` answers an API key.
+async fn confirmed_user(
+    state: &AppState,
+    caller: &Caller,
+    given: String,
+    not_a_person: &str,
+) -> ApiResult<User> {
+    let AuthMethod::Session { user, .. } = &caller.method else {
+        return Err(ApiError::bad_request(not_a_person));
+    };
+    let (user, hash) = state
+        .db
+        .user_by_id(&user.user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))?;
+    if !password::verify(given, hash).await {
+        return Err(ApiError::unauthorized("current password is wrong"));
+    }
+    Ok(user)
+}
+
+/// Re-stamps the caller's session after a cut made at `cut` (sessions
+/// authenticated before it are refused), so this one goes on: the password
+/// was just given.
+async fn keep_this_session(caller: &Caller, cut: chrono::DateTime<Utc>) -> ApiResult<()> {
+    if let AuthMethod::Session { session, user } = &caller.method {
+        let mut renewed = user.clone();
+        renewed.authenticated_at = cut.timestamp() + 1;
+        session.insert(SESSION_USER, &renewed).await?;
+    }
+    Ok(())
+}
+
 /// Change the password; other sessions of this user end, this one continues.
 #[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = PasswordChange,
     security(("session" = [])),
@@ -249,33 +283,20 @@ pub async fn change_password(
     caller: Caller,
     ApiJson(req): ApiJson<PasswordChange>,
 ) -> ApiResult<StatusCode> {
-    let AuthMethod::Session {
-        session,
-        user: session_user,
-    } = &caller.method
-    else {
-        return Err(ApiError::bad_request(
-            "passwords belong to people: log in to change yours",
-        ));
-    };
-    let (user, hash) = state
-        .db
-        .user_by_id(&session_user.user_id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))?;
-    if !password::verify(req.current_password, hash).await {
-        return Err(ApiError::unauthorized("current password is wrong"));
-    }
+    let user = confirmed_user(
+        &state,
+        &caller,
+        req.current_password,
+        "passwords belong to people: log in to change yours",
+    )
+    .await?;
     check_password(&req.new_password, &user.email)
         .map_err(|rule| ApiError::unprocessable(rule.to_string()))?;
     let new_hash = password::hash(req.new_password)
         .await
         .map_err(ApiError::internal)?;
     state.db.set_password(&user.id, new_hash).await?;
-    // Keep this session: it is re-stamped after the change; older ones are refused.
-    let mut renewed = session_user.clone();
-    renewed.authenticated_at = Utc::now().timestamp() + 1;
-    session.insert(SESSION_USER, &renewed).await?;
+    keep_this_session(&caller, Utc::now()).await?;
     state
         .db
         .audit(
@@ -304,29 +325,16 @@ pub async fn end_other_sessions(
     caller: Caller,
     ApiJson(req): ApiJson<PasswordConfirmation>,
 ) -> ApiResult<StatusCode> {
-    let AuthMethod::Session {
-        session,
-        user: session_user,
-    } = &caller.method
-    else {
-        return Err(ApiError::bad_request(
-            "sessions belong to people: log in to end yours",
-        ));
-    };
-    let (user, hash) = state
-        .db
-        .user_by_id(&session_user.user_id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))?;
-    if !password::verify(req.current_password, hash).await {
-        return Err(ApiError::unauthorized("password is wrong"));
-    }
+    let user = confirmed_user(
+        &state,
+        &caller,
+        req.current_password,
+        "sessions belong to people: log in to end yours",
+    )
+    .await?;
     let now = Utc::now();
     state.db.end_sessions(&user.id, now).await?;
-    // This one is re-stamped after the cut (the password was just given).
-    let mut renewed = session_user.clone();
-    renewed.authenticated_at = now.timestamp() + 1;
-    session.insert(SESSION_USER, &renewed).await?;
+    keep_this_session(&caller, now).await?;
     state
         .db
         .audit(

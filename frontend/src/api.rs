@@ -177,6 +177,18 @@ pub struct Decision {
     pub detail: Option<String>,
 }
 
+impl Decision {
+    /// The query parameters of the decision log's page after this decision.
+    pub fn page_after(&self) -> String {
+        use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+        format!(
+            "&before={}&before_id={}",
+            utf8_percent_encode(&self.decided_at, NON_ALPHANUMERIC),
+            utf8_percent_encode(&self.id, NON_ALPHANUMERIC)
+        )
+    }
+}
+
 /// A workload under allocation settings (`/allocations`), as far as the page shows it.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Allocation {

@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
-use super::{ErrorNote, RequireLogin, choice, field, listing, number, when};
+use super::{ErrorNote, RequireLogin, choice, field, listing, load_page, number, when};
 use crate::api::{Allocation, Decision, Method, call};
 use crate::auth::use_auth;
 use crate::live::refresh_every;
@@ -174,7 +174,7 @@ impl SettingsForm {
 fn Allocations() -> impl IntoView {
     let auth = use_auth();
     let workloads = RwSignal::new(None::<Vec<Allocation>>);
-    let decisions = RwSignal::new(Vec::<Decision>::new());
+    let decisions = RwSignal::new(None::<Vec<Decision>>);
     let error = RwSignal::new(None::<String>);
     let pending = RwSignal::new(false);
     // The decision log of one workload, or of all.
@@ -186,24 +186,12 @@ fn Allocations() -> impl IntoView {
     let browsing = RwSignal::new(false);
     let reload_decisions = move |older: bool| {
         let last = if older {
-            decisions.with_untracked(|l| l.last().cloned())
+            decisions.with_untracked(|l| l.as_ref().and_then(|l| l.last()).cloned())
         } else {
             None
         };
         let path = decisions_path(only.get_untracked().as_deref(), last.as_ref());
-        leptos::task::spawn_local(async move {
-            match call::<Vec<Decision>>(Method::Get, &path, None, None).await {
-                Ok(page) => {
-                    more.set(page.len() == LOG_LIMIT as usize);
-                    if older {
-                        decisions.update(|l| l.extend(page));
-                    } else {
-                        decisions.set(page);
-                    }
-                }
-                Err(e) => error.set(Some(e)),
-            }
-        });
+        load_page(decisions, more, error, path, LOG_LIMIT as usize, older);
     };
     // The workloads, and the newest decisions unless older ones are shown.
     let reload = move || {
@@ -359,12 +347,12 @@ fn Allocations() -> impl IntoView {
                     }).collect_view()}
                 </select>
             </form>
-            {move || decisions.with(Vec::is_empty).then(|| view! {
+            {move || decisions.with(|l| l.as_ref().is_some_and(Vec::is_empty)).then(|| view! {
                 <p class="notice" data-testid="no-decisions">"No decision logged yet."</p>
             })}
             <table data-testid="decision-log">
                 <tbody>
-                    <For each=move || decisions.get() key=|d| d.id.clone() let:d>
+                    <For each=move || decisions.get().unwrap_or_default() key=|d| d.id.clone() let:d>
                         <tr>
                             <td><time datetime=d.decided_at.clone()>{when(&d.decided_at)}</time></td>
                             <td><code>{d.workload.clone()}</code></td>
@@ -394,11 +382,7 @@ fn decisions_path(only: Option<&str>, last: Option<&Decision>) -> String {
         path += &format!("&workload={}", utf8_percent_encode(w, NON_ALPHANUMERIC));
     }
     if let Some(d) = last {
-        path += &format!(
-            "&before={}&before_id={}",
-            utf8_percent_encode(&d.decided_at, NON_ALPHANUMERIC),
-            utf8_percent_encode(&d.id, NON_ALPHANUMERIC)
-        );
+        path += &d.page_after();
     }
     path
 }

@@ -253,13 +253,7 @@ fn Usage() -> impl IntoView {
                         Some((at, f64::from(d.after) * units))
                     }));
                     match page.last() {
-                        Some(last) if page.len() == DECISION_PAGE => {
-                            cursor = format!(
-                                "&before={}&before_id={}",
-                                utf8_percent_encode(&last.decided_at, NON_ALPHANUMERIC),
-                                utf8_percent_encode(&last.id, NON_ALPHANUMERIC)
-                            );
-                        }
+                        Some(last) if page.len() == DECISION_PAGE => cursor = last.page_after(),
                         _ => break,
                     }
                 }

@@ -49,14 +49,14 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
     page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
     page.on('console', (m) => {
       const url = m.location()?.url ?? '';
-      // Chromium asks for /favicon.ico on its own; the steps below provoke a 401 from
+      // The steps below provoke a 401 from
       // /auth/me (after log-out), a 401 from /auth/login (wrong password) and a 403
       // from /organization (key without the read scope). Anything else is a defect.
       // The allocation form is sent impossible bounds once (422). The customer asks the
       // admin API once (403), and the administrator sends an incomplete rule once (422).
       // The planning page is sent an impossible peak hour once, the webhooks page a plain
       // http URL once (422 each). (Pages ask for an absent budget cap or forecast never.)
-      const provoked = ['favicon', '/api/v1/auth/me', '/api/v1/auth/login', '/api/v1/organization',
+      const provoked = ['/api/v1/auth/me', '/api/v1/auth/login', '/api/v1/organization',
         '/api/v1/workloads/eu%2Fapi%3Ablue/allocation', '/api/v1/admin/price-rules',
         '/api/v1/workload-profiles', '/api/v1/webhook-endpoints'];
       if (m.type() === 'error' && !provoked.some((p) => url.includes(p))) {
@@ -431,7 +431,7 @@ describe('accounts in Chromium', { skip: BASE_URL ? false : 'HEADROOM_E2E_URL is
       admin.on('pageerror', (e) => problems.push(`admin pageerror: ${e.message}`));
       admin.on('console', (m) => {
         const url = m.location()?.url ?? '';
-        if (m.type() === 'error' && !url.includes('favicon') && !url.includes('/api/v1/admin/price-rules')) {
+        if (m.type() === 'error' && !url.includes('/api/v1/admin/price-rules')) {
           problems.push(`admin console: ${m.text()}`);
         }
       });

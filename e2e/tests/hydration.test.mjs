@@ -203,12 +203,9 @@ describe('hydration in Chromium', { skip: SKIP }, () => {
     page.on('console', (msg) => {
       if (msg.type() !== 'error') return;
       const where = msg.location()?.url ?? '';
-      // Chromium asks for /favicon.ico on its own; the app need not have one.
-      if (/\/favicon\.ico(\?|$)/.test(where)) return;
       errors.push(`console.error: ${msg.text()}${where ? ` (${where})` : ''}`);
     });
     page.on('requestfailed', (req) => {
-      if (/\/favicon\.ico(\?|$)/.test(req.url())) return;
       errors.push(`requestfailed: ${req.method()} ${req.url()}: ${req.failure()?.errorText}`);
     });
   });

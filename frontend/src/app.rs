@@ -10,6 +10,11 @@ use crate::pages::{
     WebhooksPage,
 };
 
+/// An "H" in the accent colour on a rounded square.
+const FAVICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' \
+    viewBox='0 0 32 32'%3E%3Crect width='32' height='32' rx='7' fill='%232457d6'/%3E\
+    %3Cpath d='M9 7h4v7h6V7h4v18h-4v-7h-6v7H9z' fill='white'/%3E%3C/svg%3E";
+
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
@@ -18,6 +23,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
+                // Inline, so browsers ask for no /favicon.ico.
+                <link rel="icon" type="image/svg+xml" href=FAVICON />
                 <HydrationScripts options />
                 <MetaTags />
             </head>

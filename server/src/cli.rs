@@ -161,10 +161,19 @@ async fn run(command: Command, config: Config) -> ExitCode {
             };
             tracing::info!(backend = db.backend().as_str(), "headroom worker running");
             let settings = worker_settings(&config, lstm);
+            let demo = config.demo_feed.then(|| {
+                tokio::spawn(crate::demo::feed_until(
+                    db.clone(),
+                    shutdown.clone().cancelled_owned(),
+                ))
+            });
             let result =
                 headroom_jobs::run_workers(db.clone(), settings, shutdown.cancelled_owned())
                     .await
                     .map_err(anyhow::Error::from);
+            if let Some(demo) = demo {
+                demo.abort();
+            }
             finish(result.and(db.close().await.map_err(Into::into)))
         }
         Command::CreateAdmin {
@@ -195,6 +204,15 @@ async fn run(command: Command, config: Config) -> ExitCode {
                     println!(
                         "demo organisation created with {points} metric points from real AWS CloudWatch traces"
                     );
+                    // Forecasts at once rather than at the forecast job's next run
+                    // (statistical ones: the LSTM takes over from that run on).
+                    let now = chrono::Utc::now().timestamp_millis();
+                    match headroom_jobs::forecast::forecast_all(&db, None, now).await {
+                        Ok(run) => println!("forecasts made for {} series", run.series),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "demo forecasts left to the forecast job")
+                        }
+                    }
                     match password {
                         Some(p) => println!(
                             "log in as {} with password {p} (shown once)",

@@ -92,6 +92,10 @@ pub struct Config {
     /// Whether webhook endpoints may be loopback or private-network addresses
     /// (off: a customer must not make the server call into its own network).
     pub webhooks_allow_private: bool,
+    /// Whether the workers replay the demo organisation's traces as live
+    /// telemetry (when that organisation exists; `HEADROOM_DEMO_FEED`, on
+    /// unless set false).
+    pub demo_feed: bool,
     /// The cgroup mount (e.g. `/sys/fs/cgroup`) for the `cgroup` allocation
     /// provider; unset, the provider is off. Groups live under
     /// `<mount>/<cgroup_base>/<organisation>/<name>`.
@@ -152,6 +156,7 @@ const KEYS: &[&str] = &[
     "billing_schedule",
     "webhook_schedule",
     "webhooks_allow_private",
+    "demo_feed",
     "stripe_secret_key",
     "platform_capacity_instances",
     "stripe_api_base",
@@ -327,6 +332,7 @@ impl Config {
             }
         };
         let webhooks_allow_private = flag("webhooks_allow_private")?;
+        let demo_feed = get("demo_feed").is_none() || flag("demo_feed")?;
         let aws = if flag("aws_provider")? {
             let endpoint_url = nonempty("aws_endpoint_url");
             if let Some(url) = &endpoint_url
@@ -409,6 +415,7 @@ impl Config {
             billing_schedule,
             webhook_schedule,
             webhooks_allow_private,
+            demo_feed,
             platform_capacity_instances,
             stripe_secret_key,
             stripe_api_base,
@@ -565,6 +572,10 @@ mod tests {
         let none = Config::from_vars(vars(&[("HEADROOM_ALLOCATE_KEPT_STATES", "0")])).unwrap();
         assert_eq!(none.allocate_kept_states, 0, "0 keeps no state");
         assert_eq!(c.decision_retention, Duration::from_secs(35 * 86_400));
+        assert!(c.demo_feed, "the demo is fed unless switched off");
+        let off = Config::from_vars(vars(&[("HEADROOM_DEMO_FEED", "0")])).unwrap();
+        assert!(!off.demo_feed);
+        assert!(Config::from_vars(vars(&[("HEADROOM_DEMO_FEED", "sometimes")])).is_err());
     }
 
     #[test]

@@ -231,6 +231,11 @@ impl Application {
             let stop = shutdown.clone().cancelled_owned();
             tokio::spawn(run_workers(db.clone(), settings, stop))
         });
+        // The demo's traces go on with the workers that act on them.
+        let demo = (self.with_worker && self.config.demo_feed).then(|| {
+            let stop = shutdown.clone().cancelled_owned();
+            tokio::spawn(crate::demo::feed_until(db.clone(), stop))
+        });
 
         // Throttling state for addresses and accounts that went quiet is dropped hourly.
         let sweeper = tokio::spawn(async move {
@@ -274,6 +279,9 @@ impl Application {
             Err(_) => tracing::warn!("shutdown timeout reached; abandoning unfinished work"),
         }
         sweeper.abort();
+        if let Some(demo) = demo {
+            demo.abort();
+        }
         relay.abort();
         hub_task.abort();
         db.close().await?;

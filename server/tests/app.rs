@@ -353,3 +353,56 @@ async fn postgres_on_loopback_connects_without_tls_unless_asked() {
     assert_eq!(query_i64(&db, tls).await, 1, "sslmode=require is kept");
     db.close().await.ok();
 }
+
+async fn the_demo_goes_on_replaying_its_traces(backend: Backend) {
+    use headroom_server::demo::{self, SERIES, STEP_MS, Seeded, Trace};
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    assert_eq!(demo::feed(&app.db, now).await.unwrap(), 0, "no demo yet");
+    let Seeded::Created { points, .. } = demo::seed(&app.db, 30 * 86_400_000).await.unwrap() else {
+        panic!("a fresh database holds no demo");
+    };
+    assert!(points > 6 * 4_000, "{points}");
+    // Seeding reached the present: at most a step that began meanwhile is due.
+    let now = chrono::Utc::now().timestamp_millis();
+    let begun = demo::feed(&app.db, now).await.unwrap();
+    assert!(begun <= SERIES.len(), "{begun}");
+
+    // Fifteen minutes on: each trace's next samples, as the trace has them.
+    let later = now + 15 * 60_000;
+    let steps: Vec<i64> = (now / STEP_MS + 1..=later / STEP_MS)
+        .map(|s| s * STEP_MS)
+        .collect();
+    assert_eq!(steps.len(), 3);
+    let mut due = 0;
+    for (workload, metric, csv) in SERIES {
+        let trace = Trace::parse(csv).unwrap();
+        for &ts in &steps {
+            let Some(value) = trace.at(ts) else { continue };
+            due += 1;
+            let stored = format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM metric_points WHERE workload = '{workload}' \
+                 AND metric = '{metric}' AND ts = {ts} AND value = {value:?}"
+            );
+            assert_eq!(query_i64(&app.db, &stored).await, 0, "not yet fed");
+        }
+    }
+    assert_eq!(demo::feed(&app.db, later).await.unwrap(), due);
+    for (workload, metric, csv) in SERIES {
+        let trace = Trace::parse(csv).unwrap();
+        for &ts in &steps {
+            let Some(value) = trace.at(ts) else { continue };
+            let stored = format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM metric_points WHERE workload = '{workload}' \
+                 AND metric = '{metric}' AND ts = {ts} AND value = {value:?}"
+            );
+            assert_eq!(query_i64(&app.db, &stored).await, 1, "{workload} at {ts}");
+        }
+    }
+    // Fed once, however often the feed runs.
+    assert_eq!(demo::feed(&app.db, later).await.unwrap(), 0);
+    app.stop().await;
+}
+both_backends!(demo_feed, the_demo_goes_on_replaying_its_traces);

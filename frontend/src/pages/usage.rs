@@ -314,7 +314,7 @@ fn Usage() -> impl IntoView {
             {move || (chosen.with(Option::is_some)).then(|| view! {
                 <div class="chart" data-testid="chart" data-points=move || data.with(|d| d.iter().filter(|r| !r.measured.is_nan()).count().to_string())>
                     <Chart
-                        aspect_ratio=AspectRatio::from_outer_ratio(800.0, 320.0)
+                        aspect_ratio=AspectRatio::from_env_width(320.0)
                         left=TickLabels::aligned_floats()
                         bottom=TickLabels::timestamps()
                         right=Legend::end()

@@ -158,6 +158,11 @@ pub struct SeriesForecaster {
     decay: f64,
     last_value: Option<f64>,
     observed: usize,
+    /// No value observed was below 0 (a load, a byte count, a share): then no
+    /// quantile is served below 0 either, where an interval around a median
+    /// near 0 would reach. Clipping can only bring a quantile nearer such a
+    /// series' values, so it costs no coverage and no accuracy.
+    never_negative: bool,
     scratch: Vec<f64>,
 }
 
@@ -239,6 +244,7 @@ impl SeriesForecaster {
             decay,
             last_value: None,
             observed: 0,
+            never_negative: true,
         })
     }
 
@@ -290,8 +296,9 @@ impl SeriesForecaster {
         }
         self.assemble_ensembles(Assembly::NewStep);
         self.served.open = true;
-        if actual.is_some() {
+        if let Some(y) = actual {
             self.observed += 1;
+            self.never_negative &= y >= 0.0;
         }
         self.last_value = Some(fill);
     }
@@ -421,7 +428,8 @@ impl SeriesForecaster {
                 .window_for(chosen, i)
                 .and_then(ErrorWindow::bounds)
                 .unwrap_or((0.0, 0.0));
-            steps.push(Step::ordered(p50 + lo, p50, p50 + hi));
+            let floor = |v: f64| if self.never_negative { v.max(0.0) } else { v };
+            steps.push(Step::ordered(floor(p50 + lo), floor(p50), floor(p50 + hi)));
             models.push(chosen.spec.label());
             scores.extend(chosen.score(i));
         }
@@ -546,6 +554,37 @@ mod tests {
         }
         let coverage = inside as f64 / total as f64;
         assert!((0.75..=0.85).contains(&coverage), "coverage {coverage}");
+    }
+
+    #[test]
+    fn a_series_never_below_zero_gets_no_quantile_below_zero() {
+        // Busy (5 ± 2), then nearly idle: the band learnt while busy, around
+        // the new median of 0.3, would reach below 0.
+        let series = |first: f64| {
+            (0..540).map(move |t| match t {
+                0 => first,
+                500.. => 0.3,
+                _ if t % 2 == 0 => 3.0,
+                _ => 7.0,
+            })
+        };
+        let spec = vec![ModelSpec::Median { window: 50 }];
+        let mut f = SeriesForecaster::new(cfg(3, spec.clone())).unwrap();
+        series(5.0).for_each(|y| f.observe(Some(y)));
+        let steps = f.forecast().unwrap().steps;
+        assert!(
+            steps.iter().all(|s| s.p10 >= 0.0 && s.p50 >= 0.0),
+            "{steps:?}"
+        );
+        assert!(
+            steps.iter().any(|s| s.p10 == 0.0),
+            "the band was clipped: {steps:?}"
+        );
+        // A series that has gone below 0 (a net flow, a temperature) keeps its band.
+        let mut f = SeriesForecaster::new(cfg(3, spec)).unwrap();
+        series(-0.1).for_each(|y| f.observe(Some(y)));
+        let steps = f.forecast().unwrap().steps;
+        assert!(steps.iter().any(|s| s.p10 < 0.0), "{steps:?}");
     }
 
     #[test]

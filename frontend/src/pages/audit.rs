@@ -96,6 +96,27 @@ pub fn actor(e: &AuditEntry) -> String {
     }
 }
 
+/// An entry's details as people read them: `key: value` pairs (text
+/// unquoted, `_` as spaces), `platform_admin` left out (the "Who" column says
+/// it); anything but an object as JSON.
+pub fn details_text(d: &serde_json::Value) -> String {
+    let Some(fields) = d.as_object() else {
+        return d.to_string();
+    };
+    fields
+        .iter()
+        .filter(|(k, _)| k.as_str() != "platform_admin")
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            format!("{}: {v}", k.replace('_', " "))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
 /// The audit log from `base` (`/audit` or `/admin/audit`); `platform` adds
 /// the organisation column and filter. It reads the newest page again when
 /// `refresh` changes.
@@ -170,7 +191,8 @@ pub fn AuditLog(
                                     <td><time datetime=a.created_at.clone()>{when(&a.created_at)}</time></td>
                                     <td>{a.action.replace('_', " ")}
                                         {a.target.clone().map(|t| view! { " " <code>{t}</code> })}
-                                        {a.details.as_ref().map(|d| view! { <br /> <small>{d.to_string()}</small> })}</td>
+                                        {a.details.as_ref().map(details_text).filter(|t| !t.is_empty())
+                                            .map(|t| view! { <br /> <small>{t}</small> })}</td>
                                     <td>{actor(&a)}</td>
                                     <td>{a.ip.clone().unwrap_or_default()}</td>
                                     {platform.then(|| view! {
@@ -226,6 +248,24 @@ mod tests {
             actor_api_key_name: None,
             organization_name: None,
         }
+    }
+
+    #[test]
+    fn details_read_as_pairs() {
+        let d = serde_json::json!({ "email": "ops@example.com", "reason": "unknown_account" });
+        assert_eq!(
+            details_text(&d),
+            "email: ops@example.com · reason: unknown_account"
+        );
+        let d = serde_json::json!({ "tier": "premium", "priority": 70, "platform_admin": true });
+        assert_eq!(details_text(&d), "priority: 70 · tier: premium");
+        let d = serde_json::json!({ "new_role": "member", "scopes": ["ingest"] });
+        assert_eq!(details_text(&d), r#"new role: member · scopes: ["ingest"]"#);
+        assert_eq!(details_text(&serde_json::json!(["x"])), r#"["x"]"#);
+        assert_eq!(
+            details_text(&serde_json::json!({ "platform_admin": true })),
+            ""
+        );
     }
 
     #[test]

@@ -446,22 +446,22 @@ fn forecast_from_now(
     stored: Option<&StoredForecast>,
     s: &StoredSettings,
     now_ms: i64,
-) -> Result<(Vec<Step>, Option<String>), BoxDynError> {
+) -> (Vec<Step>, Option<String>) {
     let Some(f) = stored else {
-        return Ok((Vec::new(), None));
+        return (Vec::new(), None);
     };
-    let steps: Vec<Step> = serde_json::from_str(&f.steps_json)?;
     let step_ms = f.step_secs.max(1) * 1000;
     // Step h starts at origin + h × step, so the one in progress is h = elapsed
     // and a scale-up lands in h = elapsed + 1 (index elapsed): the policy's h = 1.
     let elapsed = usize::try_from((now_ms - f.origin_ms).max(0) / step_ms).unwrap_or(usize::MAX);
     let per = s.units_per_instance;
-    let steps = steps
-        .into_iter()
+    let steps = f
+        .steps
+        .steps()
         .skip(elapsed)
         .map(|st| Step::ordered(st.p10 / per, st.p50 / per, st.p90 / per))
         .collect();
-    Ok((steps, Some(f.model_version.clone())))
+    (steps, Some(f.model_version.clone()))
 }
 
 /// A workload's decision for this tick, made but not yet logged.
@@ -563,6 +563,7 @@ async fn prepare(
         mean,
         forecast,
     } = w;
+    let forecast = forecast?;
     let key = (tenant.id().to_owned(), s.workload.clone());
     let mode = parse_mode(&s.mode).ok_or_else(|| format!("unknown mode {:?}", s.mode))?;
     let bounds = Bounds::new(
@@ -710,7 +711,7 @@ fn conclude(p: Prepared, now_ms: i64) -> Result<Planned, BoxDynError> {
     if learnt.is_some_and(|at| at < slot - 1) {
         state.forget_short_term();
     }
-    let (forecast, version) = forecast_from_now(forecast.as_ref(), &s, now_ms)?;
+    let (forecast, version) = forecast_from_now(forecast.as_ref(), &s, now_ms);
     let commanded = u32::try_from(s.commanded)?;
     let decision = decide(
         &cfg,

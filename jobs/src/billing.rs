@@ -133,9 +133,7 @@ pub async fn projected_invoice(
         else {
             continue;
         };
-        let Ok(steps) = serde_json::from_str::<Vec<Step>>(&f.steps_json) else {
-            continue;
-        };
+        let steps: Vec<Step> = f.steps.steps().collect();
         let bounds = (
             u32::try_from(settings.min_instances).unwrap_or(0),
             u32::try_from(settings.max_instances).unwrap_or(u32::MAX),

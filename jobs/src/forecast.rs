@@ -12,12 +12,12 @@ use headroom_core::forecast::inputs::{
     Category, ExternalEvent, WorkloadProfile, apply_events, blend_with_prior,
 };
 use headroom_core::forecast::{
-    Forecast, Grid, Horizon, ModelSpec, STATISTICAL_VERSION, SeriesForecaster, grid_from_buckets,
+    Forecast, Grid, Horizon, ModelSpec, PackedSteps, STATISTICAL_VERSION, SeriesForecaster,
+    grid_from_buckets,
 };
 use headroom_core::profile::{AnomalyDetector, DEFAULT_PERSISTENCE, ProfileConfig};
 use headroom_store::Db;
 use headroom_store::forecasts::{ActiveSeries, StoredAnomaly, StoredForecast};
-use serde::Serialize;
 
 use crate::lstm::{LstmError, LstmForecaster, fill_gaps};
 use crate::warm::{SeriesKey, Warm, WarmDetector, WarmEngine};
@@ -40,15 +40,6 @@ pub struct ForecastJob {
     /// The job's schedule: the hourly planning replays are spread over the
     /// runs left in each hour.
     pub schedule: cron::Schedule,
-}
-
-/// One stored step, as the API returns it.
-#[derive(Debug, Serialize)]
-struct StepOut<'a> {
-    p10: f64,
-    p50: f64,
-    p90: f64,
-    model: &'a str,
 }
 
 /// Totals of one run, for logs, metrics and tests.
@@ -555,17 +546,6 @@ async fn store_forecast(
     version: &str,
     now_ms: i64,
 ) -> Result<bool, BoxDynError> {
-    let steps: Vec<StepOut> = forecast
-        .steps
-        .iter()
-        .zip(&forecast.models)
-        .map(|(s, m)| StepOut {
-            p10: s.p10,
-            p50: s.p50,
-            p90: s.p90,
-            model: m,
-        })
-        .collect();
     Ok(db
         .insert_forecast(
             &series.tenant,
@@ -577,7 +557,13 @@ async fn store_forecast(
                 step_secs: horizon.step_secs() as i64,
                 made_at_ms: now_ms,
                 model_version: version.to_owned(),
-                steps_json: serde_json::to_string(&steps)?,
+                steps: PackedSteps::pack(
+                    forecast
+                        .steps
+                        .iter()
+                        .copied()
+                        .zip(forecast.models.iter().map(String::as_str)),
+                )?,
             },
         )
         .await?)

@@ -26,6 +26,7 @@ mod m20261206_000021_decision_slot_primary_key;
 mod m20261206_000022_decision_missed;
 mod m20261206_000023_decision_groups;
 mod m20261207_000024_user_sessions_ended;
+mod m20261207_000025_forecast_steps_packed;
 
 pub struct Migrator;
 
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000022_decision_missed::Migration),
             Box::new(m20261206_000023_decision_groups::Migration),
             Box::new(m20261207_000024_user_sessions_ended::Migration),
+            Box::new(m20261207_000025_forecast_steps_packed::Migration),
         ]
     }
 }

@@ -943,7 +943,10 @@ async fn tenants_never_see_each_other(backend: Backend) {
                 step_secs: 300,
                 made_at_ms: 1_700_000_300_000,
                 model_version: "statistical-1".into(),
-                steps_json: r#"[{"p10":1,"p50":2,"p90":3,"model":"naive"}]"#.into(),
+                steps: headroom_core::forecast::PackedSteps::from_json(
+                    r#"[{"p10":1,"p50":2,"p90":3,"model":"naive"}]"#,
+                )
+                .unwrap(),
             },
         )
         .await

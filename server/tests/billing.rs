@@ -879,7 +879,7 @@ async fn the_estimate_follows_the_demand_forecast(backend: Backend) {
                 step_secs: 3600,
                 made_at_ms: now,
                 model_version: "statistical-1".into(),
-                steps_json: r#"[{"p10":100,"p50":300,"p90":600,"model":"ets"},{"p10":100,"p50":300,"p90":600,"model":"ets"},{"p10":100,"p50":300,"p90":600,"model":"ets"}]"#.into(),
+                steps: headroom_core::forecast::PackedSteps::from_json(r#"[{"p10":100,"p50":300,"p90":600,"model":"ets"},{"p10":100,"p50":300,"p90":600,"model":"ets"},{"p10":100,"p50":300,"p90":600,"model":"ets"}]"#).unwrap(),
             },
         )
         .await
@@ -900,7 +900,10 @@ async fn the_estimate_follows_the_demand_forecast(backend: Backend) {
                 step_secs: 3600,
                 made_at_ms: now,
                 model_version: "statistical-1".into(),
-                steps_json: r#"[{"p10":9000,"p50":9000,"p90":9000,"model":"ets"}]"#.into(),
+                steps: headroom_core::forecast::PackedSteps::from_json(
+                    r#"[{"p10":9000,"p50":9000,"p90":9000,"model":"ets"}]"#,
+                )
+                .unwrap(),
             },
         )
         .await

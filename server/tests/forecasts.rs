@@ -801,3 +801,135 @@ async fn a_kept_engine_forecasts_as_a_replay_does(backend: Backend) {
     replayed.stop().await;
 }
 both_backends!(kept_engines, a_kept_engine_forecasts_as_a_replay_does);
+
+/// Migration 025 packs the forecasts stored as JSON: each keeps what it said
+/// (quantiles bit for bit, the model of each step), across more than one of
+/// its batches; an unreadable one is dropped; and the way down gives the JSON
+/// back.
+async fn stored_json_forecasts_are_packed_by_the_migration(backend: Backend) {
+    use headroom_core::forecast::PackedSteps;
+    use headroom_migrations::{Migrator, MigratorTrait};
+    use headroom_store::sea_orm::{ConnectionTrait, Database};
+
+    let Some(mut database) = common::TestDatabase::create(backend).await else {
+        return;
+    };
+    // SQLite creates the file only when asked to (the store's own connect does).
+    let raw_url = match backend {
+        Backend::Sqlite => format!("{}?mode=rwc", database.url),
+        Backend::Postgres => database.url.clone(),
+    };
+    let conn = Database::connect(&raw_url).await.unwrap();
+    Migrator::up(&conn, Some(24)).await.unwrap();
+    // 1,500 forecasts of one series (two batches and a half), then an
+    // unreadable one; a few of them without a model, as early ones were.
+    let json_of = |i: i64| {
+        let model = if i % 500 == 7 {
+            String::new()
+        } else {
+            format!(r#","model":"{}""#, if i % 2 == 0 { "ets" } else { "lstm" })
+        };
+        format!(
+            r#"[{{"p10":{},"p50":{},"p90":{}{model}}},{{"p10":0.1,"p50":0.2,"p90":0.30000000000000004,"model":"ets"}}]"#,
+            i as f64 / 3.0,
+            i,
+            i * 2
+        )
+    };
+    let mut rows: Vec<String> = (0..1500)
+        .map(|i| {
+            format!(
+                "('org-a', 'web', 'cpu', 'allocation', {}, 300, {}, 'statistical-1', '{}')",
+                i * 300_000,
+                i * 300_000 + 1000,
+                json_of(i)
+            )
+        })
+        .collect();
+    rows.push(
+        "('org-a', 'web', 'cpu', 'planning', 0, 3600, 1000, 'statistical-1', '[{\"p10\":')"
+            .to_owned(),
+    );
+    conn.execute_unprepared(&format!(
+        "INSERT INTO forecasts (organization_id, workload, metric, horizon, origin, step_secs, \
+         made_at, model_version, steps) VALUES {}",
+        rows.join(", ")
+    ))
+    .await
+    .unwrap();
+
+    Migrator::up(&conn, None).await.unwrap();
+    let db = headroom_store::Db::connect(&database.url).await.unwrap();
+    assert_eq!(
+        query_i64(&db, "SELECT COUNT(*) FROM forecasts").await,
+        1500,
+        "the unreadable forecast is dropped, none other"
+    );
+    let tenant = headroom_store::Tenant::new("org-a".to_owned());
+    let latest = db.latest_forecasts(&tenant, "web").await.unwrap();
+    assert_eq!(latest.len(), 1, "{latest:?}");
+    assert_eq!(latest[0].origin_ms, 1499 * 300_000);
+    assert_eq!(
+        latest[0].steps,
+        PackedSteps::from_json(&json_of(1499)).unwrap()
+    );
+    // Every one, read back as stored.
+    for i in [0i64, 7, 999, 1000, 1001, 1499] {
+        let bytes: Vec<u8> = conn
+            .query_one_raw(headroom_store::sea_orm::Statement::from_string(
+                conn.get_database_backend(),
+                format!(
+                    "SELECT steps_packed FROM forecasts WHERE origin = {}",
+                    i * 300_000
+                ),
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index(0)
+            .unwrap();
+        let packed = PackedSteps::from_bytes(bytes).unwrap();
+        let steps: Vec<_> = packed.with_models().collect();
+        assert_eq!(steps.len(), 2);
+        assert_eq!(
+            steps[0].0.p10.to_bits(),
+            (i as f64 / 3.0).to_bits(),
+            "forecast {i}"
+        );
+        assert_eq!(steps[0].0.p90, (i * 2) as f64);
+        let model = match i {
+            7 => "",
+            _ if i % 2 == 0 => "ets",
+            _ => "lstm",
+        };
+        assert_eq!(steps[0].1, model, "forecast {i}");
+        assert_eq!(steps[1].0.p90.to_bits(), 0.30000000000000004f64.to_bits());
+    }
+
+    // Down again: the JSON says what it said.
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    let json: String = conn
+        .query_one_raw(headroom_store::sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            format!(
+                "SELECT steps FROM forecasts WHERE origin = {}",
+                1001 * 300_000
+            ),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    assert_eq!(
+        PackedSteps::from_json(&json).unwrap(),
+        PackedSteps::from_json(&json_of(1001)).unwrap()
+    );
+    db.close().await.ok();
+    conn.close().await.ok();
+    database.drop_now().await;
+}
+both_backends!(
+    forecast_packing_migration,
+    stored_json_forecasts_are_packed_by_the_migration
+);

@@ -1024,7 +1024,10 @@ async fn series_are_listed_per_organisation(backend: Backend) {
                     step_secs: 3600,
                     made_at_ms: m * 1000,
                     model_version: "statistical-1".into(),
-                    steps_json: r#"[{"p10":1,"p50":2,"p90":3,"model":"naive"}]"#.into(),
+                    steps: headroom_core::forecast::PackedSteps::from_json(
+                        r#"[{"p10":1,"p50":2,"p90":3,"model":"naive"}]"#,
+                    )
+                    .unwrap(),
                 },
             )
             .await

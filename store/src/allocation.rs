@@ -535,8 +535,9 @@ pub struct TickWorkload {
     pub settings: StoredSettings,
     /// Mean of the workload's metric over the window, from minute rollups.
     pub mean: Option<f64>,
-    /// The latest forecast of the workload's metric at the given horizon.
-    pub forecast: Option<StoredForecast>,
+    /// The latest forecast of the workload's metric at the given horizon (an
+    /// error if it cannot be read: that workload's, not the tick's).
+    pub forecast: Result<Option<StoredForecast>, StoreError>,
 }
 
 /// SQLite's reads of [`TickInputs`] beside the workloads, keyed by
@@ -544,7 +545,7 @@ pub struct TickWorkload {
 #[derive(Debug, Default)]
 struct TickReads {
     means: HashMap<(String, String), f64>,
-    forecasts: HashMap<(String, String), StoredForecast>,
+    forecasts: HashMap<(String, String), Result<StoredForecast, StoreError>>,
 }
 
 /// Statements [`Db::tick_inputs`] splits its read into on PostgreSQL, run
@@ -704,7 +705,7 @@ impl Db {
                     let key = (tenant.id().to_owned(), settings.workload.clone());
                     TickWorkload {
                         mean: reads.means.get(&key).copied(),
-                        forecast: reads.forecasts.remove(&key),
+                        forecast: reads.forecasts.remove(&key).transpose(),
                         tenant,
                         settings,
                     }
@@ -763,7 +764,7 @@ impl Db {
                    AND r.workload = s.workload AND r.metric = s.metric AND r.resolution = 60 \
                    AND r.bucket_start >= $1 AND r.bucket_start < $2) m ON TRUE \
                  LEFT JOIN LATERAL (SELECT g.origin AS f_origin, g.step_secs AS f_step_secs, \
-                   g.made_at AS f_made_at, g.model_version AS f_version, g.steps AS f_steps \
+                   g.made_at AS f_made_at, g.model_version AS f_version, g.steps_packed AS f_steps \
                    FROM forecasts g WHERE g.organization_id = s.organization_id \
                    AND g.workload = s.workload AND g.metric = s.metric AND g.horizon = $3 \
                    ORDER BY g.origin DESC LIMIT 1) f ON TRUE \
@@ -790,17 +791,26 @@ impl Db {
                     _ => None,
                 };
                 let forecast = match r.try_get_by_index::<Option<i64>>(at(3))? {
-                    Some(origin_ms) => Some(StoredForecast {
-                        workload: settings.workload.clone(),
-                        metric: settings.metric.clone(),
-                        horizon: horizon.to_owned(),
-                        origin_ms,
-                        step_secs: i64::from(r.try_get_by_index::<i32>(at(4))?),
-                        made_at_ms: r.try_get_by_index(at(5))?,
-                        model_version: r.try_get_by_index(at(6))?,
-                        steps_json: r.try_get_by_index(at(7))?,
-                    }),
-                    None => None,
+                    Some(origin_ms) => {
+                        let (step_secs, made_at_ms, model_version) = (
+                            i64::from(r.try_get_by_index::<i32>(at(4))?),
+                            r.try_get_by_index(at(5))?,
+                            r.try_get_by_index(at(6))?,
+                        );
+                        crate::forecasts::packed_steps(r.try_get_by_index(at(7))?).map(|steps| {
+                            Some(StoredForecast {
+                                workload: settings.workload.clone(),
+                                metric: settings.metric.clone(),
+                                horizon: horizon.to_owned(),
+                                origin_ms,
+                                step_secs,
+                                made_at_ms,
+                                model_version,
+                                steps,
+                            })
+                        })
+                    }
+                    None => Ok(None),
                 };
                 Ok(TickWorkload {
                     tenant: Tenant::new(r.try_get_by_index::<String>(at(0))?),
@@ -923,7 +933,7 @@ impl Db {
             self.conn(),
             format!(
                 "SELECT s.organization_id, f.workload, f.metric, f.horizon, f.origin, f.step_secs, \
-                 f.made_at, f.model_version, f.steps \
+                 f.made_at, f.model_version, f.steps_packed \
                  FROM allocation_settings s JOIN forecasts f \
                  ON f.organization_id = s.organization_id AND f.workload = s.workload \
                  AND f.metric = s.metric AND f.horizon = {} \
@@ -938,18 +948,28 @@ impl Db {
         )
         .await?;
         for r in &forecasts {
-            let f = StoredForecast {
-                workload: r.try_get_by_index(1)?,
-                metric: r.try_get_by_index(2)?,
-                horizon: r.try_get_by_index(3)?,
-                origin_ms: r.try_get_by_index(4)?,
-                step_secs: i64::from(r.try_get_by_index::<i32>(5)?),
-                made_at_ms: r.try_get_by_index(6)?,
-                model_version: r.try_get_by_index(7)?,
-                steps_json: r.try_get_by_index(8)?,
-            };
-            out.forecasts
-                .insert((r.try_get_by_index(0)?, f.workload.clone()), f);
+            let workload: String = r.try_get_by_index(1)?;
+            let (metric, horizon, origin_ms, step_secs, made_at_ms, model_version) = (
+                r.try_get_by_index(2)?,
+                r.try_get_by_index(3)?,
+                r.try_get_by_index(4)?,
+                i64::from(r.try_get_by_index::<i32>(5)?),
+                r.try_get_by_index(6)?,
+                r.try_get_by_index(7)?,
+            );
+            let f = crate::forecasts::packed_steps(r.try_get_by_index(8)?).map(|steps| {
+                StoredForecast {
+                    workload: workload.clone(),
+                    metric,
+                    horizon,
+                    origin_ms,
+                    step_secs,
+                    made_at_ms,
+                    model_version,
+                    steps,
+                }
+            });
+            out.forecasts.insert((r.try_get_by_index(0)?, workload), f);
         }
         Ok(out)
     }

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use headroom_core::forecast::PackedSteps;
 use sea_orm::{ConnectionTrait, Statement, Value};
 
 use crate::sql::binder;
@@ -25,8 +26,15 @@ pub struct StoredForecast {
     pub step_secs: i64,
     pub made_at_ms: i64,
     pub model_version: String,
-    /// JSON array of {p10, p50, p90, model}.
-    pub steps_json: String,
+    /// The steps h = 1.. with the model that served each.
+    pub steps: PackedSteps,
+}
+
+/// A stored forecast's `steps_packed`, checked (a row this version cannot
+/// read is corrupt, not a panic later).
+pub(crate) fn packed_steps(bytes: Option<Vec<u8>>) -> Result<PackedSteps, StoreError> {
+    let bytes = bytes.ok_or_else(|| StoreError::Corrupt("a forecast without steps".into()))?;
+    PackedSteps::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("forecast steps: {e}")))
 }
 
 impl Db {
@@ -72,7 +80,7 @@ impl Db {
         let p = binder(backend);
         let sql = format!(
             "INSERT INTO forecasts (organization_id, workload, metric, horizon, origin, step_secs, \
-             made_at, model_version, steps) VALUES ({}) \
+             made_at, model_version, steps_packed) VALUES ({}) \
              ON CONFLICT (organization_id, workload, metric, horizon, origin) DO NOTHING",
             (1..=9).map(&p).collect::<Vec<_>>().join(", ")
         );
@@ -85,7 +93,7 @@ impl Db {
             (f.step_secs as i32).into(),
             f.made_at_ms.into(),
             f.model_version.clone().into(),
-            f.steps_json.clone().into(),
+            f.steps.as_bytes().to_vec().into(),
         ];
         let done = self
             .conn()
@@ -139,7 +147,7 @@ impl Db {
         let p = binder(backend);
         let sql = format!(
             "SELECT f.workload, f.metric, f.horizon, f.origin, f.step_secs, f.made_at, \
-             f.model_version, f.steps FROM forecasts f \
+             f.model_version, f.steps_packed FROM forecasts f \
              WHERE f.organization_id = {} AND f.workload = {} AND f.origin = ( \
                SELECT MAX(g.origin) FROM forecasts g WHERE g.organization_id = {} \
                AND g.workload = {} AND g.metric = f.metric AND g.horizon = f.horizon) \
@@ -173,7 +181,7 @@ impl Db {
                     step_secs: i64::from(r.try_get_by_index::<i32>(4)?),
                     made_at_ms: r.try_get_by_index(5)?,
                     model_version: r.try_get_by_index(6)?,
-                    steps_json: r.try_get_by_index(7)?,
+                    steps: packed_steps(r.try_get_by_index(7)?)?,
                 })
             })
             .collect()

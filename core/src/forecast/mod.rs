@@ -9,11 +9,13 @@ pub mod engine;
 pub mod horizon;
 pub mod inputs;
 pub mod models;
+pub mod packed;
 pub mod registry;
 
 pub use engine::{EngineConfig, Family, SeriesForecaster};
 pub use horizon::{Grid, Horizon, STATISTICAL_VERSION, grid_from_buckets};
 pub use models::ModelSpec;
+pub use packed::{PackedError, PackedSteps};
 
 /// One forecast step: the 10th, 50th and 90th percentiles.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

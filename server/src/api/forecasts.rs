@@ -51,14 +51,6 @@ pub struct WorkloadForecast {
     pub forecasts: Vec<MetricForecast>,
 }
 
-#[derive(Debug, Deserialize)]
-struct StoredStep {
-    p10: f64,
-    p50: f64,
-    p90: f64,
-    model: String,
-}
-
 /// A stored unix-millisecond time for the API.
 pub(super) fn instant(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
@@ -97,19 +89,18 @@ pub async fn workload_forecast(
         {
             continue;
         }
-        let steps: Vec<StoredStep> = serde_json::from_str(&f.steps_json)
-            .map_err(|e| ApiError::internal(format!("stored forecast is not readable: {e}")))?;
         let step_ms = f.step_secs * 1000;
         forecasts.push(MetricForecast {
-            steps: steps
-                .into_iter()
+            steps: f
+                .steps
+                .with_models()
                 .enumerate()
-                .map(|(i, s)| ForecastStep {
+                .map(|(i, (s, model))| ForecastStep {
                     t: instant(f.origin_ms + (i as i64 + 1) * step_ms),
                     p10: s.p10,
                     p50: s.p50,
                     p90: s.p90,
-                    model: s.model,
+                    model: model.to_owned(),
                 })
                 .collect(),
             metric: f.metric,

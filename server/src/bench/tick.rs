@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use headroom_core::accounts::Tier;
 use headroom_core::allocate::PolicyConfig;
-use headroom_core::forecast::{STATISTICAL_VERSION, Step};
+use headroom_core::forecast::{PackedSteps, STATISTICAL_VERSION, Step};
 use headroom_jobs::allocate::{STEP_MS, allocate_all_kept};
 use headroom_jobs::kept_states::KeptStates;
 use headroom_jobs::providers::Providers;
@@ -180,7 +180,10 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
             300i32.into(),
             origin.into(),
             STATISTICAL_VERSION.into(),
-            serde_json::to_string(&steps)?.into(),
+            PackedSteps::pack(steps.into_iter().map(|s| (s, "ets")))?
+                .as_bytes()
+                .to_vec()
+                .into(),
         ]);
     }
     insert(
@@ -218,7 +221,7 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
             "step_secs",
             "made_at",
             "model_version",
-            "steps",
+            "steps_packed",
         ],
         forecasts,
     )

@@ -30,7 +30,7 @@ use std::collections::HashMap;
 
 use crate::billing;
 use crate::kept_states::{Kept, KeptStates, StateKey, checkpoint_due};
-use headroom_store::{Db, Tenant};
+use headroom_store::{Db, StoreError, Tenant};
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -535,7 +535,9 @@ struct Prepared {
     cfg: PolicyConfig,
     repaired: Option<String>,
     observed: Option<f64>,
-    forecast: Option<StoredForecast>,
+    /// Unreadable: this workload's error when it is decided (what was left
+    /// pending is still carried out first).
+    forecast: Result<Option<StoredForecast>, StoreError>,
     budget: Option<Budget>,
     readiness: Option<f64>,
     state: StateSource,
@@ -563,7 +565,6 @@ async fn prepare(
         mean,
         forecast,
     } = w;
-    let forecast = forecast?;
     let key = (tenant.id().to_owned(), s.workload.clone());
     let mode = parse_mode(&s.mode).ok_or_else(|| format!("unknown mode {:?}", s.mode))?;
     let bounds = Bounds::new(
@@ -711,7 +712,7 @@ fn conclude(p: Prepared, now_ms: i64) -> Result<Planned, BoxDynError> {
     if learnt.is_some_and(|at| at < slot - 1) {
         state.forget_short_term();
     }
-    let (forecast, version) = forecast_from_now(forecast.as_ref(), &s, now_ms);
+    let (forecast, version) = forecast_from_now(forecast?.as_ref(), &s, now_ms);
     let commanded = u32::try_from(s.commanded)?;
     let decision = decide(
         &cfg,

@@ -1554,3 +1554,114 @@ async fn allocations_listed_by_page(backend: Backend) {
 }
 
 both_backends!(allocations_listed, allocations_listed_by_page);
+
+/// A workload whose newest forecast cannot be read is not decided this tick
+/// (the error is its own); the tick goes on and decides the others.
+async fn an_unreadable_forecast_fails_only_its_workload(backend: Backend) {
+    use headroom_core::forecast::{PackedSteps, Step};
+    use headroom_jobs::allocate::allocate_all;
+    use headroom_jobs::providers::Providers;
+    use headroom_store::sea_orm::{ConnectionTrait, DbBackend, Statement};
+    use reqwest::Method as M;
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_owner, key) = key_for(&app, "Acme").await;
+    let now_s = chrono::Utc::now().timestamp();
+    for workload in ["good", "bad"] {
+        let points: Vec<Value> = (0..10)
+            .map(|i| json!({ "workload": workload, "metric": "cpu", "timestamp": now_s - i * 60, "value": 150.0 }))
+            .collect();
+        let res = send(&app, &key, M::POST, "/api/v1/metrics", Some(json!(points))).await;
+        assert_eq!(res.status(), 200);
+        let res = send(
+            &app,
+            &key,
+            M::PUT,
+            &format!("/api/v1/workloads/{workload}/allocation"),
+            Some(
+                json!({ "metric": "cpu", "units_per_instance": 100.0, "mode": "forecast_only",
+                "min_instances": 1, "max_instances": 20, "instances": 2 }),
+            ),
+        )
+        .await;
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    }
+    let now_ms = now_s * 1000;
+    let origin = now_ms - now_ms.rem_euclid(300_000) - 300_000;
+    let steps =
+        PackedSteps::pack((0..12).map(|_| (Step::ordered(100.0, 150.0, 200.0), "ets"))).unwrap();
+    let backend = app.db.conn().get_database_backend();
+    let ph = |i: usize| match backend {
+        DbBackend::Postgres => format!("${i}"),
+        _ => "?".to_owned(),
+    };
+    let run = |sql: String, values: Vec<headroom_store::sea_orm::Value>| {
+        let db = app.db.clone();
+        async move {
+            db.conn()
+                .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await
+                .unwrap()
+                .rows_affected()
+        }
+    };
+    let stored = run(
+        format!(
+            "INSERT INTO forecasts (organization_id, workload, metric, horizon, origin, \
+             step_secs, made_at, model_version, steps_packed) \
+             SELECT organization_id, workload, metric, 'allocation', {}, 300, {}, \
+             'statistical-1', {} FROM allocation_settings",
+            ph(1),
+            ph(2),
+            ph(3)
+        ),
+        vec![
+            origin.into(),
+            now_ms.into(),
+            steps.as_bytes().to_vec().into(),
+        ],
+    )
+    .await;
+    assert_eq!(stored, 2);
+    // A format this version does not know.
+    let damaged = run(
+        format!(
+            "UPDATE forecasts SET steps_packed = {} WHERE workload = 'bad'",
+            ph(1)
+        ),
+        vec![vec![9u8, 0, 0, 0].into()],
+    )
+    .await;
+    assert_eq!(damaged, 1);
+
+    let summary = allocate_all(&app.db, &Providers::default(), now_ms)
+        .await
+        .expect("one workload's unreadable forecast does not fail the tick");
+    assert_eq!((summary.workloads, summary.decided), (2, 1), "{summary:?}");
+    let decided = |workload: &'static str| {
+        let (app, key) = (&app, &key);
+        async move {
+            send(
+                app,
+                key,
+                M::GET,
+                &format!("/api/v1/allocation-decisions?workload={workload}"),
+                None,
+            )
+            .await
+            .json::<Vec<Value>>()
+            .await
+            .unwrap()
+        }
+    };
+    let good = decided("good").await;
+    assert_eq!(good.len(), 1, "{good:?}");
+    assert_eq!(good[0]["forecast_version"], "statistical-1", "{good:?}");
+    assert!(decided("bad").await.is_empty());
+    app.stop().await;
+}
+both_backends!(
+    unreadable_forecast,
+    an_unreadable_forecast_fails_only_its_workload
+);

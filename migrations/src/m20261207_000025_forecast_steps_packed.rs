@@ -23,80 +23,85 @@ const KEY: &str = "organization_id, workload, metric, horizon, origin";
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Forecasts::Table)
-                    .add_column(blob_null(Forecasts::StepsPacked))
-                    .to_owned(),
-            )
-            .await?;
-        convert(manager, "steps", |row, at| {
-            let json: String = row.try_get_by_index(at)?;
-            Ok(PackedSteps::from_json(&json)
-                .ok()
-                .map(|p| Value::from(p.as_bytes().to_vec())))
-        })
-        .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Forecasts::Table)
-                    .drop_column(Forecasts::Steps)
-                    .to_owned(),
-            )
-            .await
+        replace_steps(
+            manager,
+            Forecasts::Steps,
+            Forecasts::StepsPacked,
+            |row, at| {
+                let json: String = row.try_get_by_index(at)?;
+                Ok(PackedSteps::from_json(&json)
+                    .ok()
+                    .map(|p| Value::from(p.as_bytes().to_vec())))
+            },
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Forecasts::Table)
-                    .add_column(text_null(Forecasts::Steps))
-                    .to_owned(),
-            )
-            .await?;
-        convert(manager, "steps_packed", |row, at| {
-            let bytes: Option<Vec<u8>> = row.try_get_by_index(at)?;
-            let Some(packed) = bytes.and_then(|b| PackedSteps::from_bytes(b).ok()) else {
-                return Ok(None);
-            };
-            let steps: Vec<_> = packed
+        replace_steps(
+            manager,
+            Forecasts::StepsPacked,
+            Forecasts::Steps,
+            |row, at| {
+                let bytes: Option<Vec<u8>> = row.try_get_by_index(at)?;
+                let Some(packed) = bytes.and_then(|b| PackedSteps::from_bytes(b).ok()) else {
+                    return Ok(None);
+                };
+                let steps: Vec<_> = packed
                 .with_models()
                 .map(|(s, model)| {
                     serde_json::json!({"p10": s.p10, "p50": s.p50, "p90": s.p90, "model": model})
                 })
                 .collect();
-            Ok(Some(Value::from(
-                serde_json::Value::from(steps).to_string(),
-            )))
-        })
-        .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Forecasts::Table)
-                    .drop_column(Forecasts::StepsPacked)
-                    .to_owned(),
-            )
-            .await
+                Ok(Some(Value::from(
+                    serde_json::Value::from(steps).to_string(),
+                )))
+            },
+        )
+        .await
     }
 }
 
-/// Rewrites every forecast's steps from column `from` into the other form
+/// Adds column `to` (packed steps a blob, JSON text), fills it from `from`
+/// for every forecast ([`convert`]), then drops `from`.
+async fn replace_steps(
+    manager: &SchemaManager<'_>,
+    from: Forecasts,
+    to: Forecasts,
+    to_value: impl Fn(&QueryResult, usize) -> Result<Option<Value>, DbErr>,
+) -> Result<(), DbErr> {
+    let column = match to {
+        Forecasts::StepsPacked => blob_null(to),
+        _ => text_null(to),
+    };
+    manager
+        .alter_table(
+            Table::alter()
+                .table(Forecasts::Table)
+                .add_column(column)
+                .to_owned(),
+        )
+        .await?;
+    convert(manager, &from.to_string(), &to.to_string(), to_value).await?;
+    manager
+        .alter_table(
+            Table::alter()
+                .table(Forecasts::Table)
+                .drop_column(from)
+                .to_owned(),
+        )
+        .await
+}
+
+/// Rewrites every forecast's steps from column `from` into column `to`
 /// (`to_value` reads the column at the index it is given; `None` deletes the
 /// forecast).
 async fn convert(
     manager: &SchemaManager<'_>,
     from: &str,
+    to: &str,
     to_value: impl Fn(&QueryResult, usize) -> Result<Option<Value>, DbErr>,
 ) -> Result<(), DbErr> {
-    let to = if from == "steps" {
-        "steps_packed"
-    } else {
-        "steps"
-    };
     match manager.get_database_backend() {
         DbBackend::Postgres => convert_pg(manager, from, to, to_value).await,
         _ => convert_sqlite(manager, from, to, to_value).await,

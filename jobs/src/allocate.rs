@@ -29,6 +29,8 @@ use serde_json::json;
 use std::collections::HashMap;
 
 use crate::billing;
+use crate::forecast::last_closed_step;
+use crate::handover::Handover;
 use crate::kept_states::{Kept, KeptStates, StateKey, checkpoint_due};
 use headroom_store::{Db, StoreError, Tenant};
 
@@ -67,6 +69,8 @@ pub struct AllocateJob {
     pub db: Db,
     pub providers: Providers,
     pub states: std::sync::Arc<KeptStates>,
+    /// What the forecast job of this process hands over.
+    pub handover: std::sync::Arc<Handover>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -82,17 +86,21 @@ pub struct TickSummary {
     pub states_read: usize,
     /// Controller states stored with their decision (checkpoints).
     pub states_stored: usize,
+    /// Workloads decided from the demand and forecast the forecast job of
+    /// this process handed over (the others' were read).
+    pub handed: usize,
 }
 
 pub async fn run(tick: Tick, ctx: Data<AllocateJob>) -> Result<(), BoxDynError> {
     let now_ms = i64::try_from(tick.get_timestamp())?.saturating_mul(1000);
-    let s = allocate_all_kept(&ctx.db, &ctx.providers, &ctx.states, now_ms).await?;
+    let s = allocate_all_kept(&ctx.db, &ctx.providers, &ctx.states, &ctx.handover, now_ms).await?;
     metrics::counter!("headroom_allocation_decisions_total").increment(s.decided as u64);
     // How the kept states serve: reads mean restarts or another replica
     // deciding; stores should stay near a twelfth of the workloads.
     metrics::counter!("headroom_allocation_states_read_total").increment(s.states_read as u64);
     metrics::counter!("headroom_allocation_states_stored_total").increment(s.states_stored as u64);
     metrics::gauge!("headroom_allocation_states_kept").set(ctx.states.len() as f64);
+    metrics::counter!("headroom_allocation_inputs_handed_total").increment(s.handed as u64);
     tracing::info!(
         workloads = s.workloads,
         decided = s.decided,
@@ -100,6 +108,7 @@ pub async fn run(tick: Tick, ctx: Data<AllocateJob>) -> Result<(), BoxDynError> 
         repeated = s.repeated,
         states_read = s.states_read,
         states_stored = s.states_stored,
+        handed = s.handed,
         "allocation tick finished"
     );
     Ok(())
@@ -130,19 +139,23 @@ pub async fn allocate_all(
     providers: &Providers,
     now_ms: i64,
 ) -> Result<TickSummary, BoxDynError> {
-    allocate_all_kept(db, providers, &KeptStates::new(0), now_ms).await
+    allocate_all_kept(db, providers, &KeptStates::new(0), &Handover::new(), now_ms).await
 }
 
 /// One tick for every controlled workload as of `now_ms`, with the states
-/// `states` kept from earlier ticks (and keeping this tick's there).
+/// `states` kept from earlier ticks (and keeping this tick's there), and the
+/// inputs `handover` holds for this tick's step.
 ///
-/// Inputs are read for all workloads at once ([`Db::tick_inputs`]), every
-/// decision is logged in bulk before any command is sent
+/// Each workload is decided from its demand over the last closed step (the
+/// step its newest forecast was made from) and that forecast. Inputs not
+/// handed over are read for all workloads at once ([`Db::tick_inputs`]),
+/// every decision is logged in bulk before any command is sent
 /// ([`Db::record_decisions`]), then the commands go out.
 pub async fn allocate_all_kept(
     db: &Db,
     providers: &Providers,
     states: &KeptStates,
+    handover: &Handover,
     now_ms: i64,
 ) -> Result<TickSummary, BoxDynError> {
     let mut summary = TickSummary::default();
@@ -151,12 +164,26 @@ pub async fn allocate_all_kept(
     let started = std::time::Instant::now();
     let mut money = TickMoney::load(db).await?;
     let money_ms = started.elapsed().as_millis();
+    // The step whose demand is measured: its start is the origin of the
+    // newest forecast that can exist.
+    let step = last_closed_step(Horizon::Allocation, now_ms);
+    let mut handed = handover.take_all();
+    let horizon = Horizon::Allocation.as_str();
     let TickInputs {
         workloads,
         mut pending,
-    } = db
-        .tick_inputs(now_ms - STEP_MS, now_ms, Horizon::Allocation.as_str())
-        .await?;
+    } = if handed.is_empty() {
+        db.tick_inputs(step, step + STEP_MS, horizon).await?
+    } else {
+        db.tick_inputs_handed(step, step + STEP_MS, horizon, |tenant, s| {
+            let key = (tenant.id().to_owned(), s.workload.clone(), s.metric.clone());
+            let h = handed.take(&key, step)?;
+            summary.handed += 1;
+            Some((h.demand, h.forecast))
+        })
+        .await?
+    };
+    drop(handed);
     let read_ms = started.elapsed().as_millis();
     let mut in_force = aws_in_force(providers, &workloads).await;
     let provider_ms = started.elapsed().as_millis() - read_ms;

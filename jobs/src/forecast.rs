@@ -19,6 +19,7 @@ use headroom_core::profile::{AnomalyDetector, DEFAULT_PERSISTENCE, ProfileConfig
 use headroom_store::Db;
 use headroom_store::forecasts::{ActiveSeries, StoredAnomaly, StoredForecast};
 
+use crate::handover::{Handed, Handover};
 use crate::lstm::{LstmError, LstmForecaster, fill_gaps};
 use crate::warm::{SeriesKey, Warm, WarmDetector, WarmEngine};
 
@@ -37,6 +38,9 @@ pub struct ForecastJob {
     /// Allocation-horizon engines and anomaly detectors kept between runs
     /// in this process.
     pub warm: Arc<Warm>,
+    /// Where the allocation job of this process takes each series' new
+    /// allocation forecast and demand from.
+    pub handover: Arc<Handover>,
     /// The job's schedule: the hourly planning replays are spread over the
     /// runs left in each hour.
     pub schedule: cron::Schedule,
@@ -66,6 +70,7 @@ pub async fn run(tick: Tick, ctx: Data<ForecastJob>) -> Result<(), BoxDynError> 
         &ctx.db,
         ctx.lstm.as_ref(),
         &ctx.warm,
+        &ctx.handover,
         Some(&ctx.schedule),
         now_ms,
     )
@@ -92,7 +97,7 @@ pub async fn forecast_all(
     lstm: Option<&Arc<LstmForecaster>>,
     now_ms: i64,
 ) -> Result<RunSummary, BoxDynError> {
-    forecast_all_with(db, lstm, &Warm::new(0), None, now_ms).await
+    forecast_all_with(db, lstm, &Warm::new(0), &Handover::new(), None, now_ms).await
 }
 
 /// What a run does for one series at one horizon.
@@ -122,12 +127,14 @@ fn series_key(s: &ActiveSeries) -> SeriesKey {
 
 /// Forecasts every active series as of `now_ms`; allocation-horizon engines
 /// and anomaly detectors are taken from and kept in `warm` (see
-/// [`crate::warm`]). With the job's `schedule`, a run makes only its share
-/// of the planning forecasts due this hour (see [`planning_share`]).
+/// [`crate::warm`]). Each allocation forecast stored is handed over with its
+/// step's demand in `handover`. With the job's `schedule`, a run makes only
+/// its share of the planning forecasts due this hour (see [`planning_share`]).
 pub async fn forecast_all_with(
     db: &Db,
     lstm: Option<&Arc<LstmForecaster>>,
     warm: &Warm,
+    handover: &Handover,
     schedule: Option<&cron::Schedule>,
     now_ms: i64,
 ) -> Result<RunSummary, BoxDynError> {
@@ -211,11 +218,12 @@ pub async fn forecast_all_with(
                     continue;
                 }
             };
+            let demand = made.demand;
             let Some(forecast) = with_declared_inputs(db, series, horizon, made).await? else {
                 summary.skipped += 1;
                 continue;
             };
-            if store_forecast(
+            let stored = store_forecast(
                 db,
                 series,
                 horizon,
@@ -224,9 +232,17 @@ pub async fn forecast_all_with(
                 &version,
                 now_ms,
             )
-            .await?
-            {
-                summary.stored += 1;
+            .await?;
+            summary.stored += usize::from(stored.is_some());
+            if horizon == Horizon::Allocation {
+                // One stored earlier (a retried run, another process) is
+                // the newest: the tick reads that one.
+                match stored {
+                    Some(forecast) => {
+                        handover.put(series_key(series), Handed { demand, forecast });
+                    }
+                    None => handover.forget(&series_key(series)),
+                }
             }
         }
     }
@@ -292,6 +308,7 @@ fn run_engines(
         };
         let made = Made {
             origin_ms,
+            demand: grid.values.last().copied().flatten(),
             forecast: engine.forecast().ok(),
             observed,
             observed_count: engine.observed(),
@@ -326,12 +343,13 @@ fn run_engines(
             warm[k].1.engine.offer(ModelSpec::Lstm, p50);
         }
     }
-    for ((i, w, _), fed) in warm.into_iter().zip(fed) {
+    for ((i, w, grid), fed) in warm.into_iter().zip(fed) {
         let outcome = if fed == 0 {
             Outcome::NothingNew
         } else {
             Outcome::Made(Made {
                 origin_ms: w.last_ms,
+                demand: grid.values.last().copied().flatten(),
                 forecast: w.engine.forecast().ok(),
                 observed: Vec::new(),
                 observed_count: w.engine.observed(),
@@ -373,7 +391,7 @@ pub fn planning_share(due: usize, runs_left: usize) -> usize {
 
 /// Start of the horizon's last step that ended by `now_ms`: the origin a
 /// forecast made now has when the series reported in that step.
-fn last_closed_step(horizon: Horizon, now_ms: i64) -> i64 {
+pub fn last_closed_step(horizon: Horizon, now_ms: i64) -> i64 {
     let step_ms = horizon.step_secs() as i64 * 1000;
     now_ms.div_euclid(step_ms) * step_ms - step_ms
 }
@@ -381,6 +399,8 @@ fn last_closed_step(horizon: Horizon, now_ms: i64) -> i64 {
 /// What the engine made of one series, before declared inputs are applied.
 struct Made {
     origin_ms: i64,
+    /// Mean of the series over the step at `origin_ms`.
+    demand: Option<f64>,
     forecast: Option<Forecast>,
     /// (step start, value) of every observed step, kept only for short histories.
     observed: Vec<(i64, f64)>,
@@ -536,7 +556,7 @@ async fn load_grid_from(
     ))
 }
 
-/// Stores one forecast; whether it was new.
+/// Stores one forecast; it, if it was new.
 async fn store_forecast(
     db: &Db,
     series: &ActiveSeries,
@@ -545,28 +565,25 @@ async fn store_forecast(
     forecast: &Forecast,
     version: &str,
     now_ms: i64,
-) -> Result<bool, BoxDynError> {
-    Ok(db
-        .insert_forecast(
-            &series.tenant,
-            &StoredForecast {
-                workload: series.workload.clone(),
-                metric: series.metric.clone(),
-                horizon: horizon.as_str().to_owned(),
-                origin_ms,
-                step_secs: horizon.step_secs() as i64,
-                made_at_ms: now_ms,
-                model_version: version.to_owned(),
-                steps: PackedSteps::pack(
-                    forecast
-                        .steps
-                        .iter()
-                        .copied()
-                        .zip(forecast.models.iter().map(String::as_str)),
-                )?,
-            },
-        )
-        .await?)
+) -> Result<Option<StoredForecast>, BoxDynError> {
+    let stored = StoredForecast {
+        workload: series.workload.clone(),
+        metric: series.metric.clone(),
+        horizon: horizon.as_str().to_owned(),
+        origin_ms,
+        step_secs: horizon.step_secs() as i64,
+        made_at_ms: now_ms,
+        model_version: version.to_owned(),
+        steps: PackedSteps::pack(
+            forecast
+                .steps
+                .iter()
+                .copied()
+                .zip(forecast.models.iter().map(String::as_str)),
+        )?,
+    };
+    let new = db.insert_forecast(&series.tenant, &stored).await?;
+    Ok(new.then_some(stored))
 }
 
 /// Scores the series' steps that closed since its kept detector's last one

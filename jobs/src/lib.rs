@@ -4,6 +4,7 @@
 pub mod allocate;
 pub mod billing;
 pub mod forecast;
+pub mod handover;
 pub mod housekeeping;
 pub mod inference;
 pub mod kept_states;

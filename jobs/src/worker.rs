@@ -86,8 +86,12 @@ pub async fn run_workers(
         decision_retention: settings.decision_retention,
     };
     let schedule = settings.housekeeping_schedule.clone();
+    // The forecast job hands each new allocation forecast to the allocation
+    // job of this process, which reads only what it was not handed.
+    let handover = std::sync::Arc::new(crate::handover::Handover::new());
     let forecast_ctx = ForecastJob {
         db: db.clone(),
+        handover: handover.clone(),
         lstm: settings.lstm.clone(),
         warm: std::sync::Arc::new(crate::warm::Warm::new(settings.forecast_warm_series)),
         schedule: settings.forecast_schedule.clone(),
@@ -111,6 +115,7 @@ pub async fn run_workers(
         states: std::sync::Arc::new(crate::kept_states::KeptStates::new(
             settings.allocate_kept_states,
         )),
+        handover,
     };
     let allocate_schedule = settings.allocate_schedule.clone();
     let billing_ctx = BillingJob {

@@ -726,7 +726,7 @@ async fn pending_decisions_are_finished_and_failures_recorded() {
         cgroups: Some(Ok(cg.clone())),
         aws: None,
     };
-    // Ticks one slot back and now: both see demand in their last 5 minutes.
+    // Ticks one slot back and now: both see demand in the step they measure.
     let summary = allocate_all(&app.db, &provider, now_ms - STEP_MS)
         .await
         .unwrap();
@@ -785,7 +785,9 @@ async fn pending_decisions_are_finished_and_failures_recorded() {
     )
     .await;
     let suggested: Value = res.json().await.unwrap();
-    allocate_all(&app.db, &provider, now_ms + STEP_MS)
+    // Two slots on: the step that tick measures has no demand yet, so after
+    // carrying the suggestion out it holds the fleet it set.
+    allocate_all(&app.db, &provider, now_ms + 2 * STEP_MS)
         .await
         .unwrap();
     let list: Vec<Value> = send(&app, &key, M::GET, "/api/v1/allocation-decisions", None)
@@ -1018,6 +1020,7 @@ both_backends!(stored_state, stored_state_carries_over);
 /// every tick; a retried slot drops the kept state.
 async fn kept_states_are_stored_every_few_ticks(backend: Backend) {
     use headroom_jobs::allocate::{STEP_MS, allocate_all, allocate_all_kept};
+    use headroom_jobs::handover::Handover;
     use headroom_jobs::kept_states::{CHECKPOINT_EVERY, KeptStates, checkpoint_due};
     use headroom_jobs::providers::Providers;
     let Some(app) = TestApp::spawn(backend).await else {
@@ -1045,7 +1048,7 @@ async fn kept_states_are_stored_every_few_ticks(backend: Backend) {
     let states = KeptStates::new(10);
     // One tick of a worker keeping `kept`, at `slot`.
     let tick = async |kept: &KeptStates, slot: i64| {
-        allocate_all_kept(&app.db, &providers, kept, at(slot))
+        allocate_all_kept(&app.db, &providers, kept, &Handover::new(), at(slot))
             .await
             .unwrap()
     };
@@ -1665,3 +1668,127 @@ both_backends!(
     unreadable_forecast,
     an_unreadable_forecast_fails_only_its_workload
 );
+
+/// The demand and forecast the worker's forecast job handed over for the step
+/// a tick measures are what that tick decides from; an entry made from an
+/// older step, or none, leaves the workload to what is stored.
+async fn handed_over_inputs_serve_their_step_only(backend: Backend) {
+    use headroom_core::forecast::{PackedSteps, Step};
+    use headroom_jobs::allocate::allocate_all_kept;
+    use headroom_jobs::handover::{Handed, Handover};
+    use headroom_jobs::kept_states::KeptStates;
+    use headroom_jobs::providers::Providers;
+    use headroom_store::forecasts::StoredForecast;
+    use reqwest::Method as M;
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_owner, key) = key_for(&app, "Acme").await;
+    let now_s = chrono::Utc::now().timestamp();
+    let now_ms = now_s * 1000;
+    // The step the tick measures and the origin of the forecasts it uses.
+    let step = now_ms - now_ms.rem_euclid(300_000) - 300_000;
+    for workload in ["handed", "stale", "stored"] {
+        let points: Vec<Value> = (0..10)
+            .map(|i| json!({ "workload": workload, "metric": "cpu", "timestamp": now_s - i * 60, "value": 150.0 }))
+            .collect();
+        let res = send(&app, &key, M::POST, "/api/v1/metrics", Some(json!(points))).await;
+        assert_eq!(res.status(), 200);
+        let res = send(
+            &app,
+            &key,
+            M::PUT,
+            &format!("/api/v1/workloads/{workload}/allocation"),
+            Some(
+                json!({ "metric": "cpu", "units_per_instance": 100.0, "mode": "forecast_only",
+                "min_instances": 1, "max_instances": 20, "instances": 2 }),
+            ),
+        )
+        .await;
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    }
+    let org = common::query_string(
+        &app.db,
+        "SELECT organization_id FROM allocation_settings LIMIT 1",
+    )
+    .await;
+    let tenant = headroom_store::Tenant::new(org.clone());
+    let forecast = |workload: &str, origin_ms: i64, version: &str| StoredForecast {
+        workload: workload.into(),
+        metric: "cpu".into(),
+        horizon: "allocation".into(),
+        origin_ms,
+        step_secs: 300,
+        made_at_ms: origin_ms + 330_000,
+        model_version: version.into(),
+        steps: PackedSteps::pack((0..12).map(|_| (Step::ordered(100.0, 150.0, 200.0), "ets")))
+            .unwrap(),
+    };
+    for workload in ["handed", "stale", "stored"] {
+        assert!(
+            app.db
+                .insert_forecast(&tenant, &forecast(workload, step, "statistical-1"))
+                .await
+                .unwrap()
+        );
+    }
+    let handover = Handover::new();
+    let handed = |workload: &str, origin_ms: i64, version: &str, demand: f64| {
+        handover.put(
+            (org.clone(), workload.into(), "cpu".into()),
+            Handed {
+                demand: Some(demand),
+                forecast: forecast(workload, origin_ms, version),
+            },
+        )
+    };
+    handed("handed", step, "handed-1", 400.0);
+    handed("stale", step - 300_000, "stale-1", 999.0);
+
+    let summary = allocate_all_kept(
+        &app.db,
+        &Providers::default(),
+        &KeptStates::new(0),
+        &handover,
+        now_ms,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (summary.decided, summary.handed),
+        (3, 1),
+        "only the entry of the measured step serves: {summary:?}"
+    );
+    assert!(handover.is_empty(), "a tick takes everything");
+    let decided = |workload: &'static str| {
+        let (app, key) = (&app, &key);
+        async move {
+            let list = send(
+                app,
+                key,
+                M::GET,
+                &format!("/api/v1/allocation-decisions?workload={workload}"),
+                None,
+            )
+            .await
+            .json::<Vec<Value>>()
+            .await
+            .unwrap();
+            assert_eq!(list.len(), 1, "{list:?}");
+            (
+                list[0]["forecast_version"].clone(),
+                list[0]["observed"].clone(),
+            )
+        }
+    };
+    assert_eq!(decided("handed").await, (json!("handed-1"), json!(400.0)));
+    for workload in ["stale", "stored"] {
+        assert_eq!(
+            decided(workload).await,
+            (json!("statistical-1"), json!(150.0)),
+            "{workload}: read from the database"
+        );
+    }
+    app.stop().await;
+}
+both_backends!(handed_over_inputs, handed_over_inputs_serve_their_step_only);

@@ -754,11 +754,12 @@ async fn a_kept_engine_forecasts_as_a_replay_does(backend: Backend) {
         keys.push(key);
     }
     let warm = headroom_jobs::warm::Warm::new(10);
+    let handover = headroom_jobs::handover::Handover::new();
     let run = |app: &TestApp, at: i64| {
         let db = app.db.clone();
-        let warm = &warm;
+        let (warm, handover) = (&warm, &handover);
         async move {
-            headroom_jobs::forecast::forecast_all_with(&db, None, warm, None, at)
+            headroom_jobs::forecast::forecast_all_with(&db, None, warm, handover, None, at)
                 .await
                 .unwrap()
         }
@@ -784,6 +785,24 @@ async fn a_kept_engine_forecasts_as_a_replay_does(backend: Backend) {
     assert_eq!(origin, current_step - 300, "the step that closed last: {a}");
     assert_eq!(a["origin"], b["origin"]);
     assert_eq!(a["steps"], b["steps"], "kept: {a}\nreplayed: {b}");
+    // The allocation forecast stored is handed to the allocation job with
+    // its step's demand (the jump's 200, give or take the noise).
+    let org = common::query_string(&kept.db, "SELECT organization_id FROM forecasts LIMIT 1").await;
+    let handed = handover
+        .take_all()
+        .take(&(org.clone(), "web-1".into(), "cpu".into()), origin * 1000)
+        .expect("handed over");
+    let demand = handed.demand.expect("the step's demand");
+    assert!((189.0..=211.0).contains(&demand), "{demand}");
+    let stored = kept
+        .db
+        .latest_forecasts(&headroom_store::Tenant::new(org), "web-1")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| f.horizon == "allocation")
+        .unwrap();
+    assert_eq!(handed.forecast, stored, "the one stored");
     let flagged = anomalies_of(&kept, &keys[0], "web-1").await;
     assert_eq!(
         second.anomalies, 1,

@@ -548,6 +548,33 @@ struct TickReads {
     forecasts: HashMap<(String, String), Result<StoredForecast, StoreError>>,
 }
 
+/// A series a tick reads the inputs of ([`Db::tick_inputs_handed`]).
+#[derive(Debug, Clone)]
+struct SeriesRef {
+    organization: String,
+    workload: String,
+    metric: String,
+}
+
+/// One series' inputs as read for a tick.
+#[derive(Debug)]
+struct TickRead {
+    mean: Option<f64>,
+    forecast: Result<Option<StoredForecast>, StoreError>,
+}
+
+/// Series per statement of [`Db::tick_inputs_handed`] on SQLite (four
+/// values each).
+const SERIES_KEYS_SQLITE: usize = 200;
+
+/// The mean of rollups summed to `total` over `n` points, if any.
+fn mean_of(total: Option<f64>, n: Option<i64>) -> Option<f64> {
+    match (total, n) {
+        (Some(total), Some(n)) if n > 0 => Some(total / n as f64),
+        _ => None,
+    }
+}
+
 /// Statements [`Db::tick_inputs`] splits its read into on PostgreSQL, run
 /// at once: one statement keeps one server process busy, and the per-workload
 /// index probes are most of the work.
@@ -784,12 +811,7 @@ impl Db {
         rows.iter()
             .map(|r| {
                 let settings = settings_from_row(r)?;
-                let total: Option<f64> = r.try_get_by_index(at(1))?;
-                let n: Option<i64> = r.try_get_by_index(at(2))?;
-                let mean = match (total, n) {
-                    (Some(total), Some(n)) if n > 0 => Some(total / n as f64),
-                    _ => None,
-                };
+                let mean = mean_of(r.try_get_by_index(at(1))?, r.try_get_by_index(at(2))?);
                 let forecast = match r.try_get_by_index::<Option<i64>>(at(3))? {
                     Some(origin_ms) => {
                         let (step_secs, made_at_ms, model_version) = (
@@ -820,6 +842,288 @@ impl Db {
                 })
             })
             .collect()
+    }
+
+    /// As [`Db::tick_inputs`], for a worker that already holds some
+    /// workloads' inputs: `handed` is asked for each controlled workload's
+    /// demand over the window and newest forecast (at `horizon`), and only
+    /// the workloads it has none for are read, by key. The settings are read
+    /// first, so a workload whose metric changes meanwhile is read (or
+    /// handed) for the metric it is decided with.
+    pub async fn tick_inputs_handed(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        horizon: &str,
+        mut handed: impl FnMut(&Tenant, &StoredSettings) -> Option<(Option<f64>, StoredForecast)>,
+    ) -> Result<TickInputs, StoreError> {
+        let (settings, pending) =
+            futures::future::join(self.controlled_workloads(), self.pending_decisions()).await;
+        let (settings, pending) = (settings?, pending?);
+        let mut workloads = Vec::with_capacity(settings.len());
+        let mut unread = Vec::new();
+        for (tenant, settings) in settings {
+            let (mean, forecast) = match handed(&tenant, &settings) {
+                Some((mean, forecast)) => (mean, Some(forecast)),
+                None => {
+                    unread.push(workloads.len());
+                    (None, None)
+                }
+            };
+            workloads.push(TickWorkload {
+                tenant,
+                settings,
+                mean,
+                forecast: Ok(forecast),
+            });
+        }
+        let keys: Vec<SeriesRef> = unread
+            .iter()
+            .map(|&i| {
+                let w = &workloads[i];
+                SeriesRef {
+                    organization: w.tenant.id().to_owned(),
+                    workload: w.settings.workload.clone(),
+                    metric: w.settings.metric.clone(),
+                }
+            })
+            .collect();
+        let reads = self.tick_reads_for(keys, from_ms, to_ms, horizon).await?;
+        for (i, read) in unread.into_iter().zip(reads) {
+            workloads[i].mean = read.mean;
+            workloads[i].forecast = read.forecast;
+        }
+        Ok(TickInputs { workloads, pending })
+    }
+
+    /// Each series' mean over `[from_ms, to_ms)` (minute rollups) and newest
+    /// forecast at `horizon`, in the order of `keys`; by index probes, on
+    /// PostgreSQL in [`TICK_READ_PARTS`] parts read at once.
+    async fn tick_reads_for(
+        &self,
+        keys: Vec<SeriesRef>,
+        from_ms: i64,
+        to_ms: i64,
+        horizon: &str,
+    ) -> Result<Vec<TickRead>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.postgres_pool().is_none() {
+            let mut out = Vec::with_capacity(keys.len());
+            for chunk in keys.chunks(SERIES_KEYS_SQLITE) {
+                out.extend(
+                    self.tick_reads_sqlite(chunk, from_ms, to_ms, horizon)
+                        .await?,
+                );
+            }
+            return Ok(out);
+        }
+        let part_len = keys.len().div_ceil(TICK_READ_PARTS);
+        let mut rest = keys;
+        let mut parts = Vec::with_capacity(TICK_READ_PARTS);
+        while !rest.is_empty() {
+            let tail = rest.split_off(part_len.min(rest.len()));
+            let part = std::mem::replace(&mut rest, tail);
+            let (db, horizon) = (self.clone(), horizon.to_owned());
+            parts.push(tokio::spawn(async move {
+                let mut out = Vec::with_capacity(part.len());
+                for chunk in part.chunks(STATE_KEYS_PG) {
+                    out.extend(db.tick_reads_pg(chunk, from_ms, to_ms, &horizon).await?);
+                }
+                Ok::<_, StoreError>(out)
+            }));
+        }
+        let mut out = Vec::new();
+        for part in futures::future::join_all(parts).await {
+            match part {
+                Ok(reads) => out.extend(reads?),
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => return Err(StoreError::Db(sea_orm::DbErr::Custom(e.to_string()))),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn tick_reads_pg(
+        &self,
+        keys: &[SeriesRef],
+        from_ms: i64,
+        to_ms: i64,
+        horizon: &str,
+    ) -> Result<Vec<TickRead>, StoreError> {
+        type Row = (
+            i64,
+            Option<f64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i32>,
+            Option<i64>,
+            Option<String>,
+            Option<Vec<u8>>,
+        );
+        let pool = self
+            .postgres_pool()
+            .ok_or_else(|| StoreError::Db(sea_orm::DbErr::Custom("not PostgreSQL".into())))?;
+        let column = |f: fn(&SeriesRef) -> &str| keys.iter().map(f).collect::<Vec<&str>>();
+        let rows: Vec<Row> = sea_orm::sqlx::query_as(
+            "SELECT k.i, m.total, m.n, f.origin, f.step_secs, f.made_at, f.model_version, \
+             f.steps_packed \
+             FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY \
+               AS k(org, workload, metric, i) \
+             LEFT JOIN LATERAL (SELECT SUM(r.sum) AS total, CAST(SUM(r.count) AS BIGINT) AS n \
+               FROM metric_rollups r WHERE r.organization_id = k.org \
+               AND r.workload = k.workload AND r.metric = k.metric AND r.resolution = 60 \
+               AND r.bucket_start >= $4 AND r.bucket_start < $5) m ON TRUE \
+             LEFT JOIN LATERAL (SELECT g.origin, g.step_secs, g.made_at, g.model_version, \
+               g.steps_packed FROM forecasts g WHERE g.organization_id = k.org \
+               AND g.workload = k.workload AND g.metric = k.metric AND g.horizon = $6 \
+               ORDER BY g.origin DESC LIMIT 1) f ON TRUE \
+             ORDER BY k.i",
+        )
+        .bind(column(|k| &k.organization))
+        .bind(column(|k| &k.workload))
+        .bind(column(|k| &k.metric))
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(horizon)
+        .fetch_all(pool)
+        .await
+        .map_err(StoreError::Sqlx)?;
+        if rows.len() != keys.len() {
+            return Err(StoreError::Db(sea_orm::DbErr::Custom(format!(
+                "tick read returned {} rows for {} series",
+                rows.len(),
+                keys.len()
+            ))));
+        }
+        Ok(keys
+            .iter()
+            .zip(rows)
+            .map(
+                |(k, (_, total, n, origin, step_secs, made_at, version, steps))| {
+                    let forecast = match (origin, step_secs, made_at, version) {
+                        (
+                            Some(origin_ms),
+                            Some(step_secs),
+                            Some(made_at_ms),
+                            Some(model_version),
+                        ) => crate::forecasts::packed_steps(steps).map(|steps| {
+                            Some(StoredForecast {
+                                workload: k.workload.clone(),
+                                metric: k.metric.clone(),
+                                horizon: horizon.to_owned(),
+                                origin_ms,
+                                step_secs: i64::from(step_secs),
+                                made_at_ms,
+                                model_version,
+                                steps,
+                            })
+                        }),
+                        _ => Ok(None),
+                    };
+                    TickRead {
+                        mean: mean_of(total, n),
+                        forecast,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    async fn tick_reads_sqlite(
+        &self,
+        keys: &[SeriesRef],
+        from_ms: i64,
+        to_ms: i64,
+        horizon: &str,
+    ) -> Result<Vec<TickRead>, StoreError> {
+        let backend = self.conn().get_database_backend();
+        // (index, organisation, workload, metric) per key.
+        let values = || -> Vec<Value> {
+            keys.iter()
+                .enumerate()
+                .flat_map(|(i, k)| {
+                    [
+                        Value::from(i as i64),
+                        Value::from(k.organization.as_str()),
+                        Value::from(k.workload.as_str()),
+                        Value::from(k.metric.as_str()),
+                    ]
+                })
+                .collect()
+        };
+        let keys_sql = crate::sql::values_clause(backend, keys.len(), 4);
+        let mut means = values();
+        means.extend([Value::from(from_ms), Value::from(to_ms)]);
+        let mean_rows = crate::sql::rows(
+            self.conn(),
+            format!(
+                "SELECT k.column1, SUM(r.sum), CAST(SUM(r.count) AS BIGINT) \
+                 FROM (VALUES {keys_sql}) AS k JOIN metric_rollups r \
+                 ON r.organization_id = k.column2 AND r.workload = k.column3 \
+                 AND r.metric = k.column4 AND r.resolution = 60 \
+                 AND r.bucket_start >= ? AND r.bucket_start < ? GROUP BY k.column1"
+            ),
+            means,
+        )
+        .await?;
+        let mut out: Vec<TickRead> = keys
+            .iter()
+            .map(|_| TickRead {
+                mean: None,
+                forecast: Ok(None),
+            })
+            .collect();
+        let at = |r: &sea_orm::QueryResult| -> Result<usize, StoreError> {
+            let i: i64 = r.try_get_by_index(0)?;
+            usize::try_from(i)
+                .ok()
+                .filter(|&i| i < keys.len())
+                .ok_or_else(|| StoreError::Corrupt(format!("tick read: no key {i}")))
+        };
+        for r in &mean_rows {
+            out[at(r)?].mean = mean_of(r.try_get_by_index(1)?, r.try_get_by_index(2)?);
+        }
+        let mut forecasts = values();
+        forecasts.extend([Value::from(horizon), Value::from(horizon)]);
+        let forecast_rows = crate::sql::rows(
+            self.conn(),
+            format!(
+                "SELECT k.column1, f.origin, f.step_secs, f.made_at, f.model_version, \
+                 f.steps_packed FROM (VALUES {keys_sql}) AS k JOIN forecasts f \
+                 ON f.organization_id = k.column2 AND f.workload = k.column3 \
+                 AND f.metric = k.column4 AND f.horizon = ? \
+                 AND f.origin = (SELECT MAX(g.origin) FROM forecasts g \
+                   WHERE g.organization_id = k.column2 AND g.workload = k.column3 \
+                   AND g.metric = k.column4 AND g.horizon = ?)"
+            ),
+            forecasts,
+        )
+        .await?;
+        for r in &forecast_rows {
+            let i = at(r)?;
+            let k = &keys[i];
+            let (origin_ms, step_secs, made_at_ms, model_version) = (
+                r.try_get_by_index(1)?,
+                i64::from(r.try_get_by_index::<i32>(2)?),
+                r.try_get_by_index(3)?,
+                r.try_get_by_index(4)?,
+            );
+            out[i].forecast = crate::forecasts::packed_steps(r.try_get_by_index(5)?).map(|steps| {
+                Some(StoredForecast {
+                    workload: k.workload.clone(),
+                    metric: k.metric.clone(),
+                    horizon: horizon.to_owned(),
+                    origin_ms,
+                    step_secs,
+                    made_at_ms,
+                    model_version,
+                    steps,
+                })
+            });
+        }
+        Ok(out)
     }
 
     /// The stored controller states of `keys` (organisation id, workload):
@@ -918,15 +1222,9 @@ impl Db {
         )
         .await?;
         for r in &means {
-            let sum: Option<f64> = r.try_get_by_index(2)?;
-            let count: Option<i64> = r.try_get_by_index(3)?;
-            if let (Some(sum), Some(count)) = (sum, count)
-                && count > 0
-            {
-                out.means.insert(
-                    (r.try_get_by_index(0)?, r.try_get_by_index(1)?),
-                    sum / count as f64,
-                );
+            if let Some(mean) = mean_of(r.try_get_by_index(2)?, r.try_get_by_index(3)?) {
+                out.means
+                    .insert((r.try_get_by_index(0)?, r.try_get_by_index(1)?), mean);
             }
         }
         let forecasts = crate::sql::rows(

@@ -158,17 +158,25 @@ pub async fn run(config: Config, args: ForecastJobBench) -> anyhow::Result<()> {
             s.skipped
         );
     };
+    let handover = headroom_jobs::handover::Handover::new();
     let started = Instant::now();
-    let s = forecast_all_with(&db, lstm.as_ref(), &warm, None, step0 + 1)
+    let s = forecast_all_with(&db, lstm.as_ref(), &warm, &handover, None, step0 + 1)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     report("run 1: everything replayed, both horizons", started, &s);
 
     insert(&db, "metric_rollups", &ROLLUP_COLUMNS, next_step(step0)).await?;
     let started = Instant::now();
-    let s = forecast_all_with(&db, lstm.as_ref(), &warm, None, step0 + STEP_MS + 1)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let s = forecast_all_with(
+        &db,
+        lstm.as_ref(),
+        &warm,
+        &handover,
+        None,
+        step0 + STEP_MS + 1,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     report(
         "run 2: kept engines and detectors fed one step",
         started,

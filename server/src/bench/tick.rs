@@ -20,8 +20,10 @@ use headroom_core::accounts::Tier;
 use headroom_core::allocate::PolicyConfig;
 use headroom_core::forecast::{PackedSteps, STATISTICAL_VERSION, Step};
 use headroom_jobs::allocate::{STEP_MS, allocate_all_kept};
+use headroom_jobs::handover::{Handed, Handover};
 use headroom_jobs::kept_states::KeptStates;
 use headroom_jobs::providers::Providers;
+use headroom_store::forecasts::StoredForecast;
 use headroom_store::sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 use headroom_store::{Db, Tenant};
 
@@ -126,6 +128,8 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
     let origin = now_ms.div_euclid(STEP_MS) * STEP_MS - STEP_MS;
     let seeded = Instant::now();
     let (mut settings, mut rollups, mut forecasts) = (Vec::new(), Vec::new(), Vec::new());
+    // Per workload: where in which trace its forecasts start.
+    let mut series = Vec::with_capacity(args.workloads);
     for i in 0..args.workloads {
         let org = tenants[i % tenants.len()].id().to_owned();
         let workload = format!("w{i}");
@@ -154,8 +158,8 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
             // Stored at the slot before (a worker restarting finds them so).
             (now_ms.div_euclid(STEP_MS) - 1).into(),
         ]);
-        // The five minutes before each tick's.
-        for m in -(2 * STEP_MS / 60_000 - 1)..=5 {
+        // The step before each tick's.
+        for m in -((TICKS as i64 - 1) * STEP_MS / 60_000 - 1)..=5 {
             let bucket = now_ms - m * 60_000;
             let bucket = bucket - bucket.rem_euclid(60_000);
             rollups.push(vec![
@@ -172,26 +176,18 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
                 bucket.into(),
             ]);
         }
-        let steps: Vec<Step> = (1..=12)
-            .map(|h| {
-                let v = trace.get(at + h).copied().unwrap_or(trace[at]) * 100.0;
-                Step::ordered(v * 0.8, v, v * 1.3)
-            })
-            .collect();
-        forecasts.push(vec![
-            org.into(),
-            workload.into(),
-            "requests".into(),
-            "allocation".into(),
-            origin.into(),
-            300i32.into(),
-            origin.into(),
-            STATISTICAL_VERSION.into(),
-            PackedSteps::pack(steps.into_iter().map(|s| (s, "ets")))?
-                .as_bytes()
-                .to_vec()
-                .into(),
-        ]);
+        let bench = BenchSeries {
+            org,
+            workload,
+            trace: i % traces.len(),
+            at,
+            demand: now,
+        };
+        forecasts.push(forecast_row(
+            &bench.org,
+            &bench.forecast(&traces, origin, 0)?,
+        ));
+        series.push(bench);
     }
     insert(
         &db,
@@ -216,23 +212,7 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
     )
     .await?;
     insert(&db, "metric_rollups", &ROLLUP_COLUMNS, rollups).await?;
-    insert(
-        &db,
-        "forecasts",
-        &[
-            "organization_id",
-            "workload",
-            "metric",
-            "horizon",
-            "origin",
-            "step_secs",
-            "made_at",
-            "model_version",
-            "steps_packed",
-        ],
-        forecasts,
-    )
-    .await?;
+    insert(&db, "forecasts", &FORECAST_COLUMNS, forecasts).await?;
     // PostgreSQL's planner statistics, as a running database has them
     // (autovacuum gathers them soon after a bulk load like this one). SQLite
     // gathers none by itself, so none are made for it either.
@@ -255,21 +235,51 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
         "no state kept"
     };
     println!("the worker keeps up to {} states", states.capacity());
-    for (i, (label, at)) in [
-        ("first tick (states read from the database)", now_ms),
-        (&*format!("next slot ({kept})"), now_ms + STEP_MS),
-        (&*format!("the slot after ({kept})"), now_ms + 2 * STEP_MS),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    let handover = Handover::new();
+    let handed_label = format!("{kept}, demand and forecasts handed over");
+    let ticks: [(&str, bool); TICKS] = [
+        ("first tick (states read from the database)", false),
+        (&*format!("next slot ({kept})"), false),
+        (&*format!("the slot after ({kept})"), false),
+        (&*format!("next slot ({handed_label})"), true),
+        (&*format!("the slot after ({handed_label})"), true),
+    ];
+    for (i, (label, handed)) in ticks.into_iter().enumerate() {
+        let at = now_ms + i as i64 * STEP_MS;
+        if handed {
+            // As the forecast job of the worker does: each series' forecast
+            // from the step the tick measures, stored, then handed over
+            // with that step's demand.
+            let step = at.div_euclid(STEP_MS) * STEP_MS - STEP_MS;
+            let mut rows = Vec::with_capacity(series.len());
+            for (k, b) in series.iter().enumerate() {
+                let forecast = b.forecast(&traces, step, i)?;
+                rows.push(forecast_row(&b.org, &forecast));
+                handover.put(
+                    (b.org.clone(), b.workload.clone(), "requests".into()),
+                    Handed {
+                        demand: Some(b.demand),
+                        forecast,
+                    },
+                );
+                if rows.len() == CHUNK || k + 1 == series.len() {
+                    insert(
+                        &db,
+                        "forecasts",
+                        &FORECAST_COLUMNS,
+                        std::mem::take(&mut rows),
+                    )
+                    .await?;
+                }
+            }
+        }
         if i > 0 {
             tokio::time::sleep(IDLE_BETWEEN_TICKS).await;
         }
         let wal_before = wal_position(&db).await?;
         let cpu_before = CpuTime::now();
         let started = Instant::now();
-        let s = allocate_all_kept(&db, &providers, &states, at)
+        let s = allocate_all_kept(&db, &providers, &states, &handover, at)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let secs = started.elapsed().as_secs_f64();
@@ -280,6 +290,12 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
             s.decided >= args.workloads,
             "only {} of {} workloads decided",
             s.decided,
+            args.workloads
+        );
+        anyhow::ensure!(
+            s.handed == if handed { args.workloads } else { 0 },
+            "{} of {} workloads decided from inputs handed over",
+            s.handed,
             args.workloads
         );
         println!(
@@ -308,6 +324,83 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
         println!("peak resident memory: {:.1} MiB", peak as f64 / 1024.0);
     }
     Ok(())
+}
+
+/// One bench workload: where in which demand trace it stands.
+struct BenchSeries {
+    org: String,
+    workload: String,
+    trace: usize,
+    /// The trace's step at the first tick.
+    at: usize,
+    /// Its demand (units) in every tick's step.
+    demand: f64,
+}
+
+impl BenchSeries {
+    /// Its allocation forecast from `origin`, `ticks` ticks after the first:
+    /// the trace's next 12 steps from there, with a band around them.
+    fn forecast(
+        &self,
+        traces: &[Vec<f64>],
+        origin: i64,
+        ticks: usize,
+    ) -> anyhow::Result<StoredForecast> {
+        let trace = &traces[self.trace];
+        let at = self.at + ticks;
+        let steps: Vec<Step> = (1..=12)
+            .map(|h| {
+                let v = trace
+                    .get(at + h)
+                    .or(trace.last())
+                    .copied()
+                    .unwrap_or_default()
+                    * 100.0;
+                Step::ordered(v * 0.8, v, v * 1.3)
+            })
+            .collect();
+        Ok(StoredForecast {
+            workload: self.workload.clone(),
+            metric: "requests".into(),
+            horizon: "allocation".into(),
+            origin_ms: origin,
+            step_secs: STEP_MS / 1000,
+            made_at_ms: origin + STEP_MS,
+            model_version: STATISTICAL_VERSION.into(),
+            steps: PackedSteps::pack(steps.into_iter().map(|s| (s, "ets")))?,
+        })
+    }
+}
+
+/// Ticks the bench times: three from inputs read from the database (the
+/// first also reads every state), two from inputs handed over.
+const TICKS: usize = 5;
+
+/// `forecasts` columns, in the order [`forecast_row`] gives them.
+const FORECAST_COLUMNS: [&str; 9] = [
+    "organization_id",
+    "workload",
+    "metric",
+    "horizon",
+    "origin",
+    "step_secs",
+    "made_at",
+    "model_version",
+    "steps_packed",
+];
+
+fn forecast_row(org: &str, f: &StoredForecast) -> Vec<Value> {
+    vec![
+        org.into(),
+        f.workload.clone().into(),
+        f.metric.clone().into(),
+        "allocation".into(),
+        f.origin_ms.into(),
+        300i32.into(),
+        f.made_at_ms.into(),
+        f.model_version.clone().into(),
+        f.steps.as_bytes().to_vec().into(),
+    ]
 }
 
 /// PostgreSQL's write-ahead log position in bytes (what a tick writes,

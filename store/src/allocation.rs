@@ -858,7 +858,7 @@ impl Db {
         mut handed: impl FnMut(&Tenant, &StoredSettings) -> Option<(Option<f64>, StoredForecast)>,
     ) -> Result<TickInputs, StoreError> {
         let (settings, pending) =
-            futures::future::join(self.controlled_workloads(), self.pending_decisions()).await;
+            futures::future::join(self.tick_settings(), self.pending_decisions()).await;
         let (settings, pending) = (settings?, pending?);
         let mut workloads = Vec::with_capacity(settings.len());
         let mut unread = Vec::new();
@@ -894,6 +894,51 @@ impl Db {
             workloads[i].forecast = read.forecast;
         }
         Ok(TickInputs { workloads, pending })
+    }
+
+    /// [`Db::controlled_workloads`], on PostgreSQL in [`TICK_READ_PARTS`]
+    /// parts read at once, so the rows are decoded on as many cores.
+    async fn tick_settings(&self) -> Result<Vec<(Tenant, StoredSettings)>, StoreError> {
+        if self.postgres_pool().is_none() {
+            return self.controlled_workloads().await;
+        }
+        let parts: Vec<_> = (0..TICK_READ_PARTS)
+            .map(|part| {
+                let db = self.clone();
+                tokio::spawn(async move {
+                    let columns = tick_settings_columns(db.conn().get_database_backend());
+                    let rows = crate::sql::rows(
+                        db.conn(),
+                        format!(
+                            "SELECT {columns}, organization_id FROM allocation_settings s \
+                             WHERE s.mode <> 'off' \
+                             AND (hashtext(s.organization_id || '/' || s.workload) & 2147483647) \
+                             % $1 = $2"
+                        ),
+                        vec![(TICK_READ_PARTS as i32).into(), (part as i32).into()],
+                    )
+                    .await?;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for r in &rows {
+                        out.push((
+                            Tenant::new(r.try_get_by_index::<String>(SETTINGS_COUNT)?),
+                            settings_from_row(r)?,
+                        ));
+                    }
+                    Ok::<_, StoreError>(out)
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for part in futures::future::join_all(parts).await {
+            match part {
+                Ok(rows) => out.extend(rows?),
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => return Err(StoreError::Db(sea_orm::DbErr::Custom(e.to_string()))),
+            }
+        }
+        out.sort_unstable_by(|(a, x), (b, y)| (a.id(), &x.workload).cmp(&(b.id(), &y.workload)));
+        Ok(out)
     }
 
     /// Each series' mean over `[from_ms, to_ms)` (minute rollups) and newest

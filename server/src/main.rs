@@ -9,13 +9,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// mimalloc's `mi_option_purge_delay` (its option enum's 16th entry, which
 /// the Rust bindings do not name; version pinned by Cargo.lock).
 const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-/// What mimalloc documents as that option's default, checked before setting
-/// it, so that a renumbered enum changes nothing instead of another option.
-const PURGE_DELAY_DEFAULT_MS: std::ffi::c_long = 10;
-/// How long freed memory stays with the process, ms. mimalloc keeps nearly
-/// everything in arenas, which wait ten times this (`arena_purge_mult`):
-/// 10 minutes, past the allocation job's 5-minute period.
-const PURGE_DELAY_MS: std::ffi::c_long = 60_000;
+/// That option's default in the bundled mimalloc (`src/options.c`; the
+/// header's comment says 10), checked before setting it, so that a
+/// renumbered enum changes nothing instead of another option.
+const PURGE_DELAY_DEFAULT_MS: std::ffi::c_long = 1000;
+/// How long freed memory stays with the process, ms (arenas, where mimalloc
+/// keeps nearly everything, wait this times `arena_purge_mult`, 1): 10
+/// minutes, past the allocation job's 5-minute period.
+const PURGE_DELAY_MS: std::ffi::c_long = 600_000;
 
 fn main() -> std::process::ExitCode {
     keep_freed_memory();

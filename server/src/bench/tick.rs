@@ -7,12 +7,14 @@
 //! each with minute-rollups of demand for the ticks' windows, an
 //! allocation-horizon forecast and the controller state learnt over
 //! `--history` ticks (made from windows of the real NAB traces), gathers
-//! PostgreSQL's planner statistics, then runs three ticks as one worker
+//! PostgreSQL's planner statistics, then runs five ticks as one worker
 //! does: the first reads every state from the database (a worker just
 //! started), the next two use the states it keeps (storing the share due
-//! for a checkpoint). Run with `HEADROOM_LOG=headroom_jobs=debug` to see
-//! where a tick's time goes (prices, reads, gathering, decisions, log,
-//! commands).
+//! for a checkpoint), and the last two decide from the demand and forecasts
+//! handed over as the worker's forecast job hands them (each stored, then
+//! handed over, before the tick). Run with `HEADROOM_LOG=headroom_jobs=debug`
+//! to see where a tick's time goes (prices, reads, gathering, decisions,
+//! log, commands).
 
 use std::time::Instant;
 

@@ -467,25 +467,29 @@ impl TickMoney {
     }
 }
 
-/// Forecast steps from the one that starts after `now_ms` on, in instance
-/// units, with the model version; empty without a forecast.
+/// Forecast steps from the one in progress at `now_ms` on, in instance units
+/// (`per` units an instance), with the model version; empty without a
+/// forecast.
 fn forecast_from_now(
     stored: Option<&StoredForecast>,
-    s: &StoredSettings,
+    per: f64,
     now_ms: i64,
 ) -> (Vec<Step>, Option<String>) {
     let Some(f) = stored else {
         return (Vec::new(), None);
     };
     let step_ms = f.step_secs.max(1) * 1000;
-    // Step h starts at origin + h × step, so the one in progress is h = elapsed
-    // and a scale-up lands in h = elapsed + 1 (index elapsed): the policy's h = 1.
+    // Step h starts at origin + h × step (the origin starts the last step the
+    // forecast saw), so the one in progress is h = elapsed, index elapsed - 1:
+    // the policy's h = 1, as in the replay, where what is decided after row t
+    // serves row t + 1. Capacity decided now serves the rest of this step, and
+    // the next tick scores this step's forecast against this step's demand
+    // (the one it measures, closed by then).
     let elapsed = usize::try_from((now_ms - f.origin_ms).max(0) / step_ms).unwrap_or(usize::MAX);
-    let per = s.units_per_instance;
     let steps = f
         .steps
         .steps()
-        .skip(elapsed)
+        .skip(elapsed.saturating_sub(1))
         .map(|st| Step::ordered(st.p10 / per, st.p50 / per, st.p90 / per))
         .collect();
     (steps, Some(f.model_version.clone()))
@@ -739,7 +743,7 @@ fn conclude(p: Prepared, now_ms: i64) -> Result<Planned, BoxDynError> {
     if learnt.is_some_and(|at| at < slot - 1) {
         state.forget_short_term();
     }
-    let (forecast, version) = forecast_from_now(forecast?.as_ref(), &s, now_ms);
+    let (forecast, version) = forecast_from_now(forecast?.as_ref(), s.units_per_instance, now_ms);
     let commanded = u32::try_from(s.commanded)?;
     let decision = decide(
         &cfg,
@@ -1023,4 +1027,43 @@ async fn reconcile(
             Err(e) => format!("drift ({drift}) not repaired: {e}"),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use headroom_core::forecast::PackedSteps;
+
+    /// A forecast made from the step starting at `origin_ms` whose step h
+    /// (from 1) has median h.
+    fn forecast(origin_ms: i64) -> StoredForecast {
+        StoredForecast {
+            workload: "web".into(),
+            metric: "cpu".into(),
+            horizon: "allocation".into(),
+            origin_ms,
+            step_secs: 300,
+            made_at_ms: origin_ms + 330_000,
+            model_version: "v".into(),
+            steps: PackedSteps::pack((1..=12).map(|h| {
+                let v = f64::from(h);
+                (Step::ordered(v, v, v), "ets")
+            }))
+            .unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_policy_sees_the_forecast_from_the_step_in_progress() {
+        let step = STEP_MS;
+        // Made from the step that just closed: the step in progress is h = 1.
+        let (steps, version) = forecast_from_now(Some(&forecast(0)), 2.0, step + 45_000);
+        assert_eq!(version.as_deref(), Some("v"));
+        assert_eq!(steps.len(), 12);
+        assert_eq!(steps[0].p50, 0.5, "h = 1, in instances of 2 units");
+        // A step older (the forecast job has not reached the series yet).
+        let (steps, _) = forecast_from_now(Some(&forecast(0)), 1.0, 2 * step + 45_000);
+        assert_eq!((steps.len(), steps[0].p50), (11, 2.0));
+        assert!(forecast_from_now(None, 1.0, step).0.is_empty());
+    }
 }

@@ -563,6 +563,22 @@ struct TickRead {
     forecast: Result<Option<StoredForecast>, StoreError>,
 }
 
+/// The rows of a read's parts, read by tasks of their own, in the parts'
+/// order; a part's panic goes on here.
+async fn join_parts<T>(
+    parts: Vec<tokio::task::JoinHandle<Result<Vec<T>, StoreError>>>,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for part in futures::future::join_all(parts).await {
+        match part {
+            Ok(rows) => out.extend(rows?),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => return Err(StoreError::Db(sea_orm::DbErr::Custom(e.to_string()))),
+        }
+    }
+    Ok(out)
+}
+
 /// Series per statement of [`Db::tick_inputs_handed`] on SQLite (four
 /// values each).
 const SERIES_KEYS_SQLITE: usize = 200;
@@ -753,17 +769,9 @@ impl Db {
                 )
             })
             .collect();
-        let (parts, pending) =
-            futures::future::join(futures::future::join_all(parts), self.pending_decisions()).await;
-        let pending = pending?;
-        let mut workloads: Vec<TickWorkload> = Vec::new();
-        for part in parts {
-            match part {
-                Ok(rows) => workloads.extend(rows?),
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => return Err(StoreError::Db(sea_orm::DbErr::Custom(e.to_string()))),
-            }
-        }
+        let (workloads, pending) =
+            futures::future::join(join_parts(parts), self.pending_decisions()).await;
+        let (mut workloads, pending) = (workloads?, pending?);
         workloads.sort_unstable_by(|a, b| {
             (a.tenant.id(), &a.settings.workload).cmp(&(b.tenant.id(), &b.settings.workload))
         });
@@ -929,14 +937,7 @@ impl Db {
                 })
             })
             .collect();
-        let mut out = Vec::new();
-        for part in futures::future::join_all(parts).await {
-            match part {
-                Ok(rows) => out.extend(rows?),
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => return Err(StoreError::Db(sea_orm::DbErr::Custom(e.to_string()))),
-            }
-        }
+        let mut out = join_parts(parts).await?;
         out.sort_unstable_by(|(a, x), (b, y)| (a.id(), &x.workload).cmp(&(b.id(), &y.workload)));
         Ok(out)
     }
@@ -979,15 +980,7 @@ impl Db {
                 Ok::<_, StoreError>(out)
             }));
         }
-        let mut out = Vec::new();
-        for part in futures::future::join_all(parts).await {
-            match part {
-                Ok(reads) => out.extend(reads?),
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => return Err(StoreError::Db(sea_orm::DbErr::Custom(e.to_string()))),
-            }
-        }
-        Ok(out)
+        join_parts(parts).await
     }
 
     async fn tick_reads_pg(

@@ -1558,6 +1558,31 @@ async fn allocations_listed_by_page(backend: Backend) {
 
 both_backends!(allocations_listed, allocations_listed_by_page);
 
+/// Forecast-only workloads (100 units an instance, 2 instances) of `cpu`
+/// measured at 150 over the 10 minutes before `now_s`.
+async fn forecast_only_at_150(app: &TestApp, key: &str, now_s: i64, workloads: &[&str]) {
+    use reqwest::Method as M;
+    for workload in workloads {
+        let points: Vec<Value> = (0..10)
+            .map(|i| json!({ "workload": workload, "metric": "cpu", "timestamp": now_s - i * 60, "value": 150.0 }))
+            .collect();
+        let res = send(app, key, M::POST, "/api/v1/metrics", Some(json!(points))).await;
+        assert_eq!(res.status(), 200);
+        let res = send(
+            app,
+            key,
+            M::PUT,
+            &format!("/api/v1/workloads/{workload}/allocation"),
+            Some(
+                json!({ "metric": "cpu", "units_per_instance": 100.0, "mode": "forecast_only",
+                "min_instances": 1, "max_instances": 20, "instances": 2 }),
+            ),
+        )
+        .await;
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    }
+}
+
 /// A workload whose newest forecast cannot be read is not decided this tick
 /// (the error is its own); the tick goes on and decides the others.
 async fn an_unreadable_forecast_fails_only_its_workload(backend: Backend) {
@@ -1571,25 +1596,7 @@ async fn an_unreadable_forecast_fails_only_its_workload(backend: Backend) {
     };
     let (_owner, key) = key_for(&app, "Acme").await;
     let now_s = chrono::Utc::now().timestamp();
-    for workload in ["good", "bad"] {
-        let points: Vec<Value> = (0..10)
-            .map(|i| json!({ "workload": workload, "metric": "cpu", "timestamp": now_s - i * 60, "value": 150.0 }))
-            .collect();
-        let res = send(&app, &key, M::POST, "/api/v1/metrics", Some(json!(points))).await;
-        assert_eq!(res.status(), 200);
-        let res = send(
-            &app,
-            &key,
-            M::PUT,
-            &format!("/api/v1/workloads/{workload}/allocation"),
-            Some(
-                json!({ "metric": "cpu", "units_per_instance": 100.0, "mode": "forecast_only",
-                "min_instances": 1, "max_instances": 20, "instances": 2 }),
-            ),
-        )
-        .await;
-        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-    }
+    forecast_only_at_150(&app, &key, now_s, &["good", "bad"]).await;
     let now_ms = now_s * 1000;
     let origin = now_ms - now_ms.rem_euclid(300_000) - 300_000;
     let steps =
@@ -1688,25 +1695,7 @@ async fn handed_over_inputs_serve_their_step_only(backend: Backend) {
     let now_ms = now_s * 1000;
     // The step the tick measures and the origin of the forecasts it uses.
     let step = now_ms - now_ms.rem_euclid(300_000) - 300_000;
-    for workload in ["handed", "stale", "stored"] {
-        let points: Vec<Value> = (0..10)
-            .map(|i| json!({ "workload": workload, "metric": "cpu", "timestamp": now_s - i * 60, "value": 150.0 }))
-            .collect();
-        let res = send(&app, &key, M::POST, "/api/v1/metrics", Some(json!(points))).await;
-        assert_eq!(res.status(), 200);
-        let res = send(
-            &app,
-            &key,
-            M::PUT,
-            &format!("/api/v1/workloads/{workload}/allocation"),
-            Some(
-                json!({ "metric": "cpu", "units_per_instance": 100.0, "mode": "forecast_only",
-                "min_instances": 1, "max_instances": 20, "instances": 2 }),
-            ),
-        )
-        .await;
-        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-    }
+    forecast_only_at_150(&app, &key, now_s, &["handed", "stale", "stored"]).await;
     let org = common::query_string(
         &app.db,
         "SELECT organization_id FROM allocation_settings LIMIT 1",

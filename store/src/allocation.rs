@@ -556,6 +556,29 @@ struct SeriesRef {
     metric: String,
 }
 
+impl SeriesRef {
+    /// Its forecast at `horizon` as read: (origin, step seconds, made at),
+    /// the model version and the packed steps (checked here).
+    fn forecast(
+        &self,
+        horizon: &str,
+        (origin_ms, step_secs, made_at_ms): (i64, i64, i64),
+        model_version: String,
+        steps: Option<Vec<u8>>,
+    ) -> Result<StoredForecast, StoreError> {
+        Ok(StoredForecast {
+            workload: self.workload.clone(),
+            metric: self.metric.clone(),
+            horizon: horizon.to_owned(),
+            origin_ms,
+            step_secs,
+            made_at_ms,
+            model_version,
+            steps: crate::forecasts::packed_steps(steps)?,
+        })
+    }
+}
+
 /// One series' inputs as read for a tick.
 #[derive(Debug)]
 struct TickRead {
@@ -1046,18 +1069,14 @@ impl Db {
                             Some(step_secs),
                             Some(made_at_ms),
                             Some(model_version),
-                        ) => crate::forecasts::packed_steps(steps).map(|steps| {
-                            Some(StoredForecast {
-                                workload: k.workload.clone(),
-                                metric: k.metric.clone(),
-                                horizon: horizon.to_owned(),
-                                origin_ms,
-                                step_secs: i64::from(step_secs),
-                                made_at_ms,
+                        ) => k
+                            .forecast(
+                                horizon,
+                                (origin_ms, i64::from(step_secs), made_at_ms),
                                 model_version,
                                 steps,
-                            })
-                        }),
+                            )
+                            .map(Some),
                         _ => Ok(None),
                     };
                     TickRead {
@@ -1141,25 +1160,18 @@ impl Db {
         .await?;
         for r in &forecast_rows {
             let i = at(r)?;
-            let k = &keys[i];
-            let (origin_ms, step_secs, made_at_ms, model_version) = (
-                r.try_get_by_index(1)?,
-                i64::from(r.try_get_by_index::<i32>(2)?),
-                r.try_get_by_index(3)?,
-                r.try_get_by_index(4)?,
-            );
-            out[i].forecast = crate::forecasts::packed_steps(r.try_get_by_index(5)?).map(|steps| {
-                Some(StoredForecast {
-                    workload: k.workload.clone(),
-                    metric: k.metric.clone(),
-                    horizon: horizon.to_owned(),
-                    origin_ms,
-                    step_secs,
-                    made_at_ms,
-                    model_version,
-                    steps,
-                })
-            });
+            out[i].forecast = keys[i]
+                .forecast(
+                    horizon,
+                    (
+                        r.try_get_by_index(1)?,
+                        i64::from(r.try_get_by_index::<i32>(2)?),
+                        r.try_get_by_index(3)?,
+                    ),
+                    r.try_get_by_index(4)?,
+                    r.try_get_by_index(5)?,
+                )
+                .map(Some);
         }
         Ok(out)
     }

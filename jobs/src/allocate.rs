@@ -420,7 +420,7 @@ impl TickMoney {
             ),
             body: json!({
                 "decision_id": d.id, "workload": d.workload, "before": d.before, "after": d.after,
-                "reason": d.reason, "status": status, "mode": d.mode,
+                "reason": d.reason, "status": status, "mode": d.mode, "detail": d.detail,
             }),
         };
         db.notify(tenant, &note, now_ms).await?;
@@ -566,8 +566,8 @@ struct Prepared {
     cfg: PolicyConfig,
     repaired: Option<String>,
     observed: Option<f64>,
-    /// Unreadable: this workload's error when it is decided (what was left
-    /// pending is still carried out first).
+    /// Unreadable: recorded as a failed decision when it is decided (what
+    /// was left pending is still carried out first).
     forecast: Result<Option<StoredForecast>, StoreError>,
     budget: Option<Budget>,
     readiness: Option<f64>,
@@ -718,6 +718,10 @@ fn conclude(p: Prepared, now_ms: i64) -> Result<Planned, BoxDynError> {
         keep,
     } = p;
     let slot = now_ms.div_euclid(STEP_MS);
+    let forecast = match forecast {
+        Ok(forecast) => forecast,
+        Err(e) => return not_decided(tenant, s, repaired, observed, cfg.target, now_ms, &e),
+    };
     let (mut state, learnt, stored_slot) = match state {
         StateSource::Kept(state, at) => (state, Some(at), s.controller.slot),
         StateSource::Stored(stored) => {
@@ -743,7 +747,7 @@ fn conclude(p: Prepared, now_ms: i64) -> Result<Planned, BoxDynError> {
     if learnt.is_some_and(|at| at < slot - 1) {
         state.forget_short_term();
     }
-    let (forecast, version) = forecast_from_now(forecast?.as_ref(), s.units_per_instance, now_ms);
+    let (forecast, version) = forecast_from_now(forecast.as_ref(), s.units_per_instance, now_ms);
     let commanded = u32::try_from(s.commanded)?;
     let decision = decide(
         &cfg,
@@ -814,6 +818,60 @@ fn conclude(p: Prepared, now_ms: i64) -> Result<Planned, BoxDynError> {
         target: cfg.target,
         before: decision.before,
         changed,
+        repaired,
+    })
+}
+
+/// The record of a workload the tick could not decide (its forecast cannot
+/// be read): `failed`, the fleet left as it is, so the workload's log and
+/// notifications say why and billing still counts the tick if demand was
+/// above the fleet. Its state is not kept: the next tick starts from the
+/// stored one.
+fn not_decided(
+    tenant: Tenant,
+    s: StoredSettings,
+    repaired: Option<String>,
+    observed: Option<f64>,
+    target: f64,
+    now_ms: i64,
+    error: &StoreError,
+) -> Result<Planned, BoxDynError> {
+    let before = u32::try_from(s.commanded)?;
+    let detail = format!("not decided: {error}; the fleet stays as it is");
+    let row = StoredDecision {
+        id: headroom_store::new_id(),
+        workload: s.workload.clone(),
+        source: "controller".into(),
+        slot: now_ms.div_euclid(STEP_MS),
+        decided_ms: now_ms,
+        mode: s.mode.clone(),
+        before: s.commanded,
+        after: s.commanded,
+        warm: s.warm_commanded,
+        reason: label(&headroom_core::allocate::Reason::Steady),
+        limits_json: "[]".into(),
+        observed: observed.map(|v| v * s.units_per_instance),
+        sized_for: None,
+        forecast_version: None,
+        status: "failed".into(),
+        command_id: headroom_store::new_id(),
+        detail: Some(match &repaired {
+            Some(note) => format!("{detail}; {note}"),
+            None => detail,
+        }),
+        missed: observed.map(|o| o > f64::from(before)),
+    };
+    Ok(Planned {
+        tenant,
+        settings: s,
+        row,
+        state: None,
+        checkpoint: None,
+        keep: false,
+        forecast: Vec::new(),
+        target,
+        before,
+        changed: false,
         repaired,
     })
 }

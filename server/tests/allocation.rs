@@ -1584,7 +1584,8 @@ async fn forecast_only_at_150(app: &TestApp, key: &str, now_s: i64, workloads: &
 }
 
 /// A workload whose newest forecast cannot be read is not decided this tick
-/// (the error is its own); the tick goes on and decides the others.
+/// but recorded as failed, saying why, with its fleet as it was (the error
+/// is its own); the tick goes on and decides the others.
 async fn an_unreadable_forecast_fails_only_its_workload(backend: Backend) {
     use headroom_core::forecast::{PackedSteps, Step};
     use headroom_jobs::allocate::allocate_all;
@@ -1648,7 +1649,7 @@ async fn an_unreadable_forecast_fails_only_its_workload(backend: Backend) {
     let summary = allocate_all(&app.db, &Providers::default(), now_ms)
         .await
         .expect("one workload's unreadable forecast does not fail the tick");
-    assert_eq!((summary.workloads, summary.decided), (2, 1), "{summary:?}");
+    assert_eq!((summary.workloads, summary.decided), (2, 2), "{summary:?}");
     let decided = |workload: &'static str| {
         let (app, key) = (&app, &key);
         async move {
@@ -1668,7 +1669,25 @@ async fn an_unreadable_forecast_fails_only_its_workload(backend: Backend) {
     let good = decided("good").await;
     assert_eq!(good.len(), 1, "{good:?}");
     assert_eq!(good[0]["forecast_version"], "statistical-1", "{good:?}");
-    assert!(decided("bad").await.is_empty());
+    assert_eq!(good[0]["status"], "logged", "{good:?}");
+    let bad = decided("bad").await;
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(
+        (&bad[0]["status"], &bad[0]["before"], &bad[0]["after"]),
+        (&json!("failed"), &json!(2), &json!(2)),
+        "{bad:?}"
+    );
+    let detail = bad[0]["detail"].as_str().unwrap();
+    assert!(detail.starts_with("not decided: "), "{detail}");
+    assert_eq!(
+        bad[0]["observed"], 150.0,
+        "the tick's demand is kept: {bad:?}"
+    );
+    // A retried tick records nothing twice.
+    let again = allocate_all(&app.db, &Providers::default(), now_ms)
+        .await
+        .unwrap();
+    assert_eq!((again.decided, again.repeated), (0, 2), "{again:?}");
     app.stop().await;
 }
 both_backends!(

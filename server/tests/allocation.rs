@@ -1583,6 +1583,21 @@ async fn forecast_only_at_150(app: &TestApp, key: &str, now_s: i64, workloads: &
     }
 }
 
+/// The workload's decisions as the API lists them, newest first.
+async fn decisions_of(app: &TestApp, key: &str, workload: &str) -> Vec<Value> {
+    send(
+        app,
+        key,
+        reqwest::Method::GET,
+        &format!("/api/v1/allocation-decisions?workload={workload}"),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap()
+}
+
 /// A workload whose newest forecast cannot be read is not decided this tick
 /// but recorded as failed, saying why, with its fleet as it was (the error
 /// is its own); the tick goes on and decides the others.
@@ -1591,7 +1606,6 @@ async fn an_unreadable_forecast_fails_only_its_workload(backend: Backend) {
     use headroom_jobs::allocate::allocate_all;
     use headroom_jobs::providers::Providers;
     use headroom_store::sea_orm::{ConnectionTrait, DbBackend, Statement};
-    use reqwest::Method as M;
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
@@ -1650,27 +1664,11 @@ async fn an_unreadable_forecast_fails_only_its_workload(backend: Backend) {
         .await
         .expect("one workload's unreadable forecast does not fail the tick");
     assert_eq!((summary.workloads, summary.decided), (2, 2), "{summary:?}");
-    let decided = |workload: &'static str| {
-        let (app, key) = (&app, &key);
-        async move {
-            send(
-                app,
-                key,
-                M::GET,
-                &format!("/api/v1/allocation-decisions?workload={workload}"),
-                None,
-            )
-            .await
-            .json::<Vec<Value>>()
-            .await
-            .unwrap()
-        }
-    };
-    let good = decided("good").await;
+    let good = decisions_of(&app, &key, "good").await;
     assert_eq!(good.len(), 1, "{good:?}");
     assert_eq!(good[0]["forecast_version"], "statistical-1", "{good:?}");
     assert_eq!(good[0]["status"], "logged", "{good:?}");
-    let bad = decided("bad").await;
+    let bad = decisions_of(&app, &key, "bad").await;
     assert_eq!(bad.len(), 1, "{bad:?}");
     assert_eq!(
         (&bad[0]["status"], &bad[0]["before"], &bad[0]["after"]),
@@ -1705,7 +1703,6 @@ async fn handed_over_inputs_serve_their_step_only(backend: Backend) {
     use headroom_jobs::kept_states::KeptStates;
     use headroom_jobs::providers::Providers;
     use headroom_store::forecasts::StoredForecast;
-    use reqwest::Method as M;
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
@@ -1771,17 +1768,7 @@ async fn handed_over_inputs_serve_their_step_only(backend: Backend) {
     let decided = |workload: &'static str| {
         let (app, key) = (&app, &key);
         async move {
-            let list = send(
-                app,
-                key,
-                M::GET,
-                &format!("/api/v1/allocation-decisions?workload={workload}"),
-                None,
-            )
-            .await
-            .json::<Vec<Value>>()
-            .await
-            .unwrap();
+            let list = decisions_of(app, key, workload).await;
             assert_eq!(list.len(), 1, "{list:?}");
             (
                 list[0]["forecast_version"].clone(),

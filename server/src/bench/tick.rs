@@ -20,8 +20,9 @@ use std::time::Instant;
 
 use headroom_core::accounts::Tier;
 use headroom_core::allocate::PolicyConfig;
-use headroom_core::forecast::{PackedSteps, STATISTICAL_VERSION, Step};
+use headroom_core::forecast::{Horizon, PackedSteps, STATISTICAL_VERSION, Step};
 use headroom_jobs::allocate::{STEP_MS, allocate_all_kept};
+use headroom_jobs::forecast::last_closed_step;
 use headroom_jobs::handover::{Handed, Handover};
 use headroom_jobs::kept_states::KeptStates;
 use headroom_jobs::providers::Providers;
@@ -35,10 +36,11 @@ use crate::config::Config;
 use crate::startup::Application;
 
 /// The pause between the bench's ticks, as a worker idles between its
-/// 5-minute ticks: the allocator has returned what the tick before freed (it
-/// waits 10 ms, 100 ms for whole arenas) and PostgreSQL's background workers
-/// have had their turn, so each tick starts as a scheduled one does, not in
-/// the wake of the one before.
+/// 5-minute ticks: PostgreSQL's background workers have had their turn, and
+/// the allocator has returned what the tick before freed when it is told to
+/// within the pause (`MIMALLOC_PURGE_DELAY` below 15,000; `headroom` keeps it
+/// 10 minutes, past a real tick's period), so each tick starts as a scheduled
+/// one does, not in the wake of the one before.
 const IDLE_BETWEEN_TICKS: std::time::Duration = std::time::Duration::from_secs(15);
 
 #[derive(Debug, Clone, clap::Args)]
@@ -127,7 +129,7 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
     };
     // Ticks land mid-slot, like the scheduled job's (second 45 of minute 5n).
     let now_ms = (chrono::Utc::now().timestamp_millis().div_euclid(STEP_MS) + 1) * STEP_MS + 45_000;
-    let origin = now_ms.div_euclid(STEP_MS) * STEP_MS - STEP_MS;
+    let origin = last_closed_step(Horizon::Allocation, now_ms);
     let seeded = Instant::now();
     let (mut settings, mut rollups, mut forecasts) = (Vec::new(), Vec::new(), Vec::new());
     // Per workload: where in which trace its forecasts start.
@@ -252,7 +254,7 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
             // As the forecast job of the worker does: each series' forecast
             // from the step the tick measures, stored, then handed over
             // with that step's demand.
-            let step = at.div_euclid(STEP_MS) * STEP_MS - STEP_MS;
+            let step = last_closed_step(Horizon::Allocation, at);
             let mut rows = Vec::with_capacity(series.len());
             for (k, b) in series.iter().enumerate() {
                 let forecast = b.forecast(&traces, step, i)?;

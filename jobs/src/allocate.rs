@@ -31,6 +31,7 @@ use std::collections::HashMap;
 use crate::billing;
 use crate::forecast::last_closed_step;
 use crate::handover::Handover;
+use crate::kept_settings::KeptSettings;
 use crate::kept_states::{Kept, KeptStates, StateKey, checkpoint_due};
 use headroom_store::{Db, StoreError, Tenant};
 
@@ -68,9 +69,30 @@ pub const READINESS_WITHIN_SECS: f64 = 60.0;
 pub struct AllocateJob {
     pub db: Db,
     pub providers: Providers,
-    pub states: std::sync::Arc<KeptStates>,
+    pub memory: std::sync::Arc<TickMemory>,
+}
+
+/// What a worker keeps between its ticks ([`allocate_all_kept`]).
+#[derive(Debug, Default)]
+pub struct TickMemory {
+    /// Controller states.
+    pub states: KeptStates,
+    /// Every controlled workload's settings.
+    pub settings: KeptSettings,
     /// What the forecast job of this process hands over.
     pub handover: std::sync::Arc<Handover>,
+}
+
+impl TickMemory {
+    /// Keeping up to `states` controller states, and taking what `handover`
+    /// is handed.
+    pub fn new(states: usize, handover: std::sync::Arc<Handover>) -> Self {
+        Self {
+            states: KeptStates::new(states),
+            settings: KeptSettings::new(),
+            handover,
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -89,17 +111,21 @@ pub struct TickSummary {
     /// Workloads decided from the demand and forecast the forecast job of
     /// this process handed over (the others' were read).
     pub handed: usize,
+    /// Workloads whose settings were read (all of them on a worker's first
+    /// tick; after that, those written since the tick before).
+    pub settings_read: usize,
 }
 
 pub async fn run(tick: Tick, ctx: Data<AllocateJob>) -> Result<(), BoxDynError> {
     let now_ms = i64::try_from(tick.get_timestamp())?.saturating_mul(1000);
-    let s = allocate_all_kept(&ctx.db, &ctx.providers, &ctx.states, &ctx.handover, now_ms).await?;
+    let s = allocate_all_kept(&ctx.db, &ctx.providers, &ctx.memory, now_ms).await?;
     metrics::counter!("headroom_allocation_decisions_total").increment(s.decided as u64);
     // How the kept states serve: reads mean restarts or another replica
     // deciding; stores should stay near a twelfth of the workloads.
     metrics::counter!("headroom_allocation_states_read_total").increment(s.states_read as u64);
     metrics::counter!("headroom_allocation_states_stored_total").increment(s.states_stored as u64);
-    metrics::gauge!("headroom_allocation_states_kept").set(ctx.states.len() as f64);
+    metrics::gauge!("headroom_allocation_states_kept").set(ctx.memory.states.len() as f64);
+    metrics::counter!("headroom_allocation_settings_read_total").increment(s.settings_read as u64);
     metrics::counter!("headroom_allocation_inputs_handed_total").increment(s.handed as u64);
     tracing::info!(
         workloads = s.workloads,
@@ -109,6 +135,7 @@ pub async fn run(tick: Tick, ctx: Data<AllocateJob>) -> Result<(), BoxDynError> 
         states_read = s.states_read,
         states_stored = s.states_stored,
         handed = s.handed,
+        settings_read = s.settings_read,
         "allocation tick finished"
     );
     Ok(())
@@ -131,58 +158,65 @@ pub fn label<T: serde::Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
-/// One tick for every controlled workload as of `now_ms`, keeping no state
-/// between calls: each workload's state is read and stored with its
-/// decision (as a worker with no room to keep states does).
+/// One tick for every controlled workload as of `now_ms`, keeping nothing
+/// between calls: each workload's settings and state are read, and its
+/// state stored with its decision (as a worker with no room to keep states
+/// does).
 pub async fn allocate_all(
     db: &Db,
     providers: &Providers,
     now_ms: i64,
 ) -> Result<TickSummary, BoxDynError> {
-    allocate_all_kept(db, providers, &KeptStates::new(0), &Handover::new(), now_ms).await
+    allocate_all_kept(db, providers, &TickMemory::default(), now_ms).await
 }
 
-/// One tick for every controlled workload as of `now_ms`, with the states
-/// `states` kept from earlier ticks (and keeping this tick's there), and the
-/// inputs `handover` holds for this tick's step.
+/// One tick for every controlled workload as of `now_ms`, with the settings
+/// and states `memory` kept from earlier ticks (keeping this tick's there),
+/// and the inputs its handover holds for this tick's step.
 ///
 /// Each workload is decided from its demand over the last closed step (the
-/// step its newest forecast was made from) and that forecast. Inputs not
-/// handed over are read for all workloads at once ([`Db::tick_inputs`]),
+/// step its newest forecast was made from) and that forecast. The settings
+/// written since the last tick, and the inputs not handed over, are read for
+/// all workloads at once ([`Db::tick_settings_since`], [`Db::tick_inputs`]),
 /// every decision is logged in bulk before any command is sent
 /// ([`Db::record_decisions`]), then the commands go out.
 pub async fn allocate_all_kept(
     db: &Db,
     providers: &Providers,
-    states: &KeptStates,
-    handover: &Handover,
+    memory: &TickMemory,
     now_ms: i64,
 ) -> Result<TickSummary, BoxDynError> {
+    let states = &memory.states;
     let mut summary = TickSummary::default();
     let slot = now_ms.div_euclid(STEP_MS);
     let mut kept = states.take();
     let started = std::time::Instant::now();
-    let mut money = TickMoney::load(db).await?;
+    let (money, settings) =
+        futures::future::join(TickMoney::load(db), memory.settings.take_current(db)).await;
+    let (mut money, (settings, settings_read)) = (money?, settings?);
+    summary.settings_read = settings_read;
     let money_ms = started.elapsed().as_millis();
     // The step whose demand is measured: its start is the origin of the
     // newest forecast that can exist.
     let step = last_closed_step(Horizon::Allocation, now_ms);
-    let mut handed = handover.take_all();
-    let horizon = Horizon::Allocation.as_str();
+    let mut handed = memory.handover.take_all();
     let TickInputs {
         workloads,
         mut pending,
-    } = if handed.is_empty() {
-        db.tick_inputs(step, step + STEP_MS, horizon).await?
-    } else {
-        db.tick_inputs_handed(step, step + STEP_MS, horizon, |tenant, s| {
-            let key = (tenant.id().to_owned(), s.workload.clone(), s.metric.clone());
-            let h = handed.take(&key, step)?;
-            summary.handed += 1;
-            Some((h.demand, h.forecast))
-        })
-        .await?
-    };
+    } = db
+        .tick_inputs(
+            settings.settings(),
+            (step, step + STEP_MS),
+            Horizon::Allocation.as_str(),
+            |tenant, s| {
+                let key = (tenant.id().to_owned(), s.workload.clone(), s.metric.clone());
+                let h = handed.take(&key, step)?;
+                summary.handed += 1;
+                Some((h.demand, h.forecast))
+            },
+        )
+        .await?;
+    memory.settings.put(settings);
     drop(handed);
     let read_ms = started.elapsed().as_millis();
     let mut in_force = aws_in_force(providers, &workloads).await;
@@ -297,8 +331,9 @@ pub async fn allocate_all_kept(
     // Where a tick's time goes, for whoever sizes the worker.
     tracing::debug!(
         workloads = summary.workloads,
-        prices_ms = money_ms,
+        settings_and_prices_ms = money_ms,
         read_ms = read_ms - money_ms,
+        settings_read = summary.settings_read,
         provider_read_ms = provider_ms,
         prepare_ms = prepared_ms - read_ms - provider_ms,
         decide_ms = planned_ms - prepared_ms,

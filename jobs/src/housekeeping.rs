@@ -42,6 +42,14 @@ pub async fn run(tick: Tick, ctx: Data<Housekeeping>) -> Result<(), BoxDynError>
         .db
         .prune_decisions(prune_cutoff(tick_at, ctx.decision_retention).saturating_mul(1000))
         .await?;
+    let removed_settings = ctx
+        .db
+        .prune_removed_settings(
+            tick_at
+                .saturating_mul(1000)
+                .saturating_sub(headroom_store::allocation::REMOVED_SETTINGS_KEPT_MS),
+        )
+        .await?;
     let recorded = ctx
         .db
         .record_housekeeping_run(RunRecord {
@@ -62,6 +70,7 @@ pub async fn run(tick: Tick, ctx: Data<Housekeeping>) -> Result<(), BoxDynError>
         sessions,
         observations,
         decisions,
+        removed_settings,
         recorded,
         "housekeeping run finished"
     );

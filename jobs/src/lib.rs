@@ -7,6 +7,7 @@ pub mod forecast;
 pub mod handover;
 pub mod housekeeping;
 pub mod inference;
+pub mod kept_settings;
 pub mod kept_states;
 pub mod lstm;
 pub mod models;

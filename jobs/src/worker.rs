@@ -112,10 +112,10 @@ pub async fn run_workers(
             cgroups: settings.cgroups.clone(),
             aws,
         },
-        states: std::sync::Arc::new(crate::kept_states::KeptStates::new(
+        memory: std::sync::Arc::new(crate::allocate::TickMemory::new(
             settings.allocate_kept_states,
+            handover,
         )),
-        handover,
     };
     let allocate_schedule = settings.allocate_schedule.clone();
     let billing_ctx = BillingJob {

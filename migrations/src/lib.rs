@@ -27,6 +27,8 @@ mod m20261206_000022_decision_missed;
 mod m20261206_000023_decision_groups;
 mod m20261207_000024_user_sessions_ended;
 mod m20261207_000025_forecast_steps_packed;
+mod m20261207_000026_settings_revision;
+mod m20261207_000027_decision_groups_lz4;
 
 pub struct Migrator;
 
@@ -59,6 +61,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000023_decision_groups::Migration),
             Box::new(m20261207_000024_user_sessions_ended::Migration),
             Box::new(m20261207_000025_forecast_steps_packed::Migration),
+            Box::new(m20261207_000026_settings_revision::Migration),
+            Box::new(m20261207_000027_decision_groups_lz4::Migration),
         ]
     }
 }

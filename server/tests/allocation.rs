@@ -1019,9 +1019,8 @@ both_backends!(stored_state, stored_state_carries_over);
 /// restarted worker reads what was stored; a worker that keeps none stores
 /// every tick; a retried slot drops the kept state.
 async fn kept_states_are_stored_every_few_ticks(backend: Backend) {
-    use headroom_jobs::allocate::{STEP_MS, allocate_all, allocate_all_kept};
-    use headroom_jobs::handover::Handover;
-    use headroom_jobs::kept_states::{CHECKPOINT_EVERY, KeptStates, checkpoint_due};
+    use headroom_jobs::allocate::{STEP_MS, TickMemory, allocate_all, allocate_all_kept};
+    use headroom_jobs::kept_states::{CHECKPOINT_EVERY, checkpoint_due};
     use headroom_jobs::providers::Providers;
     let Some(app) = TestApp::spawn(backend).await else {
         return;
@@ -1045,10 +1044,11 @@ async fn kept_states_are_stored_every_few_ticks(backend: Backend) {
     while checkpoint_due(&org, "web", first + 1) || checkpoint_due(&org, "web", first + 2) {
         first += 1;
     }
-    let states = KeptStates::new(10);
+    let worker = || TickMemory::new(10, Default::default());
+    let states = worker();
     // One tick of a worker keeping `kept`, at `slot`.
-    let tick = async |kept: &KeptStates, slot: i64| {
-        allocate_all_kept(&app.db, &providers, kept, &Handover::new(), at(slot))
+    let tick = async |kept: &TickMemory, slot: i64| {
+        allocate_all_kept(&app.db, &providers, kept, at(slot))
             .await
             .unwrap()
     };
@@ -1064,7 +1064,7 @@ async fn kept_states_are_stored_every_few_ticks(backend: Backend) {
         first,
         "a new workload's state is stored at once"
     );
-    assert_eq!(states.len(), 1);
+    assert_eq!(states.states.len(), 1);
     let mut slot = first + 1;
     loop {
         let t = tick(&states, slot).await;
@@ -1085,7 +1085,7 @@ async fn kept_states_are_stored_every_few_ticks(backend: Backend) {
     let due = slot;
 
     // A restarted worker (nothing kept) reads the stored state.
-    let restarted = KeptStates::new(10);
+    let restarted = worker();
     let t = tick(&restarted, due + 1).await;
     assert_eq!(
         (t.decided, t.states_read, t.states_stored),
@@ -1106,11 +1106,11 @@ async fn kept_states_are_stored_every_few_ticks(backend: Backend) {
     // one: it reads the stored one.
     let t = tick(&states, due + 3).await;
     assert_eq!((t.decided, t.states_read), (1, 1), "{t:?}");
-    assert_eq!(states.len(), 1);
+    assert_eq!(states.states.len(), 1);
     // The same slot again (a retried job): nothing decided, nothing kept.
     let t = tick(&states, due + 3).await;
     assert_eq!((t.decided, t.repeated), (0, 1), "{t:?}");
-    assert!(states.is_empty());
+    assert!(states.states.is_empty());
     assert_eq!(
         decisions_listed(&app, &key).await as i64,
         due - first + 4,
@@ -1232,8 +1232,7 @@ async fn compact_decision_log(backend: Backend) {
     );
 
     // The next slot decides w007 (pending above) compactly: superseded.
-    let inputs = |at: i64| app.db.tick_inputs(at - STEP_MS, at, "allocation");
-    let pending = inputs((slot + 1) * STEP_MS).await.unwrap().pending;
+    let pending = app.db.pending_decisions().await.unwrap();
     assert!(
         pending.contains_key(&(org.id().to_owned(), "w007".to_owned())),
         "{pending:?}"
@@ -1243,7 +1242,7 @@ async fn compact_decision_log(backend: Backend) {
         .map(|w| tick_decision(w, slot + 1, "logged"))
         .collect();
     assert!(record(&write(&next)).await.iter().all(|&n| n));
-    let pending = inputs((slot + 2) * STEP_MS).await.unwrap().pending;
+    let pending = app.db.pending_decisions().await.unwrap();
     assert!(pending.is_empty(), "{pending:?}");
     // A group no version wrote does not stop the tick's read.
     let junk = match backend {
@@ -1266,7 +1265,7 @@ async fn compact_decision_log(backend: Backend) {
     stale.slot = slot + 2;
     stale.workload = "w900".into();
     record(&write(std::slice::from_ref(&stale))).await;
-    let pending = inputs((slot + 4) * STEP_MS).await.unwrap().pending;
+    let pending = app.db.pending_decisions().await.unwrap();
     assert_eq!(pending.len(), 1, "{pending:?}");
 
     // A retried tick's repair note, on a compact decision.
@@ -1698,9 +1697,8 @@ both_backends!(
 /// older step, or none, leaves the workload to what is stored.
 async fn handed_over_inputs_serve_their_step_only(backend: Backend) {
     use headroom_core::forecast::{PackedSteps, Step};
-    use headroom_jobs::allocate::allocate_all_kept;
+    use headroom_jobs::allocate::{TickMemory, allocate_all_kept};
     use headroom_jobs::handover::{Handed, Handover};
-    use headroom_jobs::kept_states::KeptStates;
     use headroom_jobs::providers::Providers;
     use headroom_store::forecasts::StoredForecast;
     let Some(app) = TestApp::spawn(backend).await else {
@@ -1737,7 +1735,7 @@ async fn handed_over_inputs_serve_their_step_only(backend: Backend) {
                 .unwrap()
         );
     }
-    let handover = Handover::new();
+    let handover = std::sync::Arc::new(Handover::new());
     let handed = |workload: &str, origin_ms: i64, version: &str, demand: f64| {
         handover.put(
             (org.clone(), workload.into(), "cpu".into()),
@@ -1753,8 +1751,7 @@ async fn handed_over_inputs_serve_their_step_only(backend: Backend) {
     let summary = allocate_all_kept(
         &app.db,
         &Providers::default(),
-        &KeptStates::new(0),
-        &handover,
+        &TickMemory::new(0, handover.clone()),
         now_ms,
     )
     .await
@@ -1787,3 +1784,214 @@ async fn handed_over_inputs_serve_their_step_only(backend: Backend) {
     app.stop().await;
 }
 both_backends!(handed_over_inputs, handed_over_inputs_serve_their_step_only);
+
+/// A worker keeps every controlled workload's settings between ticks and
+/// reads only what was written since: each tick still decides with the
+/// settings as stored, whoever wrote them (the API, an operator's SQL, the
+/// controller's own checkpoints), removed ones are dropped, and a write
+/// committed after a read began is read by the next.
+async fn kept_settings_follow_every_write(backend: Backend) {
+    use headroom_jobs::allocate::{STEP_MS, TickMemory, allocate_all_kept};
+    use headroom_jobs::kept_states::checkpoint_due;
+    use headroom_jobs::providers::Providers;
+    use headroom_store::sea_orm::{ConnectionTrait, TransactionTrait};
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_owner, key) = key_for(&app, "Acme").await;
+    let now_s = chrono::Utc::now().timestamp();
+    forecast_only_at_150(&app, &key, now_s, &["a", "b", "c"]).await;
+    let org = common::query_string(
+        &app.db,
+        "SELECT organization_id FROM allocation_settings LIMIT 1",
+    )
+    .await;
+    let memory = TickMemory::new(10, Default::default());
+    let providers = Providers::default();
+    let first = (now_s * 1000).div_euclid(STEP_MS);
+    let tick = async |n: i64| {
+        allocate_all_kept(&app.db, &providers, &memory, (first + n) * STEP_MS + 45_000)
+            .await
+            .unwrap()
+    };
+    // How many of `written` and the workloads whose states tick `n` stored
+    // (its checkpoints) there are: the rows written since tick `n` read.
+    let written_after = |n: i64, written: &[&str]| {
+        ["a", "b", "c"]
+            .iter()
+            .filter(|w| written.contains(w) || checkpoint_due(&org, w, first + n))
+            .count()
+    };
+    // Only what was written since is read. On PostgreSQL a transaction of
+    // another test still open when a tick reads (the revision is the
+    // cluster's transaction id) makes it read more, never less.
+    let read_only = |t: &headroom_jobs::allocate::TickSummary, written: usize| match backend {
+        Backend::Sqlite => assert_eq!(t.settings_read, written, "{t:?}"),
+        Backend::Postgres => assert!(t.settings_read >= written, "{t:?}"),
+    };
+
+    let t = tick(0).await;
+    assert_eq!((t.decided, t.settings_read), (3, 3), "all read: {t:?}");
+    assert_eq!(memory.settings.len(), 3);
+    // The first tick stored every new workload's state: those rows changed.
+    let t = tick(1).await;
+    assert_eq!(t.decided, 3, "{t:?}");
+    read_only(&t, 3);
+    let t = tick(2).await;
+    assert_eq!(t.decided, 3, "{t:?}");
+    read_only(&t, written_after(1, &[]));
+
+    // Saved through the API: off leaves the controller's care.
+    let res = send(
+        &app,
+        &key,
+        reqwest::Method::PUT,
+        "/api/v1/workloads/a/allocation",
+        Some(
+            json!({ "metric": "cpu", "units_per_instance": 100.0, "mode": "off",
+            "min_instances": 1, "max_instances": 20 }),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let t = tick(3).await;
+    assert_eq!(t.decided, 2, "{t:?}");
+    read_only(&t, written_after(2, &["a"]));
+    assert_eq!(memory.settings.len(), 2);
+
+    // An operator's SQL: b may have one instance at most.
+    common::execute(
+        &app.db,
+        "UPDATE allocation_settings SET min_instances = 1, max_instances = 1 WHERE workload = 'b'",
+    )
+    .await;
+    tick(4).await;
+    let b = decisions_of(&app, &key, "b").await;
+    assert_eq!(
+        b[0]["after"], 1,
+        "decided with the operator's bound: {}",
+        b[0]
+    );
+    assert!(b[1]["after"].as_i64() > Some(1), "and not before: {}", b[1]);
+
+    // A removed row is dropped.
+    let mark = app.db.tick_settings_since(None).await.unwrap().mark;
+    common::execute(
+        &app.db,
+        "DELETE FROM allocation_settings WHERE workload = 'c'",
+    )
+    .await;
+    let read = app.db.tick_settings_since(Some(mark)).await.unwrap();
+    assert_eq!(
+        read.removed,
+        vec![(org.clone(), "c".to_owned())],
+        "{read:?}"
+    );
+    let t = tick(5).await;
+    assert_eq!(t.decided, 1, "{t:?}");
+    assert_eq!(memory.settings.len(), 1);
+
+    // A write that commits after a read began is read by the next one.
+    let before = app.db.tick_settings_since(None).await.unwrap();
+    let tx = app.db.conn().begin().await.unwrap();
+    tx.execute_unprepared(
+        "UPDATE allocation_settings SET mode = 'forecast_only' WHERE workload = 'a'",
+    )
+    .await
+    .unwrap();
+    let during = app.db.tick_settings_since(Some(before.mark)).await.unwrap();
+    assert!(
+        during
+            .changed
+            .iter()
+            .all(|(_, s)| (s.workload.as_str(), s.mode.as_str()) != ("a", "forecast_only")),
+        "not committed yet: {during:?}"
+    );
+    tx.commit().await.unwrap();
+    let after = app.db.tick_settings_since(Some(during.mark)).await.unwrap();
+    let a: Vec<_> = after
+        .changed
+        .iter()
+        .filter(|(_, s)| s.workload == "a")
+        .collect();
+    assert_eq!(a.len(), 1, "{after:?}");
+    assert_eq!(a[0].1.mode, "forecast_only");
+    let t = tick(6).await;
+    assert_eq!(t.decided, 2, "a is back: {t:?}");
+    assert_eq!(memory.settings.len(), 2);
+    app.stop().await;
+}
+both_backends!(kept_settings, kept_settings_follow_every_write);
+
+/// Migrations 026 and 027 go down and up again over stored settings: the
+/// revision, its triggers and the notes of removed rows come and go, and
+/// rows written after the way up get a revision again.
+async fn settings_revision_migrations_go_down_and_up(backend: Backend) {
+    use headroom_migrations::{Migrator, MigratorTrait};
+    use headroom_store::sea_orm::{ConnectionTrait, Database, Statement};
+    let Some(mut database) = common::TestDatabase::create(backend).await else {
+        return;
+    };
+    // SQLite creates the file only when asked to (the store's own connect does).
+    let raw_url = match backend {
+        Backend::Sqlite => format!("{}?mode=rwc", database.url),
+        Backend::Postgres => database.url.clone(),
+    };
+    let conn = Database::connect(&raw_url).await.unwrap();
+    Migrator::up(&conn, None).await.unwrap();
+    let write = |workload: &str| {
+        format!(
+            "INSERT INTO allocation_settings (organization_id, workload, metric, \
+             units_per_instance, mode, min_instances, max_instances, target, priority, provider, \
+             commanded, updated_at, allow_spot, warm_commanded) \
+             VALUES ('o', '{workload}', 'cpu', 1.0, 'on', 1, 2, 0.7, 1.0, 'none', 1, 0, false, 0)"
+        )
+    };
+    let revision = async |workload: &str| -> i64 {
+        conn.query_one_raw(Statement::from_string(
+            conn.get_database_backend(),
+            format!("SELECT revision FROM allocation_settings WHERE workload = '{workload}'"),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap()
+    };
+    conn.execute_unprepared(&write("a")).await.unwrap();
+    assert!(revision("a").await > 0, "set on insert");
+
+    Migrator::down(&conn, Some(2)).await.unwrap();
+    // Without the column and its triggers, writes go on as before.
+    conn.execute_unprepared(&write("b")).await.unwrap();
+    conn.execute_unprepared("DELETE FROM allocation_settings WHERE workload = 'a'")
+        .await
+        .unwrap();
+
+    Migrator::up(&conn, None).await.unwrap();
+    assert_eq!(revision("b").await, 0, "rows from before have none");
+    conn.execute_unprepared("UPDATE allocation_settings SET commanded = 2 WHERE workload = 'b'")
+        .await
+        .unwrap();
+    assert!(revision("b").await > 0, "set on update");
+    conn.execute_unprepared("DELETE FROM allocation_settings WHERE workload = 'b'")
+        .await
+        .unwrap();
+    let removed: i64 = conn
+        .query_one_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT COUNT(*) FROM allocation_settings_removed WHERE workload = 'b' AND revision > 0",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    assert_eq!(removed, 1, "the removal is noted");
+    conn.close().await.ok();
+    database.drop_now().await;
+}
+both_backends!(
+    settings_revision_migrations,
+    settings_revision_migrations_go_down_and_up
+);

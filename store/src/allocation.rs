@@ -40,8 +40,8 @@ pub struct StoredSettings {
     pub warm_commanded: i32,
     /// Egress bandwidth per instance, Mbit/s (cgroup provider, with `tc`).
     pub network_mbit_per_instance: Option<i32>,
-    /// The controller's state. [`Db::tick_inputs`] reads only its slot
-    /// (see [`Db::controller_states`]).
+    /// The controller's state. [`Db::tick_settings_since`] reads only its
+    /// slot (see [`Db::controller_states`]).
     pub controller: StoredState,
 }
 
@@ -120,7 +120,8 @@ const SETTINGS_COUNT: usize = 23;
 /// `SETTINGS_COLUMNS` with the stored controller states (JSON and binary)
 /// read as NULL: a tick reads them only for workloads whose state the worker
 /// does not keep ([`Db::controller_states`]), since they are most of a row.
-fn tick_settings_columns(backend: sea_orm::DbBackend) -> String {
+/// Each column is named after `table` (`"s."`, or `""` for none).
+fn tick_settings_columns(backend: sea_orm::DbBackend, table: &str) -> String {
     let blob = match backend {
         sea_orm::DbBackend::Postgres => "CAST(NULL AS BYTEA)",
         _ => "NULL",
@@ -128,9 +129,9 @@ fn tick_settings_columns(backend: sea_orm::DbBackend) -> String {
     SETTINGS_COLUMNS
         .split(',')
         .map(|c| match c.trim() {
-            "state" => "CAST(NULL AS TEXT)",
-            "controller_state" => blob,
-            c => c,
+            "state" => "CAST(NULL AS TEXT)".to_owned(),
+            "controller_state" => blob.to_owned(),
+            c => format!("{table}{c}"),
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -317,13 +318,13 @@ impl Db {
 
     /// Every workload the controller acts for (mode not `off`), in every
     /// organisation, each with its tenant; without the stored states (as
-    /// [`Db::tick_inputs`]).
+    /// [`Db::tick_settings_since`]).
     pub async fn controlled_workloads(&self) -> Result<Vec<(Tenant, StoredSettings)>, StoreError> {
         let backend = self.conn().get_database_backend();
         let sql = format!(
             "SELECT {}, organization_id FROM allocation_settings \
              WHERE mode <> 'off' ORDER BY organization_id, workload",
-            tick_settings_columns(backend)
+            tick_settings_columns(backend, "")
         );
         let rows = self
             .conn()
@@ -513,6 +514,38 @@ impl Db {
     }
 }
 
+/// How far a read of the controlled workloads' settings got
+/// ([`Db::tick_settings_since`]): the next read from it returns what changed
+/// after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettingsMark {
+    /// Every row version written at a lower revision had been read
+    /// (migration 026 says what a revision is on each backend).
+    revision: i64,
+    /// When it was taken (this process's clock).
+    taken_ms: i64,
+}
+
+/// Notes of removed settings are kept this long ([`Db::prune_removed_settings`]);
+/// a mark older than half of it reads everything again instead of trusting
+/// notes that may be gone.
+pub const REMOVED_SETTINGS_KEPT_MS: i64 = 7 * 24 * 3_600_000;
+
+/// What [`Db::tick_settings_since`] read.
+#[derive(Debug)]
+pub struct SettingsRead {
+    /// `true`: `changed` is every controlled workload (mode not `off`), and
+    /// whatever the caller held is replaced; `false`: `changed` is every
+    /// workload whose settings were written since the mark, in any mode
+    /// (an `off` one has left the controller's care).
+    pub whole: bool,
+    pub changed: Vec<(Tenant, StoredSettings)>,
+    /// (organisation id, workload) of settings removed since the mark.
+    pub removed: Vec<(String, String)>,
+    /// Where the next read starts.
+    pub mark: SettingsMark,
+}
+
 /// What one controller tick reads ([`Db::tick_inputs`]).
 #[derive(Debug, Default)]
 pub struct TickInputs {
@@ -540,15 +573,7 @@ pub struct TickWorkload {
     pub forecast: Result<Option<StoredForecast>, StoreError>,
 }
 
-/// SQLite's reads of [`TickInputs`] beside the workloads, keyed by
-/// (organisation id, workload): a statement each, however many workloads.
-#[derive(Debug, Default)]
-struct TickReads {
-    means: HashMap<(String, String), f64>,
-    forecasts: HashMap<(String, String), Result<StoredForecast, StoreError>>,
-}
-
-/// A series a tick reads the inputs of ([`Db::tick_inputs_handed`]).
+/// A series a tick reads the inputs of ([`Db::tick_inputs`]).
 #[derive(Debug, Clone)]
 struct SeriesRef {
     organization: String,
@@ -602,7 +627,7 @@ async fn join_parts<T>(
     Ok(out)
 }
 
-/// Series per statement of [`Db::tick_inputs_handed`] on SQLite (four
+/// Series per statement of [`Db::tick_inputs`] on SQLite (four
 /// values each).
 const SERIES_KEYS_SQLITE: usize = 200;
 
@@ -614,9 +639,10 @@ fn mean_of(total: Option<f64>, n: Option<i64>) -> Option<f64> {
     }
 }
 
-/// Statements [`Db::tick_inputs`] splits its read into on PostgreSQL, run
-/// at once: one statement keeps one server process busy, and the per-workload
-/// index probes are most of the work.
+/// Statements a tick's reads are split into on PostgreSQL, run at once: one
+/// statement keeps one server process busy (the per-workload index probes
+/// of [`Db::tick_inputs`] are most of the work), and its rows are decoded on
+/// a core of their own.
 const TICK_READ_PARTS: usize = 2;
 
 /// A decision to log in [`Db::record_decisions`], with the controller state
@@ -742,155 +768,20 @@ pub(crate) async fn store_states<C: ConnectionTrait>(
 const DECISION_CHUNK: usize = 500;
 
 impl Db {
-    /// Every controlled workload (as [`Db::controlled_workloads`]) with its
-    /// inputs for the window `[from_ms, to_ms)` and `horizon`, and the
-    /// decisions left pending.
-    ///
-    /// On PostgreSQL each statement reads settings with each workload's
-    /// rollups and newest forecast found by index probes (`LATERAL`), where
-    /// hash joins over every recent row with a newest-origin subplan per row
-    /// were slower, in [`TICK_READ_PARTS`] parts read at once. A workload is
-    /// read with its inputs in one statement, so one whose settings are saved
-    /// meanwhile is either read whole or left to the next tick. SQLite (no
-    /// `LATERAL`) reads the workloads, then their inputs.
-    pub async fn tick_inputs(
-        &self,
-        from_ms: i64,
-        to_ms: i64,
-        horizon: &str,
-    ) -> Result<TickInputs, StoreError> {
-        if self.postgres_pool().is_none() {
-            // Workloads first: one whose settings are saved between the two
-            // reads waits for the next tick instead of being decided without
-            // its inputs.
-            let workloads = self.controlled_workloads().await?;
-            let mut reads = self.tick_reads(from_ms, to_ms, horizon).await?;
-            let workloads = workloads
-                .into_iter()
-                .map(|(tenant, settings)| {
-                    let key = (tenant.id().to_owned(), settings.workload.clone());
-                    TickWorkload {
-                        mean: reads.means.get(&key).copied(),
-                        forecast: reads.forecasts.remove(&key).transpose(),
-                        tenant,
-                        settings,
-                    }
-                })
-                .collect();
-            return Ok(TickInputs {
-                workloads,
-                pending: self.pending_decisions().await?,
-            });
-        }
-        // Tasks of their own, so the rows of each part are decoded on a
-        // core of their own too, not in turn on the task that joins them.
-        let parts: Vec<_> = (0..TICK_READ_PARTS)
-            .map(|part| {
-                let (db, horizon) = (self.clone(), horizon.to_owned());
-                tokio::spawn(
-                    async move { db.tick_inputs_part(part, from_ms, to_ms, &horizon).await },
-                )
-            })
-            .collect();
-        let (workloads, pending) =
-            futures::future::join(join_parts(parts), self.pending_decisions()).await;
-        let (mut workloads, pending) = (workloads?, pending?);
-        workloads.sort_unstable_by(|a, b| {
-            (a.tenant.id(), &a.settings.workload).cmp(&(b.tenant.id(), &b.settings.workload))
-        });
-        Ok(TickInputs { workloads, pending })
-    }
-
-    /// One of [`TICK_READ_PARTS`] disjoint parts of [`Db::tick_inputs`] on
-    /// PostgreSQL (workloads split by a hash of their key).
-    async fn tick_inputs_part(
-        &self,
-        part: usize,
-        from_ms: i64,
-        to_ms: i64,
-        horizon: &str,
-    ) -> Result<Vec<TickWorkload>, StoreError> {
-        let columns = tick_settings_columns(self.conn().get_database_backend());
-        let rows = crate::sql::rows(
-            self.conn(),
-            format!(
-                "SELECT {columns}, organization_id, m.total, m.n, f.f_origin, \
-                 f.f_step_secs, f.f_made_at, f.f_version, f.f_steps \
-                 FROM allocation_settings s \
-                 LEFT JOIN LATERAL (SELECT SUM(r.sum) AS total, CAST(SUM(r.count) AS BIGINT) AS n \
-                   FROM metric_rollups r WHERE r.organization_id = s.organization_id \
-                   AND r.workload = s.workload AND r.metric = s.metric AND r.resolution = 60 \
-                   AND r.bucket_start >= $1 AND r.bucket_start < $2) m ON TRUE \
-                 LEFT JOIN LATERAL (SELECT g.origin AS f_origin, g.step_secs AS f_step_secs, \
-                   g.made_at AS f_made_at, g.model_version AS f_version, g.steps_packed AS f_steps \
-                   FROM forecasts g WHERE g.organization_id = s.organization_id \
-                   AND g.workload = s.workload AND g.metric = s.metric AND g.horizon = $3 \
-                   ORDER BY g.origin DESC LIMIT 1) f ON TRUE \
-                 WHERE s.mode <> 'off' \
-                 AND (hashtext(s.organization_id || '/' || s.workload) & 2147483647) % $4 = $5"
-            ),
-            vec![
-                from_ms.into(),
-                to_ms.into(),
-                horizon.into(),
-                (TICK_READ_PARTS as i32).into(),
-                (part as i32).into(),
-            ],
-        )
-        .await?;
-        let at = |i: usize| SETTINGS_COUNT + i;
-        rows.iter()
-            .map(|r| {
-                let settings = settings_from_row(r)?;
-                let mean = mean_of(r.try_get_by_index(at(1))?, r.try_get_by_index(at(2))?);
-                let forecast = match r.try_get_by_index::<Option<i64>>(at(3))? {
-                    Some(origin_ms) => {
-                        let (step_secs, made_at_ms, model_version) = (
-                            i64::from(r.try_get_by_index::<i32>(at(4))?),
-                            r.try_get_by_index(at(5))?,
-                            r.try_get_by_index(at(6))?,
-                        );
-                        crate::forecasts::packed_steps(r.try_get_by_index(at(7))?).map(|steps| {
-                            Some(StoredForecast {
-                                workload: settings.workload.clone(),
-                                metric: settings.metric.clone(),
-                                horizon: horizon.to_owned(),
-                                origin_ms,
-                                step_secs,
-                                made_at_ms,
-                                model_version,
-                                steps,
-                            })
-                        })
-                    }
-                    None => Ok(None),
-                };
-                Ok(TickWorkload {
-                    tenant: Tenant::new(r.try_get_by_index::<String>(at(0))?),
-                    settings,
-                    mean,
-                    forecast,
-                })
-            })
-            .collect()
-    }
-
-    /// As [`Db::tick_inputs`], for a worker that already holds some
-    /// workloads' inputs: `handed` is asked for each controlled workload's
-    /// demand over the window and newest forecast (at `horizon`), and only
-    /// the workloads it has none for are read, by key. The settings are read
+    /// The inputs of a tick deciding for `settings` (every controlled
+    /// workload, as [`Db::tick_settings_since`] read them): `handed` is asked
+    /// for each workload's demand over the window `[from_ms, to_ms)` and
+    /// newest forecast at `horizon`, and only the workloads it has none for
+    /// are read, by key; with the decisions left pending. The settings come
     /// first, so a workload whose metric changes meanwhile is read (or
     /// handed) for the metric it is decided with.
-    pub async fn tick_inputs_handed(
+    pub async fn tick_inputs(
         &self,
-        from_ms: i64,
-        to_ms: i64,
+        settings: Vec<(Tenant, StoredSettings)>,
+        (from_ms, to_ms): (i64, i64),
         horizon: &str,
         mut handed: impl FnMut(&Tenant, &StoredSettings) -> Option<(Option<f64>, StoredForecast)>,
     ) -> Result<TickInputs, StoreError> {
-        let (settings, pending) =
-            futures::future::join(self.tick_settings(), self.pending_decisions()).await;
-        let (settings, pending) = (settings?, pending?);
         let mut workloads = Vec::with_capacity(settings.len());
         let mut unread = Vec::new();
         for (tenant, settings) in settings {
@@ -919,12 +810,119 @@ impl Db {
                 }
             })
             .collect();
-        let reads = self.tick_reads_for(keys, from_ms, to_ms, horizon).await?;
-        for (i, read) in unread.into_iter().zip(reads) {
+        let (reads, pending) = futures::future::join(
+            self.tick_reads_for(keys, from_ms, to_ms, horizon),
+            self.pending_decisions(),
+        )
+        .await;
+        for (i, read) in unread.into_iter().zip(reads?) {
             workloads[i].mean = read.mean;
             workloads[i].forecast = read.forecast;
         }
-        Ok(TickInputs { workloads, pending })
+        Ok(TickInputs {
+            workloads,
+            pending: pending?,
+        })
+    }
+
+    /// The settings of the controlled workloads (without the stored states,
+    /// as [`Db::controlled_workloads`]): all of them when `since` is `None`
+    /// (or too old, see [`REMOVED_SETTINGS_KEPT_MS`]), else only what was
+    /// written or removed after it, found by the revision every write sets
+    /// (migration 026). A worker keeping the settings between ticks reads
+    /// a few changed rows instead of every workload's.
+    pub async fn tick_settings_since(
+        &self,
+        since: Option<SettingsMark>,
+    ) -> Result<SettingsRead, StoreError> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let since = since.filter(|m| now_ms - m.taken_ms < REMOVED_SETTINGS_KEPT_MS / 2);
+        // Taken before reading: what is written meanwhile is read again next
+        // time rather than missed.
+        let mark = SettingsMark {
+            revision: self.settings_revision().await?,
+            taken_ms: now_ms,
+        };
+        let Some(since) = since else {
+            return Ok(SettingsRead {
+                whole: true,
+                changed: self.tick_settings().await?,
+                removed: Vec::new(),
+                mark,
+            });
+        };
+        let backend = self.conn().get_database_backend();
+        // The rows written since, and the keys removed since that are not
+        // there now (made again since, the row is read; made again before the
+        // mark, it was read then and has not changed): one statement, one
+        // snapshot.
+        let nulls = vec!["NULL"; SETTINGS_COUNT].join(", ");
+        let rows = crate::sql::rows(
+            self.conn(),
+            format!(
+                "SELECT {}, organization_id, workload FROM allocation_settings \
+                 WHERE revision >= {} \
+                 UNION ALL SELECT {nulls}, r.organization_id, r.workload \
+                 FROM allocation_settings_removed r WHERE r.revision >= {} \
+                 AND NOT EXISTS (SELECT 1 FROM allocation_settings s \
+                   WHERE s.organization_id = r.organization_id AND s.workload = r.workload)",
+                tick_settings_columns(backend, ""),
+                ph(backend, 1),
+                ph(backend, 2)
+            ),
+            vec![since.revision.into(), since.revision.into()],
+        )
+        .await?;
+        let mut read = SettingsRead {
+            whole: false,
+            changed: Vec::with_capacity(rows.len()),
+            removed: Vec::new(),
+            mark,
+        };
+        for r in &rows {
+            let tenant = Tenant::new(r.try_get_by_index::<String>(SETTINGS_COUNT)?);
+            if r.try_get_by_index::<Option<String>>(0)?.is_some() {
+                read.changed.push((tenant, settings_from_row(r)?));
+            } else {
+                let workload = r.try_get_by_index(SETTINGS_COUNT + 1)?;
+                read.removed.push((tenant.id().to_owned(), workload));
+            }
+        }
+        Ok(read)
+    }
+
+    /// The revision from which rows may not have been seen by a read
+    /// starting now.
+    async fn settings_revision(&self) -> Result<i64, StoreError> {
+        let sql = match self.conn().get_database_backend() {
+            // The oldest transaction still running: every row version this
+            // snapshot does not see was written by it or a later one.
+            sea_orm::DbBackend::Postgres => {
+                "SELECT CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS BIGINT)"
+            }
+            // Writers take turns: the next write gets the next revision.
+            _ => "SELECT revision + 1 FROM allocation_settings_clock WHERE id = 1",
+        };
+        let row = crate::sql::row(self.conn(), sql.to_owned(), vec![])
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("no settings revision".into()))?;
+        Ok(row.try_get_by_index(0)?)
+    }
+
+    /// Forgets notes of settings removed before `cutoff_ms` (see
+    /// [`REMOVED_SETTINGS_KEPT_MS`]); how many.
+    pub async fn prune_removed_settings(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let done = crate::sql::exec(
+            self.conn(),
+            format!(
+                "DELETE FROM allocation_settings_removed WHERE removed_at < {}",
+                ph(backend, 1)
+            ),
+            vec![cutoff_ms.into()],
+        )
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// [`Db::controlled_workloads`], on PostgreSQL in [`TICK_READ_PARTS`]
@@ -937,7 +935,7 @@ impl Db {
             .map(|part| {
                 let db = self.clone();
                 tokio::spawn(async move {
-                    let columns = tick_settings_columns(db.conn().get_database_backend());
+                    let columns = tick_settings_columns(db.conn().get_database_backend(), "s.");
                     let rows = crate::sql::rows(
                         db.conn(),
                         format!(
@@ -1244,87 +1242,9 @@ impl Db {
         Ok(out)
     }
 
-    /// [`TickReads`] for the window `[from_ms, to_ms)` and `horizon`.
-    async fn tick_reads(
-        &self,
-        from_ms: i64,
-        to_ms: i64,
-        horizon: &str,
-    ) -> Result<TickReads, StoreError> {
-        let backend = self.conn().get_database_backend();
-        let p = binder(backend);
-        let mut out = TickReads::default();
-        // Joined from the settings so each workload's rollups are found
-        // through the primary key, not by scanning every recent bucket.
-        let means = crate::sql::rows(
-            self.conn(),
-            format!(
-                "SELECT s.organization_id, s.workload, SUM(r.sum), CAST(SUM(r.count) AS BIGINT) \
-                 FROM allocation_settings s JOIN metric_rollups r \
-                 ON r.organization_id = s.organization_id AND r.workload = s.workload \
-                 AND r.metric = s.metric AND r.resolution = 60 \
-                 AND r.bucket_start >= {} AND r.bucket_start < {} \
-                 WHERE s.mode <> 'off' GROUP BY s.organization_id, s.workload",
-                p(1),
-                p(2)
-            ),
-            vec![from_ms.into(), to_ms.into()],
-        )
-        .await?;
-        for r in &means {
-            if let Some(mean) = mean_of(r.try_get_by_index(2)?, r.try_get_by_index(3)?) {
-                out.means
-                    .insert((r.try_get_by_index(0)?, r.try_get_by_index(1)?), mean);
-            }
-        }
-        let forecasts = crate::sql::rows(
-            self.conn(),
-            format!(
-                "SELECT s.organization_id, f.workload, f.metric, f.horizon, f.origin, f.step_secs, \
-                 f.made_at, f.model_version, f.steps_packed \
-                 FROM allocation_settings s JOIN forecasts f \
-                 ON f.organization_id = s.organization_id AND f.workload = s.workload \
-                 AND f.metric = s.metric AND f.horizon = {} \
-                 AND f.origin = (SELECT MAX(g.origin) FROM forecasts g \
-                   WHERE g.organization_id = s.organization_id AND g.workload = s.workload \
-                   AND g.metric = s.metric AND g.horizon = {}) \
-                 WHERE s.mode <> 'off'",
-                p(1),
-                p(2)
-            ),
-            vec![horizon.into(), horizon.into()],
-        )
-        .await?;
-        for r in &forecasts {
-            let workload: String = r.try_get_by_index(1)?;
-            let (metric, horizon, origin_ms, step_secs, made_at_ms, model_version) = (
-                r.try_get_by_index(2)?,
-                r.try_get_by_index(3)?,
-                r.try_get_by_index(4)?,
-                i64::from(r.try_get_by_index::<i32>(5)?),
-                r.try_get_by_index(6)?,
-                r.try_get_by_index(7)?,
-            );
-            let f = crate::forecasts::packed_steps(r.try_get_by_index(8)?).map(|steps| {
-                StoredForecast {
-                    workload: workload.clone(),
-                    metric,
-                    horizon,
-                    origin_ms,
-                    step_secs,
-                    made_at_ms,
-                    model_version,
-                    steps,
-                }
-            });
-            out.forecasts.insert((r.try_get_by_index(0)?, workload), f);
-        }
-        Ok(out)
-    }
-
     /// Each workload's newest decision left `pending` (a tick interrupted
     /// between logging it and carrying it out).
-    async fn pending_decisions(
+    pub async fn pending_decisions(
         &self,
     ) -> Result<HashMap<(String, String), StoredDecision>, StoreError> {
         // Found through a partial index of pending decisions (migration 017);

@@ -8,11 +8,12 @@
 //! allocation-horizon forecast and the controller state learnt over
 //! `--history` ticks (made from windows of the real NAB traces), gathers
 //! PostgreSQL's planner statistics, then runs five ticks as one worker
-//! does: the first reads every state from the database (a worker just
-//! started), the next two use the states it keeps (storing the share due
-//! for a checkpoint), and the last two decide from the demand and forecasts
-//! handed over as the worker's forecast job hands them (each stored, then
-//! handed over, before the tick). Run with `HEADROOM_LOG=headroom_jobs=debug`
+//! does: the first reads every workload's settings and state from the
+//! database (a worker just started), the next two use the settings and
+//! states it keeps (reading the settings written since, which are those of
+//! the states stored for a checkpoint), and the last two decide from the
+//! demand and forecasts handed over as the worker's forecast job hands them
+//! (each stored, then handed over, before the tick). Run with `HEADROOM_LOG=headroom_jobs=debug`
 //! to see where a tick's time goes (prices, reads, gathering, decisions,
 //! log, commands).
 
@@ -21,10 +22,9 @@ use std::time::Instant;
 use headroom_core::accounts::Tier;
 use headroom_core::allocate::PolicyConfig;
 use headroom_core::forecast::{Horizon, PackedSteps, STATISTICAL_VERSION, Step};
-use headroom_jobs::allocate::{STEP_MS, allocate_all_kept};
+use headroom_jobs::allocate::{STEP_MS, TickMemory, allocate_all_kept};
 use headroom_jobs::forecast::last_closed_step;
 use headroom_jobs::handover::{Handed, Handover};
-use headroom_jobs::kept_states::KeptStates;
 use headroom_jobs::providers::Providers;
 use headroom_store::forecasts::StoredForecast;
 use headroom_store::sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
@@ -232,17 +232,22 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
     );
 
     let providers = Providers::default();
-    let states = KeptStates::new(args.kept_states.unwrap_or(args.workloads));
-    let kept = if states.capacity() > 0 {
-        "states kept"
+    let memory = TickMemory::new(
+        args.kept_states.unwrap_or(args.workloads),
+        std::sync::Arc::new(Handover::new()),
+    );
+    let kept = if memory.states.capacity() > 0 {
+        "settings and states kept"
     } else {
-        "no state kept"
+        "settings kept, no state"
     };
-    println!("the worker keeps up to {} states", states.capacity());
-    let handover = Handover::new();
+    println!("the worker keeps up to {} states", memory.states.capacity());
     let handed_label = format!("{kept}, demand and forecasts handed over");
     let ticks: [(&str, bool); TICKS] = [
-        ("first tick (states read from the database)", false),
+        (
+            "first tick (settings and states read from the database)",
+            false,
+        ),
         (&*format!("next slot ({kept})"), false),
         (&*format!("the slot after ({kept})"), false),
         (&*format!("next slot ({handed_label})"), true),
@@ -259,7 +264,7 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
             for (k, b) in series.iter().enumerate() {
                 let forecast = b.forecast(&traces, step, i)?;
                 rows.push(forecast_row(&b.org, &forecast));
-                handover.put(
+                memory.handover.put(
                     (b.org.clone(), b.workload.clone(), "requests".into()),
                     Handed {
                         demand: Some(b.demand),
@@ -283,7 +288,7 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
         let wal_before = wal_position(&db).await?;
         let cpu_before = CpuTime::now();
         let started = Instant::now();
-        let s = allocate_all_kept(&db, &providers, &states, &handover, at)
+        let s = allocate_all_kept(&db, &providers, &memory, at)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let secs = started.elapsed().as_secs_f64();
@@ -304,10 +309,11 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
         );
         println!(
             "{label}: {secs:.3} s for {} workloads ({:.1} us/workload), {} changed the fleet, \
-             {} states read, {} stored",
+             {} settings read, {} states read, {} stored",
             s.workloads,
             secs * 1e6 / s.workloads as f64,
             s.changed,
+            s.settings_read,
             s.states_read,
             s.states_stored
         );

@@ -209,8 +209,7 @@ pub async fn allocate_all_kept(
             (step, step + STEP_MS),
             Horizon::Allocation.as_str(),
             |tenant, s| {
-                let key = (tenant.id().to_owned(), s.workload.clone(), s.metric.clone());
-                let h = handed.take(&key, step)?;
+                let h = handed.take((tenant.id(), &s.workload, &s.metric), step)?;
                 summary.handed += 1;
                 Some((h.demand, h.forecast))
             },

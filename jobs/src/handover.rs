@@ -24,9 +24,14 @@ pub struct Handed {
     pub forecast: StoredForecast,
 }
 
+/// By organisation, workload, then metric: a tick looks each of its
+/// workloads up by its names, without building a key (100,000 lookups a
+/// tick).
+type Entries = HashMap<String, HashMap<String, HashMap<String, Handed>>>;
+
 #[derive(Debug, Default)]
 pub struct Handover {
-    entries: Mutex<HashMap<SeriesKey, Handed>>,
+    entries: Mutex<Entries>,
 }
 
 impl Handover {
@@ -34,7 +39,7 @@ impl Handover {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SeriesKey, Handed>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         // A panic elsewhere leaves a consistent map: entries are whole.
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -42,17 +47,33 @@ impl Handover {
     /// The series' newest stored forecast, made from the step whose mean
     /// was `demand`.
     pub fn put(&self, key: SeriesKey, handed: Handed) {
-        self.lock().insert(key, handed);
+        let (organization, workload, metric) = key;
+        self.lock()
+            .entry(organization)
+            .or_default()
+            .entry(workload)
+            .or_default()
+            .insert(metric, handed);
     }
 
     /// Drops what is held for the series (its newest stored forecast is not
     /// this process's).
-    pub fn forget(&self, key: &SeriesKey) {
-        self.lock().remove(key);
+    pub fn forget(&self, (organization, workload, metric): &SeriesKey) {
+        if let Some(w) = self
+            .lock()
+            .get_mut(organization)
+            .and_then(|o| o.get_mut(workload))
+        {
+            w.remove(metric);
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock()
+            .values()
+            .flat_map(HashMap::values)
+            .map(HashMap::len)
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -68,18 +89,20 @@ impl Handover {
 
 /// What a tick took from the [`Handover`].
 #[derive(Debug, Default)]
-pub struct Taken(HashMap<SeriesKey, Handed>);
+pub struct Taken(Entries);
 
 impl Taken {
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The series' inputs if its forecast was made from the step starting at
-    /// `origin_ms`.
-    pub fn take(&mut self, key: &SeriesKey, origin_ms: i64) -> Option<Handed> {
+    /// The inputs of the series (organisation id, workload, metric) if its
+    /// forecast was made from the step starting at `origin_ms`.
+    pub fn take(
+        &mut self,
+        (organization, workload, metric): (&str, &str, &str),
+        origin_ms: i64,
+    ) -> Option<Handed> {
         self.0
-            .remove(key)
+            .get_mut(organization)?
+            .get_mut(workload)?
+            .remove(metric)
             .filter(|h| h.forecast.origin_ms == origin_ms)
     }
 }
@@ -109,23 +132,33 @@ mod tests {
         ("org".into(), w.into(), "cpu".into())
     }
 
+    fn at(w: &str) -> (&str, &str, &str) {
+        ("org", w, "cpu")
+    }
+
     #[test]
     fn a_tick_takes_only_entries_of_its_step_and_leaves_nothing() {
         let h = Handover::new();
         h.put(key("a"), handed(600_000));
         h.put(key("b"), handed(300_000));
         h.put(key("c"), handed(600_000));
+        h.put(("org".into(), "a".into(), "memory".into()), handed(600_000));
+        assert_eq!(h.len(), 4);
         h.forget(&key("c"));
+        assert_eq!(h.len(), 3);
         let mut taken = h.take_all();
         assert!(h.is_empty());
         assert_eq!(
-            taken.take(&key("a"), 600_000).map(|x| x.forecast.origin_ms),
+            taken.take(at("a"), 600_000).map(|x| x.forecast.origin_ms),
             Some(600_000)
         );
         // Older than the step the tick measures: read from the database.
-        assert!(taken.take(&key("b"), 600_000).is_none());
-        assert!(taken.take(&key("c"), 600_000).is_none());
-        // Taken once.
-        assert!(taken.take(&key("a"), 600_000).is_none());
+        assert!(taken.take(at("b"), 600_000).is_none());
+        assert!(taken.take(at("c"), 600_000).is_none());
+        assert!(taken.take(("org", "a", "disk"), 600_000).is_none());
+        assert!(taken.take(("other", "a", "cpu"), 600_000).is_none());
+        // Taken once; the workload's other metric is its own series.
+        assert!(taken.take(at("a"), 600_000).is_none());
+        assert!(taken.take(("org", "a", "memory"), 600_000).is_some());
     }
 }

@@ -790,7 +790,7 @@ async fn a_kept_engine_forecasts_as_a_replay_does(backend: Backend) {
     let org = common::query_string(&kept.db, "SELECT organization_id FROM forecasts LIMIT 1").await;
     let handed = handover
         .take_all()
-        .take(&(org.clone(), "web-1".into(), "cpu".into()), origin * 1000)
+        .take((&org, "web-1", "cpu"), origin * 1000)
         .expect("handed over");
     let demand = handed.demand.expect("the step's demand");
     assert!((189.0..=211.0).contains(&demand), "{demand}");

@@ -121,14 +121,41 @@ impl GrowthRisk {
     /// and the tail is left uncovered; where it is narrow, it is covered.
     pub fn economic(&self, forecast: f64, miss_cost: f64, target: f64) -> Option<f64> {
         let sorted = self.sorted_at(forecast)?;
-        let n = sorted.len() as f64;
         let base = forecast.max(0.0) + 1.0;
+        // Outcome `i` (ascending) as demand, and what sizing for it costs.
+        let n = sorted.len();
+        let at = |i: usize| {
+            let demand = (base * f64::from(sorted[i]).exp() - 1.0).max(0.0);
+            let above = (n - 1 - i) as f64 / n as f64;
+            (
+                demand / target + miss_cost * above,
+                demand,
+                miss_cost * above,
+            )
+        };
+        if !(base.is_finite() && miss_cost >= 0.0 && target > 0.0) {
+            // The first of the cheapest, every outcome weighed.
+            let mut best: Option<(f64, f64)> = None;
+            for i in 0..n {
+                let (cost, demand, _) = at(i);
+                if best.is_none_or(|(c, _)| cost < c) {
+                    best = Some((cost, demand));
+                }
+            }
+            return best.map(|(_, d)| d);
+        }
+        // The same choice from the top down: a lower outcome costs at least
+        // its miss term (its demand is not negative), which only grows going
+        // down, so once that alone exceeds the best cost none below can
+        // win. The best is usually near the top, so few outcomes are weighed
+        // instead of every one (`<=`: the lowest of equal costs, as above).
         let mut best: Option<(f64, f64)> = None;
-        for (i, r) in sorted.iter().enumerate() {
-            let demand = (base * f64::from(*r).exp() - 1.0).max(0.0);
-            let above = (sorted.len() - 1 - i) as f64 / n;
-            let cost = demand / target + miss_cost * above;
-            if best.is_none_or(|(c, _)| cost < c) {
+        for i in (0..n).rev() {
+            let (cost, demand, missing) = at(i);
+            if best.is_some_and(|(c, _)| missing > c) {
+                break;
+            }
+            if best.is_none_or(|(c, _)| cost <= c) {
                 best = Some((cost, demand));
             }
         }
@@ -185,6 +212,38 @@ mod tests {
                 // The margins read from the kept order and from a sort agree.
                 prop_assert_eq!(kept.economic(*f, 5.0, 0.7), decoded.economic(*f, 5.0, 0.7));
                 prop_assert_eq!(kept.upper(*f, 0.9), decoded.upper(*f, 0.9));
+            }
+        }
+
+        /// Weighing outcomes from the top down and stopping early chooses
+        /// what weighing every one chooses.
+        #[test]
+        fn economic_matches_weighing_every_outcome(
+            outcomes in prop::collection::vec((0.0f64..50.0, 0.0f64..200.0), 1..300),
+            capacity in 1usize..300,
+            miss_cost in prop_oneof![Just(0.0), 0.0f64..2000.0],
+            target in 0.05f64..1.0,
+        ) {
+            let mut kept = GrowthRisk::new(capacity, 1);
+            for (f, a) in &outcomes {
+                kept.record(*f, (*a).round());
+            }
+            for (f, _) in &outcomes {
+                let every = kept.sorted_at(*f).and_then(|sorted| {
+                    let n = sorted.len() as f64;
+                    let base = f.max(0.0) + 1.0;
+                    let mut best: Option<(f64, f64)> = None;
+                    for (i, r) in sorted.iter().enumerate() {
+                        let demand = (base * f64::from(*r).exp() - 1.0).max(0.0);
+                        let above = (sorted.len() - 1 - i) as f64 / n;
+                        let cost = demand / target + miss_cost * above;
+                        if best.is_none_or(|(c, _)| cost < c) {
+                            best = Some((cost, demand));
+                        }
+                    }
+                    best.map(|(_, d)| d)
+                });
+                prop_assert_eq!(kept.economic(*f, miss_cost, target), every);
             }
         }
     }

@@ -229,11 +229,22 @@ pub async fn allocate_all_kept(
     };
     for w in workloads {
         summary.workloads += 1;
-        let (tenant, workload) = (w.tenant.clone(), w.settings.workload.clone());
-        let key = (tenant.id().to_owned(), workload.clone());
-        let found = in_force.remove(&key);
+        let key: StateKey = (w.tenant.id().to_owned(), w.settings.workload.clone());
+        // Most ticks have nothing in force to compare (no AWS workload).
+        let found = (!in_force.is_empty())
+            .then(|| in_force.remove(&key))
+            .flatten();
         let mine = kept.remove(&key);
-        match prepare(&ctx, &mut money, &mut pending, &mut readiness, found, w).await {
+        let gathered = prepare(
+            &ctx,
+            &mut money,
+            &mut pending,
+            &mut readiness,
+            found,
+            &key,
+            w,
+        );
+        match gathered.await {
             Ok(mut p) => {
                 // Workloads are in a fixed order: the first `capacity` are kept.
                 p.keep = prepared.len() < states.capacity();
@@ -242,8 +253,8 @@ pub async fn allocate_all_kept(
             }
             // One workload's bad data must not stop the others.
             Err(e) => tracing::error!(
-                organization = tenant.id(),
-                workload,
+                organization = key.0,
+                workload = key.1,
                 error = %e,
                 "allocation decision failed"
             ),
@@ -614,13 +625,15 @@ struct Prepared {
 /// an interrupted tick left pending and repairing drift. `found` is what the
 /// provider had in force when the tick began, when it was read in a batch.
 /// Readiness scores are per organisation and event type, so `readiness`
-/// keeps each one the tick has worked out.
+/// keeps each one the tick has worked out. `key` is the workload's
+/// (organisation id, workload).
 async fn prepare(
     ctx: &TickContext<'_>,
     money: &mut TickMoney,
     pending: &mut HashMap<(String, String), StoredDecision>,
     readiness: &mut HashMap<(String, String), f64>,
     found: Option<Result<InForce, ProviderError>>,
+    key: &StateKey,
     w: TickWorkload,
 ) -> Result<Prepared, BoxDynError> {
     let (db, providers, now_ms) = (ctx.db, ctx.providers, ctx.now_ms);
@@ -630,7 +643,6 @@ async fn prepare(
         mean,
         forecast,
     } = w;
-    let key = (tenant.id().to_owned(), s.workload.clone());
     let mode = parse_mode(&s.mode).ok_or_else(|| format!("unknown mode {:?}", s.mode))?;
     let bounds = Bounds::new(
         u32::try_from(s.min_instances)?,
@@ -643,7 +655,9 @@ async fn prepare(
     // Finish what an interrupted tick started before deciding anew; the
     // settings are read again since that may change the fleet on record.
     let mut found = found;
-    let s = if let Some(d) = pending.remove(&key) {
+    // Few are pending (what an interrupted tick left).
+    let left = (!pending.is_empty()).then(|| pending.remove(key)).flatten();
+    let s = if let Some(d) = left {
         // Carrying it out changes what is in force: read again below.
         found = None;
         // The forecast it was sized from is gone: one step is assumed.

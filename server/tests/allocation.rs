@@ -1928,16 +1928,11 @@ both_backends!(kept_settings, kept_settings_follow_every_write);
 /// rows written after the way up get a revision again.
 async fn settings_revision_migrations_go_down_and_up(backend: Backend) {
     use headroom_migrations::{Migrator, MigratorTrait};
-    use headroom_store::sea_orm::{ConnectionTrait, Database, Statement};
+    use headroom_store::sea_orm::{ConnectionTrait, Statement};
     let Some(mut database) = common::TestDatabase::create(backend).await else {
         return;
     };
-    // SQLite creates the file only when asked to (the store's own connect does).
-    let raw_url = match backend {
-        Backend::Sqlite => format!("{}?mode=rwc", database.url),
-        Backend::Postgres => database.url.clone(),
-    };
-    let conn = Database::connect(&raw_url).await.unwrap();
+    let conn = database.connect_unmigrated().await;
     Migrator::up(&conn, None).await.unwrap();
     let write = |workload: &str| {
         format!(

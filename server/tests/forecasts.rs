@@ -828,17 +828,12 @@ both_backends!(kept_engines, a_kept_engine_forecasts_as_a_replay_does);
 async fn stored_json_forecasts_are_packed_by_the_migration(backend: Backend) {
     use headroom_core::forecast::PackedSteps;
     use headroom_migrations::{Migrator, MigratorTrait};
-    use headroom_store::sea_orm::{ConnectionTrait, Database};
+    use headroom_store::sea_orm::ConnectionTrait;
 
     let Some(mut database) = common::TestDatabase::create(backend).await else {
         return;
     };
-    // SQLite creates the file only when asked to (the store's own connect does).
-    let raw_url = match backend {
-        Backend::Sqlite => format!("{}?mode=rwc", database.url),
-        Backend::Postgres => database.url.clone(),
-    };
-    let conn = Database::connect(&raw_url).await.unwrap();
+    let conn = database.connect_unmigrated().await;
     Migrator::up(&conn, Some(24)).await.unwrap();
     // 1,500 forecasts of one series (two batches and a half), then an
     // unreadable one; a few of them without a model, as early ones were.

@@ -84,6 +84,19 @@ impl TestDatabase {
         }
     }
 
+    /// A connection of its own, with no migration run (tests of the
+    /// migrations). SQLite creates the file only when asked to (the store's
+    /// own connect does).
+    pub async fn connect_unmigrated(&self) -> headroom_store::sea_orm::DatabaseConnection {
+        let url = match self.pg {
+            None => format!("{}?mode=rwc", self.url),
+            Some(_) => self.url.clone(),
+        };
+        headroom_store::sea_orm::Database::connect(&url)
+            .await
+            .expect("connect to the test database")
+    }
+
     pub async fn drop_now(&mut self) {
         if let Some((admin, name)) = self.pg.take()
             && let Ok(db) = Db::connect(&admin).await

@@ -12,7 +12,9 @@
 //! it drifted.
 //!
 //! Controller states stay in the worker between ticks and are stored every
-//! few ticks ([`crate::kept_states`]).
+//! few ticks ([`crate::kept_states`]); so do the settings of every controlled
+//! workload, read again only where they were written since
+//! ([`crate::kept_settings`]).
 
 use apalis::prelude::{BoxDynError, Data};
 use apalis_cron::Tick;

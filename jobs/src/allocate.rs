@@ -1140,26 +1140,7 @@ async fn reconcile(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use headroom_core::forecast::PackedSteps;
-
-    /// A forecast made from the step starting at `origin_ms` whose step h
-    /// (from 1) has median h.
-    fn forecast(origin_ms: i64) -> StoredForecast {
-        StoredForecast {
-            workload: "web".into(),
-            metric: "cpu".into(),
-            horizon: "allocation".into(),
-            origin_ms,
-            step_secs: 300,
-            made_at_ms: origin_ms + 330_000,
-            model_version: "v".into(),
-            steps: PackedSteps::pack((1..=12).map(|h| {
-                let v = f64::from(h);
-                (Step::ordered(v, v, v), "ets")
-            }))
-            .unwrap(),
-        }
-    }
+    use crate::handover::tests::forecast;
 
     #[test]
     fn the_policy_sees_the_forecast_from_the_step_in_progress() {

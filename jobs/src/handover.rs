@@ -108,23 +108,33 @@ impl Taken {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use headroom_core::forecast::PackedSteps;
+    use headroom_core::forecast::{PackedSteps, Step};
+
+    /// An allocation forecast of web's cpu made from the step starting at
+    /// `origin_ms`, version "v", whose step h (from 1) has median h.
+    pub(crate) fn forecast(origin_ms: i64) -> StoredForecast {
+        StoredForecast {
+            workload: "web".into(),
+            metric: "cpu".into(),
+            horizon: "allocation".into(),
+            origin_ms,
+            step_secs: 300,
+            made_at_ms: origin_ms + 330_000,
+            model_version: "v".into(),
+            steps: PackedSteps::pack((1..=12).map(|h| {
+                let v = f64::from(h);
+                (Step::ordered(v, v, v), "ets")
+            }))
+            .unwrap(),
+        }
+    }
 
     fn handed(origin_ms: i64) -> Handed {
         Handed {
             demand: Some(2.0),
-            forecast: StoredForecast {
-                workload: "web".into(),
-                metric: "cpu".into(),
-                horizon: "allocation".into(),
-                origin_ms,
-                step_secs: 300,
-                made_at_ms: origin_ms + 330_000,
-                model_version: "v".into(),
-                steps: PackedSteps::pack(std::iter::empty()).unwrap(),
-            },
+            forecast: forecast(origin_ms),
         }
     }
 

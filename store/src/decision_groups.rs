@@ -16,6 +16,7 @@
 //! nothing twice. A workload is in group `hash(workload) % chunks`, where
 //! `chunks` (stored on each row) is how many groups its tick was split into.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait, Value};
@@ -69,91 +70,92 @@ fn chunks_for(n: usize) -> i64 {
     i64::try_from(n.div_ceil(GROUP_SIZE).max(1)).unwrap_or(i64::MAX)
 }
 
-/// One decision in a group.
+/// One decision in a group. Written borrowing the decision it names (a
+/// tick encodes 100,000 of them), read owned.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Entry {
-    workload: String,
+struct Entry<'a> {
+    workload: Cow<'a, str>,
     /// The decision, or `None` when it is a row of `allocation_decisions`.
-    logged: Option<Logged>,
+    logged: Option<Logged<'a>>,
 }
 
 /// A compact decision: a [`StoredDecision`] without what every compact one
 /// shares (source `controller`) or its group gives (the slot).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Logged {
-    id: String,
+struct Logged<'a> {
+    id: Cow<'a, str>,
     decided_ms: i64,
-    mode: String,
+    mode: Cow<'a, str>,
     before: i32,
     after: i32,
     warm: i32,
-    reason: String,
-    limits_json: String,
+    reason: Cow<'a, str>,
+    limits_json: Cow<'a, str>,
     observed: Option<f64>,
     sized_for: Option<f64>,
-    forecast_version: Option<String>,
-    command_id: String,
+    forecast_version: Option<Cow<'a, str>>,
+    command_id: Cow<'a, str>,
     missed: Option<bool>,
-    status: String,
-    detail: Option<String>,
+    status: Cow<'a, str>,
+    detail: Option<Cow<'a, str>>,
 }
 
-impl Entry {
+impl<'a> Entry<'a> {
     /// A decision as its group names it: whole when compact.
-    fn of(d: &StoredDecision) -> Self {
+    fn of(d: &'a StoredDecision) -> Self {
         Self {
-            workload: d.workload.clone(),
+            workload: Cow::Borrowed(&d.workload),
             logged: compact(d).then(|| Logged::of(d)),
         }
     }
 }
 
-impl Logged {
-    fn of(d: &StoredDecision) -> Self {
+impl<'a> Logged<'a> {
+    fn of(d: &'a StoredDecision) -> Self {
         Self {
-            id: d.id.clone(),
+            id: Cow::Borrowed(&d.id),
             decided_ms: d.decided_ms,
-            mode: d.mode.clone(),
+            mode: Cow::Borrowed(&d.mode),
             before: d.before,
             after: d.after,
             warm: d.warm,
-            reason: d.reason.clone(),
-            limits_json: d.limits_json.clone(),
+            reason: Cow::Borrowed(&d.reason),
+            limits_json: Cow::Borrowed(&d.limits_json),
             observed: d.observed,
             sized_for: d.sized_for,
-            forecast_version: d.forecast_version.clone(),
-            command_id: d.command_id.clone(),
+            forecast_version: d.forecast_version.as_deref().map(Cow::Borrowed),
+            command_id: Cow::Borrowed(&d.command_id),
             missed: d.missed,
-            status: d.status.clone(),
-            detail: d.detail.clone(),
+            status: Cow::Borrowed(&d.status),
+            detail: d.detail.as_deref().map(Cow::Borrowed),
         }
     }
 
-    fn into_decision(self, workload: String, slot: i64) -> StoredDecision {
+    fn into_decision(self, workload: Cow<'_, str>, slot: i64) -> StoredDecision {
         StoredDecision {
-            id: self.id,
-            workload,
+            id: self.id.into_owned(),
+            workload: workload.into_owned(),
             source: "controller".into(),
             slot,
             decided_ms: self.decided_ms,
-            mode: self.mode,
+            mode: self.mode.into_owned(),
             before: self.before,
             after: self.after,
             warm: self.warm,
-            reason: self.reason,
-            limits_json: self.limits_json,
+            reason: self.reason.into_owned(),
+            limits_json: self.limits_json.into_owned(),
             observed: self.observed,
             sized_for: self.sized_for,
-            forecast_version: self.forecast_version,
-            status: self.status,
-            command_id: self.command_id,
-            detail: self.detail,
+            forecast_version: self.forecast_version.map(Cow::into_owned),
+            status: self.status.into_owned(),
+            command_id: self.command_id.into_owned(),
+            detail: self.detail.map(Cow::into_owned),
             missed: self.missed,
         }
     }
 }
 
-fn encode(entries: &[Entry]) -> Result<Vec<u8>, StoreError> {
+fn encode(entries: &[Entry<'_>]) -> Result<Vec<u8>, StoreError> {
     let mut out = vec![FORMAT];
     out.extend(
         postcard::to_allocvec(entries)
@@ -162,7 +164,7 @@ fn encode(entries: &[Entry]) -> Result<Vec<u8>, StoreError> {
     Ok(out)
 }
 
-fn decode(body: &[u8]) -> Result<Vec<Entry>, StoreError> {
+fn decode(body: &[u8]) -> Result<Vec<Entry<'static>>, StoreError> {
     match body.split_first() {
         Some((&FORMAT, rest)) => postcard::from_bytes(rest)
             .map_err(|e| StoreError::Corrupt(format!("decision group: {e}"))),
@@ -175,7 +177,7 @@ fn decode(body: &[u8]) -> Result<Vec<Entry>, StoreError> {
 /// A group's entries for reading; an unreadable group (a format no version
 /// wrote) is skipped with a warning, so one bad row neither stops the
 /// controller nor hides the rest of the log. Writers decode strictly.
-fn readable(body: &[u8], org: &str, slot: i64) -> Vec<Entry> {
+fn readable(body: &[u8], org: &str, slot: i64) -> Vec<Entry<'static>> {
     decode(body).unwrap_or_else(|e| {
         tracing::warn!(organization = org, slot, error = %e, "decision group skipped");
         Vec::new()
@@ -183,16 +185,16 @@ fn readable(body: &[u8], org: &str, slot: i64) -> Vec<Entry> {
 }
 
 /// One group row to write.
-struct Group {
+struct Group<'a> {
     org: String,
     slot: i64,
     chunk: i64,
     chunks: i64,
     decided_ms: i64,
-    entries: Vec<Entry>,
+    entries: Vec<Entry<'a>>,
 }
 
-impl Group {
+impl Group<'_> {
     fn values(&self) -> Result<[Value; 7], StoreError> {
         Ok([
             self.org.clone().into(),
@@ -208,12 +210,12 @@ impl Group {
 
 /// An organisation's slot: the writes (indices into the call's) and its
 /// groups, group 0 first.
-struct Unit {
+struct Unit<'a> {
     writes: Vec<usize>,
-    groups: Vec<Group>,
+    groups: Vec<Group<'a>>,
 }
 
-fn units(writes: &[DecisionWrite<'_>], which: &[usize]) -> Vec<Unit> {
+fn units<'a>(writes: &[DecisionWrite<'a>], which: &[usize]) -> Vec<Unit<'a>> {
     let mut by_slot: BTreeMap<(&str, i64), Vec<usize>> = BTreeMap::new();
     for &i in which {
         let w = &writes[i];
@@ -226,7 +228,7 @@ fn units(writes: &[DecisionWrite<'_>], which: &[usize]) -> Vec<Unit> {
         .into_iter()
         .map(|((org, slot), idx)| {
             let chunks = chunks_for(idx.len());
-            let mut groups: Vec<Group> = (0..chunks)
+            let mut groups: Vec<Group<'_>> = (0..chunks)
                 .map(|chunk| Group {
                     org: org.to_owned(),
                     slot,
@@ -269,7 +271,7 @@ impl Db {
         which: &[usize],
     ) -> Result<Vec<bool>, StoreError> {
         use futures::{StreamExt, TryStreamExt};
-        let mut batches: Vec<Vec<Unit>> = Vec::new();
+        let mut batches: Vec<Vec<Unit<'_>>> = Vec::new();
         let mut size = DECISIONS_PER_TX;
         for unit in units(writes, which) {
             if size >= DECISIONS_PER_TX {
@@ -303,7 +305,7 @@ impl Db {
     async fn record_batch(
         &self,
         writes: &[DecisionWrite<'_>],
-        batch: &[Unit],
+        batch: &[Unit<'_>],
     ) -> Result<HashSet<usize>, StoreError> {
         let tx = self.conn().begin().await?;
         let backend = tx.get_database_backend();
@@ -329,10 +331,10 @@ impl Db {
                 claimed.insert((r.try_get_by_index(0)?, r.try_get_by_index(1)?));
             }
         }
-        let (mine, theirs): (Vec<&Unit>, Vec<&Unit>) = batch
+        let (mine, theirs): (Vec<&Unit<'_>>, Vec<&Unit<'_>>) = batch
             .iter()
             .partition(|u| claimed.contains(&(u.groups[0].org.clone(), u.groups[0].slot)));
-        let rest: Vec<&Group> = mine.iter().flat_map(|u| &u.groups[1..]).collect();
+        let rest: Vec<&Group<'_>> = mine.iter().flat_map(|u| &u.groups[1..]).collect();
         for part in rest.chunks(ROWS_PER_STATEMENT) {
             let mut values = Vec::with_capacity(part.len() * 7);
             for g in part {
@@ -657,14 +659,14 @@ fn row_lock(backend: sea_orm::DbBackend) -> &'static str {
 async fn add_to_claimed(
     tx: &DatabaseTransaction,
     writes: &[DecisionWrite<'_>],
-    unit: &Unit,
+    unit: &Unit<'_>,
 ) -> Result<Vec<usize>, StoreError> {
     let backend = tx.get_database_backend();
     let p = binder(backend);
     let (org, slot) = (&unit.groups[0].org, unit.groups[0].slot);
     // Locked, so two replicas adding to the same slot take turns.
     let lock = row_lock(backend);
-    let mut groups: BTreeMap<i64, (i64, Vec<Entry>)> = BTreeMap::new();
+    let mut groups: BTreeMap<i64, (i64, Vec<Entry<'_>>)> = BTreeMap::new();
     for r in rows(
         tx,
         format!(
@@ -684,7 +686,7 @@ async fn add_to_claimed(
     }
     let decided: HashSet<String> = groups
         .values()
-        .flat_map(|(_, entries)| entries.iter().map(|e| e.workload.clone()))
+        .flat_map(|(_, entries)| entries.iter().map(|e| e.workload.to_string()))
         .collect();
     let chunks = groups.values().map(|(n, _)| *n).max().unwrap_or(1).max(1);
     let mut added = Vec::new();
@@ -718,7 +720,7 @@ async fn rewrite_group(
     org: &str,
     slot: i64,
     chunk: i64,
-    entries: &[Entry],
+    entries: &[Entry<'_>],
     newest_ms: i64,
 ) -> Result<(), StoreError> {
     let p = binder(tx.get_database_backend());
@@ -789,10 +791,10 @@ async fn note_in(
     else {
         return Ok(false);
     };
-    logged.detail = Some(match logged.detail.take() {
+    logged.detail = Some(Cow::Owned(match logged.detail.take() {
         Some(detail) => format!("{detail}; {note}"),
         None => note.to_owned(),
-    });
+    }));
     rewrite_group(tx, tenant.id(), slot, i64::from(chunk), &entries, i64::MIN).await?;
     Ok(true)
 }
@@ -846,7 +848,7 @@ mod tests {
         let mut d = decision("web", 7, "no_provider");
         d.detail = Some("no provider".into());
         let body = encode(&[Entry {
-            workload: d.workload.clone(),
+            workload: Cow::Borrowed(&d.workload),
             logged: Some(Logged::of(&d)),
         }])
         .unwrap();

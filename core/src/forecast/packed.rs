@@ -203,6 +203,7 @@ impl PackedSteps {
     }
 }
 
+#[inline]
 fn f64_at(chunk: &[u8], at: usize) -> f64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&chunk[at..at + 8]);

@@ -7,15 +7,16 @@
 //! each with minute-rollups of demand for the ticks' windows, an
 //! allocation-horizon forecast and the controller state learnt over
 //! `--history` ticks (made from windows of the real NAB traces), gathers
-//! PostgreSQL's planner statistics, then runs five ticks as one worker
-//! does: the first reads every workload's settings and state from the
-//! database (a worker just started), the next two use the settings and
-//! states it keeps (reading the settings written since, which are those of
-//! the states stored for a checkpoint), and the last two decide from the
-//! demand and forecasts handed over as the worker's forecast job hands them
-//! (each stored, then handed over, before the tick). Run with `HEADROOM_LOG=headroom_jobs=debug`
-//! to see where a tick's time goes (prices, reads, gathering, decisions,
-//! log, commands).
+//! PostgreSQL's planner statistics, then runs ticks as one worker does: the
+//! first reads every workload's settings and state from the database (a
+//! worker just started), the next two use the settings and states it keeps
+//! (reading the settings written since, which are those of the states
+//! stored for a checkpoint), and the rest (`--handed-ticks`, 5 by default)
+//! decide from the demand and forecasts handed over as the worker's
+//! forecast job hands them (each stored, then handed over, before the
+//! tick); their fastest, median and slowest close the report. Run with
+//! `HEADROOM_LOG=headroom_jobs=debug` to see where a tick's time goes
+//! (prices, reads, gathering, decisions, log, commands).
 
 use std::time::Instant;
 
@@ -57,6 +58,11 @@ pub struct TickBench {
     /// 0: every tick reads and stores every state).
     #[arg(long)]
     pub kept_states: Option<usize>,
+    /// Ticks timed after the three that read their inputs, each deciding
+    /// from the demand and forecasts handed over (a worker's usual tick):
+    /// several, since one machine's runs of the same tick vary.
+    #[arg(long, default_value_t = 5)]
+    pub handed_ticks: usize,
 }
 
 /// `metric_rollups` columns, in the order seeded rows give them.
@@ -163,7 +169,7 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
             (now_ms.div_euclid(STEP_MS) - 1).into(),
         ]);
         // The step before each tick's.
-        for m in -((TICKS as i64 - 1) * STEP_MS / 60_000 - 1)..=5 {
+        for m in -(ROLLUP_STEPS * STEP_MS / 60_000 - 1)..=5 {
             let bucket = now_ms - m * 60_000;
             let bucket = bucket - bucket.rem_euclid(60_000);
             rollups.push(vec![
@@ -243,16 +249,23 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
     };
     println!("the worker keeps up to {} states", memory.states.capacity());
     let handed_label = format!("{kept}, demand and forecasts handed over");
-    let ticks: [(&str, bool); TICKS] = [
+    let mut ticks: Vec<(String, bool)> = vec![
         (
-            "first tick (settings and states read from the database)",
+            "first tick (settings and states read from the database)".into(),
             false,
         ),
-        (&*format!("next slot ({kept})"), false),
-        (&*format!("the slot after ({kept})"), false),
-        (&*format!("next slot ({handed_label})"), true),
-        (&*format!("the slot after ({handed_label})"), true),
+        (format!("next slot ({kept})"), false),
+        (format!("the slot after ({kept})"), false),
     ];
+    for i in 0..args.handed_ticks {
+        let which = if i == 0 {
+            "next slot"
+        } else {
+            "the slot after"
+        };
+        ticks.push((format!("{which} ({handed_label})"), true));
+    }
+    let mut handed_secs = Vec::with_capacity(args.handed_ticks);
     for (i, (label, handed)) in ticks.into_iter().enumerate() {
         let at = now_ms + i as i64 * STEP_MS;
         if handed {
@@ -292,6 +305,9 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let secs = started.elapsed().as_secs_f64();
+        if handed {
+            handed_secs.push(secs);
+        }
         let cpu = CpuTime::now()
             .zip(cpu_before)
             .map(|(now, before)| now.since(before));
@@ -329,6 +345,19 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
                 (after - before) as f64 / 1e6
             );
         }
+    }
+    if !handed_secs.is_empty() {
+        handed_secs.sort_by(f64::total_cmp);
+        println!(
+            "ticks from inputs handed over: {} runs, fastest {:.3} s, median {:.3} s, \
+             slowest {:.3} s; {} of {} under 1 s",
+            handed_secs.len(),
+            handed_secs[0],
+            handed_secs[handed_secs.len() / 2],
+            handed_secs[handed_secs.len() - 1],
+            handed_secs.iter().filter(|&&s| s < 1.0).count(),
+            handed_secs.len()
+        );
     }
     if let Some(peak) = super::ingest::peak_rss_kib() {
         println!("peak resident memory: {:.1} MiB", peak as f64 / 1024.0);
@@ -382,9 +411,9 @@ impl BenchSeries {
     }
 }
 
-/// Ticks the bench times: three from inputs read from the database (the
-/// first also reads every state), two from inputs handed over.
-const TICKS: usize = 5;
+/// Steps of demand seeded before the first tick's (the rollups the ticks
+/// that read their inputs measure, with room to spare).
+const ROLLUP_STEPS: i64 = 4;
 
 /// `forecasts` columns, in the order [`forecast_row`] gives them.
 const FORECAST_COLUMNS: [&str; 9] = [

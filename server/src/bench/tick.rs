@@ -349,7 +349,7 @@ pub async fn run(config: Config, args: TickBench) -> anyhow::Result<()> {
     if !handed_secs.is_empty() {
         handed_secs.sort_by(f64::total_cmp);
         println!(
-            "ticks from inputs handed over: {} runs, fastest {:.3} s, median {:.3} s, \
+            "ticks from inputs handed over: {} of them, fastest {:.3} s, median {:.3} s, \
              slowest {:.3} s; {} of {} under 1 s",
             handed_secs.len(),
             handed_secs[0],

@@ -3,11 +3,14 @@
 //!
 //! Reading every workload's settings was half a tick's read at 100,000
 //! workloads, though few change between two ticks: the API's saves, a
-//! suggestion or a finished command's fleet, and the twelfth of the
-//! controller states stored each tick. Every write sets the row's revision
-//! (migration 026), so a tick reads only what was written or removed since
-//! the last read ([`Db::tick_settings_since`]) and applies it here. A tick
-//! that fails part way leaves nothing kept: the next reads everything.
+//! suggestion or a finished command's fleet. Every write sets the row's
+//! revision (migration 026), so a tick reads only what was written or
+//! removed since the last read ([`Db::tick_settings_since`]) and applies it
+//! here. The controller's checkpoints (a twelfth of the states each tick)
+//! set a revision of their own (migration 028): of those rows only the
+//! stored state's slot is read, which tells a tick whether a state stored
+//! since is newer than the one it keeps. A tick that fails part way leaves
+//! nothing kept: the next reads everything.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -17,6 +20,9 @@ use headroom_store::{Db, StoreError, Tenant};
 
 /// (organisation id, workload), in the order ticks decide them.
 type Key = (String, String);
+
+/// Rows from which [`Kept::settings`] copies on two cores.
+const COPY_ON_TWO_CORES_FROM: usize = 10_000;
 
 #[derive(Debug, Default)]
 pub struct KeptSettings {
@@ -31,9 +37,10 @@ pub(crate) struct Kept {
 }
 
 impl Kept {
-    /// Every controlled workload's settings, by organisation and workload.
+    /// Every controlled workload's settings, by organisation and workload:
+    /// a copy (a tick moves them on with its decisions).
     pub(crate) fn settings(&self) -> Vec<(Tenant, StoredSettings)> {
-        self.rows.values().cloned().collect()
+        copied(&self.rows, COPY_ON_TWO_CORES_FROM)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -64,6 +71,7 @@ impl KeptSettings {
         let read = db
             .tick_settings_since(kept.as_ref().map(|k| k.mark))
             .await?;
+        // Settings read: a stored state's slot is not.
         let n = read.changed.len() + read.removed.len();
         Ok((apply(kept, read), n))
     }
@@ -78,6 +86,27 @@ impl KeptSettings {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// The values of `rows` in key order, copied; on two cores from `two_cores_from`
+/// rows on (a settings row is several strings to copy).
+fn copied<K: Sync, V: Clone + Send + Sync>(rows: &BTreeMap<K, V>, two_cores_from: usize) -> Vec<V> {
+    let n = rows.len();
+    if n < two_cores_from {
+        return rows.values().cloned().collect();
+    }
+    let half = n / 2;
+    std::thread::scope(|scope| {
+        let second = scope.spawn(|| rows.values().skip(half).cloned().collect::<Vec<_>>());
+        let mut all = Vec::with_capacity(n);
+        all.extend(rows.values().take(half).cloned());
+        all.extend(
+            second
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+        );
+        all
+    })
 }
 
 /// `kept` with `read` applied: replaced when the read is whole, else the
@@ -98,8 +127,32 @@ fn apply(kept: Option<Kept>, read: SettingsRead) -> Kept {
             rows.insert(key, (tenant, settings));
         }
     }
+    for (key, slot) in read.state_slots {
+        if let Some((_, s)) = rows.get_mut(&key) {
+            s.controller.slot = slot;
+        }
+    }
     Kept {
         rows,
         mark: read.mark,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_on_two_cores_keeps_every_row_in_order() {
+        let rows: BTreeMap<u32, String> = (0..2_001).map(|i| (i, format!("w{i}"))).collect();
+        let alone = copied(&rows, usize::MAX);
+        assert_eq!(alone.len(), 2_001);
+        assert_eq!(copied(&rows, 1_000), alone);
+        assert_eq!(
+            copied(&BTreeMap::<u32, String>::new(), 0),
+            Vec::<String>::new()
+        );
+        let one: BTreeMap<u32, String> = [(1, "a".to_owned())].into();
+        assert_eq!(copied(&one, 0), ["a"]);
     }
 }

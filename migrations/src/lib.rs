@@ -29,6 +29,7 @@ mod m20261207_000024_user_sessions_ended;
 mod m20261207_000025_forecast_steps_packed;
 mod m20261207_000026_settings_revision;
 mod m20261207_000027_decision_groups_lz4;
+mod m20261207_000028_settings_state_revision;
 
 pub struct Migrator;
 
@@ -63,6 +64,21 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000025_forecast_steps_packed::Migration),
             Box::new(m20261207_000026_settings_revision::Migration),
             Box::new(m20261207_000027_decision_groups_lz4::Migration),
+            Box::new(m20261207_000028_settings_state_revision::Migration),
         ]
     }
+}
+
+/// Runs `statements` in order (raw SQL, one backend's).
+pub(crate) async fn run_statements<S: AsRef<str>>(
+    manager: &SchemaManager<'_>,
+    statements: &[S],
+) -> Result<(), DbErr> {
+    for sql in statements {
+        manager
+            .get_connection()
+            .execute_unprepared(sql.as_ref())
+            .await?;
+    }
+    Ok(())
 }

@@ -18,6 +18,8 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DbBackend;
 
+use crate::run_statements as run;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -106,16 +108,6 @@ const SQLITE_DOWN: &[&str] = &[
     "DROP INDEX allocation_settings_revision",
     "ALTER TABLE allocation_settings DROP COLUMN revision",
 ];
-
-async fn run<S: AsRef<str>>(manager: &SchemaManager<'_>, statements: &[S]) -> Result<(), DbErr> {
-    for sql in statements {
-        manager
-            .get_connection()
-            .execute_unprepared(sql.as_ref())
-            .await?;
-    }
-    Ok(())
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

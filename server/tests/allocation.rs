@@ -1787,12 +1787,13 @@ both_backends!(handed_over_inputs, handed_over_inputs_serve_their_step_only);
 
 /// A worker keeps every controlled workload's settings between ticks and
 /// reads only what was written since: each tick still decides with the
-/// settings as stored, whoever wrote them (the API, an operator's SQL, the
-/// controller's own checkpoints), removed ones are dropped, and a write
-/// committed after a read began is read by the next.
+/// settings as stored, whoever wrote them (the API, an operator's SQL),
+/// removed ones are dropped, and a write committed after a read began is
+/// read by the next. Of the rows whose controller state was stored since
+/// (the checkpoints) only the state's slot is read back: a state another
+/// worker stored is seen to be newer than the kept one.
 async fn kept_settings_follow_every_write(backend: Backend) {
-    use headroom_jobs::allocate::{STEP_MS, TickMemory, allocate_all_kept};
-    use headroom_jobs::kept_states::checkpoint_due;
+    use headroom_jobs::allocate::{STEP_MS, TickMemory, allocate_all, allocate_all_kept};
     use headroom_jobs::providers::Providers;
     use headroom_store::sea_orm::{ConnectionTrait, TransactionTrait};
     let Some(app) = TestApp::spawn(backend).await else {
@@ -1814,14 +1815,6 @@ async fn kept_settings_follow_every_write(backend: Backend) {
             .await
             .unwrap()
     };
-    // How many of `written` and the workloads whose states tick `n` stored
-    // (its checkpoints) there are: the rows written since tick `n` read.
-    let written_after = |n: i64, written: &[&str]| {
-        ["a", "b", "c"]
-            .iter()
-            .filter(|w| written.contains(w) || checkpoint_due(&org, w, first + n))
-            .count()
-    };
     // Only what was written since is read. On PostgreSQL a transaction of
     // another test still open when a tick reads (the revision is the
     // cluster's transaction id) makes it read more, never less.
@@ -1833,13 +1826,14 @@ async fn kept_settings_follow_every_write(backend: Backend) {
     let t = tick(0).await;
     assert_eq!((t.decided, t.settings_read), (3, 3), "all read: {t:?}");
     assert_eq!(memory.settings.len(), 3);
-    // The first tick stored every new workload's state: those rows changed.
+    // The first tick stored every new workload's state: those rows' states
+    // changed, not their settings.
     let t = tick(1).await;
     assert_eq!(t.decided, 3, "{t:?}");
-    read_only(&t, 3);
+    read_only(&t, 0);
     let t = tick(2).await;
     assert_eq!(t.decided, 3, "{t:?}");
-    read_only(&t, written_after(1, &[]));
+    read_only(&t, 0);
 
     // Saved through the API: off leaves the controller's care.
     let res = send(
@@ -1856,7 +1850,7 @@ async fn kept_settings_follow_every_write(backend: Backend) {
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     let t = tick(3).await;
     assert_eq!(t.decided, 2, "{t:?}");
-    read_only(&t, written_after(2, &["a"]));
+    read_only(&t, 1);
     assert_eq!(memory.settings.len(), 2);
 
     // An operator's SQL: b may have one instance at most.
@@ -1919,13 +1913,44 @@ async fn kept_settings_follow_every_write(backend: Backend) {
     let t = tick(6).await;
     assert_eq!(t.decided, 2, "a is back: {t:?}");
     assert_eq!(memory.settings.len(), 2);
+
+    // Another worker (one keeping nothing stores every state) decides the
+    // next slot: its checkpoints are read back as slots, not rows.
+    let mark = app.db.tick_settings_since(None).await.unwrap().mark;
+    let other = allocate_all(&app.db, &providers, (first + 7) * STEP_MS + 45_000)
+        .await
+        .unwrap();
+    assert_eq!((other.decided, other.states_stored), (2, 2), "{other:?}");
+    let read = app.db.tick_settings_since(Some(mark)).await.unwrap();
+    for w in ["a", "b"] {
+        let slot = read
+            .state_slots
+            .iter()
+            .find(|((_, workload), _)| workload == w)
+            .map(|(_, slot)| *slot)
+            .or_else(|| {
+                read.changed
+                    .iter()
+                    .find(|(_, s)| s.workload == w)
+                    .map(|(_, s)| s.controller.slot)
+            });
+        assert_eq!(slot, Some(Some(first + 7)), "{w}: {read:?}");
+    }
+    if backend == Backend::Sqlite {
+        assert!(read.changed.is_empty(), "no settings written: {read:?}");
+    }
+    // The states this worker keeps (slot 6) are older than the stored ones.
+    let t = tick(8).await;
+    assert_eq!((t.decided, t.states_read), (2, 2), "{t:?}");
+    read_only(&t, 0);
     app.stop().await;
 }
 both_backends!(kept_settings, kept_settings_follow_every_write);
 
-/// Migrations 026 and 027 go down and up again over stored settings: the
-/// revision, its triggers and the notes of removed rows come and go, and
-/// rows written after the way up get a revision again.
+/// Migrations 026 to 028 go down and up again over stored settings: the
+/// revisions, their triggers and the notes of removed rows come and go, and
+/// rows written after the way up get a revision again; a checkpoint's write
+/// (revision -1) moves the state revision and keeps the settings one.
 async fn settings_revision_migrations_go_down_and_up(backend: Backend) {
     use headroom_migrations::{Migrator, MigratorTrait};
     use headroom_store::sea_orm::{ConnectionTrait, Statement};
@@ -1956,7 +1981,7 @@ async fn settings_revision_migrations_go_down_and_up(backend: Backend) {
     conn.execute_unprepared(&write("a")).await.unwrap();
     assert!(revision("a").await > 0, "set on insert");
 
-    Migrator::down(&conn, Some(2)).await.unwrap();
+    Migrator::down(&conn, Some(3)).await.unwrap();
     // Without the column and its triggers, writes go on as before.
     conn.execute_unprepared(&write("b")).await.unwrap();
     conn.execute_unprepared("DELETE FROM allocation_settings WHERE workload = 'a'")
@@ -1969,6 +1994,31 @@ async fn settings_revision_migrations_go_down_and_up(backend: Backend) {
         .await
         .unwrap();
     assert!(revision("b").await > 0, "set on update");
+    let state_revision = async |workload: &str| -> i64 {
+        conn.query_one_raw(Statement::from_string(
+            conn.get_database_backend(),
+            format!("SELECT state_revision FROM allocation_settings WHERE workload = '{workload}'"),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap()
+    };
+    let settings_revision = revision("b").await;
+    assert_eq!(state_revision("b").await, 0, "no state stored yet");
+    conn.execute_unprepared(
+        "UPDATE allocation_settings SET controller_state_slot = 7, revision = -1 \
+         WHERE workload = 'b'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(revision("b").await, settings_revision, "a state-only write");
+    assert!(state_revision("b").await > 0, "moves the state revision");
+    conn.execute_unprepared("UPDATE allocation_settings SET commanded = 3 WHERE workload = 'b'")
+        .await
+        .unwrap();
+    assert!(revision("b").await > settings_revision, "a settings write");
     conn.execute_unprepared("DELETE FROM allocation_settings WHERE workload = 'b'")
         .await
         .unwrap();

@@ -542,6 +542,11 @@ pub struct SettingsRead {
     pub changed: Vec<(Tenant, StoredSettings)>,
     /// (organisation id, workload) of settings removed since the mark.
     pub removed: Vec<(String, String)>,
+    /// The slot of each controller state stored since the mark in a row whose
+    /// settings were not written since (not in `changed`), by (organisation
+    /// id, workload): the controller's checkpoints, its own and any other
+    /// worker's. Empty when `whole`.
+    pub state_slots: Vec<((String, String), Option<i64>)>,
     /// Where the next read starts.
     pub mark: SettingsMark,
 }
@@ -749,8 +754,12 @@ pub(crate) async fn store_states<C: ConnectionTrait>(
         crate::sql::exec(
             c,
             format!(
+                // A revision of -1: only the state is written, so the row's
+                // settings revision stays and its state revision moves
+                // (migration 028): a worker keeping the settings reads back
+                // the slot, not the row.
                 "UPDATE allocation_settings SET controller_state = v.column3, \
-                 controller_state_slot = v.column4, state = NULL \
+                 controller_state_slot = v.column4, state = NULL, revision = -1 \
                  FROM (VALUES {}) AS v \
                  WHERE allocation_settings.organization_id = v.column1 \
                  AND allocation_settings.workload = v.column2",
@@ -848,44 +857,63 @@ impl Db {
                 whole: true,
                 changed: self.tick_settings().await?,
                 removed: Vec::new(),
+                state_slots: Vec::new(),
                 mark,
             });
         };
         let backend = self.conn().get_database_backend();
-        // The rows written since, and the keys removed since that are not
-        // there now (made again since, the row is read; made again before the
-        // mark, it was read then and has not changed): one statement, one
-        // snapshot.
+        // The rows written since; the keys removed since that are not there
+        // now (made again since, the row is read; made again before the
+        // mark, it was read then and has not changed); and the slots of the
+        // states stored since in rows whose settings were not written (the
+        // controller's checkpoints, migration 028). One statement, one
+        // snapshot; the last column says which.
         let nulls = vec!["NULL"; SETTINGS_COUNT].join(", ");
+        let slot_only = format!(
+            "{}, controller_state_slot",
+            vec!["NULL"; SETTINGS_COUNT - 1].join(", ")
+        );
         let rows = crate::sql::rows(
             self.conn(),
             format!(
-                "SELECT {}, organization_id, workload FROM allocation_settings \
-                 WHERE revision >= {} \
-                 UNION ALL SELECT {nulls}, r.organization_id, r.workload \
+                "SELECT {}, organization_id, workload, CAST(0 AS BIGINT) \
+                 FROM allocation_settings WHERE revision >= {} \
+                 UNION ALL SELECT {nulls}, r.organization_id, r.workload, CAST(1 AS BIGINT) \
                  FROM allocation_settings_removed r WHERE r.revision >= {} \
                  AND NOT EXISTS (SELECT 1 FROM allocation_settings s \
-                   WHERE s.organization_id = r.organization_id AND s.workload = r.workload)",
+                   WHERE s.organization_id = r.organization_id AND s.workload = r.workload) \
+                 UNION ALL SELECT {slot_only}, organization_id, workload, CAST(2 AS BIGINT) \
+                 FROM allocation_settings WHERE state_revision >= {} AND revision < {}",
                 tick_settings_columns(backend, ""),
                 ph(backend, 1),
-                ph(backend, 2)
+                ph(backend, 2),
+                ph(backend, 3),
+                ph(backend, 4),
             ),
-            vec![since.revision.into(), since.revision.into()],
+            vec![since.revision.into(); 4],
         )
         .await?;
         let mut read = SettingsRead {
             whole: false,
             changed: Vec::with_capacity(rows.len()),
             removed: Vec::new(),
+            state_slots: Vec::new(),
             mark,
         };
         for r in &rows {
             let tenant = Tenant::new(r.try_get_by_index::<String>(SETTINGS_COUNT)?);
-            if r.try_get_by_index::<Option<String>>(0)?.is_some() {
-                read.changed.push((tenant, settings_from_row(r)?));
-            } else {
-                let workload = r.try_get_by_index(SETTINGS_COUNT + 1)?;
-                read.removed.push((tenant.id().to_owned(), workload));
+            let key = || -> Result<(String, String), StoreError> {
+                Ok((
+                    tenant.id().to_owned(),
+                    r.try_get_by_index(SETTINGS_COUNT + 1)?,
+                ))
+            };
+            match r.try_get_by_index::<i64>(SETTINGS_COUNT + 2)? {
+                0 => read.changed.push((tenant, settings_from_row(r)?)),
+                1 => read.removed.push(key()?),
+                _ => read
+                    .state_slots
+                    .push((key()?, r.try_get_by_index(SETTINGS_COUNT - 1)?)),
             }
         }
         Ok(read)

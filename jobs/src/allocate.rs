@@ -34,7 +34,7 @@ use crate::billing;
 use crate::forecast::last_closed_step;
 use crate::handover::Handover;
 use crate::kept_settings::KeptSettings;
-use crate::kept_states::{Kept, KeptStates, StateKey, checkpoint_due};
+use crate::kept_states::{InOrder, Kept, KeptStates, StateKey, States, checkpoint_due, split_at};
 use headroom_store::{Db, StoreError, Tenant};
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -191,11 +191,11 @@ pub async fn allocate_all_kept(
     let states = &memory.states;
     let mut summary = TickSummary::default();
     let slot = now_ms.div_euclid(STEP_MS);
-    let mut kept = states.take();
+    let kept = states.take();
     let started = std::time::Instant::now();
     let (money, settings) =
         futures::future::join(TickMoney::load(db), memory.settings.take_current(db)).await;
-    let (mut money, (settings, settings_read)) = (money?, settings?);
+    let (money, (settings, settings_read)) = (money?, settings?);
     summary.settings_read = settings_read;
     let money_ms = started.elapsed().as_millis();
     // The step whose demand is measured: its start is the origin of the
@@ -203,7 +203,7 @@ pub async fn allocate_all_kept(
     let step = last_closed_step(Horizon::Allocation, now_ms);
     let mut handed = memory.handover.take_all();
     let TickInputs {
-        workloads,
+        mut workloads,
         mut pending,
     } = db
         .tick_inputs(
@@ -218,56 +218,36 @@ pub async fn allocate_all_kept(
         )
         .await?;
     memory.settings.put(settings);
-    drop(handed);
+    // What was not taken, and the maps emptied by taking (one per workload):
+    // freed on the other core.
+    tokio::task::spawn_blocking(move || drop(handed));
+    summary.workloads = workloads.len();
     let read_ms = started.elapsed().as_millis();
-    let mut in_force = aws_in_force(providers, &workloads).await;
+    let in_force = aws_in_force(providers, &workloads).await;
     let provider_ms = started.elapsed().as_millis() - read_ms;
-    let mut prepared = Vec::with_capacity(workloads.len());
-    let mut readiness = HashMap::new();
     let ctx = TickContext {
         db,
         providers,
         now_ms,
     };
-    for w in workloads {
-        summary.workloads += 1;
-        let key: StateKey = (w.tenant.id().to_owned(), w.settings.workload.clone());
-        // Most ticks have nothing in force to compare (no AWS workload).
-        let found = (!in_force.is_empty())
-            .then(|| in_force.remove(&key))
-            .flatten();
-        let mine = kept.remove(&key);
-        let gathered = prepare(
-            &ctx,
-            &mut money,
-            &mut pending,
-            &mut readiness,
-            found,
-            &key,
-            w,
-        );
-        match gathered.await {
-            Ok(mut p) => {
-                // Workloads are in a fixed order: the first `capacity` are kept.
-                p.keep = prepared.len() < states.capacity();
-                p.state = choose_state(mine, &mut p.settings);
-                prepared.push(p);
-            }
-            // One workload's bad data must not stop the others.
-            Err(e) => tracing::error!(
-                organization = key.0,
-                workload = key.1,
-                error = %e,
-                "allocation decision failed"
-            ),
-        }
+    let gathered = gather(&ctx, &money, &mut pending, in_force, &mut workloads).await;
+    let gathered_ms = started.elapsed().as_millis();
+    let capacity = states.capacity();
+    let (mut planned, mut unread, mut undecided) = tokio::task::spawn_blocking(move || {
+        prepare_and_conclude(workloads, kept, &gathered, capacity, now_ms)
+    })
+    .await?;
+    // States this worker does not keep (every state, after a restart): read
+    // in bulk, then decided.
+    if !unread.is_empty() {
+        summary.states_read = read_stored_states(db, &mut unread).await?;
+        let (more, failed) =
+            tokio::task::spawn_blocking(move || conclude_all(unread, now_ms)).await?;
+        planned.extend(more);
+        // Two runs in the workloads' order, merged.
+        planned.sort_by_key(|p| p.order);
+        undecided.extend(failed);
     }
-    // Workloads a deleted setting or a mode of `off` took out are forgotten.
-    drop(kept);
-    summary.states_read = read_stored_states(db, &mut prepared).await?;
-    let prepared_ms = started.elapsed().as_millis();
-    let (mut planned, undecided) =
-        tokio::task::spawn_blocking(move || conclude_all(prepared, now_ms)).await?;
     for u in undecided {
         tracing::error!(
             organization = u.tenant.id(),
@@ -290,7 +270,7 @@ pub async fn allocate_all_kept(
     let inserted = db.record_decisions(&writes).await?;
     drop(writes);
     let logged_ms = started.elapsed().as_millis();
-    let mut kept = HashMap::with_capacity(planned.len().min(states.capacity()));
+    let mut kept: States = Vec::with_capacity(planned.len().min(capacity));
     for (p, new) in planned.iter_mut().zip(inserted) {
         if new && p.checkpoint.is_some() {
             summary.states_stored += 1;
@@ -329,9 +309,11 @@ pub async fn allocate_all_kept(
             );
         }
         if let Some(state) = p.state.take().filter(|_| p.keep) {
-            // Nothing reads the decision's workload after this.
+            // Nothing reads the decision's names after this: taken, not
+            // copied. Pushed in the order decided, which is key order.
             let workload = std::mem::take(&mut p.row.workload);
-            kept.insert((p.tenant.id().to_owned(), workload), Kept { state, slot });
+            let org = std::mem::replace(&mut p.tenant, Tenant::new(String::new())).into_id();
+            kept.push(((org, workload), Kept { state, slot }));
         }
     }
     // Freeing 100,000 decisions takes one core tens of milliseconds: the
@@ -344,8 +326,8 @@ pub async fn allocate_all_kept(
         read_ms = read_ms - money_ms,
         settings_read = summary.settings_read,
         provider_read_ms = provider_ms,
-        prepare_ms = prepared_ms - read_ms - provider_ms,
-        decide_ms = planned_ms - prepared_ms,
+        gather_ms = gathered_ms - read_ms - provider_ms,
+        decide_ms = planned_ms - gathered_ms,
         log_ms = logged_ms - planned_ms,
         command_ms = started.elapsed().as_millis() - logged_ms,
         states_read = summary.states_read,
@@ -406,12 +388,10 @@ async fn read_stored_states(db: &Db, prepared: &mut [Box<Prepared>]) -> Result<u
     Ok(n)
 }
 
-/// What a tick knows of prices and budgets: rules and customers read once,
-/// each organisation's budget worked out on first use.
+/// What a tick knows of prices: rules and customers read once.
 struct TickMoney {
     book: RuleBook,
     customers: HashMap<String, Customer>,
-    budgets: HashMap<String, Option<Budget>>,
 }
 
 impl TickMoney {
@@ -423,27 +403,23 @@ impl TickMoney {
                 .into_iter()
                 .map(|c| (c.org_id.clone(), c))
                 .collect(),
-            budgets: HashMap::new(),
         })
     }
 
+    /// The organisation's budget as the controller weighs it (`None`: no
+    /// customer, or no cap).
     async fn budget(
-        &mut self,
+        &self,
         db: &Db,
         tenant: &Tenant,
         now_ms: i64,
     ) -> Result<Option<Budget>, BoxDynError> {
-        if let Some(b) = self.budgets.get(tenant.id()) {
-            return Ok(*b);
-        }
-        let b = match self.customers.get(tenant.id()) {
+        Ok(match self.customers.get(tenant.id()) {
             Some(who) => {
                 billing::budget_for_controller(db, tenant, who, &self.book, now_ms).await?
             }
             None => None,
-        };
-        self.budgets.insert(tenant.id().to_owned(), b);
-        Ok(b)
+        })
     }
 
     /// Records what a fleet change does to the workload's hourly run rate,
@@ -541,6 +517,8 @@ fn forecast_from_now(
 
 /// A workload's decision for this tick, made but not yet logged.
 struct Planned {
+    /// The workload's place in the tick's order.
+    order: usize,
     tenant: Tenant,
     settings: StoredSettings,
     row: StoredDecision,
@@ -593,16 +571,17 @@ async fn aws_in_force(
         .collect()
 }
 
-/// What every workload's preparation shares within a tick.
+/// What the tick's I/O before deciding shares ([`gather`]).
 struct TickContext<'a> {
     db: &'a Db,
     providers: &'a Providers,
     now_ms: i64,
 }
 
-/// A workload's inputs, gathered with whatever I/O they need, ready for the
-/// pure decision ([`conclude`]).
+/// A workload's inputs, ready for the pure decision ([`conclude`]).
 struct Prepared {
+    /// The workload's place in the tick's order.
+    order: usize,
     tenant: Tenant,
     settings: StoredSettings,
     mode: Mode,
@@ -620,84 +599,188 @@ struct Prepared {
     keep: bool,
 }
 
-/// Gathers one workload's inputs from the tick's read, after finishing what
-/// an interrupted tick left pending and repairing drift. `found` is what the
-/// provider had in force when the tick began, when it was read in a batch.
-/// Readiness scores are per organisation and event type, so `readiness`
-/// keeps each one the tick has worked out. `key` is the workload's
-/// (organisation id, workload).
-async fn prepare(
+/// What deciding needs from the database or a provider, worked out before
+/// the workloads are prepared and decided on every core ([`gather`]). Errors
+/// are kept as text: each workload they concern fails with it.
+#[derive(Debug, Default)]
+struct Gathered {
+    /// Each organisation's budget.
+    budgets: HashMap<String, Result<Option<Budget>, String>>,
+    /// Readiness scores, by organisation, then event type.
+    readiness: HashMap<String, HashMap<String, Result<f64, String>>>,
+    /// By the workload's place in the tick's order, for the workloads a
+    /// provider or a decision left pending needed I/O for: what was repaired
+    /// (see [`reconcile`]), or why finishing or repairing failed.
+    before: HashMap<usize, Result<Option<String>, String>>,
+}
+
+/// Works out, one at a time, what needs I/O before deciding: each
+/// organisation's budget and readiness scores (once each), and for the few
+/// workloads that need it, the decision an interrupted tick left pending
+/// (carried out, the settings read again into `workloads`) and what drifted
+/// at the provider (repaired). `in_force` is what the provider had in force
+/// when the tick began, where it was read in a batch.
+async fn gather(
     ctx: &TickContext<'_>,
-    money: &mut TickMoney,
+    money: &TickMoney,
     pending: &mut HashMap<(String, String), StoredDecision>,
-    readiness: &mut HashMap<(String, String), f64>,
+    mut in_force: HashMap<(String, String), Result<InForce, ProviderError>>,
+    workloads: &mut [TickWorkload],
+) -> Gathered {
+    let (db, now_ms) = (ctx.db, ctx.now_ms);
+    let mut g = Gathered::default();
+    let mut last_org: Option<String> = None;
+    for (order, w) in workloads.iter_mut().enumerate() {
+        // Few are pending (what an interrupted tick left), and most ticks
+        // have nothing in force to compare (no AWS workload).
+        let key = || (w.tenant.id().to_owned(), w.settings.workload.clone());
+        let left = (!pending.is_empty())
+            .then(|| pending.remove(&key()))
+            .flatten();
+        if left.is_some() || reconciled(&w.settings) {
+            let found = (!in_force.is_empty())
+                .then(|| in_force.remove(&key()))
+                .flatten();
+            let done = before_deciding(ctx, left, found, w).await;
+            g.before.insert(order, done.map_err(|e| e.to_string()));
+        }
+        // Workloads come by organisation: one lookup per run of them.
+        if last_org.as_deref() != Some(w.tenant.id()) {
+            if !g.budgets.contains_key(w.tenant.id()) {
+                let b = money.budget(db, &w.tenant, now_ms).await;
+                g.budgets
+                    .insert(w.tenant.id().to_owned(), b.map_err(|e| e.to_string()));
+            }
+            last_org = Some(w.tenant.id().to_owned());
+        }
+        if let Some(event) = &w.settings.readiness_event {
+            let known = g
+                .readiness
+                .get(w.tenant.id())
+                .is_some_and(|scores| scores.contains_key(event));
+            if !known {
+                let p =
+                    crate::readiness::score(db, &w.tenant, event, now_ms, READINESS_WITHIN_SECS)
+                        .await
+                        .map(|(p, _)| p)
+                        .map_err(|e| e.to_string());
+                g.readiness
+                    .entry(w.tenant.id().to_owned())
+                    .or_default()
+                    .insert(event.clone(), p);
+            }
+        }
+    }
+    g
+}
+
+/// Whether reconciliation may need the provider ([`reconcile`]).
+fn reconciled(s: &StoredSettings) -> bool {
+    s.provider != "none" && s.mode == "on"
+}
+
+/// Carries out what an interrupted tick `left` pending for `w` (then reads
+/// its settings again: that may change the fleet on record) and repairs
+/// what drifted at its provider; says what it repaired. `found` is what the
+/// provider had in force when the tick began, when it was read in a batch.
+async fn before_deciding(
+    ctx: &TickContext<'_>,
+    left: Option<StoredDecision>,
     found: Option<Result<InForce, ProviderError>>,
-    key: &StateKey,
-    w: TickWorkload,
-) -> Result<Box<Prepared>, BoxDynError> {
-    let (db, providers, now_ms) = (ctx.db, ctx.providers, ctx.now_ms);
+    w: &mut TickWorkload,
+) -> Result<Option<String>, BoxDynError> {
+    let (db, providers) = (ctx.db, ctx.providers);
+    let mut found = found;
+    if let Some(d) = left {
+        // Carrying it out changes what is in force: read again below.
+        found = None;
+        // The forecast it was sized from is gone: one step is assumed.
+        let hours = STEP_MS as f64 / 3_600_000.0;
+        finish(db, providers, &w.tenant, &w.settings, &d, hours).await?;
+        tracing::warn!(
+            organization = w.tenant.id(),
+            workload = w.settings.workload,
+            decision = d.id,
+            "finished a decision left pending"
+        );
+        w.settings = db
+            .allocation_settings(&w.tenant, &w.settings.workload)
+            .await?
+            .ok_or("the workload's settings disappeared")?;
+    }
+    let repaired = reconcile(providers, &w.tenant, &w.settings, found).await;
+    if let Some(note) = &repaired {
+        tracing::warn!(
+            organization = w.tenant.id(),
+            workload = w.settings.workload,
+            "{note}"
+        );
+    }
+    Ok(repaired)
+}
+
+/// One workload's inputs, from the tick's read and what was gathered for
+/// it (no I/O). `order` is its place in the tick's order.
+fn prepare(order: usize, w: TickWorkload, g: &Gathered) -> Result<Box<Prepared>, Undecided> {
     let TickWorkload {
         tenant,
         settings: s,
         mean,
         forecast,
     } = w;
-    let mode = parse_mode(&s.mode).ok_or_else(|| format!("unknown mode {:?}", s.mode))?;
-    let bounds = Bounds::new(
-        u32::try_from(s.min_instances)?,
-        u32::try_from(s.max_instances)?,
-    )?;
+    let known = |e: &String| -> BoxDynError { e.clone().into() };
+    let checked = (|| -> Result<_, BoxDynError> {
+        let repaired = match (!g.before.is_empty())
+            .then(|| g.before.get(&order))
+            .flatten()
+        {
+            None => None,
+            Some(done) => done.as_ref().map_err(known)?.clone(),
+        };
+        let mode = parse_mode(&s.mode).ok_or_else(|| format!("unknown mode {:?}", s.mode))?;
+        let bounds = Bounds::new(
+            u32::try_from(s.min_instances)?,
+            u32::try_from(s.max_instances)?,
+        )?;
+        // A budget not worked out is an error, never taken as no cap.
+        let budget = *g
+            .budgets
+            .get(tenant.id())
+            .ok_or("the organisation's budget was not worked out")?
+            .as_ref()
+            .map_err(known)?;
+        let readiness = match &s.readiness_event {
+            None => None,
+            Some(event) => Some(
+                *g.readiness
+                    .get(tenant.id())
+                    .and_then(|scores| scores.get(event))
+                    .ok_or("the readiness score was not worked out")?
+                    .as_ref()
+                    .map_err(known)?,
+            ),
+        };
+        Ok((repaired, mode, bounds, budget, readiness))
+    })();
+    let (repaired, mode, bounds, budget, readiness) = match checked {
+        Ok(found) => found,
+        Err(error) => {
+            return Err(Undecided {
+                tenant,
+                workload: s.workload,
+                error,
+            });
+        }
+    };
     let cfg = PolicyConfig {
         target: s.target,
         ..PolicyConfig::default()
     };
-    // Finish what an interrupted tick started before deciding anew; the
-    // settings are read again since that may change the fleet on record.
-    let mut found = found;
-    // Few are pending (what an interrupted tick left).
-    let left = (!pending.is_empty()).then(|| pending.remove(key)).flatten();
-    let s = if let Some(d) = left {
-        // Carrying it out changes what is in force: read again below.
-        found = None;
-        // The forecast it was sized from is gone: one step is assumed.
-        finish(db, providers, &tenant, &s, &d, STEP_MS as f64 / 3_600_000.0).await?;
-        tracing::warn!(
-            organization = tenant.id(),
-            workload = s.workload,
-            decision = d.id,
-            "finished a decision left pending"
-        );
-        db.allocation_settings(&tenant, &s.workload)
-            .await?
-            .ok_or("the workload's settings disappeared")?
-    } else {
-        s
-    };
-    let repaired = reconcile(providers, &tenant, &s, found).await;
-    if let Some(note) = &repaired {
-        tracing::warn!(organization = tenant.id(), workload = s.workload, "{note}");
-    }
     let observed = mean.map(|v| v / s.units_per_instance);
-    let budget = money.budget(db, &tenant, now_ms).await?;
-    let readiness = match &s.readiness_event {
-        Some(t) => {
-            let key = (tenant.id().to_owned(), t.clone());
-            Some(match readiness.get(&key) {
-                Some(&p) => p,
-                None => {
-                    let p = crate::readiness::score(db, &tenant, t, now_ms, READINESS_WITHIN_SECS)
-                        .await?
-                        .0;
-                    readiness.insert(key, p);
-                    p
-                }
-            })
-        }
-        None => None,
-    };
     // Boxed: a workload's inputs and decision are moved several times on
     // their way through a tick, 100,000 of them.
     Ok(Box::new(Prepared {
+        order,
         tenant,
         settings: s,
         mode,
@@ -711,6 +794,92 @@ async fn prepare(
         state: StateSource::Unread,
         keep: false,
     }))
+}
+
+/// What the tick's threads made of the workloads: the decisions, in the
+/// tick's order; the workloads whose state is not kept (to be read, then
+/// decided), in that order too; and the workloads that cannot be decided.
+type Concluded = (Vec<Box<Planned>>, Vec<Box<Prepared>>, Vec<Undecided>);
+
+/// Prepares and decides every workload whose state is kept, spread over the
+/// cores: each thread takes a run of the workloads (in the tick's order,
+/// which is the kept states' key order) and the kept states of that run,
+/// and decides each workload as soon as it is prepared. The first
+/// `capacity` workloads' states are kept after the tick.
+fn prepare_and_conclude(
+    workloads: Vec<TickWorkload>,
+    kept: States,
+    g: &Gathered,
+    capacity: usize,
+    now_ms: i64,
+) -> Concluded {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = workloads.len().div_ceil(threads).max(1);
+    // Runs split off from the end, so each workload is moved once.
+    let mut runs = Vec::with_capacity(threads);
+    let mut rest = workloads;
+    while !rest.is_empty() {
+        let start = (rest.len() - 1) / chunk * chunk;
+        runs.push((start, rest.split_off(start)));
+    }
+    runs.reverse();
+    let kept = {
+        let firsts: Vec<(&str, &str)> = runs
+            .iter()
+            .map(|(_, run)| (run[0].tenant.id(), run[0].settings.workload.as_str()))
+            .collect();
+        split_at(kept, &firsts)
+    };
+    let done: Vec<Concluded> = std::thread::scope(|scope| {
+        let handles: Vec<_> = runs
+            .into_iter()
+            .zip(kept)
+            .map(|((start, run), kept)| {
+                scope.spawn(move || {
+                    let mut kept = InOrder::new(kept);
+                    let mut out: Concluded =
+                        (Vec::with_capacity(run.len()), Vec::new(), Vec::new());
+                    for (i, w) in run.into_iter().enumerate() {
+                        let order = start + i;
+                        let mine = kept.take(w.tenant.id(), &w.settings.workload);
+                        let mut p = match prepare(order, w, g) {
+                            Ok(p) => p,
+                            Err(u) => {
+                                out.2.push(u);
+                                continue;
+                            }
+                        };
+                        p.keep = order < capacity;
+                        p.state = choose_state(mine, &mut p.settings);
+                        if matches!(p.state, StateSource::Unread) {
+                            out.1.push(p);
+                            continue;
+                        }
+                        match conclude(p, now_ms) {
+                            Ok(p) => out.0.push(p),
+                            Err(u) => out.2.push(u),
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut all: Concluded = (
+        Vec::with_capacity(done.iter().map(|d| d.0.len()).sum()),
+        Vec::new(),
+        Vec::new(),
+    );
+    for (mut planned, mut unread, mut undecided) in done {
+        all.0.append(&mut planned);
+        all.1.append(&mut unread);
+        all.2.append(&mut undecided);
+    }
+    all
 }
 
 /// A workload [`conclude`] could not decide, and why.
@@ -771,6 +940,7 @@ fn conclude_all(prepared: Vec<Box<Prepared>>, now_ms: i64) -> (Vec<Box<Planned>>
 /// read, policy, state written back), no I/O.
 fn conclude(p: Box<Prepared>, now_ms: i64) -> Result<Box<Planned>, Undecided> {
     let Prepared {
+        order,
         tenant,
         settings: s,
         mode,
@@ -797,9 +967,9 @@ fn conclude(p: Box<Prepared>, now_ms: i64) -> Result<Box<Planned>, Undecided> {
         Err(e) => {
             let target = cfg.target;
             let why = (repaired, &e);
-            return Ok(not_decided(
-                tenant, s, commanded, observed, target, now_ms, why,
-            ));
+            let mut p = not_decided(tenant, s, commanded, observed, target, now_ms, why);
+            p.order = order;
+            return Ok(p);
         }
     };
     let (mut state, learnt, stored_slot) = match state {
@@ -894,6 +1064,7 @@ fn conclude(p: Box<Prepared>, now_ms: i64) -> Result<Box<Planned>, Undecided> {
         (!keep || stored_slot.is_none() || checkpoint_due(tenant.id(), &s.workload, slot))
             .then(|| state.encode());
     Ok(Box::new(Planned {
+        order,
         tenant,
         settings: s,
         row,
@@ -912,7 +1083,7 @@ fn conclude(p: Box<Prepared>, now_ms: i64) -> Result<Box<Planned>, Undecided> {
 /// be read): `failed`, the fleet left as it is, so the workload's log and
 /// notifications say why and billing still counts the tick if demand was
 /// above the fleet. Its state is not kept: the next tick starts from the
-/// stored one.
+/// stored one. Its place in the tick's order is the caller's to set.
 fn not_decided(
     tenant: Tenant,
     s: StoredSettings,
@@ -947,6 +1118,7 @@ fn not_decided(
         missed: observed.map(|o| o > f64::from(before)),
     };
     Box::new(Planned {
+        order: 0,
         tenant,
         settings: s,
         row,

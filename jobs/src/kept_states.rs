@@ -16,8 +16,13 @@
 //! hysteresis window). A restart thus costs each workload's margins at most
 //! the outcomes of `CHECKPOINT_EVERY - 1` ticks out of the hundreds they
 //! hold; decisions themselves are logged every tick.
+//!
+//! The states are kept in the order ticks decide workloads (by organisation
+//! id, then workload), so a tick's threads each take the run of states of
+//! their run of workloads ([`split_at`]) and find each one by walking both
+//! in step ([`InOrder`]): no hashing, no key made per workload.
 
-use std::collections::HashMap;
+use std::cmp::Ordering;
 use std::sync::Mutex;
 
 use headroom_core::allocate::ControllerState;
@@ -36,18 +41,21 @@ pub struct Kept {
     pub slot: i64,
 }
 
+/// States by key, in key order.
+pub(crate) type States = Vec<(StateKey, Kept)>;
+
 /// The states a worker keeps, at most `capacity` of them.
 #[derive(Debug, Default)]
 pub struct KeptStates {
     capacity: usize,
-    states: Mutex<HashMap<StateKey, Kept>>,
+    states: Mutex<States>,
 }
 
 impl KeptStates {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            states: Mutex::new(HashMap::new()),
+            states: Mutex::new(Vec::new()),
         }
     }
 
@@ -66,19 +74,66 @@ impl KeptStates {
     /// All kept states, for one tick to use and give back with [`Self::put`]
     /// (a tick that fails before then leaves none kept: the next reads the
     /// stored ones).
-    pub(crate) fn take(&self) -> HashMap<StateKey, Kept> {
+    pub(crate) fn take(&self) -> States {
         std::mem::take(&mut *self.lock())
     }
 
-    pub(crate) fn put(&self, states: HashMap<StateKey, Kept>) {
+    /// Keeps `states`, put in key order if they are not (a tick adds them
+    /// in the order it decides, which is that order).
+    pub(crate) fn put(&self, mut states: States) {
+        if !states.is_sorted_by(|a, b| a.0 <= b.0) {
+            states.sort_by(|a, b| a.0.cmp(&b.0));
+        }
         *self.lock() = states;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StateKey, Kept>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, States> {
         // The map is replaced whole, never left half-changed by a panic.
         self.states
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// `states` (in key order) split into one run per run of workloads, each
+/// run of workloads given by its first key, in order: run `i` holds the
+/// states from `firsts[i]` up to `firsts[i + 1]`. States before the first
+/// run's key belong to none (their workloads are gone) and are dropped.
+pub(crate) fn split_at(mut states: States, firsts: &[(&str, &str)]) -> Vec<States> {
+    let mut runs = Vec::with_capacity(firsts.len());
+    for first in firsts.iter().rev() {
+        let at = states.partition_point(|(k, _)| (k.0.as_str(), k.1.as_str()) < *first);
+        runs.push(states.split_off(at));
+    }
+    runs.reverse();
+    runs
+}
+
+/// A run of states (in key order), taken by workloads asked for in the same
+/// order: each state before the one asked for belongs to a workload that is
+/// gone, and is dropped. A workload asked for out of order finds nothing
+/// (its state is read from the database instead), never another's state.
+pub(crate) struct InOrder {
+    states: std::iter::Peekable<std::vec::IntoIter<(StateKey, Kept)>>,
+}
+
+impl InOrder {
+    pub(crate) fn new(states: States) -> Self {
+        Self {
+            states: states.into_iter().peekable(),
+        }
+    }
+
+    /// The state kept for (`organization`, `workload`).
+    pub(crate) fn take(&mut self, organization: &str, workload: &str) -> Option<Kept> {
+        while let Some(((o, w), _)) = self.states.peek() {
+            match (o.as_str(), w.as_str()).cmp(&(organization, workload)) {
+                Ordering::Less => drop(self.states.next()),
+                Ordering::Equal => return self.states.next().map(|(_, k)| k),
+                Ordering::Greater => return None,
+            }
+        }
+        None
     }
 }
 
@@ -123,23 +178,67 @@ mod tests {
         assert!(checkpoint_due("org", "w1", 1000) == checkpoint_due("org", "w1", 1012));
     }
 
-    #[test]
-    fn a_tick_takes_the_states_and_gives_them_back() {
-        let kept = KeptStates::new(10);
+    fn kept(slot: i64) -> Kept {
         let cfg = headroom_core::allocate::PolicyConfig::default();
-        let mut map = kept.take();
-        assert!(map.is_empty());
-        map.insert(
-            ("o".into(), "w".into()),
-            Kept {
-                state: ControllerState::new(&cfg),
-                slot: 7,
-            },
-        );
-        kept.put(map);
-        assert_eq!(kept.len(), 1);
-        let again = kept.take();
-        assert_eq!(again[&("o".to_owned(), "w".to_owned())].slot, 7);
-        assert!(kept.is_empty(), "taken: a failed tick leaves none kept");
+        Kept {
+            state: ControllerState::new(&cfg),
+            slot,
+        }
+    }
+
+    fn key(o: &str, w: &str) -> StateKey {
+        (o.to_owned(), w.to_owned())
+    }
+
+    #[test]
+    fn a_tick_takes_the_states_and_gives_them_back_in_key_order() {
+        let worker = KeptStates::new(10);
+        let mut states = worker.take();
+        assert!(states.is_empty());
+        states.push((key("o", "w"), kept(7)));
+        states.push((key("a", "z"), kept(8)));
+        worker.put(states);
+        assert_eq!(worker.len(), 2);
+        let again = worker.take();
+        let order: Vec<(&str, i64)> = again.iter().map(|(k, s)| (k.1.as_str(), s.slot)).collect();
+        assert_eq!(order, [("z", 8), ("w", 7)], "sorted by organisation first");
+        assert!(worker.is_empty(), "taken: a failed tick leaves none kept");
+    }
+
+    #[test]
+    fn each_run_of_workloads_takes_its_own_states() {
+        // Kept from the tick before: a1 is gone since, b2 is new.
+        let states: States = [("a", "0"), ("a", "1"), ("a", "2"), ("b", "1"), ("c", "1")]
+            .iter()
+            .enumerate()
+            .map(|(i, (o, w))| (key(o, w), kept(i as i64)))
+            .collect();
+        // This tick's workloads in two runs: [a0, a2] and [b1, b2, c1].
+        let runs = split_at(states, &[("a", "0"), ("b", "1")]);
+        let names = |run: &States| -> Vec<String> {
+            run.iter().map(|(k, _)| format!("{}{}", k.0, k.1)).collect()
+        };
+        assert_eq!(names(&runs[0]), ["a0", "a1", "a2"]);
+        assert_eq!(names(&runs[1]), ["b1", "c1"]);
+
+        let mut first = InOrder::new(runs[0].clone());
+        assert_eq!(first.take("a", "0").map(|k| k.slot), Some(0));
+        assert_eq!(first.take("a", "2").map(|k| k.slot), Some(2), "a1 skipped");
+        let mut second = InOrder::new(runs[1].clone());
+        assert_eq!(second.take("b", "1").map(|k| k.slot), Some(3));
+        assert!(second.take("b", "2").is_none(), "new: nothing kept");
+        assert_eq!(second.take("c", "1").map(|k| k.slot), Some(4));
+        assert!(second.take("d", "1").is_none());
+
+        // Asked out of order: nothing, never another workload's state.
+        let mut out_of_order = InOrder::new(runs[1].clone());
+        assert_eq!(out_of_order.take("c", "1").map(|k| k.slot), Some(4));
+        assert!(out_of_order.take("b", "1").is_none());
+
+        // States before the first run's workloads are nobody's.
+        let states: States = vec![(key("a", "0"), kept(0)), (key("b", "0"), kept(1))];
+        let runs = split_at(states, &[("b", "0")]);
+        assert_eq!(runs.len(), 1);
+        assert_eq!(names(&runs[0]), ["b0"]);
     }
 }

@@ -11,6 +11,11 @@ impl Tenant {
     pub fn id(&self) -> &str {
         &self.0
     }
+
+    /// The organisation id, without copying it.
+    pub fn into_id(self) -> String {
+        self.0
+    }
 }
 
 /// A new random identifier (UUID v7: unique, and index-friendly because time-ordered).

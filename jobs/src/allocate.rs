@@ -25,7 +25,7 @@ use headroom_core::forecast::{Horizon, Step};
 use headroom_store::allocation::{
     DecisionWrite, StoredDecision, StoredSettings, StoredState, TickInputs, TickWorkload,
 };
-use headroom_store::billing::{NewNotification, PriceChange};
+use headroom_store::billing::{NewNotification, PriceChange, StoredCap};
 use headroom_store::forecasts::StoredForecast;
 use serde_json::json;
 use std::collections::HashMap;
@@ -388,38 +388,44 @@ async fn read_stored_states(db: &Db, prepared: &mut [Box<Prepared>]) -> Result<u
     Ok(n)
 }
 
-/// What a tick knows of prices: rules and customers read once.
+/// What a tick knows of prices and budget caps: rules, customers and caps
+/// read once.
 struct TickMoney {
     book: RuleBook,
     customers: HashMap<String, Customer>,
+    /// By organisation id.
+    caps: HashMap<String, StoredCap>,
 }
 
 impl TickMoney {
     async fn load(db: &Db) -> Result<Self, BoxDynError> {
+        let (rules, customers, caps) =
+            futures::try_join!(db.price_rules(), billing::customers(db), db.budget_caps())?;
         Ok(Self {
-            book: RuleBook::new(db.price_rules().await?),
-            customers: billing::customers(db)
-                .await?
+            book: RuleBook::new(rules),
+            customers: customers
                 .into_iter()
                 .map(|c| (c.org_id.clone(), c))
                 .collect(),
+            caps,
         })
     }
 
     /// The organisation's budget as the controller weighs it (`None`: no
-    /// customer, or no cap).
+    /// customer, or no cap); the database is asked only under a cap.
     async fn budget(
         &self,
         db: &Db,
         tenant: &Tenant,
         now_ms: i64,
     ) -> Result<Option<Budget>, BoxDynError> {
-        Ok(match self.customers.get(tenant.id()) {
-            Some(who) => {
-                billing::budget_for_controller(db, tenant, who, &self.book, now_ms).await?
-            }
-            None => None,
-        })
+        let (Some(who), Some(cap)) = (self.customers.get(tenant.id()), self.caps.get(tenant.id()))
+        else {
+            return Ok(None);
+        };
+        Ok(Some(
+            billing::budget_under_cap(db, tenant, who, &self.book, cap, now_ms).await?,
+        ))
     }
 
     /// Records what a fleet change does to the workload's hourly run rate,

@@ -15,7 +15,7 @@ use headroom_core::billing::{
     estimate, hour_floor, rate,
 };
 use headroom_core::forecast::{Horizon, Step};
-use headroom_store::billing::{NewNotification, PriceChange};
+use headroom_store::billing::{NewNotification, PriceChange, StoredCap};
 use headroom_store::{Db, StoreError, Tenant};
 use serde_json::json;
 
@@ -163,7 +163,7 @@ pub async fn projected_invoice(
     Ok(estimate(book, &so_far, now_ms, &series))
 }
 
-fn cap_of(s: &headroom_store::billing::StoredCap) -> BudgetCap {
+fn cap_of(s: &StoredCap) -> BudgetCap {
     BudgetCap {
         amount: s.amount,
         currency: s.currency,
@@ -230,17 +230,31 @@ pub async fn budget_for_controller(
     book: &RuleBook,
     now_ms: i64,
 ) -> Result<Option<Budget>, StoreError> {
-    let Some(stored) = db.budget_cap(tenant).await? else {
-        return Ok(None);
-    };
+    match db.budget_cap(tenant).await? {
+        Some(stored) => budget_under_cap(db, tenant, customer, book, &stored, now_ms)
+            .await
+            .map(Some),
+        None => Ok(None),
+    }
+}
+
+/// [`budget_for_controller`] for an organisation whose cap is `stored`.
+pub async fn budget_under_cap(
+    db: &Db,
+    tenant: &Tenant,
+    customer: &Customer,
+    book: &RuleBook,
+    stored: &StoredCap,
+    now_ms: i64,
+) -> Result<Budget, StoreError> {
     let est = projected_invoice(db, tenant, customer, book, now_ms).await?;
     let rest_hours = Decimal::from(est.period.end_ms - now_ms) / Decimal::from(HOUR_MS);
     let per_hour = instance_hour_price(book, customer, now_ms).unwrap_or(Decimal::ZERO);
-    Ok(Some(controller_budget(
-        &cap_of(&stored),
+    Ok(controller_budget(
+        &cap_of(stored),
         est.expected,
         per_hour * rest_hours,
-    )))
+    ))
 }
 
 /// The value a rule's kind resolves to for a customer at an hour: a unit

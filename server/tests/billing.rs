@@ -733,6 +733,32 @@ async fn budget_thresholds_reach_the_browser_once(backend: Backend) {
     .unwrap()
     .unwrap();
     assert_eq!(budget.apply(1, 1000).0, 1, "{budget:?}");
+    // The controller's tick weighs the same cap (all caps read at once):
+    // demand for three instances (150 units, 100 an instance, target 0.7),
+    // and the fleet stays at one, saying why.
+    let now_s = now / 1000;
+    let points: Vec<Value> = (0..10)
+        .map(|i| json!({ "workload": "api", "metric": "cpu", "timestamp": now_s - i * 60, "value": 150.0 }))
+        .collect();
+    send(&app, &key, "/api/v1/metrics", json!(points)).await;
+    let providers = headroom_jobs::providers::Providers::default();
+    let tick = headroom_jobs::allocate::allocate_all(&app.db, &providers, now)
+        .await
+        .unwrap();
+    assert_eq!(tick.decided, 1, "{tick:?}");
+    let list: Value = get(&app, &key, "/api/v1/allocation-decisions?workload=api")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let d = &list[0];
+    assert_eq!(
+        (d["before"].as_i64(), d["after"].as_i64()),
+        (Some(1), Some(1)),
+        "{d}"
+    );
+    assert!(d["observed"].as_f64() > Some(100.0), "demand seen: {d}");
+    assert!(d["limits"].to_string().contains("budget"), "{d}");
     app.stop().await;
 }
 both_backends!(budget, budget_thresholds_reach_the_browser_once);

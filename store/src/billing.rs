@@ -1,7 +1,7 @@
 //! Pricing rules, price changes, budget caps, notifications, and the stored
 //! usage a period is rated from.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 use headroom_core::accounts::Tier;
@@ -47,6 +47,21 @@ pub struct StoredCap {
     pub currency: Currency,
     pub action: CapAction,
     pub updated_ms: i64,
+}
+
+/// A cap from its columns: amount, currency, action, updated_at.
+fn cap_from_row(r: &sea_orm::QueryResult) -> Result<StoredCap, StoreError> {
+    let action: String = r.try_get_by_index(2)?;
+    Ok(StoredCap {
+        amount: dec(&r.try_get_by_index::<String>(0)?)?,
+        currency: r
+            .try_get_by_index::<String>(1)?
+            .parse()
+            .map_err(|e| corrupt("currency", e))?,
+        action: serde_json::from_value(serde_json::Value::String(action))
+            .map_err(|e| corrupt("cap action", e))?,
+        updated_ms: r.try_get_by_index(3)?,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -399,20 +414,18 @@ impl Db {
             binder(backend)(1)
         );
         let row = row(self.conn(), sql, vec![tenant.id().into()]).await?;
-        row.map(|r| {
-            let action: String = r.try_get_by_index(2)?;
-            Ok(StoredCap {
-                amount: dec(&r.try_get_by_index::<String>(0)?)?,
-                currency: r
-                    .try_get_by_index::<String>(1)?
-                    .parse()
-                    .map_err(|e| corrupt("currency", e))?,
-                action: serde_json::from_value(serde_json::Value::String(action))
-                    .map_err(|e| corrupt("cap action", e))?,
-                updated_ms: r.try_get_by_index(3)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(cap_from_row).transpose()
+    }
+
+    /// Every organisation's budget cap, by organisation id: the allocation
+    /// tick weighs every organisation's, and reads them in one statement.
+    pub async fn budget_caps(&self) -> Result<HashMap<String, StoredCap>, StoreError> {
+        let sql = "SELECT amount, currency, action, updated_at, organization_id FROM budget_caps";
+        rows(self.conn(), sql.to_owned(), vec![])
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get_by_index::<String>(4)?, cap_from_row(r)?)))
+            .collect()
     }
 
     pub async fn delete_budget_cap(&self, tenant: &Tenant) -> Result<bool, StoreError> {

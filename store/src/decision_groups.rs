@@ -192,64 +192,19 @@ struct Group<'a> {
     chunks: i64,
     decided_ms: i64,
     entries: Vec<Entry<'a>>,
-    /// The entries encoded ([`encode_groups`]), and how many they were.
-    body: Vec<u8>,
-    decisions: usize,
 }
 
 impl Group<'_> {
-    fn encode(&mut self) -> Result<(), StoreError> {
-        self.body = encode(&self.entries)?;
-        self.decisions = self.entries.len();
-        self.entries = Vec::new();
-        Ok(())
-    }
-
-    /// The row, once encoded.
-    fn values(&self) -> [Value; 7] {
-        [
+    fn values(&self) -> Result<[Value; 7], StoreError> {
+        Ok([
             self.org.clone().into(),
             self.slot.into(),
             i32::try_from(self.chunk).unwrap_or(i32::MAX).into(),
             i32::try_from(self.chunks).unwrap_or(i32::MAX).into(),
             self.decided_ms.into(),
-            i32::try_from(self.decisions).unwrap_or(i32::MAX).into(),
-            self.body.clone().into(),
-        ]
-    }
-}
-
-/// Entries from which [`encode_groups`] uses every core.
-const ENCODE_ON_ALL_CORES_FROM: usize = 5_000;
-
-/// Encodes every group's entries: most of the worker's part in logging a
-/// large tick (about 50 kB a group), so done on every core, before the
-/// writes begin, when there are many.
-fn encode_groups(units: &mut [Unit<'_>]) -> Result<(), StoreError> {
-    let mut groups: Vec<&mut Group<'_>> =
-        units.iter_mut().flat_map(|u| u.groups.iter_mut()).collect();
-    let entries: usize = groups.iter().map(|g| g.entries.len()).sum();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if entries < ENCODE_ON_ALL_CORES_FROM || threads == 1 {
-        return groups.into_iter().try_for_each(|g| g.encode());
-    }
-    let per = groups.len().div_ceil(threads).max(1);
-    let mut encode_all = || {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = groups
-                .chunks_mut(per)
-                .map(|part| scope.spawn(move || part.iter_mut().try_for_each(|g| g.encode())))
-                .collect();
-            handles
-                .into_iter()
-                .try_for_each(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-        })
-    };
-    // The caller's task waits: on a runtime with several workers, its other
-    // tasks move to another one meanwhile.
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(encode_all),
-        _ => encode_all(),
+            i32::try_from(self.entries.len()).unwrap_or(i32::MAX).into(),
+            encode(&self.entries)?.into(),
+        ])
     }
 }
 
@@ -281,8 +236,6 @@ fn units<'a>(writes: &[DecisionWrite<'a>], which: &[usize]) -> Vec<Unit<'a>> {
                     chunks,
                     decided_ms: i64::MIN,
                     entries: Vec::new(),
-                    body: Vec::new(),
-                    decisions: 0,
                 })
                 .collect();
             for &i in &idx {
@@ -320,9 +273,7 @@ impl Db {
         use futures::{StreamExt, TryStreamExt};
         let mut batches: Vec<Vec<Unit<'_>>> = Vec::new();
         let mut size = DECISIONS_PER_TX;
-        let mut units = units(writes, which);
-        encode_groups(&mut units)?;
-        for unit in units {
+        for unit in units(writes, which) {
             if size >= DECISIONS_PER_TX {
                 batches.push(Vec::new());
                 size = 0;
@@ -363,7 +314,7 @@ impl Db {
         for part in batch.chunks(ROWS_PER_STATEMENT) {
             let mut values = Vec::with_capacity(part.len() * 7);
             for unit in part {
-                values.extend(unit.groups[0].values());
+                values.extend(unit.groups[0].values()?);
             }
             for r in rows(
                 &tx,
@@ -387,7 +338,7 @@ impl Db {
         for part in rest.chunks(ROWS_PER_STATEMENT) {
             let mut values = Vec::with_capacity(part.len() * 7);
             for g in part {
-                values.extend(g.values());
+                values.extend(g.values()?);
             }
             crate::sql::exec(
                 &tx,
@@ -950,49 +901,5 @@ mod tests {
         assert_eq!(big.iter().sum::<usize>(), 1000);
         assert!(big.iter().all(|&n| (150..350).contains(&n)), "{big:?}");
         assert_eq!(sizes[&("p".to_owned(), 5)], vec![1]);
-    }
-
-    #[test]
-    fn groups_encoded_on_every_core_are_those_encoded_one_by_one() {
-        let orgs: Vec<Tenant> = (0..7).map(|i| Tenant::new(format!("o{i}"))).collect();
-        let n = ENCODE_ON_ALL_CORES_FROM + 1_000;
-        let ds: Vec<StoredDecision> = (0..n)
-            .map(|i| {
-                decision(
-                    &format!("w{i}"),
-                    5,
-                    if i % 10 == 0 { "pending" } else { "logged" },
-                )
-            })
-            .collect();
-        let writes: Vec<DecisionWrite<'_>> = ds
-            .iter()
-            .enumerate()
-            .map(|(i, d)| DecisionWrite {
-                tenant: &orgs[i % orgs.len()],
-                decision: d,
-                state: None,
-            })
-            .collect();
-        let which: Vec<usize> = (0..n).collect();
-        let mut all = units(&writes, &which);
-        encode_groups(&mut all).unwrap();
-        let one_by_one: Vec<Vec<u8>> = units(&writes, &which)
-            .iter()
-            .flat_map(|u| u.groups.iter().map(|g| encode(&g.entries).unwrap()))
-            .collect();
-        let bodies: Vec<Vec<u8>> = all
-            .iter()
-            .flat_map(|u| u.groups.iter().map(|g| g.body.clone()))
-            .collect();
-        assert_eq!(bodies, one_by_one);
-        let named: usize = all
-            .iter()
-            .flat_map(|u| &u.groups)
-            .map(|g| g.decisions)
-            .sum();
-        assert_eq!(named, n, "every decision in one group");
-        let back: usize = bodies.iter().map(|b| decode(b).unwrap().len()).sum();
-        assert_eq!(back, n);
     }
 }

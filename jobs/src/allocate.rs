@@ -193,8 +193,21 @@ pub async fn allocate_all_kept(
     let slot = now_ms.div_euclid(STEP_MS);
     let kept = states.take();
     let started = std::time::Instant::now();
-    let (money, settings) =
-        futures::future::join(TickMoney::load(db), memory.settings.take_current(db)).await;
+    // Each read timed on its own (they run at once).
+    let ((money, prices_ms), (settings, settings_ms)) = futures::future::join(
+        async {
+            let at = std::time::Instant::now();
+            (TickMoney::load(db).await, at.elapsed().as_millis())
+        },
+        async {
+            let at = std::time::Instant::now();
+            (
+                memory.settings.take_current(db).await,
+                at.elapsed().as_millis(),
+            )
+        },
+    )
+    .await;
     let (money, (settings, settings_read)) = (money?, settings?);
     summary.settings_read = settings_read;
     let money_ms = started.elapsed().as_millis();
@@ -323,6 +336,8 @@ pub async fn allocate_all_kept(
     tracing::debug!(
         workloads = summary.workloads,
         settings_and_prices_ms = money_ms,
+        settings_ms,
+        prices_ms,
         read_ms = read_ms - money_ms,
         settings_read = summary.settings_read,
         provider_read_ms = provider_ms,

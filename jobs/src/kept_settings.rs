@@ -68,12 +68,23 @@ impl KeptSettings {
     /// [`Self::put`] once the tick has used them.
     pub(crate) async fn take_current(&self, db: &Db) -> Result<(Kept, usize), StoreError> {
         let kept = self.lock().take();
+        let started = std::time::Instant::now();
         let read = db
             .tick_settings_since(kept.as_ref().map(|k| k.mark))
             .await?;
+        let read_ms = started.elapsed().as_millis();
         // Settings read: a stored state's slot is not.
         let n = read.changed.len() + read.removed.len();
-        Ok((apply(kept, read), n))
+        let slots = read.state_slots.len();
+        let kept = apply(kept, read);
+        tracing::debug!(
+            settings = n,
+            state_slots = slots,
+            read_ms,
+            apply_ms = started.elapsed().as_millis() - read_ms,
+            "kept settings brought up to date"
+        );
+        Ok((kept, n))
     }
 
     pub(crate) fn put(&self, kept: Kept) {

@@ -116,6 +116,9 @@ pub struct TickSummary {
     /// Workloads whose settings were read (all of them on a worker's first
     /// tick; after that, those written since the tick before).
     pub settings_read: usize,
+    /// Slots of states another worker stored since the tick before, read
+    /// with the settings.
+    pub states_noted: usize,
 }
 
 pub async fn run(tick: Tick, ctx: Data<AllocateJob>) -> Result<(), BoxDynError> {
@@ -208,8 +211,9 @@ pub async fn allocate_all_kept(
         },
     )
     .await;
-    let (money, (settings, settings_read)) = (money?, settings?);
+    let (money, (settings, settings_read, states_noted)) = (money?, settings?);
     summary.settings_read = settings_read;
+    summary.states_noted = states_noted;
     let money_ms = started.elapsed().as_millis();
     // The step whose demand is measured: its start is the origin of the
     // newest forecast that can exist.
@@ -280,8 +284,17 @@ pub async fn allocate_all_kept(
         })
         .collect();
     let planned_ms = started.elapsed().as_millis();
-    let inserted = db.record_decisions(&writes).await?;
+    let writer = Some(memory.settings.writer());
+    let inserted = db.record_decisions_as(&writes, writer).await?;
     drop(writes);
+    // The kept settings read no slot of a state this worker stored.
+    memory.settings.note_stored(
+        planned
+            .iter()
+            .zip(&inserted)
+            .filter(|(p, new)| **new && p.checkpoint.is_some())
+            .map(|(p, _)| (p.tenant.id(), p.row.workload.as_str(), p.row.slot)),
+    );
     let logged_ms = started.elapsed().as_millis();
     let mut kept: States = Vec::with_capacity(planned.len().min(capacity));
     for (p, new) in planned.iter_mut().zip(inserted) {

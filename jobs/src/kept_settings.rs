@@ -9,7 +9,8 @@
 //! here. The controller's checkpoints (a twelfth of the states each tick)
 //! set a revision of their own (migration 028): of those rows only the
 //! stored state's slot is read, which tells a tick whether a state stored
-//! since is newer than the one it keeps. A tick that fails part way leaves
+//! since is newer than the one it keeps, and only of states another worker
+//! stored (each checkpoint names its writer; a worker notes its own). A tick that fails part way leaves
 //! nothing kept: the next reads everything.
 
 use std::collections::BTreeMap;
@@ -24,9 +25,21 @@ type Key = (String, String);
 /// Rows from which [`Kept::settings`] copies on two cores.
 const COPY_ON_TWO_CORES_FROM: usize = 10_000;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KeptSettings {
     kept: Mutex<Option<Kept>>,
+    /// Names the states this worker stores: its reads leave them out, and
+    /// it notes their slots itself ([`Self::note_stored`]).
+    writer: String,
+}
+
+impl Default for KeptSettings {
+    fn default() -> Self {
+        Self {
+            kept: Mutex::default(),
+            writer: headroom_store::new_id(),
+        }
+    }
 }
 
 /// The settings as of `mark`.
@@ -62,15 +75,39 @@ impl KeptSettings {
         self.len() == 0
     }
 
+    /// The name the worker's stored states go by.
+    pub fn writer(&self) -> &str {
+        &self.writer
+    }
+
+    /// Notes the slots of the states this worker stored (its reads leave
+    /// them out): by (organisation id, workload).
+    pub(crate) fn note_stored<'a>(
+        &self,
+        stored: impl IntoIterator<Item = (&'a str, &'a str, i64)>,
+    ) {
+        let mut kept = self.lock();
+        let Some(kept) = kept.as_mut() else {
+            return;
+        };
+        for (organization, workload, slot) in stored {
+            let key = (organization.to_owned(), workload.to_owned());
+            if let Some((_, s)) = kept.rows.get_mut(&key) {
+                s.controller.slot = Some(slot);
+            }
+        }
+    }
+
     /// The settings brought up to date: what was kept, with what changed
     /// since read and applied (all of them read when nothing was kept), and
-    /// how many workloads' settings were read. To be given back with
-    /// [`Self::put`] once the tick has used them.
-    pub(crate) async fn take_current(&self, db: &Db) -> Result<(Kept, usize), StoreError> {
+    /// how many workloads' settings were read, and how many slots of states
+    /// another worker stored. To be given back with [`Self::put`] once the
+    /// tick has used them.
+    pub(crate) async fn take_current(&self, db: &Db) -> Result<(Kept, usize, usize), StoreError> {
         let kept = self.lock().take();
         let started = std::time::Instant::now();
         let read = db
-            .tick_settings_since(kept.as_ref().map(|k| k.mark))
+            .tick_settings_since(kept.as_ref().map(|k| k.mark), Some(&self.writer))
             .await?;
         let read_ms = started.elapsed().as_millis();
         // Settings read: a stored state's slot is not.
@@ -84,7 +121,7 @@ impl KeptSettings {
             apply_ms = started.elapsed().as_millis() - read_ms,
             "kept settings brought up to date"
         );
-        Ok((kept, n))
+        Ok((kept, n, slots))
     }
 
     pub(crate) fn put(&self, kept: Kept) {

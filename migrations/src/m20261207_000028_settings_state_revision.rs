@@ -8,7 +8,9 @@
 //! `revision` to -1 (no revision is negative); the triggers then keep the
 //! row's revision and set `state_revision` instead. Every other write,
 //! whatever columns it sets, still moves `revision`: only that one
-//! statement opts out.
+//! statement opts out. The checkpoint also names its writer
+//! (`state_writer`, the worker's kept settings), so a reader leaves out the
+//! checkpoints it wrote itself: it knows their slots already.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DbBackend;
@@ -27,6 +29,7 @@ fn postgres_up() -> Vec<String> {
             .into(),
         "CREATE INDEX allocation_settings_state_revision ON allocation_settings (state_revision)"
             .into(),
+        "ALTER TABLE allocation_settings ADD COLUMN state_writer TEXT".into(),
         format!(
             "CREATE OR REPLACE FUNCTION allocation_settings_revise() RETURNS trigger \
              LANGUAGE plpgsql AS $$ BEGIN \
@@ -45,6 +48,7 @@ fn postgres_down() -> Vec<String> {
             "CREATE OR REPLACE FUNCTION allocation_settings_revise() RETURNS trigger \
              LANGUAGE plpgsql AS $$ BEGIN NEW.revision := {PG_XACT}; RETURN NEW; END $$"
         ),
+        "ALTER TABLE allocation_settings DROP COLUMN state_writer".into(),
         "DROP INDEX allocation_settings_state_revision".into(),
         "ALTER TABLE allocation_settings DROP COLUMN state_revision".into(),
     ]
@@ -61,6 +65,7 @@ fn sqlite_up() -> Vec<String> {
             .into(),
         "CREATE INDEX allocation_settings_state_revision ON allocation_settings (state_revision)"
             .into(),
+        "ALTER TABLE allocation_settings ADD COLUMN state_writer TEXT".into(),
         // Migration 026's update trigger fires only where the revision was
         // left as it was, so not for -1, nor for this trigger's own update
         // (from -1 back to the row's revision).
@@ -75,6 +80,7 @@ fn sqlite_up() -> Vec<String> {
 
 const SQLITE_DOWN: &[&str] = &[
     "DROP TRIGGER allocation_settings_revise_state",
+    "ALTER TABLE allocation_settings DROP COLUMN state_writer",
     "DROP INDEX allocation_settings_state_revision",
     "ALTER TABLE allocation_settings DROP COLUMN state_revision",
 ];

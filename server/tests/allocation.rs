@@ -1869,13 +1869,13 @@ async fn kept_settings_follow_every_write(backend: Backend) {
     assert!(b[1]["after"].as_i64() > Some(1), "and not before: {}", b[1]);
 
     // A removed row is dropped.
-    let mark = app.db.tick_settings_since(None).await.unwrap().mark;
+    let mark = app.db.tick_settings_since(None, None).await.unwrap().mark;
     common::execute(
         &app.db,
         "DELETE FROM allocation_settings WHERE workload = 'c'",
     )
     .await;
-    let read = app.db.tick_settings_since(Some(mark)).await.unwrap();
+    let read = app.db.tick_settings_since(Some(mark), None).await.unwrap();
     assert_eq!(
         read.removed,
         vec![(org.clone(), "c".to_owned())],
@@ -1886,14 +1886,18 @@ async fn kept_settings_follow_every_write(backend: Backend) {
     assert_eq!(memory.settings.len(), 1);
 
     // A write that commits after a read began is read by the next one.
-    let before = app.db.tick_settings_since(None).await.unwrap();
+    let before = app.db.tick_settings_since(None, None).await.unwrap();
     let tx = app.db.conn().begin().await.unwrap();
     tx.execute_unprepared(
         "UPDATE allocation_settings SET mode = 'forecast_only' WHERE workload = 'a'",
     )
     .await
     .unwrap();
-    let during = app.db.tick_settings_since(Some(before.mark)).await.unwrap();
+    let during = app
+        .db
+        .tick_settings_since(Some(before.mark), None)
+        .await
+        .unwrap();
     assert!(
         during
             .changed
@@ -1902,7 +1906,11 @@ async fn kept_settings_follow_every_write(backend: Backend) {
         "not committed yet: {during:?}"
     );
     tx.commit().await.unwrap();
-    let after = app.db.tick_settings_since(Some(during.mark)).await.unwrap();
+    let after = app
+        .db
+        .tick_settings_since(Some(during.mark), None)
+        .await
+        .unwrap();
     let a: Vec<_> = after
         .changed
         .iter()
@@ -1916,12 +1924,12 @@ async fn kept_settings_follow_every_write(backend: Backend) {
 
     // Another worker (one keeping nothing stores every state) decides the
     // next slot: its checkpoints are read back as slots, not rows.
-    let mark = app.db.tick_settings_since(None).await.unwrap().mark;
+    let mark = app.db.tick_settings_since(None, None).await.unwrap().mark;
     let other = allocate_all(&app.db, &providers, (first + 7) * STEP_MS + 45_000)
         .await
         .unwrap();
     assert_eq!((other.decided, other.states_stored), (2, 2), "{other:?}");
-    let read = app.db.tick_settings_since(Some(mark)).await.unwrap();
+    let read = app.db.tick_settings_since(Some(mark), None).await.unwrap();
     for w in ["a", "b"] {
         let slot = read
             .state_slots
@@ -1942,7 +1950,27 @@ async fn kept_settings_follow_every_write(backend: Backend) {
     // The states this worker keeps (slot 6) are older than the stored ones.
     let t = tick(8).await;
     assert_eq!((t.decided, t.states_read), (2, 2), "{t:?}");
+    assert!(t.states_noted >= 2, "{t:?}");
     read_only(&t, 0);
+
+    // A worker keeping settings but no states stores every state every
+    // tick, and does not read its own back; the first worker then reads
+    // them, newer than its own.
+    let lone = TickMemory::new(0, Default::default());
+    let lone_tick = async |n: i64| {
+        allocate_all_kept(&app.db, &providers, &lone, (first + n) * STEP_MS + 45_000)
+            .await
+            .unwrap()
+    };
+    assert_eq!(lone_tick(9).await.states_stored, 2);
+    let t = lone_tick(10).await;
+    assert_eq!((t.decided, t.states_stored), (2, 2), "{t:?}");
+    if backend == Backend::Sqlite {
+        assert_eq!(t.states_noted, 0, "its own checkpoints: {t:?}");
+    }
+    let t = tick(11).await;
+    assert_eq!((t.decided, t.states_read), (2, 2), "{t:?}");
+    assert!(t.states_noted >= 2, "{t:?}");
     app.stop().await;
 }
 both_backends!(kept_settings, kept_settings_follow_every_write);

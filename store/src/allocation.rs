@@ -544,8 +544,8 @@ pub struct SettingsRead {
     pub removed: Vec<(String, String)>,
     /// The slot of each controller state stored since the mark in a row whose
     /// settings were not written since (not in `changed`), by (organisation
-    /// id, workload): the controller's checkpoints, its own and any other
-    /// worker's. Empty when `whole`.
+    /// id, workload): the controller's checkpoints, but for the reader's own.
+    /// Empty when `whole`.
     pub state_slots: Vec<((String, String), Option<i64>)>,
     /// Where the next read starts.
     pub mark: SettingsMark,
@@ -729,26 +729,29 @@ pub(crate) async fn insert_decision_rows<C: ConnectionTrait>(
 pub(crate) async fn store_states<C: ConnectionTrait>(
     c: &C,
     states: &[(&DecisionWrite<'_>, &[u8])],
+    writer: Option<&str>,
 ) -> Result<(), StoreError> {
     let backend = c.get_database_backend();
     for chunk in states.chunks(DECISION_CHUNK) {
         // VALUES columns are column1.. on both backends.
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
         let mut rows = Vec::with_capacity(chunk.len());
         for (w, state) in chunk {
             let n = values.len();
             rows.push(format!(
-                "({}, {}, {}, CAST({} AS BIGINT))",
+                "({}, {}, {}, CAST({} AS BIGINT), CAST({} AS TEXT))",
                 placeholder(backend, n + 1),
                 placeholder(backend, n + 2),
                 placeholder(backend, n + 3),
-                placeholder(backend, n + 4)
+                placeholder(backend, n + 4),
+                placeholder(backend, n + 5)
             ));
             values.extend([
                 w.tenant.id().into(),
                 w.decision.workload.clone().into(),
                 state.to_vec().into(),
                 w.decision.slot.into(),
+                writer.map(str::to_owned).into(),
             ]);
         }
         crate::sql::exec(
@@ -759,7 +762,8 @@ pub(crate) async fn store_states<C: ConnectionTrait>(
                 // (migration 028): a worker keeping the settings reads back
                 // the slot, not the row.
                 "UPDATE allocation_settings SET controller_state = v.column3, \
-                 controller_state_slot = v.column4, state = NULL, revision = -1 \
+                 controller_state_slot = v.column4, state = NULL, revision = -1, \
+                 state_writer = v.column5 \
                  FROM (VALUES {}) AS v \
                  WHERE allocation_settings.organization_id = v.column1 \
                  AND allocation_settings.workload = v.column2",
@@ -839,10 +843,14 @@ impl Db {
     /// (or too old, see [`REMOVED_SETTINGS_KEPT_MS`]), else only what was
     /// written or removed after it, found by the revision every write sets
     /// (migration 026). A worker keeping the settings between ticks reads
-    /// a few changed rows instead of every workload's.
+    /// a few changed rows instead of every workload's. Of the rows where only
+    /// a controller state was stored since (migration 028), only the state's
+    /// slot is read, and none that `reader` stored itself
+    /// ([`Db::record_decisions_as`]).
     pub async fn tick_settings_since(
         &self,
         since: Option<SettingsMark>,
+        reader: Option<&str>,
     ) -> Result<SettingsRead, StoreError> {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let since = since.filter(|m| now_ms - m.taken_ms < REMOVED_SETTINGS_KEPT_MS / 2);
@@ -873,6 +881,18 @@ impl Db {
             "{}, controller_state_slot",
             vec!["NULL"; SETTINGS_COUNT - 1].join(", ")
         );
+        let mut values: Vec<Value> = vec![since.revision.into(); 4];
+        // The reader's own checkpoints: it knows their slots.
+        let others = match reader {
+            Some(me) => {
+                values.push(me.into());
+                format!(
+                    " AND (state_writer IS NULL OR state_writer <> {})",
+                    ph(backend, 5)
+                )
+            }
+            None => String::new(),
+        };
         let rows = crate::sql::rows(
             self.conn(),
             format!(
@@ -883,14 +903,14 @@ impl Db {
                  AND NOT EXISTS (SELECT 1 FROM allocation_settings s \
                    WHERE s.organization_id = r.organization_id AND s.workload = r.workload) \
                  UNION ALL SELECT {slot_only}, organization_id, workload, CAST(2 AS BIGINT) \
-                 FROM allocation_settings WHERE state_revision >= {} AND revision < {}",
+                 FROM allocation_settings WHERE state_revision >= {} AND revision < {}{others}",
                 tick_settings_columns(backend, ""),
                 ph(backend, 1),
                 ph(backend, 2),
                 ph(backend, 3),
                 ph(backend, 4),
             ),
-            vec![since.revision.into(); 4],
+            values,
         )
         .await?;
         let mut read = SettingsRead {
@@ -1318,12 +1338,22 @@ impl Db {
         &self,
         writes: &[DecisionWrite<'_>],
     ) -> Result<Vec<bool>, StoreError> {
+        self.record_decisions_as(writes, None).await
+    }
+
+    /// [`Db::record_decisions`], the states stored named as `writer`'s (see
+    /// [`Db::tick_settings_since`]).
+    pub async fn record_decisions_as(
+        &self,
+        writes: &[DecisionWrite<'_>],
+        writer: Option<&str>,
+    ) -> Result<Vec<bool>, StoreError> {
         let (controller, other): (Vec<usize>, Vec<usize>) =
             (0..writes.len()).partition(|&i| writes[i].decision.source == "controller");
         let mut new = vec![false; writes.len()];
         for (i, n) in controller
             .iter()
-            .zip(self.record_grouped(writes, &controller).await?)
+            .zip(self.record_grouped(writes, &controller, writer).await?)
         {
             new[*i] = n;
         }
@@ -1336,7 +1366,7 @@ impl Db {
                 .filter(|w| inserted.contains(&w.decision.id))
                 .filter_map(|w| Some((*w, w.state?)))
                 .collect();
-            store_states(&tx, &fresh).await?;
+            store_states(&tx, &fresh, writer).await?;
             tx.commit().await?;
             for &i in chunk {
                 new[i] = inserted.contains(&writes[i].decision.id);

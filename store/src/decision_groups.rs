@@ -269,6 +269,7 @@ impl Db {
         &self,
         writes: &[DecisionWrite<'_>],
         which: &[usize],
+        writer: Option<&str>,
     ) -> Result<Vec<bool>, StoreError> {
         use futures::{StreamExt, TryStreamExt};
         let mut batches: Vec<Vec<Unit<'_>>> = Vec::new();
@@ -290,7 +291,7 @@ impl Db {
         };
         let jobs: Vec<_> = batches
             .iter()
-            .map(|batch| self.record_batch(writes, batch))
+            .map(|batch| self.record_batch(writes, batch, writer))
             .collect();
         let new: Vec<HashSet<usize>> = futures::stream::iter(jobs)
             .buffered(at_once)
@@ -306,6 +307,7 @@ impl Db {
         &self,
         writes: &[DecisionWrite<'_>],
         batch: &[Unit<'_>],
+        writer: Option<&str>,
     ) -> Result<HashSet<usize>, StoreError> {
         let tx = self.conn().begin().await?;
         let backend = tx.get_database_backend();
@@ -368,7 +370,7 @@ impl Db {
             .map(|&i| &writes[i])
             .filter_map(|w| Some((w, w.state?)))
             .collect();
-        crate::allocation::store_states(&tx, &states).await?;
+        crate::allocation::store_states(&tx, &states, writer).await?;
         tx.commit().await?;
         Ok(new)
     }

@@ -1995,10 +1995,11 @@ async fn settings_revision_migrations_go_down_and_up(backend: Backend) {
              VALUES ('o', '{workload}', 'cpu', 1.0, 'on', 1, 2, 0.7, 1.0, 'none', 1, 0, false, 0)"
         )
     };
-    let revision = async |workload: &str| -> i64 {
+    // A revision column of a workload's row.
+    let read = async |column: &str, workload: &str| -> i64 {
         conn.query_one_raw(Statement::from_string(
             conn.get_database_backend(),
-            format!("SELECT revision FROM allocation_settings WHERE workload = '{workload}'"),
+            format!("SELECT {column} FROM allocation_settings WHERE workload = '{workload}'"),
         ))
         .await
         .unwrap()
@@ -2006,6 +2007,7 @@ async fn settings_revision_migrations_go_down_and_up(backend: Backend) {
         .try_get_by_index(0)
         .unwrap()
     };
+    let revision = async |workload: &str| read("revision", workload).await;
     conn.execute_unprepared(&write("a")).await.unwrap();
     assert!(revision("a").await > 0, "set on insert");
 
@@ -2022,17 +2024,7 @@ async fn settings_revision_migrations_go_down_and_up(backend: Backend) {
         .await
         .unwrap();
     assert!(revision("b").await > 0, "set on update");
-    let state_revision = async |workload: &str| -> i64 {
-        conn.query_one_raw(Statement::from_string(
-            conn.get_database_backend(),
-            format!("SELECT state_revision FROM allocation_settings WHERE workload = '{workload}'"),
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index(0)
-        .unwrap()
-    };
+    let state_revision = async |workload: &str| read("state_revision", workload).await;
     let settings_revision = revision("b").await;
     assert_eq!(state_revision("b").await, 0, "no state stored yet");
     conn.execute_unprepared(

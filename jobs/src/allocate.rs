@@ -141,6 +141,7 @@ pub async fn run(tick: Tick, ctx: Data<AllocateJob>) -> Result<(), BoxDynError> 
         states_stored = s.states_stored,
         handed = s.handed,
         settings_read = s.settings_read,
+        states_noted = s.states_noted,
         "allocation tick finished"
     );
     Ok(())

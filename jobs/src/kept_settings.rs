@@ -10,8 +10,8 @@
 //! set a revision of their own (migration 028): of those rows only the
 //! stored state's slot is read, which tells a tick whether a state stored
 //! since is newer than the one it keeps, and only of states another worker
-//! stored (each checkpoint names its writer; a worker notes its own). A tick that fails part way leaves
-//! nothing kept: the next reads everything.
+//! stored (each checkpoint names its writer; a worker notes its own). A
+//! tick that fails part way leaves nothing kept: the next reads everything.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

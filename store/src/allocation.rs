@@ -760,7 +760,7 @@ pub(crate) async fn store_states<C: ConnectionTrait>(
                 // A revision of -1: only the state is written, so the row's
                 // settings revision stays and its state revision moves
                 // (migration 028): a worker keeping the settings reads back
-                // the slot, not the row.
+                // the slot, not the row, and only another writer's.
                 "UPDATE allocation_settings SET controller_state = v.column3, \
                  controller_state_slot = v.column4, state = NULL, revision = -1, \
                  state_writer = v.column5 \

@@ -35,6 +35,7 @@ use crate::forecast::last_closed_step;
 use crate::handover::Handover;
 use crate::kept_settings::KeptSettings;
 use crate::kept_states::{InOrder, Kept, KeptStates, StateKey, States, checkpoint_due, split_at};
+use crate::on_cores;
 use headroom_store::{Db, StoreError, Tenant};
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -848,16 +849,7 @@ fn prepare_and_conclude(
     capacity: usize,
     now_ms: i64,
 ) -> Concluded {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = workloads.len().div_ceil(threads).max(1);
-    // Runs split off from the end, so each workload is moved once.
-    let mut runs = Vec::with_capacity(threads);
-    let mut rest = workloads;
-    while !rest.is_empty() {
-        let start = (rest.len() - 1) / chunk * chunk;
-        runs.push((start, rest.split_off(start)));
-    }
-    runs.reverse();
+    let runs = on_cores::runs(workloads);
     let kept = {
         let firsts: Vec<(&str, &str)> = runs
             .iter()
@@ -865,44 +857,32 @@ fn prepare_and_conclude(
             .collect();
         split_at(kept, &firsts)
     };
-    let done: Vec<Concluded> = std::thread::scope(|scope| {
-        let handles: Vec<_> = runs
-            .into_iter()
-            .zip(kept)
-            .map(|((start, run), kept)| {
-                scope.spawn(move || {
-                    let mut kept = InOrder::new(kept);
-                    let mut out: Concluded =
-                        (Vec::with_capacity(run.len()), Vec::new(), Vec::new());
-                    for (i, w) in run.into_iter().enumerate() {
-                        let order = start + i;
-                        let mine = kept.take(w.tenant.id(), &w.settings.workload);
-                        let mut p = match prepare(order, w, g) {
-                            Ok(p) => p,
-                            Err(u) => {
-                                out.2.push(u);
-                                continue;
-                            }
-                        };
-                        p.keep = order < capacity;
-                        p.state = choose_state(mine, &mut p.settings);
-                        if matches!(p.state, StateSource::Unread) {
-                            out.1.push(p);
-                            continue;
-                        }
-                        match conclude(p, now_ms) {
-                            Ok(p) => out.0.push(p),
-                            Err(u) => out.2.push(u),
-                        }
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+    let inputs: Vec<_> = runs.into_iter().zip(kept).collect();
+    let done = on_cores::each_in_a_thread(inputs, |((start, run), kept)| {
+        let mut kept = InOrder::new(kept);
+        let mut out: Concluded = (Vec::with_capacity(run.len()), Vec::new(), Vec::new());
+        for (i, w) in run.into_iter().enumerate() {
+            let order = start + i;
+            let mine = kept.take(w.tenant.id(), &w.settings.workload);
+            let mut p = match prepare(order, w, g) {
+                Ok(p) => p,
+                Err(u) => {
+                    out.2.push(u);
+                    continue;
+                }
+            };
+            p.keep = order < capacity;
+            p.state = choose_state(mine, &mut p.settings);
+            if matches!(p.state, StateSource::Unread) {
+                out.1.push(p);
+                continue;
+            }
+            match conclude(p, now_ms) {
+                Ok(p) => out.0.push(p),
+                Err(u) => out.2.push(u),
+            }
+        }
+        out
     });
     let mut all: Concluded = (
         Vec::with_capacity(done.iter().map(|d| d.0.len()).sum()),
@@ -932,35 +912,16 @@ struct Undecided {
     reason = "boxed on purpose: moving 100,000 unboxed decisions between vectors showed in profiles"
 )]
 fn conclude_all(prepared: Vec<Box<Prepared>>, now_ms: i64) -> (Vec<Box<Planned>>, Vec<Undecided>) {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = prepared.len().div_ceil(threads).max(1);
-    let mut parts = Vec::new();
-    let mut rest = prepared;
-    while !rest.is_empty() {
-        let tail = rest.split_off(chunk.min(rest.len()));
-        parts.push(std::mem::replace(&mut rest, tail));
-    }
-    let done: Vec<(Vec<Box<Planned>>, Vec<Undecided>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|part| {
-                scope.spawn(move || {
-                    let mut planned = Vec::with_capacity(part.len());
-                    let mut undecided = Vec::new();
-                    for p in part {
-                        match conclude(p, now_ms) {
-                            Ok(p) => planned.push(p),
-                            Err(u) => undecided.push(u),
-                        }
-                    }
-                    (planned, undecided)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+    let done = on_cores::each_in_a_thread(on_cores::runs(prepared), |(_, part)| {
+        let mut planned = Vec::with_capacity(part.len());
+        let mut undecided = Vec::new();
+        for p in part {
+            match conclude(p, now_ms) {
+                Ok(p) => planned.push(p),
+                Err(u) => undecided.push(u),
+            }
+        }
+        (planned, undecided)
     });
     let mut planned = Vec::with_capacity(done.iter().map(|(p, _)| p.len()).sum());
     let mut undecided = Vec::new();

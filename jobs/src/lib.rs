@@ -11,6 +11,7 @@ pub mod kept_settings;
 pub mod kept_states;
 pub mod lstm;
 pub mod models;
+mod on_cores;
 pub mod providers;
 mod queue;
 pub mod readiness;

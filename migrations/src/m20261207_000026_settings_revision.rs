@@ -60,9 +60,9 @@ const POSTGRES_DOWN: &[&str] = &[
 /// The counter's next value, stored on the row `rowid` names (SQLite's
 /// triggers run with recursive triggers off, and the update trigger skips
 /// a row whose revision was just set, so neither fires itself).
-const SQLITE_TICK: &str =
+pub(crate) const SQLITE_TICK: &str =
     "UPDATE allocation_settings_clock SET revision = revision + 1 WHERE id = 1;";
-const SQLITE_NOW: &str = "(SELECT revision FROM allocation_settings_clock WHERE id = 1)";
+pub(crate) const SQLITE_NOW: &str = "(SELECT revision FROM allocation_settings_clock WHERE id = 1)";
 
 fn sqlite_up() -> Vec<String> {
     vec![

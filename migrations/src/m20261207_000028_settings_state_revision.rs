@@ -15,6 +15,7 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DbBackend;
 
+use crate::m20261207_000026_settings_revision::{SQLITE_NOW, SQLITE_TICK};
 use crate::run_statements as run;
 
 #[derive(DeriveMigrationName)]
@@ -53,11 +54,6 @@ fn postgres_down() -> Vec<String> {
         "ALTER TABLE allocation_settings DROP COLUMN state_revision".into(),
     ]
 }
-
-/// As migration 026 counts on SQLite.
-const SQLITE_TICK: &str =
-    "UPDATE allocation_settings_clock SET revision = revision + 1 WHERE id = 1;";
-const SQLITE_NOW: &str = "(SELECT revision FROM allocation_settings_clock WHERE id = 1)";
 
 fn sqlite_up() -> Vec<String> {
     vec![

@@ -1017,7 +1017,7 @@ fn conclude(p: Box<Prepared>, now_ms: i64) -> Result<Box<Planned>, Undecided> {
         (false, _) => ("logged", None),
         (true, "none") => (
             "no_provider",
-            Some("no provider is configured for this workload: nothing was commanded".to_owned()),
+            Some(headroom_store::allocation::NO_PROVIDER_DETAIL.to_owned()),
         ),
         (true, _) => ("pending", None),
     };

@@ -776,6 +776,11 @@ pub(crate) async fn store_states<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The detail of a decision that would command a workload without a
+/// provider (the compact log stores it as a mark).
+pub const NO_PROVIDER_DETAIL: &str =
+    "no provider is configured for this workload: nothing was commanded";
+
 /// Rows per statement when decisions are written in bulk (19 values each,
 /// well inside both backends' limit on bound values).
 const DECISION_CHUNK: usize = 500;

@@ -43,8 +43,11 @@ const TX_AT_ONCE_PG: usize = 4;
 /// both backends' limit on bound values).
 const ROWS_PER_STATEMENT: usize = 500;
 
-/// The body's format, its first byte.
-const FORMAT: u8 = 1;
+/// The body's format, its first byte: 2 stores the ids of decisions as
+/// their 16 bytes and the usual no-provider detail as a mark, 1 (still
+/// read) both as text.
+const FORMAT: u8 = 2;
+const FORMAT_TEXT_IDS: u8 = 1;
 
 const GROUP_COLUMNS: &str = "organization_id, slot, chunk, chunks, decided_at, decisions, body";
 
@@ -71,19 +74,20 @@ fn chunks_for(n: usize) -> i64 {
 }
 
 /// One decision in a group. Written borrowing the decision it names (a
-/// tick encodes 100,000 of them), read owned.
+/// tick encodes 100,000 of them), read owned. `I` and `D` are how its ids
+/// and detail are stored: [`Id`] and [`Detail`], or text in format 1.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Entry<'a> {
+struct Entry<'a, I = Id<'a>, D = Detail<'a>> {
     workload: Cow<'a, str>,
     /// The decision, or `None` when it is a row of `allocation_decisions`.
-    logged: Option<Logged<'a>>,
+    logged: Option<Logged<'a, I, D>>,
 }
 
 /// A compact decision: a [`StoredDecision`] without what every compact one
 /// shares (source `controller`) or its group gives (the slot).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Logged<'a> {
-    id: Cow<'a, str>,
+struct Logged<'a, I = Id<'a>, D = Detail<'a>> {
+    id: I,
     decided_ms: i64,
     mode: Cow<'a, str>,
     before: i32,
@@ -94,10 +98,90 @@ struct Logged<'a> {
     observed: Option<f64>,
     sized_for: Option<f64>,
     forecast_version: Option<Cow<'a, str>>,
-    command_id: Cow<'a, str>,
+    command_id: I,
     missed: Option<bool>,
     status: Cow<'a, str>,
-    detail: Option<Cow<'a, str>>,
+    detail: Option<D>,
+}
+
+/// A compact decision's detail as a group stores it: most say only that
+/// no provider is configured (a third of such a decision's body, as text).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+enum Detail<'a> {
+    NoProvider,
+    Text(Cow<'a, str>),
+}
+
+impl<'a> Detail<'a> {
+    fn of(detail: &'a str) -> Self {
+        if detail == crate::allocation::NO_PROVIDER_DETAIL {
+            Detail::NoProvider
+        } else {
+            Detail::Text(Cow::Borrowed(detail))
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Detail::NoProvider => crate::allocation::NO_PROVIDER_DETAIL,
+            Detail::Text(text) => text,
+        }
+    }
+}
+
+/// A decision's id or command id as a group stores it: a UUID in the text
+/// form [`crate::new_id`] makes as its 16 bytes (a fifth of a decision's
+/// body each, as text), any other id as it is.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+enum Id<'a> {
+    Uuid([u8; 16]),
+    Text(Cow<'a, str>),
+}
+
+impl<'a> Id<'a> {
+    fn of(id: &'a str) -> Self {
+        // Only text that reads back the same: hyphenated (the one form of
+        // 36 characters) and lowercase.
+        match uuid::Uuid::try_parse(id) {
+            Ok(u) if id.len() == 36 && !id.bytes().any(|b| b.is_ascii_uppercase()) => {
+                Id::Uuid(u.into_bytes())
+            }
+            _ => Id::Text(Cow::Borrowed(id)),
+        }
+    }
+
+    fn into_string(self) -> String {
+        match self {
+            Id::Uuid(bytes) => uuid::Uuid::from_bytes(bytes).hyphenated().to_string(),
+            Id::Text(text) => text.into_owned(),
+        }
+    }
+}
+
+impl<'a> Entry<'a, Cow<'a, str>, Cow<'a, str>> {
+    /// A format 1 entry as format 2 holds it.
+    fn with_ids(self) -> Entry<'a> {
+        Entry {
+            workload: self.workload,
+            logged: self.logged.map(|l| Logged {
+                id: Id::Text(l.id),
+                decided_ms: l.decided_ms,
+                mode: l.mode,
+                before: l.before,
+                after: l.after,
+                warm: l.warm,
+                reason: l.reason,
+                limits_json: l.limits_json,
+                observed: l.observed,
+                sized_for: l.sized_for,
+                forecast_version: l.forecast_version,
+                command_id: Id::Text(l.command_id),
+                missed: l.missed,
+                status: l.status,
+                detail: l.detail.map(Detail::Text),
+            }),
+        }
+    }
 }
 
 impl<'a> Entry<'a> {
@@ -113,7 +197,7 @@ impl<'a> Entry<'a> {
 impl<'a> Logged<'a> {
     fn of(d: &'a StoredDecision) -> Self {
         Self {
-            id: Cow::Borrowed(&d.id),
+            id: Id::of(&d.id),
             decided_ms: d.decided_ms,
             mode: Cow::Borrowed(&d.mode),
             before: d.before,
@@ -124,16 +208,16 @@ impl<'a> Logged<'a> {
             observed: d.observed,
             sized_for: d.sized_for,
             forecast_version: d.forecast_version.as_deref().map(Cow::Borrowed),
-            command_id: Cow::Borrowed(&d.command_id),
+            command_id: Id::of(&d.command_id),
             missed: d.missed,
             status: Cow::Borrowed(&d.status),
-            detail: d.detail.as_deref().map(Cow::Borrowed),
+            detail: d.detail.as_deref().map(Detail::of),
         }
     }
 
     fn into_decision(self, workload: Cow<'_, str>, slot: i64) -> StoredDecision {
         StoredDecision {
-            id: self.id.into_owned(),
+            id: self.id.into_string(),
             workload: workload.into_owned(),
             source: "controller".into(),
             slot,
@@ -148,8 +232,11 @@ impl<'a> Logged<'a> {
             sized_for: self.sized_for,
             forecast_version: self.forecast_version.map(Cow::into_owned),
             status: self.status.into_owned(),
-            command_id: self.command_id.into_owned(),
-            detail: self.detail.map(Cow::into_owned),
+            command_id: self.command_id.into_string(),
+            detail: self.detail.map(|d| match d {
+                Detail::Text(text) => text.into_owned(),
+                Detail::NoProvider => crate::allocation::NO_PROVIDER_DETAIL.to_owned(),
+            }),
             missed: self.missed,
         }
     }
@@ -165,9 +252,14 @@ fn encode(entries: &[Entry<'_>]) -> Result<Vec<u8>, StoreError> {
 }
 
 fn decode(body: &[u8]) -> Result<Vec<Entry<'static>>, StoreError> {
+    let corrupt = |e: postcard::Error| StoreError::Corrupt(format!("decision group: {e}"));
     match body.split_first() {
-        Some((&FORMAT, rest)) => postcard::from_bytes(rest)
-            .map_err(|e| StoreError::Corrupt(format!("decision group: {e}"))),
+        Some((&FORMAT, rest)) => postcard::from_bytes(rest).map_err(corrupt),
+        Some((&FORMAT_TEXT_IDS, rest)) => {
+            let entries: Vec<Entry<'static, Cow<'static, str>, Cow<'static, str>>> =
+                postcard::from_bytes(rest).map_err(corrupt)?;
+            Ok(entries.into_iter().map(Entry::with_ids).collect())
+        }
         _ => Err(StoreError::Corrupt(
             "decision group of an unknown format".into(),
         )),
@@ -793,10 +885,10 @@ async fn note_in(
     else {
         return Ok(false);
     };
-    logged.detail = Some(Cow::Owned(match logged.detail.take() {
-        Some(detail) => format!("{detail}; {note}"),
+    logged.detail = Some(Detail::Text(Cow::Owned(match logged.detail.take() {
+        Some(detail) => format!("{}; {note}", detail.as_str()),
         None => note.to_owned(),
-    }));
+    })));
     rewrite_group(tx, tenant.id(), slot, i64::from(chunk), &entries, i64::MIN).await?;
     Ok(true)
 }
@@ -858,6 +950,95 @@ mod tests {
         assert_eq!(back.logged.unwrap().into_decision(back.workload, 7), d);
         assert!(decode(&[9, 0]).is_err(), "an unknown format is refused");
         assert!(decode(&[]).is_err());
+    }
+
+    #[test]
+    fn ids_made_here_are_stored_as_bytes_and_any_other_as_text() {
+        let made = crate::new_id();
+        let mut d = decision("web", 7, "logged");
+        d.id = made.clone();
+        d.command_id = "0191D0A8-6B7C-7DEF-8123-456789ABCDEF".into();
+        let body = encode(&[Entry::of(&d)]).unwrap();
+        let logged = decode(&body).unwrap().remove(0).logged.unwrap();
+        assert!(matches!(logged.id, Id::Uuid(_)));
+        // Upper case would come back lower: kept as it is.
+        assert!(matches!(logged.command_id, Id::Text(_)));
+        assert_eq!(logged.into_decision("web".into(), 7), d);
+        for other in [
+            "{0191d0a8-6b7c-7def-8123-456789abcdef}",
+            "0191d0a86b7c7def8123456789abcdef",
+            "cmd-web",
+            "",
+        ] {
+            assert!(matches!(Id::of(other), Id::Text(_)), "{other}");
+            assert_eq!(Id::of(other).into_string(), other);
+        }
+        // A fifth of a logged decision's body, at least, saved by the bytes.
+        let mut text = d.clone();
+        text.id = format!("x{}", &made[1..]);
+        text.command_id = format!("x{}", &made[1..]);
+        d.command_id = crate::new_id();
+        let short = encode(&[Entry::of(&d)]).unwrap().len();
+        let long = encode(&[Entry::of(&text)]).unwrap().len();
+        assert!(short * 5 <= long * 4, "{short} vs {long}");
+    }
+
+    #[test]
+    fn the_usual_no_provider_detail_is_a_mark_and_notes_add_to_it() {
+        let mut d = decision("web", 7, "no_provider");
+        d.detail = Some(crate::allocation::NO_PROVIDER_DETAIL.into());
+        let mut entries = decode(&encode(&[Entry::of(&d)]).unwrap()).unwrap();
+        let logged = entries[0].logged.as_mut().unwrap();
+        assert_eq!(logged.detail, Some(Detail::NoProvider));
+        assert_eq!(logged.clone().into_decision("web".into(), 7), d);
+        let other = decision("api", 7, "no_provider");
+        let mut noted = other.clone();
+        noted.detail = Some(format!(
+            "{}; retried",
+            crate::allocation::NO_PROVIDER_DETAIL
+        ));
+        assert!(matches!(
+            Detail::of(noted.detail.as_deref().unwrap()),
+            Detail::Text(_)
+        ));
+        assert_eq!(
+            decode(&encode(&[Entry::of(&noted)]).unwrap()).unwrap()[0]
+                .logged
+                .clone()
+                .unwrap()
+                .into_decision("api".into(), 7),
+            noted
+        );
+    }
+
+    #[test]
+    fn groups_written_with_text_ids_are_still_read() {
+        // Format 1, as written before ids were stored as bytes.
+        let d = decision("web", 7, "logged");
+        let old: Entry<'_, Cow<'_, str>, Cow<'_, str>> = Entry {
+            workload: Cow::Borrowed(&d.workload),
+            logged: Some(Logged {
+                id: Cow::Borrowed(&d.id),
+                decided_ms: d.decided_ms,
+                mode: Cow::Borrowed(&d.mode),
+                before: d.before,
+                after: d.after,
+                warm: d.warm,
+                reason: Cow::Borrowed(&d.reason),
+                limits_json: Cow::Borrowed(&d.limits_json),
+                observed: d.observed,
+                sized_for: d.sized_for,
+                forecast_version: d.forecast_version.as_deref().map(Cow::Borrowed),
+                command_id: Cow::Borrowed(&d.command_id),
+                missed: d.missed,
+                status: Cow::Borrowed(&d.status),
+                detail: None,
+            }),
+        };
+        let mut body = vec![FORMAT_TEXT_IDS];
+        body.extend(postcard::to_allocvec(&[old][..]).unwrap());
+        let back = decode(&body).unwrap().remove(0);
+        assert_eq!(back.logged.unwrap().into_decision(back.workload, 7), d);
     }
 
     #[test]

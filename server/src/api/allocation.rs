@@ -605,7 +605,7 @@ pub async fn suggest(
         (false, _) => ("logged", None),
         (true, "none") => (
             "no_provider",
-            Some("no provider is configured for this workload: nothing was commanded".to_owned()),
+            Some(headroom_store::allocation::NO_PROVIDER_DETAIL.to_owned()),
         ),
         (true, _) => (
             "pending",

@@ -50,6 +50,14 @@ pub async fn run(tick: Tick, ctx: Data<Housekeeping>) -> Result<(), BoxDynError>
                 .saturating_sub(headroom_store::allocation::REMOVED_SETTINGS_KEPT_MS),
         )
         .await?;
+    let state_writes = ctx
+        .db
+        .prune_state_writes(
+            tick_at
+                .saturating_mul(1000)
+                .saturating_sub(headroom_store::allocation::STATE_WRITES_KEPT_MS),
+        )
+        .await?;
     let recorded = ctx
         .db
         .record_housekeeping_run(RunRecord {
@@ -71,6 +79,7 @@ pub async fn run(tick: Tick, ctx: Data<Housekeeping>) -> Result<(), BoxDynError>
         observations,
         decisions,
         removed_settings,
+        state_writes,
         recorded,
         "housekeeping run finished"
     );

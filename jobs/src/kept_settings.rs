@@ -7,10 +7,10 @@
 //! revision (migration 026), so a tick reads only what was written or
 //! removed since the last read ([`Db::tick_settings_since`]) and applies it
 //! here. The controller's checkpoints (a twelfth of the states each tick)
-//! set a revision of their own (migration 028): of those rows only the
-//! stored state's slot is read, which tells a tick whether a state stored
-//! since is newer than the one it keeps, and only of states another worker
-//! stored (each checkpoint names its writer; a worker notes its own). A
+//! keep the row's revision: each transaction that stores states notes their
+//! slots once, with its writer (migration 029), and a tick reads the slots
+//! other writers stored since, which tell it whether a state stored since
+//! is newer than the one it keeps (a worker notes its own itself). A
 //! tick that fails part way leaves nothing kept: the next reads everything.
 
 use std::collections::BTreeMap;
@@ -175,9 +175,11 @@ fn apply(kept: Option<Kept>, read: SettingsRead) -> Kept {
             rows.insert(key, (tenant, settings));
         }
     }
+    // Noted apart from the rows, so possibly older than a row read whole
+    // since: the newest slot is the stored state's.
     for (key, slot) in read.state_slots {
         if let Some((_, s)) = rows.get_mut(&key) {
-            s.controller.slot = slot;
+            s.controller.slot = s.controller.slot.max(slot);
         }
     }
     Kept {

@@ -30,6 +30,7 @@ mod m20261207_000025_forecast_steps_packed;
 mod m20261207_000026_settings_revision;
 mod m20261207_000027_decision_groups_lz4;
 mod m20261207_000028_settings_state_revision;
+mod m20261207_000029_state_writes;
 
 pub struct Migrator;
 
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000026_settings_revision::Migration),
             Box::new(m20261207_000027_decision_groups_lz4::Migration),
             Box::new(m20261207_000028_settings_state_revision::Migration),
+            Box::new(m20261207_000029_state_writes::Migration),
         ]
     }
 }

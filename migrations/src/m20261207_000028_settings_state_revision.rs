@@ -24,7 +24,7 @@ pub struct Migration;
 /// The transaction's id, as migration 026 uses it.
 const PG_XACT: &str = "CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT)";
 
-fn postgres_up() -> Vec<String> {
+pub(crate) fn postgres_up() -> Vec<String> {
     vec![
         "ALTER TABLE allocation_settings ADD COLUMN state_revision BIGINT NOT NULL DEFAULT 0"
             .into(),
@@ -55,7 +55,7 @@ fn postgres_down() -> Vec<String> {
     ]
 }
 
-fn sqlite_up() -> Vec<String> {
+pub(crate) fn sqlite_up() -> Vec<String> {
     vec![
         "ALTER TABLE allocation_settings ADD COLUMN state_revision INTEGER NOT NULL DEFAULT 0"
             .into(),

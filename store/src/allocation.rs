@@ -3,6 +3,7 @@
 
 use sea_orm::{ConnectionTrait, Statement, TransactionTrait, Value};
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use crate::forecasts::StoredForecast;
@@ -531,6 +532,12 @@ pub struct SettingsMark {
 /// notes that may be gone.
 pub const REMOVED_SETTINGS_KEPT_MS: i64 = 7 * 24 * 3_600_000;
 
+/// Notes of stored controller states are kept this long
+/// ([`Db::prune_state_writes`]: a tick notes a twelfth of all workloads);
+/// a mark older than half of it reads everything again. A worker keeping
+/// the settings reads every tick, five minutes apart.
+pub const STATE_WRITES_KEPT_MS: i64 = 3_600_000;
+
 /// What [`Db::tick_settings_since`] read.
 #[derive(Debug)]
 pub struct SettingsRead {
@@ -725,45 +732,45 @@ pub(crate) async fn insert_decision_rows<C: ConnectionTrait>(
     Ok(new)
 }
 
-/// Stores controller states with the slot of the decision that left them.
+/// Stores controller states with the slot of the decision that left them,
+/// and notes them once as `writer`'s (migration 029).
 pub(crate) async fn store_states<C: ConnectionTrait>(
     c: &C,
     states: &[(&DecisionWrite<'_>, &[u8])],
     writer: Option<&str>,
 ) -> Result<(), StoreError> {
+    if states.is_empty() {
+        return Ok(());
+    }
     let backend = c.get_database_backend();
     for chunk in states.chunks(DECISION_CHUNK) {
         // VALUES columns are column1.. on both backends.
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
         let mut rows = Vec::with_capacity(chunk.len());
         for (w, state) in chunk {
             let n = values.len();
             rows.push(format!(
-                "({}, {}, {}, CAST({} AS BIGINT), CAST({} AS TEXT))",
+                "({}, {}, {}, CAST({} AS BIGINT))",
                 placeholder(backend, n + 1),
                 placeholder(backend, n + 2),
                 placeholder(backend, n + 3),
                 placeholder(backend, n + 4),
-                placeholder(backend, n + 5)
             ));
             values.extend([
                 w.tenant.id().into(),
                 w.decision.workload.clone().into(),
                 state.to_vec().into(),
                 w.decision.slot.into(),
-                writer.map(str::to_owned).into(),
             ]);
         }
         crate::sql::exec(
             c,
             format!(
                 // A revision of -1: only the state is written, so the row's
-                // settings revision stays and its state revision moves
-                // (migration 028): a worker keeping the settings reads back
-                // the slot, not the row, and only another writer's.
+                // settings revision stays (migration 029) and no indexed
+                // column moves.
                 "UPDATE allocation_settings SET controller_state = v.column3, \
-                 controller_state_slot = v.column4, state = NULL, revision = -1, \
-                 state_writer = v.column5 \
+                 controller_state_slot = v.column4, state = NULL, revision = -1 \
                  FROM (VALUES {}) AS v \
                  WHERE allocation_settings.organization_id = v.column1 \
                  AND allocation_settings.workload = v.column2",
@@ -773,8 +780,45 @@ pub(crate) async fn store_states<C: ConnectionTrait>(
         )
         .await?;
     }
+    let keys: Vec<StoredKey<'_>> = states
+        .iter()
+        .map(|(w, _)| {
+            (
+                Cow::Borrowed(w.tenant.id()),
+                Cow::Borrowed(w.decision.workload.as_str()),
+                w.decision.slot,
+            )
+        })
+        .collect();
+    let keys = postcard::to_allocvec(&keys)
+        .map_err(|e| StoreError::Corrupt(format!("stored states' keys: {e}")))?;
+    // SQLite's trigger sets the revision from its clock.
+    let revision = match backend {
+        sea_orm::DbBackend::Postgres => "CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT)",
+        _ => "0",
+    };
+    crate::sql::exec(
+        c,
+        format!(
+            "INSERT INTO allocation_state_writes (revision, writer, written_at, keys) \
+             VALUES ({revision}, {}, {}, {})",
+            ph(backend, 1),
+            ph(backend, 2),
+            ph(backend, 3)
+        ),
+        vec![
+            writer.map(str::to_owned).into(),
+            chrono::Utc::now().timestamp_millis().into(),
+            keys.into(),
+        ],
+    )
+    .await?;
     Ok(())
 }
+
+/// A stored state's organisation id, workload and slot, as
+/// `allocation_state_writes` notes it.
+type StoredKey<'a> = (Cow<'a, str>, Cow<'a, str>, i64);
 
 /// The detail of a decision that would command a workload without a
 /// provider (the compact log stores it as a mark).
@@ -845,20 +889,22 @@ impl Db {
 
     /// The settings of the controlled workloads (without the stored states,
     /// as [`Db::controlled_workloads`]): all of them when `since` is `None`
-    /// (or too old, see [`REMOVED_SETTINGS_KEPT_MS`]), else only what was
-    /// written or removed after it, found by the revision every write sets
-    /// (migration 026). A worker keeping the settings between ticks reads
-    /// a few changed rows instead of every workload's. Of the rows where only
-    /// a controller state was stored since (migration 028), only the state's
-    /// slot is read, and none that `reader` stored itself
-    /// ([`Db::record_decisions_as`]).
+    /// (or too old, see [`REMOVED_SETTINGS_KEPT_MS`] and
+    /// [`STATE_WRITES_KEPT_MS`]), else only what was written or removed
+    /// after it, found by the revision every write but a controller
+    /// checkpoint sets (migration 026). A worker keeping the settings between
+    /// ticks reads a few changed rows instead of every workload's. Of the
+    /// states stored since, only the slots are read (migration 029), and none
+    /// of those `reader` stored itself ([`Db::record_decisions_as`]).
     pub async fn tick_settings_since(
         &self,
         since: Option<SettingsMark>,
         reader: Option<&str>,
     ) -> Result<SettingsRead, StoreError> {
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let since = since.filter(|m| now_ms - m.taken_ms < REMOVED_SETTINGS_KEPT_MS / 2);
+        let since = since.filter(|m| {
+            now_ms - m.taken_ms < REMOVED_SETTINGS_KEPT_MS.min(STATE_WRITES_KEPT_MS) / 2
+        });
         // Taken before reading: what is written meanwhile is read again next
         // time rather than missed.
         let mark = SettingsMark {
@@ -875,30 +921,13 @@ impl Db {
             });
         };
         let backend = self.conn().get_database_backend();
-        // The rows written since; the keys removed since that are not there
-        // now (made again since, the row is read; made again before the
-        // mark, it was read then and has not changed); and the slots of the
-        // states stored since in rows whose settings were not written (the
-        // controller's checkpoints, migration 028). One statement, one
-        // snapshot; the last column says which.
+        // The rows written since, and the keys removed since that are not
+        // there now (made again since, the row is read; made again before
+        // the mark, it was read then and has not changed): one statement,
+        // one snapshot; the last column says which. Beside it, the states
+        // other writers stored since (migration 029).
         let nulls = vec!["NULL"; SETTINGS_COUNT].join(", ");
-        let slot_only = format!(
-            "{}, controller_state_slot",
-            vec!["NULL"; SETTINGS_COUNT - 1].join(", ")
-        );
-        let mut values: Vec<Value> = vec![since.revision.into(); 4];
-        // The reader's own checkpoints: it knows their slots.
-        let others = match reader {
-            Some(me) => {
-                values.push(me.into());
-                format!(
-                    " AND (state_writer IS NULL OR state_writer <> {})",
-                    ph(backend, 5)
-                )
-            }
-            None => String::new(),
-        };
-        let rows = crate::sql::rows(
+        let settings = crate::sql::rows(
             self.conn(),
             format!(
                 "SELECT {}, organization_id, workload, CAST(0 AS BIGINT) \
@@ -906,42 +935,76 @@ impl Db {
                  UNION ALL SELECT {nulls}, r.organization_id, r.workload, CAST(1 AS BIGINT) \
                  FROM allocation_settings_removed r WHERE r.revision >= {} \
                  AND NOT EXISTS (SELECT 1 FROM allocation_settings s \
-                   WHERE s.organization_id = r.organization_id AND s.workload = r.workload) \
-                 UNION ALL SELECT {slot_only}, organization_id, workload, CAST(2 AS BIGINT) \
-                 FROM allocation_settings WHERE state_revision >= {} AND revision < {}{others}",
+                   WHERE s.organization_id = r.organization_id AND s.workload = r.workload)",
                 tick_settings_columns(backend, ""),
                 ph(backend, 1),
                 ph(backend, 2),
-                ph(backend, 3),
-                ph(backend, 4),
             ),
-            values,
-        )
-        .await?;
+            vec![since.revision.into(); 2],
+        );
+        let settings = async { settings.await.map_err(StoreError::from) };
+        let (rows, state_slots) =
+            tokio::try_join!(settings, self.states_stored_since(since.revision, reader))?;
         let mut read = SettingsRead {
             whole: false,
             changed: Vec::with_capacity(rows.len()),
             removed: Vec::new(),
-            state_slots: Vec::new(),
+            state_slots,
             mark,
         };
         for r in &rows {
             let tenant = Tenant::new(r.try_get_by_index::<String>(SETTINGS_COUNT)?);
-            let key = || -> Result<(String, String), StoreError> {
-                Ok((
-                    tenant.id().to_owned(),
-                    r.try_get_by_index(SETTINGS_COUNT + 1)?,
-                ))
-            };
+            let workload: String = r.try_get_by_index(SETTINGS_COUNT + 1)?;
             match r.try_get_by_index::<i64>(SETTINGS_COUNT + 2)? {
                 0 => read.changed.push((tenant, settings_from_row(r)?)),
-                1 => read.removed.push(key()?),
-                _ => read
-                    .state_slots
-                    .push((key()?, r.try_get_by_index(SETTINGS_COUNT - 1)?)),
+                _ => read.removed.push((tenant.id().to_owned(), workload)),
             }
         }
         Ok(read)
+    }
+
+    /// The slots of the states stored at or after `revision`, but for
+    /// `reader`'s own (it knows them), by (organisation id, workload): the
+    /// newest of each.
+    async fn states_stored_since(
+        &self,
+        revision: i64,
+        reader: Option<&str>,
+    ) -> Result<Vec<((String, String), Option<i64>)>, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let mut values: Vec<Value> = vec![revision.into()];
+        let others = match reader {
+            Some(me) => {
+                values.push(me.into());
+                format!(" AND (writer IS NULL OR writer <> {})", ph(backend, 2))
+            }
+            None => String::new(),
+        };
+        let mut slots: HashMap<(String, String), i64> = HashMap::new();
+        for r in crate::sql::rows(
+            self.conn(),
+            format!(
+                "SELECT keys FROM allocation_state_writes WHERE revision >= {}{others}",
+                ph(backend, 1)
+            ),
+            values,
+        )
+        .await?
+        {
+            let keys: Vec<u8> = r.try_get_by_index(0)?;
+            let keys: Vec<StoredKey<'_>> = postcard::from_bytes(&keys)
+                .map_err(|e| StoreError::Corrupt(format!("stored states' keys: {e}")))?;
+            for (org, workload, slot) in keys {
+                let newest = slots
+                    .entry((org.into_owned(), workload.into_owned()))
+                    .or_insert(slot);
+                *newest = (*newest).max(slot);
+            }
+        }
+        Ok(slots
+            .into_iter()
+            .map(|(key, slot)| (key, Some(slot)))
+            .collect())
     }
 
     /// The revision from which rows may not have been seen by a read
@@ -970,6 +1033,22 @@ impl Db {
             self.conn(),
             format!(
                 "DELETE FROM allocation_settings_removed WHERE removed_at < {}",
+                ph(backend, 1)
+            ),
+            vec![cutoff_ms.into()],
+        )
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Forgets notes of controller states stored before `cutoff_ms` (see
+    /// [`STATE_WRITES_KEPT_MS`]); how many.
+    pub async fn prune_state_writes(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let backend = self.conn().get_database_backend();
+        let done = crate::sql::exec(
+            self.conn(),
+            format!(
+                "DELETE FROM allocation_state_writes WHERE written_at < {}",
                 ph(backend, 1)
             ),
             vec![cutoff_ms.into()],

@@ -4,11 +4,12 @@
 //! column, wrote a new row version with an entry in each of the table's
 //! three indexes, and left the settings read to step over the worker's own
 //! rows. Now a checkpoint changes no indexed column, so PostgreSQL can
-//! write it in place (a HOT update; pages are left a fifth free for it),
-//! and each transaction that stores states notes once, in
-//! `allocation_state_writes`, which states it stored, by whom and at which
-//! revision (the same clock as the settings'): a worker keeping the
-//! settings reads the notes of other writers since its mark.
+//! write it in place again (a heap-only update, in the half of each page
+//! migration 018 leaves free for it), and each transaction that stores
+//! states notes once, in `allocation_state_writes`, which states it stored,
+//! by whom and at which revision (the same clock as the settings'): a
+//! worker keeping the settings reads the notes of other writers since its
+//! mark.
 //!
 //! The checkpoint's UPDATE still sets `revision` to -1; the triggers keep
 //! the row's revision for it (every other write moves it).
@@ -38,7 +39,6 @@ fn postgres_up() -> Vec<String> {
         "DROP INDEX allocation_settings_state_revision".into(),
         "ALTER TABLE allocation_settings DROP COLUMN state_revision".into(),
         "ALTER TABLE allocation_settings DROP COLUMN state_writer".into(),
-        "ALTER TABLE allocation_settings SET (fillfactor = 80)".into(),
         "CREATE TABLE allocation_state_writes (revision BIGINT NOT NULL, writer TEXT, \
          written_at BIGINT NOT NULL, keys BYTEA NOT NULL)"
             .into(),
@@ -48,10 +48,7 @@ fn postgres_up() -> Vec<String> {
 }
 
 fn postgres_down() -> Vec<String> {
-    let mut down = vec![
-        "DROP TABLE allocation_state_writes".to_owned(),
-        "ALTER TABLE allocation_settings RESET (fillfactor)".into(),
-    ];
+    let mut down = vec!["DROP TABLE allocation_state_writes".to_owned()];
     // Migration 028's columns, index and trigger function.
     down.extend(m028::postgres_up());
     down

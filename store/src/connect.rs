@@ -106,9 +106,29 @@ impl Db {
 
     /// Applies every pending migration.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        Migrator::up(&self.conn, None)
+        let Some(pool) = self.sqlite_pool() else {
+            return Migrator::up(&self.conn, None)
+                .await
+                .map_err(StoreError::Migrate);
+        };
+        // On SQLite, through one connection of its own: a pooled connection
+        // checks its copy of the schema only when a statement runs, so DDL
+        // prepared on one that missed another's change (a column added by
+        // the previous statement) fails, as migration 029's dropping a
+        // column did now and then.
+        let one = sea_orm::sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with((*pool.connect_options()).clone())
             .await
-            .map_err(StoreError::Migrate)
+            .map_err(|e| {
+                StoreError::Connect(sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(
+                    e.into(),
+                )))
+            })?;
+        let conn = sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(one);
+        let migrated = Migrator::up(&conn, None).await.map_err(StoreError::Migrate);
+        conn.close().await.ok();
+        migrated
     }
 
     /// Number of migrations known to this binary but not applied to the database.

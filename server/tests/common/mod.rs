@@ -88,11 +88,18 @@ impl TestDatabase {
     /// migrations). SQLite creates the file only when asked to (the store's
     /// own connect does).
     pub async fn connect_unmigrated(&self) -> headroom_store::sea_orm::DatabaseConnection {
-        let url = match self.pg {
-            None => format!("{}?mode=rwc", self.url),
-            Some(_) => self.url.clone(),
+        let options = match self.pg {
+            // One connection, so migrations' DDL sees every change before
+            // it (see `Db::migrate`).
+            None => {
+                let mut o =
+                    headroom_store::sea_orm::ConnectOptions::new(format!("{}?mode=rwc", self.url));
+                o.max_connections(1);
+                o
+            }
+            Some(_) => headroom_store::sea_orm::ConnectOptions::new(self.url.clone()),
         };
-        headroom_store::sea_orm::Database::connect(&url)
+        headroom_store::sea_orm::Database::connect(options)
             .await
             .expect("connect to the test database")
     }

@@ -549,10 +549,10 @@ pub struct SettingsRead {
     pub changed: Vec<(Tenant, StoredSettings)>,
     /// (organisation id, workload) of settings removed since the mark.
     pub removed: Vec<(String, String)>,
-    /// The slot of each controller state stored since the mark in a row whose
-    /// settings were not written since (not in `changed`), by (organisation
-    /// id, workload): the controller's checkpoints, but for the reader's own.
-    /// Empty when `whole`.
+    /// The newest slot of the controller states stored since the mark, by
+    /// (organisation id, workload), but for the reader's own (migration
+    /// 029); a row in `changed` may be named too, with another slot than
+    /// its own (read apart, so the newer one holds). Empty when `whole`.
     pub state_slots: Vec<((String, String), Option<i64>)>,
     /// Where the next read starts.
     pub mark: SettingsMark,
@@ -944,7 +944,8 @@ impl Db {
         );
         let settings = async { settings.await.map_err(StoreError::from) };
         let (rows, state_slots) =
-            tokio::try_join!(settings, self.states_stored_since(since.revision, reader))?;
+            futures::future::try_join(settings, self.states_stored_since(since.revision, reader))
+                .await?;
         let mut read = SettingsRead {
             whole: false,
             changed: Vec::with_capacity(rows.len()),
@@ -954,10 +955,12 @@ impl Db {
         };
         for r in &rows {
             let tenant = Tenant::new(r.try_get_by_index::<String>(SETTINGS_COUNT)?);
-            let workload: String = r.try_get_by_index(SETTINGS_COUNT + 1)?;
             match r.try_get_by_index::<i64>(SETTINGS_COUNT + 2)? {
                 0 => read.changed.push((tenant, settings_from_row(r)?)),
-                _ => read.removed.push((tenant.id().to_owned(), workload)),
+                _ => read.removed.push((
+                    tenant.id().to_owned(),
+                    r.try_get_by_index(SETTINGS_COUNT + 1)?,
+                )),
             }
         }
         Ok(read)

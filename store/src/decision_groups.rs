@@ -158,6 +158,33 @@ impl<'a> Id<'a> {
     }
 }
 
+impl<'a, I, D> Logged<'a, I, D> {
+    /// `d` borrowed, its ids and detail stored as `id` and `detail` make them.
+    fn with(
+        d: &'a StoredDecision,
+        id: impl Fn(&'a str) -> I,
+        detail: impl Fn(&'a str) -> D,
+    ) -> Self {
+        Self {
+            id: id(&d.id),
+            decided_ms: d.decided_ms,
+            mode: Cow::Borrowed(&d.mode),
+            before: d.before,
+            after: d.after,
+            warm: d.warm,
+            reason: Cow::Borrowed(&d.reason),
+            limits_json: Cow::Borrowed(&d.limits_json),
+            observed: d.observed,
+            sized_for: d.sized_for,
+            forecast_version: d.forecast_version.as_deref().map(Cow::Borrowed),
+            command_id: id(&d.command_id),
+            missed: d.missed,
+            status: Cow::Borrowed(&d.status),
+            detail: d.detail.as_deref().map(detail),
+        }
+    }
+}
+
 impl<'a> Entry<'a, Cow<'a, str>, Cow<'a, str>> {
     /// A format 1 entry as format 2 holds it.
     fn with_ids(self) -> Entry<'a> {
@@ -196,25 +223,8 @@ impl<'a> Entry<'a> {
 
 impl<'a> Logged<'a> {
     fn of(d: &'a StoredDecision) -> Self {
-        Self {
-            id: Id::of(&d.id),
-            decided_ms: d.decided_ms,
-            mode: Cow::Borrowed(&d.mode),
-            before: d.before,
-            after: d.after,
-            warm: d.warm,
-            reason: Cow::Borrowed(&d.reason),
-            limits_json: Cow::Borrowed(&d.limits_json),
-            observed: d.observed,
-            sized_for: d.sized_for,
-            forecast_version: d.forecast_version.as_deref().map(Cow::Borrowed),
-            command_id: Id::of(&d.command_id),
-            missed: d.missed,
-            status: Cow::Borrowed(&d.status),
-            detail: d.detail.as_deref().map(Detail::of),
-        }
+        Logged::with(d, Id::of, Detail::of)
     }
-
     fn into_decision(self, workload: Cow<'_, str>, slot: i64) -> StoredDecision {
         StoredDecision {
             id: self.id.into_string(),
@@ -984,31 +994,26 @@ mod tests {
     }
 
     #[test]
-    fn the_usual_no_provider_detail_is_a_mark_and_notes_add_to_it() {
+    fn the_usual_no_provider_detail_is_a_mark_and_any_other_is_text() {
         let mut d = decision("web", 7, "no_provider");
         d.detail = Some(crate::allocation::NO_PROVIDER_DETAIL.into());
-        let mut entries = decode(&encode(&[Entry::of(&d)]).unwrap()).unwrap();
-        let logged = entries[0].logged.as_mut().unwrap();
+        let back = decode(&encode(&[Entry::of(&d)]).unwrap())
+            .unwrap()
+            .remove(0);
+        let logged = back.logged.unwrap();
         assert_eq!(logged.detail, Some(Detail::NoProvider));
-        assert_eq!(logged.clone().into_decision("web".into(), 7), d);
-        let other = decision("api", 7, "no_provider");
-        let mut noted = other.clone();
-        noted.detail = Some(format!(
+        assert_eq!(logged.into_decision("web".into(), 7), d);
+        // With a note added (a retried tick's), it is the text.
+        d.detail = Some(format!(
             "{}; retried",
             crate::allocation::NO_PROVIDER_DETAIL
         ));
-        assert!(matches!(
-            Detail::of(noted.detail.as_deref().unwrap()),
-            Detail::Text(_)
-        ));
-        assert_eq!(
-            decode(&encode(&[Entry::of(&noted)]).unwrap()).unwrap()[0]
-                .logged
-                .clone()
-                .unwrap()
-                .into_decision("api".into(), 7),
-            noted
-        );
+        let back = decode(&encode(&[Entry::of(&d)]).unwrap())
+            .unwrap()
+            .remove(0);
+        let logged = back.logged.unwrap();
+        assert!(matches!(logged.detail, Some(Detail::Text(_))));
+        assert_eq!(logged.into_decision("web".into(), 7), d);
     }
 
     #[test]
@@ -1017,23 +1022,7 @@ mod tests {
         let d = decision("web", 7, "logged");
         let old: Entry<'_, Cow<'_, str>, Cow<'_, str>> = Entry {
             workload: Cow::Borrowed(&d.workload),
-            logged: Some(Logged {
-                id: Cow::Borrowed(&d.id),
-                decided_ms: d.decided_ms,
-                mode: Cow::Borrowed(&d.mode),
-                before: d.before,
-                after: d.after,
-                warm: d.warm,
-                reason: Cow::Borrowed(&d.reason),
-                limits_json: Cow::Borrowed(&d.limits_json),
-                observed: d.observed,
-                sized_for: d.sized_for,
-                forecast_version: d.forecast_version.as_deref().map(Cow::Borrowed),
-                command_id: Cow::Borrowed(&d.command_id),
-                missed: d.missed,
-                status: Cow::Borrowed(&d.status),
-                detail: None,
-            }),
+            logged: Some(Logged::with(&d, Cow::Borrowed, Cow::Borrowed)),
         };
         let mut body = vec![FORMAT_TEXT_IDS];
         body.extend(postcard::to_allocvec(&[old][..]).unwrap());

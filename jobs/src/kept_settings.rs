@@ -179,7 +179,7 @@ fn apply(kept: Option<Kept>, read: SettingsRead) -> Kept {
     // since: the newest slot is the stored state's.
     for (key, slot) in read.state_slots {
         if let Some((_, s)) = rows.get_mut(&key) {
-            s.controller.slot = s.controller.slot.max(slot);
+            s.controller.slot = s.controller.slot.max(Some(slot));
         }
     }
     Kept {

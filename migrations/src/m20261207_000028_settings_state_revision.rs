@@ -22,7 +22,7 @@ use crate::run_statements as run;
 pub struct Migration;
 
 /// The transaction's id, as migration 026 uses it.
-const PG_XACT: &str = "CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT)";
+pub(crate) const PG_XACT: &str = "CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT)";
 
 pub(crate) fn postgres_up() -> Vec<String> {
     vec![
@@ -42,7 +42,7 @@ pub(crate) fn postgres_up() -> Vec<String> {
     ]
 }
 
-fn postgres_down() -> Vec<String> {
+pub(crate) fn postgres_down() -> Vec<String> {
     vec![
         // Migration 026's function.
         format!(
@@ -74,7 +74,7 @@ pub(crate) fn sqlite_up() -> Vec<String> {
     ]
 }
 
-const SQLITE_DOWN: &[&str] = &[
+pub(crate) const SQLITE_DOWN: &[&str] = &[
     "DROP TRIGGER allocation_settings_revise_state",
     "ALTER TABLE allocation_settings DROP COLUMN state_writer",
     "DROP INDEX allocation_settings_state_revision",

@@ -18,17 +18,16 @@ use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DbBackend;
 
 use crate::m20261207_000026_settings_revision::{SQLITE_NOW, SQLITE_TICK};
-use crate::m20261207_000028_settings_state_revision as m028;
+use crate::m20261207_000028_settings_state_revision::{self as m028, PG_XACT};
 use crate::run_statements as run;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-/// The transaction's id, as migration 026 uses it.
-const PG_XACT: &str = "CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT)";
-
+/// Migration 028 undone, then the checkpoint's revision kept and the notes.
 fn postgres_up() -> Vec<String> {
-    vec![
+    let mut up = m028::postgres_down();
+    up.extend([
         format!(
             "CREATE OR REPLACE FUNCTION allocation_settings_revise() RETURNS trigger \
              LANGUAGE plpgsql AS $$ BEGIN \
@@ -36,15 +35,13 @@ fn postgres_up() -> Vec<String> {
              ELSE NEW.revision := {PG_XACT}; END IF; \
              RETURN NEW; END $$"
         ),
-        "DROP INDEX allocation_settings_state_revision".into(),
-        "ALTER TABLE allocation_settings DROP COLUMN state_revision".into(),
-        "ALTER TABLE allocation_settings DROP COLUMN state_writer".into(),
         "CREATE TABLE allocation_state_writes (revision BIGINT NOT NULL, writer TEXT, \
          written_at BIGINT NOT NULL, keys BYTEA NOT NULL)"
             .into(),
         "CREATE INDEX allocation_state_writes_revision ON allocation_state_writes (revision)"
             .into(),
-    ]
+    ]);
+    up
 }
 
 fn postgres_down() -> Vec<String> {
@@ -54,18 +51,16 @@ fn postgres_down() -> Vec<String> {
     down
 }
 
+/// Migration 028 undone, then the checkpoint's revision kept and the notes.
 fn sqlite_up() -> Vec<String> {
-    vec![
-        "DROP TRIGGER allocation_settings_revise_state".into(),
+    let mut up: Vec<String> = m028::SQLITE_DOWN.iter().map(|s| (*s).to_owned()).collect();
+    up.extend([
         // Migration 026's update trigger fires only where the revision was
         // left as it was, so not for -1, nor for this trigger's own update.
         "CREATE TRIGGER allocation_settings_keep_revision AFTER UPDATE ON allocation_settings \
          WHEN NEW.revision = -1 \
          BEGIN UPDATE allocation_settings SET revision = OLD.revision WHERE rowid = NEW.rowid; END"
             .into(),
-        "DROP INDEX allocation_settings_state_revision".into(),
-        "ALTER TABLE allocation_settings DROP COLUMN state_revision".into(),
-        "ALTER TABLE allocation_settings DROP COLUMN state_writer".into(),
         "CREATE TABLE allocation_state_writes (revision INTEGER NOT NULL DEFAULT 0, writer TEXT, \
          written_at INTEGER NOT NULL, keys BLOB NOT NULL)"
             .into(),
@@ -76,7 +71,8 @@ fn sqlite_up() -> Vec<String> {
              BEGIN {SQLITE_TICK} UPDATE allocation_state_writes SET revision = {SQLITE_NOW} \
              WHERE rowid = NEW.rowid; END"
         ),
-    ]
+    ]);
+    up
 }
 
 fn sqlite_down() -> Vec<String> {

@@ -1935,7 +1935,7 @@ async fn kept_settings_follow_every_write(backend: Backend) {
             .state_slots
             .iter()
             .find(|((_, workload), _)| workload == w)
-            .map(|(_, slot)| *slot)
+            .map(|(_, slot)| Some(*slot))
             .or_else(|| {
                 read.changed
                     .iter()

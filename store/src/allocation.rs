@@ -553,7 +553,7 @@ pub struct SettingsRead {
     /// (organisation id, workload), but for the reader's own (migration
     /// 029); a row in `changed` may be named too, with another slot than
     /// its own (read apart, so the newer one holds). Empty when `whole`.
-    pub state_slots: Vec<((String, String), Option<i64>)>,
+    pub state_slots: Vec<((String, String), i64)>,
     /// Where the next read starts.
     pub mark: SettingsMark,
 }
@@ -973,7 +973,7 @@ impl Db {
         &self,
         revision: i64,
         reader: Option<&str>,
-    ) -> Result<Vec<((String, String), Option<i64>)>, StoreError> {
+    ) -> Result<Vec<((String, String), i64)>, StoreError> {
         let backend = self.conn().get_database_backend();
         let mut values: Vec<Value> = vec![revision.into()];
         let others = match reader {
@@ -1004,10 +1004,7 @@ impl Db {
                 *newest = (*newest).max(slot);
             }
         }
-        Ok(slots
-            .into_iter()
-            .map(|(key, slot)| (key, Some(slot)))
-            .collect())
+        Ok(slots.into_iter().collect())
     }
 
     /// The revision from which rows may not have been seen by a read

@@ -127,11 +127,18 @@ impl<'a> Detail<'a> {
             Detail::Text(text) => text,
         }
     }
+
+    fn into_string(self) -> String {
+        match self {
+            Detail::Text(text) => text.into_owned(),
+            other => other.as_str().to_owned(),
+        }
+    }
 }
 
 /// A decision's id or command id as a group stores it: a UUID in the text
-/// form [`crate::new_id`] makes as its 16 bytes (a fifth of a decision's
-/// body each, as text), any other id as it is.
+/// form [`crate::new_id`] makes as its 16 bytes (about a sixth of a
+/// decision's body each, as text), any other id as it is.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 enum Id<'a> {
     Uuid([u8; 16]),
@@ -243,10 +250,7 @@ impl<'a> Logged<'a> {
             forecast_version: self.forecast_version.map(Cow::into_owned),
             status: self.status.into_owned(),
             command_id: self.command_id.into_string(),
-            detail: self.detail.map(|d| match d {
-                Detail::Text(text) => text.into_owned(),
-                Detail::NoProvider => crate::allocation::NO_PROVIDER_DETAIL.to_owned(),
-            }),
+            detail: self.detail.map(Detail::into_string),
             missed: self.missed,
         }
     }
